@@ -1,0 +1,5 @@
+"""``python -m linkstack`` runs the command-line interface."""
+
+from linkstack.cli.main import main
+
+main()

@@ -1,0 +1,30 @@
+"""The ``linkstack`` command: one typer application, one sub-command module per layer.
+
+Each ``linkstack/cli/<name>.py`` module defines a ``register(app)`` function that adds
+its commands; this file only lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="linkstack",
+    help="A CCSDS-style space link protocol stack for AI payload traffic.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Sub-command modules, in the order they appear in --help.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"linkstack.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""Channel simulators in virtual time (installed as ``linkstack.sims``)."""
