@@ -228,7 +228,9 @@ class PacketExtractor:
         self.lost_frames = 0
         self.discarded_octets = 0
 
-    def feed(self, frame_count: int, first_header_pointer: int, zone: bytes) -> list[ExtractorEvent]:
+    def feed(
+        self, frame_count: int, first_header_pointer: int, zone: bytes
+    ) -> list[ExtractorEvent]:
         """Process one zone; return the events it produced, in order."""
         events: list[ExtractorEvent] = []
         self.frames += 1
