@@ -198,3 +198,17 @@ def test_scheduler_config_errors() -> None:
         VcScheduler([0], weights={0: 0})
     with pytest.raises(ConfigError):
         VcScheduler([0], priorities={7: 1})
+
+
+def test_zone_tags_name_every_packet_with_octets_in_the_zone() -> None:
+    b = PacketZoneBuilder(TM)
+    b.add_packet(SpacePacket(1, 0, b"a" * 14).encode(), tag="m1")  # 20 octets: [0, 20)
+    b.add_packet(SpacePacket(1, 1, b"b" * 4).encode())  # untagged: [20, 30)
+    b.add_packet(SpacePacket(1, 2, b"c" * 24).encode(), tag="m2")  # [30, 60)
+    tags = []
+    while b.pending_octets:
+        z = b.build(16, flush=True)
+        assert z is not None
+        tags.append(z.tags)
+    # zones [0,16) [16,32) [32,48) [48,64) and the idle packet spanning into [64,80)
+    assert tags == [("m1",), ("m1", "m2"), ("m2",), ("m2",), ()]

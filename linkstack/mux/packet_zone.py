@@ -56,6 +56,8 @@ class Zone:
     data: bytes
     first_header_pointer: int
     idle_octets: int
+    tags: tuple[object, ...] = ()
+    """The caller's tags of every packet with octets in this zone (for latency accounting)."""
 
 
 class PacketZoneBuilder:
@@ -74,6 +76,7 @@ class PacketZoneBuilder:
         self._starts: deque[int] = deque()  # absolute positions of packet headers in _buf
         self._idle_spans: deque[tuple[int, int]] = deque()  # (start, end) of idle fill
         self._idle_count = 0
+        self._tagged: deque[tuple[int, int, object]] = deque()  # (start, end, tag)
         self.packets_queued = 0
         self.octets_queued = 0
 
@@ -82,13 +85,20 @@ class PacketZoneBuilder:
         """Octets queued but not yet put in a zone."""
         return len(self._buf)
 
-    def add_packet(self, packet: bytes) -> None:
-        """Queue one encoded Space Packet (at least 7 octets)."""
+    def add_packet(self, packet: bytes, tag: object = None) -> None:
+        """Queue one encoded Space Packet (at least 7 octets).
+
+        ``tag`` (any object, e.g. a message id) is reported in :attr:`Zone.tags` of every zone
+        that carries octets of this packet.
+        """
         if len(packet) < _MIN_PACKET:
             raise ConfigError(f"a Space Packet is at least 7 octets, got {len(packet)}",
                               key="packet")
-        self._starts.append(self._base + len(self._buf))
+        start = self._base + len(self._buf)
+        self._starts.append(start)
         self._buf += packet
+        if tag is not None:
+            self._tagged.append((start, start + len(packet), tag))
         self.packets_queued += 1
         self.octets_queued += len(packet)
 
@@ -131,10 +141,16 @@ class PacketZoneBuilder:
                 spans.popleft()
             else:
                 break
+        tags: list[object] = []
+        tagged = self._tagged
+        while tagged and tagged[0][1] <= hi:  # packets that end in this zone
+            tags.append(tagged.popleft()[2])
+        if tagged and tagged[0][0] < hi:  # a packet that starts or continues here, spans on
+            tags.append(tagged[0][2])
         data = bytes(self._buf[:capacity])
         del self._buf[:capacity]
         self._base = hi
-        return Zone(data, fhp, idle)
+        return Zone(data, fhp, idle, tuple(tags))
 
 
 # --------------------------------------------------------------------------- receiving side
