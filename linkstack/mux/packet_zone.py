@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from linkstack.errors import ConfigError
 from linkstack.spp.packet import IDLE_APID, SEQUENCE_COUNT_MODULUS, idle_packet
@@ -156,9 +157,11 @@ class PacketZoneBuilder:
 # --------------------------------------------------------------------------- receiving side
 
 
-@dataclass(frozen=True, slots=True)
-class PacketExtracted:
-    """A complete packet (encoded octets) came out of the zone stream of ``vcid``."""
+class PacketExtracted(NamedTuple):
+    """A complete packet (encoded octets) came out of the zone stream of ``vcid``.
+
+    (A named tuple rather than a frozen dataclass: it is made once per packet on the hot path.)
+    """
 
     vcid: int
     packet: bytes
@@ -269,82 +272,95 @@ class PacketExtractor:
         if fhp == conv.idle_only:
             return events
         n = len(zone)
+        partial = self._partial
         if fhp == conv.no_packet_start:
             if self._synced:
-                self._partial += zone
-                self._drain(events, frame_count)
+                partial += zone
+                self._consume(partial, events, frame_count)
             else:
                 self.discarded_octets += n
             return events
         if fhp >= n:
             events.append(ZoneError(self.vcid, frame_count,
                                     f"first header pointer {fhp} outside a {n}-octet zone",
-                                    len(self._partial) + n))
-            self.discarded_octets += len(self._partial) + n
-            self._partial.clear()
+                                    len(partial) + n))
+            self.discarded_octets += len(partial) + n
+            partial.clear()
             self._synced = False
             return events
         if self._synced:
-            self._partial += zone[:fhp]
-            self._drain(events, frame_count)
-            if self._partial:
-                # The previous packet should have ended exactly at the FHP.
+            partial += zone[:fhp]
+            if self._consume(partial, events, frame_count) and partial:
+                # The packet under reassembly should have ended exactly at the FHP.
                 events.append(ZoneError(
                     self.vcid, frame_count,
                     f"packet under reassembly does not end at the first header pointer {fhp}",
-                    len(self._partial)))
-                self.discarded_octets += len(self._partial)
-                self._partial.clear()
+                    len(partial)))
+                self.discarded_octets += len(partial)
+                partial.clear()
         else:
             self.discarded_octets += fhp
-        self._partial = bytearray(zone[fhp:]) if fhp else bytearray(zone)
-        self._synced = True
-        self._drain(events, frame_count)
+        end = self._parse(zone, fhp, events, frame_count)
+        self._synced = end >= 0
+        self._partial = bytearray(zone[end:]) if end >= 0 else bytearray()
         return events
 
-    def _drain(self, events: list[ExtractorEvent], frame_count: int) -> None:
-        buf = self._partial
+    def _consume(self, buf: bytearray, events: list[ExtractorEvent], frame_count: int) -> bool:
+        """Parse the packets complete in ``buf`` and keep the rest; False after an error."""
+        end = self._parse(buf, 0, events, frame_count)
+        if end < 0:
+            buf.clear()
+            self._synced = False
+            return False
+        if end:
+            del buf[:end]
+        return True
+
+    def _parse(self, buf: bytes | bytearray, pos: int, events: list[ExtractorEvent],
+               frame_count: int) -> int:
+        """Extract the complete packets of ``buf`` from ``pos``; return where the incomplete
+        rest starts, or -1 after a corrupt header (reported as a :class:`ZoneError`)."""
         n = len(buf)
-        pos = 0
         maxlen = self.max_packet_length
+        vcid = self.vcid
+        append = events.append
+        track = self.track_sequence
+        last_count = self._last_count
         while n - pos >= 6:
-            if buf[pos] & 0xE0:  # packet version number must be 000
-                self._zone_error(events, frame_count, pos, "packet version number is not 0")
-                return
+            b0 = buf[pos]
+            if b0 & 0xE0:  # packet version number must be 000
+                return self._corrupt(events, frame_count, n - pos,
+                                     "packet version number is not 0")
             length = ((buf[pos + 4] << 8) | buf[pos + 5]) + 7
             if length > maxlen:
-                self._zone_error(events, frame_count, pos,
-                                 f"packet length {length} exceeds {maxlen}")
-                return
+                return self._corrupt(events, frame_count, n - pos,
+                                     f"packet length {length} exceeds {maxlen}")
             end = pos + length
             if end > n:
                 break
-            apid = ((buf[pos] & 0x07) << 8) | buf[pos + 1]
+            apid = ((b0 & 0x07) << 8) | buf[pos + 1]
             if apid == IDLE_APID:
                 self.idle_packets += 1
                 if self.deliver_idle:
-                    events.append(PacketExtracted(self.vcid, bytes(buf[pos:end])))
+                    append(PacketExtracted(vcid, bytes(buf[pos:end])))
             else:
-                if self.track_sequence:
+                if track:
                     count = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
-                    last = self._last_count.get(apid)
-                    if last is not None:
+                    last = last_count.get(apid)
+                    if last is not None and count != (last + 1) & 0x3FFF:
                         missing = (count - last - 1) % SEQUENCE_COUNT_MODULUS
-                        if missing and missing < SEQUENCE_COUNT_MODULUS // 2:
-                            events.append(PacketsLost(
-                                self.vcid, apid, (last + 1) % SEQUENCE_COUNT_MODULUS,
+                        if missing < SEQUENCE_COUNT_MODULUS // 2:
+                            append(PacketsLost(
+                                vcid, apid, (last + 1) % SEQUENCE_COUNT_MODULUS,
                                 (count - 1) % SEQUENCE_COUNT_MODULUS, missing))
-                    self._last_count[apid] = count
+                    last_count[apid] = count
                 self.packets += 1
-                events.append(PacketExtracted(self.vcid, bytes(buf[pos:end])))
+                append(PacketExtracted(vcid, bytes(buf[pos:end])))
             pos = end
-        if pos:
-            del buf[:pos]
+        return pos
 
-    def _zone_error(self, events: list[ExtractorEvent], frame_count: int, pos: int,
-                    reason: str) -> None:
-        dropped = len(self._partial) - pos
+    def _corrupt(self, events: list[ExtractorEvent], frame_count: int, dropped: int,
+                 reason: str) -> int:
         events.append(ZoneError(self.vcid, frame_count, reason, dropped))
         self.discarded_octets += dropped
-        self._partial.clear()
-        self._synced = False
+        return -1
