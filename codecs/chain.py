@@ -1,0 +1,531 @@
+"""Coding chains: transfer frames to CADUs or CLTUs and back, configured by name.
+
+TM (CCSDS 131.0-B-3, with the CADU of 132.0-B-3): frame → Reed-Solomon codeblock (§4,
+optional) → pseudo-randomizer (§9, optional) → ASM (§8) in front = CADU. The receiver is the
+reverse, vectorized: :class:`~linkstack.codecs.asm.FrameSynchronizer` hands over runs of
+CADUs as arrays, which are de-randomized with one XOR and RS-decoded with one
+``decode_many`` call.
+
+TC (CCSDS 231.0-B-3): frame → TC randomizer (§6, optional) → BCH codeblocks (§3) → CLTU
+(§4). The receiver finds CLTUs in the bit stream and takes the frame out of the decoded data
+with the Frame Length field of the TC frame header (232.0-B-3 §4.1.2: 10 bits in octets 2-3,
+value + 1); see :mod:`linkstack.codecs.cltu` for what happens to partial CLTUs.
+
+Chain names (case-insensitive, parts separated by ``-``):
+
+===========================  ==================================================================
+``tm-rs-255-223-i5``         RS(255,223), E = 16, interleaving depth 5, randomized, dual basis
+``tm-rs-255-239-i1``         RS(255,239), E = 8, depth 1
+``tm-rs-255-223-i4-q10``     ... with virtual fill Q = 10 (frame = I·(k - Q) octets)
+``tm-uncoded``               ASM + randomizer, no RS (needs ``frame_length=``)
+``tc-bch``                   CLTU, BCH(63,56), no randomizer
+``tc-bch-rand``              CLTU with the TC randomizer
+===========================  ==================================================================
+
+Without RS (``tm-uncoded``) nothing can check a codeblock, so every CADU the synchronizer
+delivers becomes a :class:`FrameDecoded` (a false acquisition included): check the frame's FECF
+at the frame layer. With RS, a codeblock that fails any codeword is a :class:`FrameRejected` and
+its octets are never delivered as a frame.
+
+Extra parts: ``norand`` / ``rand`` (randomizer off / on), ``conv`` / ``dual`` (RS symbol basis),
+``detect`` / ``correct`` (BCH decoder mode). Keyword overrides of :meth:`CodingChain.from_name`:
+``randomize``, ``dual_basis``, ``interleave``, ``virtual_fill``, ``frame_length`` (TM; for RS it
+must equal I·(k - Q), or it sets Q when the name gives none), ``bch_mode``, and the receiver's
+``search_tolerance``, ``lock_tolerance``, ``check_count``, ``flywheel``, ``slip_window``,
+``detect_inverted`` (TM), ``start_tolerance``, ``max_codeblocks``, ``detect_inverted`` (TC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from linkstack.codecs.asm import (
+    ASM_OCTETS,
+    BytesSkipped,
+    FrameBatch,
+    FrameSynchronizer,
+    Slip,
+    SyncLocked,
+    SyncLost,
+    attach_asm_array,
+)
+from linkstack.codecs.bch import BchMode
+from linkstack.codecs.cltu import (
+    MAX_CODEBLOCKS,
+    CltuDecoded,
+    CltuDecoder,
+    cltu_length,
+    encode_cltu,
+)
+from linkstack.codecs.randomizer import TM_RANDOMIZER
+from linkstack.codecs.rs import INTERLEAVE_DEPTHS, ReedSolomon
+from linkstack.errors import ConfigError, EncodeError
+
+__all__ = [
+    "ChainDecoder",
+    "ChainEvent",
+    "ChainStats",
+    "CodingChain",
+    "FrameDecoded",
+    "FrameRejected",
+]
+
+TC_MAX_FRAME_LENGTH = 1024
+"""232.0-B-3 §4.1.2: the 10-bit Frame Length field (ccsds-facts §1.2)."""
+TC_HEADER_OCTETS = 5
+
+_TM_SYNC_KEYS = ("search_tolerance", "lock_tolerance", "check_count", "flywheel", "slip_window",
+                 "detect_inverted")
+_TC_SYNC_KEYS = ("start_tolerance", "max_codeblocks", "detect_inverted")
+_INT_KEYS = ("interleave", "virtual_fill", "frame_length", "search_tolerance", "lock_tolerance",
+             "check_count", "flywheel", "slip_window", "start_tolerance", "max_codeblocks")
+_BOOL_KEYS = ("randomize", "dual_basis", "detect_inverted")
+
+
+# --------------------------------------------------------------------------------------------
+# Events and statistics
+
+
+@dataclass(frozen=True, slots=True)
+class FrameDecoded:
+    """A transfer frame recovered from the stream.
+
+    Attributes:
+        frame: the transfer frame octets.
+        corrected: RS symbols (TM) or BCH bits (TC) corrected in it.
+        bit_offset: absolute bit position of its ASM / CLTU start sequence in the stream.
+        marker_errors: bit errors in the ASM (TM; 0 for TC).
+        flywheel: TM: delivered by the flywheel (its ASM was missing).
+        inverted: the stream had inverted polarity there.
+        corrected_per_codeword: TM with RS: symbols corrected in each of the I codewords.
+    """
+
+    frame: bytes
+    corrected: int
+    bit_offset: int
+    marker_errors: int = 0
+    flywheel: bool = False
+    inverted: bool = False
+    corrected_per_codeword: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """A CADU / CLTU was found but no trustworthy frame came out of it.
+
+    ``data`` is what was received (de-randomized), for diagnostics only: it is *not* a frame.
+    ``failed_codewords`` lists the uncorrectable RS codewords (TM).
+    """
+
+    reason: str
+    bit_offset: int
+    data: bytes = b""
+    failed_codewords: tuple[int, ...] = ()
+
+
+ChainEvent = FrameDecoded | FrameRejected | SyncLocked | SyncLost | Slip | BytesSkipped
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStats:
+    """Receiver counters: frames delivered, symbols (TM) / bits (TC) corrected, frames
+    rejected, bit slips, octets skipped while searching, synchronization losses."""
+
+    frames: int
+    corrected_symbols: int
+    failures: int
+    slips: int
+    skipped_octets: int
+    sync_losses: int = 0
+    skipped_bits: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def _fail(part: str, name: str, reason: str) -> ConfigError:
+    return ConfigError(f"{reason} (in chain name {name!r})", key=part)
+
+
+@dataclass(frozen=True)
+class CodingChain:
+    """One configured coding chain; build it with :meth:`from_name`.
+
+    ``frame_length`` is the fixed TM frame length (octets per codeblock), None for TC.
+    """
+
+    name: str
+    kind: Literal["tm", "tc"]
+    randomize: bool
+    frame_length: int | None
+    rs: ReedSolomon | None = field(default=None, compare=False)  # the name says it all
+    bch_mode: BchMode = BchMode.CORRECT
+    receiver: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> CodingChain:
+        """Build the chain ``name`` (see the module docstring), with keyword overrides.
+
+        Raises :class:`ConfigError` whose ``key`` is the bad part of the name or the bad
+        override.
+        """
+        parts = name.strip().lower().split("-")
+        for key, value in overrides.items():
+            if key in _BOOL_KEYS and not isinstance(value, bool):
+                raise ConfigError(f"must be True or False, not {value!r}", key=key)
+            if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"must be an integer, not {value!r}", key=key)
+        if parts[0] == "tm":
+            return cls._tm(name, parts[1:], dict(overrides))
+        if parts[0] == "tc":
+            return cls._tc(name, parts[1:], dict(overrides))
+        raise _fail(parts[0], name, "a chain name starts with 'tm' or 'tc'")
+
+    @classmethod
+    def _flags(cls, name: str, parts: list[str], allowed: dict[str, tuple[str, Any]]
+               ) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for part in parts:
+            if part not in allowed:
+                raise _fail(part, name, f"unknown part {part!r}; expected one of "
+                            f"{', '.join(sorted(allowed))}")
+            key, value = allowed[part]
+            if key in found:
+                raise _fail(part, name, f"{key} given twice")
+            found[key] = value
+        return found
+
+    @classmethod
+    def _tm(cls, name: str, parts: list[str], ov: dict[str, Any]) -> CodingChain:
+        flags = {"rand": ("randomize", True), "norand": ("randomize", False),
+                 "dual": ("dual_basis", True), "conv": ("dual_basis", False)}
+        receiver = {k: ov.pop(k) for k in _TM_SYNC_KEYS if k in ov}
+        if not parts:
+            raise _fail("tm", name, "expected 'tm-rs-...' or 'tm-uncoded'")
+        if parts[0] == "uncoded":
+            found = cls._flags(name, parts[1:], {k: v for k, v in flags.items()
+                                                  if v[0] == "randomize"})
+            randomize = ov.pop("randomize", found.get("randomize", True))
+            frame_length = ov.pop("frame_length", None)
+            for key in ov:
+                raise ConfigError(f"not an option of an uncoded TM chain ({name!r})", key=key)
+            if frame_length is None:
+                raise ConfigError("an uncoded TM chain needs frame_length=", key="frame_length")
+            if not 1 <= frame_length <= 65536:
+                raise ConfigError(f"{frame_length} is not a TM frame length",
+                                  key="frame_length")
+            canonical = "tm-uncoded" + ("" if randomize else "-norand")
+            chain = cls(canonical, "tm", randomize, frame_length, None, BchMode.CORRECT,
+                        receiver)
+        elif parts[0] == "rs":
+            if len(parts) < 3:
+                raise _fail("rs", name, "expected tm-rs-255-<k>[-i<I>][-q<Q>]")
+            if parts[1] != "255":
+                raise _fail(parts[1], name, "the CCSDS Reed-Solomon code has n = 255")
+            e = {"223": 16, "239": 8}.get(parts[2])
+            if e is None:
+                raise _fail(parts[2], name, "k must be 223 (E=16) or 239 (E=8)")
+            interleave: int | None = None
+            virtual_fill: int | None = None
+            rest: list[str] = []
+            for part in parts[3:]:
+                if part[:1] in ("i", "q") and part[1:].isdigit():
+                    value = int(part[1:])
+                    if part[0] == "i":
+                        if interleave is not None:
+                            raise _fail(part, name, "interleaving depth given twice")
+                        if value not in INTERLEAVE_DEPTHS:
+                            raise _fail(part, name, f"interleaving depth must be one of "
+                                        f"{INTERLEAVE_DEPTHS}")
+                        interleave = value
+                    else:
+                        if virtual_fill is not None:
+                            raise _fail(part, name, "virtual fill given twice")
+                        virtual_fill = value
+                else:
+                    rest.append(part)
+            found = cls._flags(name, rest, flags)
+            interleave = ov.pop("interleave", interleave if interleave is not None else 1)
+            q_override = ov.pop("virtual_fill", None)
+            if q_override is not None:
+                virtual_fill = q_override
+            randomize = ov.pop("randomize", found.get("randomize", True))
+            dual_basis = ov.pop("dual_basis", found.get("dual_basis", True))
+            frame_length = ov.pop("frame_length", None)
+            for key in ov:
+                raise ConfigError(f"not an option of a TM RS chain ({name!r})", key=key)
+            k = 255 - 2 * e
+            if frame_length is not None and virtual_fill is None:
+                assert isinstance(interleave, int)
+                if interleave > 0 and frame_length % interleave == 0:
+                    virtual_fill = k - frame_length // interleave
+                if virtual_fill is None or not 0 <= virtual_fill < k:
+                    raise ConfigError(
+                        f"{frame_length} octets is not I·(k - Q) = {interleave}·({k} - Q) "
+                        f"for any virtual fill 0 <= Q < {k}", key="frame_length",
+                    )
+            rs = ReedSolomon(e=e, interleave=interleave, virtual_fill=virtual_fill or 0,
+                             dual_basis=dual_basis)
+            if frame_length is not None and frame_length != rs.data_length:
+                raise ConfigError(
+                    f"the {rs!r} codeblock carries {rs.data_length} frame octets, "
+                    f"not {frame_length}", key="frame_length",
+                )
+            canonical = f"tm-rs-255-{k}-i{rs.interleave}"
+            if rs.virtual_fill:
+                canonical += f"-q{rs.virtual_fill}"
+            if not rs.dual_basis:
+                canonical += "-conv"
+            if not randomize:
+                canonical += "-norand"
+            chain = cls(canonical, "tm", randomize, rs.data_length, rs, BchMode.CORRECT,
+                        receiver)
+        else:
+            raise _fail(parts[0], name, "expected 'rs' or 'uncoded' after 'tm'")
+        chain.decoder()  # validate the receiver options now (ConfigError names the key)
+        return chain
+
+    @classmethod
+    def _tc(cls, name: str, parts: list[str], ov: dict[str, Any]) -> CodingChain:
+        if not parts or parts[0] != "bch":
+            raise _fail(parts[0] if parts else "tc", name, "expected 'tc-bch'")
+        found = cls._flags(name, parts[1:], {
+            "rand": ("randomize", True), "norand": ("randomize", False),
+            "detect": ("bch_mode", BchMode.DETECT), "correct": ("bch_mode", BchMode.CORRECT),
+        })
+        receiver = {k: ov.pop(k) for k in _TC_SYNC_KEYS if k in ov}
+        randomize = ov.pop("randomize", found.get("randomize", False))
+        mode = ov.pop("bch_mode", found.get("bch_mode", BchMode.CORRECT))
+        try:
+            mode = BchMode(mode)
+        except ValueError:
+            raise ConfigError(f"{mode!r} is not 'detect' or 'correct'", key="bch_mode") from None
+        for key in ov:
+            raise ConfigError(f"not an option of a TC chain ({name!r})", key=key)
+        canonical = "tc-bch" + ("-rand" if randomize else "")
+        if mode is BchMode.DETECT:
+            canonical += "-detect"
+        chain = cls(canonical, "tc", randomize, None, None, mode, receiver)
+        chain.decoder()
+        return chain
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def codeblock_length(self) -> int | None:
+        """TM: octets per codeblock (after the ASM); None for TC."""
+        if self.kind == "tc":
+            return None
+        assert self.frame_length is not None
+        return self.rs.codeblock_length if self.rs is not None else self.frame_length
+
+    @property
+    def cadu_length(self) -> int | None:
+        """TM: octets per CADU (ASM + codeblock); None for TC."""
+        cb = self.codeblock_length
+        return None if cb is None else ASM_OCTETS + cb
+
+    def overhead(self, frame_length: int | None = None) -> int:
+        """Octets added per frame: ASM + RS parity (TM), or start sequence + BCH parity and
+        fill + tail (TC, for a ``frame_length``-octet frame)."""
+        if self.kind == "tm":
+            assert self.frame_length is not None and self.cadu_length is not None
+            if frame_length is not None and frame_length != self.frame_length:
+                raise ConfigError(f"this chain carries {self.frame_length}-octet frames",
+                                  key="frame_length")
+            return self.cadu_length - self.frame_length
+        if frame_length is None or not 1 <= frame_length <= TC_MAX_FRAME_LENGTH:
+            raise ConfigError("a TC frame length of 1..1024 octets is needed",
+                              key="frame_length")
+        return cltu_length(frame_length) - frame_length
+
+    # -- encoding --------------------------------------------------------------------------
+
+    def encode_frame(self, frame: bytes) -> bytes:
+        """One CADU (TM) or CLTU (TC) carrying ``frame``."""
+        return self.encode([frame])
+
+    def encode(self, frames: list[bytes]) -> bytes:
+        """The stream of CADUs / CLTUs carrying ``frames``, in order (TM: all frames in one
+        vectorized RS encode and one randomizer XOR)."""
+        if self.kind == "tc":
+            out = []
+            for i, frame in enumerate(frames):
+                self._check_tc_frame(frame, i)
+                out.append(encode_cltu(frame, randomize=self.randomize))
+            return b"".join(out)
+        fl = self.frame_length
+        assert fl is not None
+        for i, frame in enumerate(frames):
+            if len(frame) != fl:
+                raise EncodeError(f"frame {i} has {len(frame)} octets, the chain {self.name} "
+                                  f"carries {fl}", layer="tm", field="frame")
+        if not frames:
+            return b""
+        data = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), fl)
+        blocks = self.rs.encode_many(data) if self.rs is not None else data.copy()
+        if self.randomize:
+            TM_RANDOMIZER.apply_array(blocks, out=blocks)
+        return attach_asm_array(blocks).tobytes()
+
+    @staticmethod
+    def _check_tc_frame(frame: bytes, index: int) -> None:
+        if not TC_HEADER_OCTETS <= len(frame) <= TC_MAX_FRAME_LENGTH:
+            raise EncodeError(f"frame {index}: a TC frame has 5..1024 octets, not {len(frame)}",
+                              layer="tc", field="frame")
+        declared = tc_frame_length(frame)
+        if declared != len(frame):
+            raise EncodeError(
+                f"frame {index}: the frame length field says {declared} octets, the frame "
+                f"has {len(frame)}", layer="tc", field="frame_length",
+            )
+
+    # -- decoding --------------------------------------------------------------------------
+
+    def decoder(self) -> ChainDecoder:
+        """A fresh stateful receiver for this chain."""
+        return ChainDecoder(self)
+
+
+def tc_frame_length(data: bytes) -> int:
+    """Total octets of the TC frame whose header starts ``data``: the 10-bit Frame Length
+    field (octets 2-3) + 1, 232.0-B-3 §4.1.2."""
+    return (((data[2] & 0x03) << 8) | data[3]) + 1
+
+
+class ChainDecoder:
+    """Stateful sans-IO receiver of a :class:`CodingChain`: feed bytes, get events.
+
+    Events: :class:`FrameDecoded`, :class:`FrameRejected`, and the synchronizer's
+    :class:`SyncLocked`, :class:`SyncLost`, :class:`Slip`, :class:`BytesSkipped`. Call
+    :meth:`flush` at the end of the stream.
+    """
+
+    def __init__(self, chain: CodingChain) -> None:
+        self.chain = chain
+        self._frames = 0
+        self._corrected = 0
+        self._failures = 0
+        self._sync: FrameSynchronizer | None = None
+        self._cltu: CltuDecoder | None = None
+        if chain.kind == "tm":
+            assert chain.cadu_length is not None
+            try:
+                self._sync = FrameSynchronizer(chain.cadu_length, **chain.receiver)
+            except TypeError as exc:  # pragma: no cover - keys are filtered by from_name
+                raise ConfigError(str(exc), key="receiver") from None
+        else:
+            opts = {"max_codeblocks": MAX_CODEBLOCKS, **chain.receiver}
+            self._cltu = CltuDecoder(mode=chain.bch_mode, derandomize=chain.randomize, **opts)
+
+    @property
+    def stats(self) -> ChainStats:
+        """Counters since construction."""
+        if self._sync is not None:
+            s = self._sync.stats
+            return ChainStats(self._frames, self._corrected, self._failures, s.slips,
+                              s.skipped_bits // 8, s.sync_losses, s.skipped_bits)
+        assert self._cltu is not None
+        c = self._cltu.stats
+        return ChainStats(self._frames, self._corrected, self._failures, 0,
+                          c.skipped_bits // 8, 0, c.skipped_bits)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[ChainEvent]:
+        """Add received bytes; return the events they complete, in stream order."""
+        if self._sync is not None:
+            return self._tm(self._sync.feed_batches(data))
+        assert self._cltu is not None
+        return self._tc(self._cltu.feed(data))
+
+    def flush(self) -> list[ChainEvent]:
+        """End of stream (see :meth:`FrameSynchronizer.flush` / :meth:`CltuDecoder.flush`)."""
+        if self._sync is not None:
+            return self._tm(self._sync.flush_batches())
+        assert self._cltu is not None
+        return self._tc(self._cltu.flush())
+
+    # -- TM --------------------------------------------------------------------------------
+
+    def _tm(self, items: list[Any]) -> list[ChainEvent]:
+        out: list[ChainEvent] = []
+        chain = self.chain
+        rs = chain.rs
+        fl = chain.frame_length
+        assert fl is not None
+        for item in items:
+            if not isinstance(item, FrameBatch):
+                out.append(item)
+                continue
+            blocks = item.cadus[:, ASM_OCTETS:]
+            if chain.randomize:
+                blocks = TM_RANDOMIZER.apply_array(blocks)
+            offsets = item.bit_offsets.tolist()
+            errors = item.marker_errors.tolist()
+            n = len(offsets)
+            if rs is None:
+                raw = np.ascontiguousarray(blocks).tobytes()
+                for i in range(n):
+                    out.append(FrameDecoded(raw[i * fl : (i + 1) * fl], 0, offsets[i],
+                                            errors[i], item.flywheel, item.inverted))
+                self._frames += n
+                continue
+            res = rs.decode_many(np.ascontiguousarray(blocks))
+            raw = res.data.tobytes()
+            failed_rows = res.failed.any(axis=1)
+            corrected = res.corrected.tolist()
+            for i in range(n):
+                if failed_rows[i]:
+                    bad = tuple(int(j) for j in np.flatnonzero(res.failed[i]))
+                    out.append(FrameRejected(
+                        f"uncorrectable Reed-Solomon codeword(s) {list(bad)} of {rs.interleave}",
+                        offsets[i], bytes(blocks[i]), bad,
+                    ))
+                    self._failures += 1
+                else:
+                    per = tuple(corrected[i])
+                    total = sum(per)
+                    out.append(FrameDecoded(raw[i * fl : (i + 1) * fl], total, offsets[i],
+                                            errors[i], item.flywheel, item.inverted, per))
+                    self._frames += 1
+                    self._corrected += total
+        return out
+
+    # -- TC --------------------------------------------------------------------------------
+
+    def _tc(self, items: list[Any]) -> list[ChainEvent]:
+        out: list[ChainEvent] = []
+        for item in items:
+            if not isinstance(item, CltuDecoded):
+                out.append(item)
+                continue
+            res = item.result
+            data = res.frame_data
+            reason: str | None = None
+            if len(data) < TC_HEADER_OCTETS:
+                reason = (f"CLTU ended ({res.end_reason.value}) after {len(data)} octets, "
+                          f"before a TC frame header")
+            elif data[0] >> 6 != 0:
+                reason = f"transfer frame version number {data[0] >> 6}, a TC frame has 0"
+            else:
+                length = tc_frame_length(data)
+                if length > len(data):
+                    reason = (f"CLTU ended ({res.end_reason.value}) after {len(data)} octets; "
+                              f"the frame length field says {length}")
+            if reason is not None:
+                out.append(FrameRejected(reason, item.bit_offset, data))
+                self._failures += 1
+                continue
+            out.append(FrameDecoded(data[: tc_frame_length(data)], res.corrected,
+                                    item.bit_offset, 0, False, item.inverted))
+            self._frames += 1
+            self._corrected += res.corrected
+        return out

@@ -1,0 +1,297 @@
+"""``linkstack cadu encode|decode`` and ``linkstack cltu encode|decode``.
+
+TM: transfer frames ⇄ CADUs (ASM + Reed-Solomon + randomizer, CCSDS 131.0-B-3); TC: transfer
+frames ⇄ CLTUs (BCH + optional randomizer, CCSDS 231.0-B-3). Chains are named as in
+:mod:`linkstack.codecs.chain` (``--code tm-rs-255-223-i5``, ``tm-uncoded``, ``tc-bch-rand``...).
+
+Input is a file or stdin: binary, or with ``--hex`` one item (frame, CADU or CLTU) per line.
+Binary TM frames are cut in pieces of the chain's frame length; binary TC frames are split
+with the Frame Length field of each TC frame header (232.0-B-3 §4.1.2). Output goes to
+stdout or ``--out FILE``, binary or (``--hex``) one item per line. Statistics: a one-line
+summary on stderr, or with ``--json`` a JSON object (on stdout when ``--out`` is given,
+otherwise on stderr, so that stdout carries only data).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import click
+import typer
+
+from linkstack.codecs.chain import (
+    ChainDecoder,
+    CodingChain,
+    FrameDecoded,
+    FrameRejected,
+    tc_frame_length,
+)
+from linkstack.errors import ConfigError, DecodeError, LinkstackError, TruncatedError
+
+__all__ = ["register"]
+
+_CHUNK = 1 << 16
+
+InputArg = Annotated[
+    Path | None,
+    typer.Argument(help="Input file (default: stdin; '-' is stdin too).", show_default=False),
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Write the output here instead of stdout.")
+]
+HexOpt = Annotated[
+    bool, typer.Option("--hex", help="Hex text, one item per line, for input and output.")
+]
+InterleaveOpt = Annotated[
+    int | None, typer.Option("--interleave", "-I", help="Reed-Solomon interleaving depth.")
+]
+RandOpt = Annotated[
+    bool | None,
+    typer.Option("--randomize/--no-randomize", help="Pseudo-randomizer on/off (default: "
+                 "as the code name says).", show_default=False),
+]
+FrameLengthOpt = Annotated[
+    int | None,
+    typer.Option("--frame-length", "-n", help="TM frame length (needed by tm-uncoded; with RS "
+                 "it must be I·(k-Q) or sets Q)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Statistics as JSON.")]
+
+
+def _chain(code: str, interleave: int | None, randomize: bool | None,
+           frame_length: int | None, kind: str) -> CodingChain:
+    overrides: dict[str, Any] = {}
+    if interleave is not None:
+        overrides["interleave"] = interleave
+    if randomize is not None:
+        overrides["randomize"] = randomize
+    if frame_length is not None:
+        overrides["frame_length"] = frame_length
+    chain = CodingChain.from_name(code, **overrides)
+    if chain.kind != kind:
+        raise ConfigError(f"{code!r} is a {chain.kind.upper()} chain; use "
+                          f"'{'cadu' if chain.kind == 'tm' else 'cltu'}'", key="code")
+    return chain
+
+
+def _open_input(path: Path | None) -> BinaryIO:
+    if path is None or str(path) == "-":
+        return click.get_binary_stream("stdin")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INPUT") from None
+
+
+def _hex_lines(stream: BinaryIO) -> list[bytes]:
+    items = []
+    for number, line in enumerate(stream.read().decode("ascii", "replace").splitlines(), 1):
+        text = "".join(line.split())
+        if not text or text.startswith("#"):
+            continue
+        try:
+            items.append(bytes.fromhex(text))
+        except ValueError:
+            raise DecodeError(f"line {number} is not hex", layer="cli", field="input",
+                              offset=number) from None
+    return items
+
+
+class _Output:
+    """Binary or hex-lines output to stdout or a file."""
+
+    def __init__(self, out: Path | None, hex_text: bool) -> None:
+        self.hex = hex_text
+        self.to_file = out is not None
+        self.stream: BinaryIO = out.open("wb") if out is not None else click.get_binary_stream(
+            "stdout")
+        self.items = 0
+        self.octets = 0
+
+    def write(self, item: bytes) -> None:
+        self.items += 1
+        self.octets += len(item)
+        self.stream.write(item.hex().encode() + b"\n" if self.hex else item)
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self.to_file:
+            self.stream.close()
+
+
+def _report(stats: dict[str, Any], as_json: bool, to_file: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(stats, sort_keys=True), err=not to_file)
+    else:
+        typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()), err=True)
+
+
+def _fail(exc: LinkstackError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def _tc_frames(data: bytes) -> list[bytes]:
+    """Split concatenated TC frames with their Frame Length fields."""
+    frames = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < 4:
+            raise TruncatedError(f"{len(data) - offset} octets left, a TC frame header has 5",
+                                 layer="tc", field="frame_length", offset=offset)
+        length = tc_frame_length(data[offset:])
+        if offset + length > len(data):
+            raise TruncatedError(f"the frame length field says {length} octets, "
+                                 f"{len(data) - offset} left", layer="tc",
+                                 field="frame_length", offset=offset + 2)
+        frames.append(data[offset : offset + length])
+        offset += length
+    return frames
+
+
+def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,
+            as_json: bool) -> None:
+    stream = _open_input(source)
+    try:
+        if hex_text:
+            frames = _hex_lines(stream)
+        else:
+            data = stream.read()
+            if chain.kind == "tc":
+                frames = _tc_frames(data)
+            else:
+                fl = chain.frame_length
+                assert fl is not None
+                if len(data) % fl:
+                    raise TruncatedError(
+                        f"{len(data)} octets is not a whole number of {fl}-octet frames",
+                        layer="tm", field="frame", offset=len(data) - len(data) % fl)
+                frames = [data[i : i + fl] for i in range(0, len(data), fl)]
+    finally:
+        if stream is not click.get_binary_stream("stdin"):
+            stream.close()
+    sink = _Output(out, hex_text)
+    try:
+        for frame in frames:
+            sink.write(chain.encode_frame(frame))
+    finally:
+        sink.close()
+    if as_json:
+        _report({"code": chain.name, "frames": len(frames),
+                 "frame_octets": sum(map(len, frames)), "output_octets": sink.octets},
+                True, sink.to_file)
+
+
+def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,
+            as_json: bool) -> None:
+    stream = _open_input(source)
+    decoder: ChainDecoder = chain.decoder()
+    sink = _Output(out, hex_text)
+    rejected: list[str] = []
+
+    def emit(events: list[Any]) -> None:
+        for event in events:
+            if isinstance(event, FrameDecoded):
+                sink.write(event.frame)
+            elif isinstance(event, FrameRejected):
+                rejected.append(f"bit {event.bit_offset}: {event.reason}")
+
+    try:
+        if hex_text:
+            for item in _hex_lines(stream):
+                emit(decoder.feed(item))
+        else:
+            while chunk := stream.read(_CHUNK):
+                emit(decoder.feed(chunk))
+        emit(decoder.flush())
+    finally:
+        sink.close()
+        if stream is not click.get_binary_stream("stdin"):
+            stream.close()
+    stats: dict[str, Any] = {"code": chain.name, **decoder.stats.as_dict()}
+    if as_json:
+        stats["rejected"] = rejected
+    _report(stats, as_json, sink.to_file)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``cadu`` and ``cltu`` command groups to ``app``."""
+    cadu = typer.Typer(help="TM frames ⇄ CADUs: ASM, Reed-Solomon, randomizer (131.0-B-3).",
+                       no_args_is_help=True)
+    cltu = typer.Typer(help="TC frames ⇄ CLTUs: BCH(63,56), randomizer (231.0-B-3).",
+                       no_args_is_help=True)
+
+    @cadu.command("encode")
+    def cadu_encode(
+        source: InputArg = None,
+        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = (
+            "tm-rs-255-223-i5"),
+        interleave: InterleaveOpt = None,
+        randomize: RandOpt = None,
+        frame_length: FrameLengthOpt = None,
+        out: OutOpt = None,
+        hex_text: HexOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Encode TM transfer frames into CADUs."""
+        try:
+            chain = _chain(code, interleave, randomize, frame_length, "tm")
+            _encode(chain, source, out, hex_text, as_json)
+        except LinkstackError as exc:
+            raise _fail(exc) from None
+
+    @cadu.command("decode")
+    def cadu_decode(
+        source: InputArg = None,
+        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = (
+            "tm-rs-255-223-i5"),
+        interleave: InterleaveOpt = None,
+        randomize: RandOpt = None,
+        frame_length: FrameLengthOpt = None,
+        out: OutOpt = None,
+        hex_text: HexOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Find CADUs in a bit stream (any bit offset) and decode the TM frames."""
+        try:
+            chain = _chain(code, interleave, randomize, frame_length, "tm")
+            _decode(chain, source, out, hex_text, as_json)
+        except LinkstackError as exc:
+            raise _fail(exc) from None
+
+    @cltu.command("encode")
+    def cltu_encode(
+        source: InputArg = None,
+        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
+        randomize: RandOpt = None,
+        out: OutOpt = None,
+        hex_text: HexOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Encode TC transfer frames into CLTUs."""
+        try:
+            chain = _chain(code, None, randomize, None, "tc")
+            _encode(chain, source, out, hex_text, as_json)
+        except LinkstackError as exc:
+            raise _fail(exc) from None
+
+    @cltu.command("decode")
+    def cltu_decode(
+        source: InputArg = None,
+        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
+        randomize: RandOpt = None,
+        out: OutOpt = None,
+        hex_text: HexOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Find CLTUs in a bit stream and decode the TC frames."""
+        try:
+            chain = _chain(code, None, randomize, None, "tc")
+            _decode(chain, source, out, hex_text, as_json)
+        except LinkstackError as exc:
+            raise _fail(exc) from None
+
+    app.add_typer(cadu, name="cadu")
+    app.add_typer(cltu, name="cltu")

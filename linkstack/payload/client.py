@@ -1,0 +1,156 @@
+"""The ground side of the AI payload channel: :class:`PromptClient` (sans-IO).
+
+It builds Prompt packets (uplink TC Space Packets on the prompt APID, CCSDS 133.0-B-2) with
+fresh request ids, matches Result packets (downlink TM on the result APID) to the requests
+waiting for them, and reports requests that got no answer in time. Like every protocol engine
+here it never reads a clock: ``now`` is passed in, and :meth:`next_deadline` /
+:meth:`on_timer` drive the timeouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from linkstack.errors import ConfigError
+from linkstack.payload.messages import (
+    UNKNOWN_REQUEST_ID,
+    GenerationParams,
+    MessageType,
+    Prompt,
+    Result,
+)
+from linkstack.payload.transport import (
+    MessageReceived,
+    MessageReceiver,
+    MessageSender,
+    TransportConfig,
+    TransportEvent,
+)
+from linkstack.spp.counters import SequenceCounter
+from linkstack.spp.packet import PacketType, SpacePacket
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    """A prompt sent and not yet answered."""
+
+    prompt: Prompt
+    sent_at: float
+    deadline: float | None
+    packets: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReceived:
+    """The Result for one of our requests. ``round_trip_s`` = arrival − send time."""
+
+    request_id: int
+    result: Result
+    prompt: Prompt
+    round_trip_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class UnmatchedResult:
+    """A Result for no pending request: late (after its timeout), duplicated, not ours, or a
+    ``MALFORMED`` answer to bytes whose request id the endpoint could not read."""
+
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimedOut:
+    """No Result arrived within ``timeout_s`` of sending."""
+
+    request_id: int
+    prompt: Prompt
+    sent_at: float
+
+
+ClientEvent = ResultReceived | UnmatchedResult | RequestTimedOut | TransportEvent
+
+
+class PromptClient:
+    """Builds prompt packets and matches result packets to them (the ground application).
+
+    Args:
+        config: APIDs and packet size (must match the endpoint's).
+        timeout_s: how long to wait for a Result (None: forever).
+        first_request_id: request id of the first prompt; ids then count up modulo 2**32,
+            skipping :data:`~linkstack.payload.messages.UNKNOWN_REQUEST_ID`.
+        counter: the Packet Sequence Count source of the prompt APID (133.0-B-2 §4.1.3.4.3);
+            share one with every other source of packets on that APID.
+    """
+
+    def __init__(self, config: TransportConfig | None = None, *, timeout_s: float | None = 900.0,
+                 first_request_id: int = 0, counter: SequenceCounter | None = None) -> None:
+        self.config = config or TransportConfig()
+        if timeout_s is not None and not timeout_s > 0:
+            raise ConfigError("must be > 0 or None", key="timeout_s")
+        if not 0 <= first_request_id < UNKNOWN_REQUEST_ID:
+            raise ConfigError(f"must be 0..{UNKNOWN_REQUEST_ID - 1}", key="first_request_id")
+        self.timeout_s = timeout_s
+        self._next_id = first_request_id
+        self.counter = counter if counter is not None else SequenceCounter()
+        self._sender = MessageSender(self.config.prompt_apid, packet_type=PacketType.TC,
+                                     max_data_length=self.config.max_data_length,
+                                     counter=self.counter)
+        self._receiver = MessageReceiver([self.config.result_apid], expect=MessageType.RESULT,
+                                         max_message=self.config.max_message)
+        self.pending: dict[int, PendingRequest] = {}
+
+    def _take_id(self) -> int:
+        while True:
+            rid = self._next_id
+            self._next_id = (self._next_id + 1) % (1 << 32)
+            if rid != UNKNOWN_REQUEST_ID and rid not in self.pending:
+                return rid
+
+    def ask(self, text: str, now: float, *, model_id: str = "",
+            params: GenerationParams | None = None) -> tuple[int, list[bytes]]:
+        """Make a Prompt; return its request id and the packet octets to uplink.
+
+        Raises :class:`~linkstack.errors.EncodeError` if the prompt breaks a message limit
+        (nothing is then pending).
+        """
+        rid = self._take_id()
+        prompt = Prompt(rid, text, model_id, params or GenerationParams())
+        packets = self._sender.encode(prompt)
+        deadline = None if self.timeout_s is None else now + self.timeout_s
+        self.pending[rid] = PendingRequest(prompt, now, deadline, len(packets))
+        return rid, packets
+
+    def receive_packet(self, packet: SpacePacket | bytes | bytearray | memoryview,
+                       now: float) -> list[ClientEvent]:
+        """Take one downlinked result packet at ``now``; return events."""
+        out: list[ClientEvent] = []
+        for event in self._receiver.feed(packet, now):
+            if isinstance(event, MessageReceived):
+                result = event.message
+                assert isinstance(result, Result)
+                pending = self.pending.pop(result.request_id, None)
+                if pending is None:
+                    out.append(UnmatchedResult(result))
+                else:
+                    out.append(ResultReceived(result.request_id, result, pending.prompt,
+                                              now - pending.sent_at))
+            else:
+                out.append(event)
+        return out
+
+    def cancel(self, request_id: int) -> None:
+        """Stop waiting for ``request_id`` (a later Result becomes an UnmatchedResult)."""
+        self.pending.pop(request_id, None)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [p.deadline for p in self.pending.values() if p.deadline is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> list[ClientEvent]:
+        """Report (and forget) every request whose deadline has passed."""
+        out: list[ClientEvent] = []
+        for rid, p in list(self.pending.items()):
+            if p.deadline is not None and now >= p.deadline:
+                del self.pending[rid]
+                out.append(RequestTimedOut(rid, p.prompt, p.sent_at))
+        return out

@@ -1,0 +1,587 @@
+"""AI payload messages: the Prompt (ground → satellite) and the Result (satellite → ground).
+
+These are linkstack's own application-layer messages, carried as the user data of Space
+Packets (CCSDS 133.0-B-2 §4.1.4) on the payload APIDs (see :mod:`linkstack.payload.transport`).
+Both are declared once with ``construct`` (:data:`PROMPT_STRUCT`, :data:`RESULT_STRUCT`); the
+decoder walks that declaration field by field so that every error names the field and the byte
+offset where decoding stopped. All integers are big-endian (network order), as in every CCSDS
+header.
+
+Common header (7 octets)::
+
+    offset  size  field            meaning
+    0       1     message_type     0x01 Prompt, 0x02 Result
+    1       1     version          message format version, currently 1
+    2       1     flags            bit 0 (LSB) text_compressed; bits 7..1 spare, must be 0
+    3       4     request_id       chosen by the ground client, echoed in the Result
+
+Prompt (after the common header)::
+
+    1 + n   model_id           length octet + UTF-8 (0..64 octets); "" = the endpoint's default
+    2       max_tokens         upper bound on generated tokens, 1..65535
+    2       temperature_milli  sampling temperature × 1000 (fixed point, 0..65.535); 0 = greedy
+    4       seed               sampler seed (with temperature 0 the output is deterministic anyway)
+    1 + …   stop_sequences     count octet (0..4), then each: length octet + UTF-8 (1..32 octets)
+    4       text_octets        length of the UTF-8 prompt text *before* compression (≤ 65536)
+    4 + n   text               length + the UTF-8 text, or its zstd frame if text_compressed
+
+Result (after the common header)::
+
+    1       status             :class:`Status` (ok, unknown model, prompt too long, busy, ...)
+    1       finish_reason      :class:`FinishReason` (why generation stopped; none if not run)
+    1 + n   model_id           the model that answered (or was asked for), UTF-8, 0..64 octets
+    4       prompt_tokens      tokens in the (templated) prompt
+    4       completion_tokens  tokens generated
+    8       queue_time_us      onboard queueing time: inference start − prompt arrival, in µs
+    8       inference_time_us  onboard inference time in µs (scaled by the flight profile)
+    4       text_octets        length of the UTF-8 result text before compression (≤ 262144)
+    4 + n   text               the answer; for an error status a human-readable detail
+
+Text compression: the encoder compresses the UTF-8 text with zstd (level :data:`ZSTD_LEVEL`, the
+frame declares its content size, no checksum — the link layers carry CRCs) and sends the
+compressed form only when it is strictly shorter; the ``text_compressed`` flag says which form
+is on the wire. The decoder checks the zstd frame declares exactly ``text_octets``, that the
+frame ends exactly at the end of the field, and never inflates more than the limit (no
+decompression bombs).
+
+Limits (:data:`MAX_MODEL_ID_OCTETS`, :data:`MAX_STOP_SEQUENCES`, :data:`MAX_STOP_OCTETS`,
+:data:`MAX_PROMPT_OCTETS`, :data:`MAX_RESULT_OCTETS`) are enforced on both sides: the encoder
+raises :class:`~linkstack.errors.EncodeError`, the decoder
+:class:`~linkstack.errors.DecodeError` (layer ``"payload"``). Nothing else ever escapes from
+:func:`decode_message`, :meth:`Prompt.decode` or :meth:`Result.decode`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import construct as c
+import zstandard
+
+from linkstack.errors import DecodeError, EncodeError, TruncatedError
+
+LAYER = "payload"
+
+VERSION = 1
+"""Message format version written in every message (octet 1)."""
+
+MAX_MODEL_ID_OCTETS = 64
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_OCTETS = 32
+MAX_PROMPT_OCTETS = 65536
+"""Largest prompt text, in UTF-8 octets before compression."""
+MAX_RESULT_OCTETS = 262144
+"""Largest result text, in UTF-8 octets before compression."""
+MAX_TEMPERATURE_MILLI = 0xFFFF
+UNKNOWN_REQUEST_ID = 0xFFFFFFFF
+"""Request id of a ``MALFORMED`` result answering bytes whose request id could not be read.
+Clients never use it for a request."""
+ZSTD_LEVEL = 3
+"""zstd compression level used by the encoder (the decoder accepts any level)."""
+_MAX_WINDOW = 1 << 23  # zstd window the decoder accepts (8 MiB, larger than any text limit)
+
+
+class MessageType(IntEnum):
+    """Message-type octet (offset 0)."""
+
+    PROMPT = 0x01
+    RESULT = 0x02
+
+
+class Status(IntEnum):
+    """Result status (Result octet 7)."""
+
+    OK = 0
+    UNKNOWN_MODEL = 1
+    PROMPT_TOO_LONG = 2
+    BUSY = 3
+    TIMEOUT = 4
+    MALFORMED = 5
+    BACKEND_ERROR = 6
+    """The model raised an error while generating (the detail is in the text)."""
+
+
+class FinishReason(IntEnum):
+    """Why generation stopped (Result octet 8)."""
+
+    NONE = 0
+    """Not run (error status) or unknown."""
+    STOP = 1
+    """End-of-sequence token or a stop sequence."""
+    LENGTH = 2
+    """``max_tokens`` reached."""
+
+
+# -- the declarations ----------------------------------------------------------------------
+
+_FLAGS = c.BitStruct(
+    "spare" / c.Const(0, c.BitsInteger(7)),
+    "text_compressed" / c.Flag,
+)
+_SHORT_UTF8 = c.PascalString(c.Int8ub, "utf8")
+
+PROMPT_STRUCT = c.Struct(
+    "message_type" / c.Const(int(MessageType.PROMPT), c.Int8ub),
+    "version" / c.Int8ub,
+    "flags" / _FLAGS,
+    "request_id" / c.Int32ub,
+    "model_id" / _SHORT_UTF8,
+    "max_tokens" / c.Int16ub,
+    "temperature_milli" / c.Int16ub,
+    "seed" / c.Int32ub,
+    "stop_sequences" / c.PrefixedArray(c.Int8ub, _SHORT_UTF8),
+    "text_octets" / c.Int32ub,
+    "text" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+    "end" / c.Terminated,
+)
+"""The single declaration of the Prompt message (see the module docstring for the fields)."""
+
+RESULT_STRUCT = c.Struct(
+    "message_type" / c.Const(int(MessageType.RESULT), c.Int8ub),
+    "version" / c.Int8ub,
+    "flags" / _FLAGS,
+    "request_id" / c.Int32ub,
+    "status" / c.Int8ub,
+    "finish_reason" / c.Int8ub,
+    "model_id" / _SHORT_UTF8,
+    "prompt_tokens" / c.Int32ub,
+    "completion_tokens" / c.Int32ub,
+    "queue_time_us" / c.Int64ub,
+    "inference_time_us" / c.Int64ub,
+    "text_octets" / c.Int32ub,
+    "text" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+    "end" / c.Terminated,
+)
+"""The single declaration of the Result message (see the module docstring for the fields)."""
+
+COMMON_HEADER_SIZE = 7
+"""message_type, version, flags, request_id."""
+
+
+# -- text compression ------------------------------------------------------------------------
+
+_local = threading.local()  # zstd contexts are not thread-safe: one per thread
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    cctx = cache.get(level)
+    if cctx is None:
+        cctx = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return cctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    dctx: zstandard.ZstdDecompressor | None = _local.__dict__.get("d")
+    if dctx is None:
+        dctx = _local.d = zstandard.ZstdDecompressor(max_window_size=_MAX_WINDOW)
+    return dctx
+
+
+def compress_text(raw: bytes, level: int = ZSTD_LEVEL) -> tuple[bool, bytes]:
+    """Return ``(compressed, wire_bytes)``: the zstd frame if strictly shorter, else ``raw``."""
+    if not raw:
+        return False, raw
+    packed = _compressor(level).compress(raw)
+    if len(packed) < len(raw):
+        return True, packed
+    return False, raw
+
+
+def _inflate(data: bytes, text_octets: int, offset: int) -> bytes:
+    """Decompress one zstd frame that must declare and hold exactly ``text_octets`` octets."""
+    try:
+        declared = zstandard.frame_content_size(data)
+    except zstandard.ZstdError as exc:
+        raise DecodeError(f"not a zstd frame: {exc}", layer=LAYER, field="text",
+                          offset=offset) from None
+    if declared != text_octets:
+        raise DecodeError(
+            f"zstd frame declares {declared} octets, text_octets says {text_octets}",
+            layer=LAYER, field="text", offset=offset,
+        )
+    dobj = _decompressor().decompressobj()
+    try:
+        out = dobj.decompress(data)
+    except zstandard.ZstdError as exc:
+        raise DecodeError(f"zstd: {exc}", layer=LAYER, field="text", offset=offset) from None
+    if not dobj.eof:
+        raise TruncatedError("zstd frame is incomplete", layer=LAYER, field="text",
+                             offset=offset + len(data))
+    if dobj.unused_data:
+        raise DecodeError(
+            f"{len(dobj.unused_data)} octets after the zstd frame", layer=LAYER, field="text",
+            offset=offset + len(data) - len(dobj.unused_data),
+        )
+    if len(out) != text_octets:  # libzstd checks the content size; this is belt and braces
+        raise DecodeError(f"inflated to {len(out)} octets, expected {text_octets}",
+                          layer=LAYER, field="text", offset=offset)
+    return out
+
+
+# -- the walker: decode along the declaration, naming field and offset ------------------------
+
+def _walk(struct: c.Struct, buf: bytes) -> tuple[dict[str, Any], dict[str, int]]:
+    """Parse ``buf`` with ``struct`` one field at a time.
+
+    Returns the values and the byte offset of every field. Any construct failure becomes a
+    :class:`TruncatedError` (the buffer ended) or a :class:`DecodeError` naming the field.
+    """
+    stream = io.BytesIO(buf)
+    values: dict[str, Any] = {}
+    offsets: dict[str, int] = {}
+    for sub in struct.subcons:
+        pos = stream.tell()
+        name = sub.name
+        offsets[name] = pos
+        try:
+            values[name] = sub.parse_stream(stream)
+        except c.StreamError:
+            raise TruncatedError(
+                f"message ends inside the field ({len(buf) - pos} octets left)",
+                layer=LAYER, field=name, offset=pos,
+            ) from None
+        except c.TerminatedError:
+            raise DecodeError(
+                f"{len(buf) - pos} octets after the end of the message",
+                layer=LAYER, field=name, offset=pos,
+            ) from None
+        except c.ConstError:
+            raise DecodeError(f"octet {buf[pos]:#04x} is not allowed here", layer=LAYER,
+                              field=name, offset=pos) from None
+        except c.StringError:
+            raise DecodeError("not valid UTF-8", layer=LAYER, field=name, offset=pos) from None
+        except (c.ConstructError, UnicodeError, ValueError, OverflowError) as exc:
+            raise DecodeError(str(exc).replace("\n", " "), layer=LAYER, field=name,
+                              offset=pos) from None
+    return values, offsets
+
+
+_PROMPT_FAST = PROMPT_STRUCT.compile()
+_RESULT_FAST = RESULT_STRUCT.compile()
+
+
+class _Offsets:
+    """Field offsets of a buffer, found by walking the declaration only when first asked for
+    (i.e. only when there is an error to report)."""
+
+    __slots__ = ("_buf", "_offsets", "_struct")
+
+    def __init__(self, struct: c.Struct, buf: bytes, offsets: dict[str, int] | None = None):
+        self._struct = struct
+        self._buf = buf
+        self._offsets = offsets
+
+    def __getitem__(self, name: str) -> int:
+        if self._offsets is None:
+            self._offsets = _walk(self._struct, self._buf)[1]
+        return self._offsets[name]
+
+
+def _fast_parse(fast: Any, buf: bytes) -> Any:
+    """Parse with the compiled declaration; None if it fails (the walker then says why)."""
+    try:
+        values = fast.parse(buf)
+    except Exception:
+        return None
+    # construct's compiled Prefixed(GreedyBytes) does not notice a short read; the text is the
+    # last field, so its length prefix must sit just before it at the end of the buffer.
+    n = len(values.text)
+    end = len(buf) - n
+    if end < 4 or int.from_bytes(buf[end - 4:end], "big") != n:
+        return None
+    return values
+
+
+def _parse(struct: c.Struct, fast: Any, buf: bytes) -> tuple[Any, _Offsets]:
+    """Parse with the compiled declaration (DESIGN.md principle 2); on any failure, walk the
+    declaration field by field, which raises the DecodeError naming the field and offset."""
+    values = _fast_parse(fast, buf)
+    if values is None:
+        walked, offsets = _walk(struct, buf)  # raises; returns only if the two disagree
+        return walked, _Offsets(struct, buf, offsets)
+    return values, _Offsets(struct, buf)
+
+
+def _check_version(values: Any, offsets: _Offsets) -> None:
+    if values["version"] != VERSION:
+        raise DecodeError(f"version {values['version']} is not supported (only {VERSION})",
+                          layer=LAYER, field="version", offset=offsets["version"])
+
+
+def _check_model_id(model_id: str, offsets: _Offsets | None) -> None:
+    n = len(model_id.encode("utf-8", "surrogatepass"))
+    if n > MAX_MODEL_ID_OCTETS:
+        reason = f"{n} octets, at most {MAX_MODEL_ID_OCTETS}"
+        if offsets is None:
+            raise EncodeError(reason, layer=LAYER, field="model_id")
+        raise DecodeError(reason, layer=LAYER, field="model_id", offset=offsets["model_id"])
+
+
+def _utf8(text: str, fld: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(f"cannot be encoded as UTF-8: {exc.reason}", layer=LAYER,
+                          field=fld) from None
+
+
+def _decode_text(values: Any, offsets: _Offsets, buf_len: int, limit: int) -> str:
+    text_octets: int = values["text_octets"]
+    if text_octets > limit:
+        raise DecodeError(f"{text_octets} octets, at most {limit}", layer=LAYER,
+                          field="text_octets", offset=offsets["text_octets"])
+    data: bytes = values["text"]
+    at = buf_len - len(data)  # the text is the last field
+    if values["flags"].text_compressed:
+        raw = _inflate(data, text_octets, at)
+    else:
+        if len(data) != text_octets:
+            raise DecodeError(f"{len(data)} octets, text_octets says {text_octets}",
+                              layer=LAYER, field="text", offset=at - 4)
+        raw = data
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not valid UTF-8 at text octet {exc.start}", layer=LAYER,
+                          field="text", offset=at if values["flags"].text_compressed
+                          else at + exc.start) from None
+
+
+def _encode_text(text: str, limit: int, compress: bool | None) -> tuple[bool, int, bytes]:
+    raw = _utf8(text, "text")
+    if len(raw) > limit:
+        raise EncodeError(f"{len(raw)} octets, at most {limit}", layer=LAYER, field="text")
+    if compress is None:
+        flag, wire = compress_text(raw)
+    elif compress and raw:
+        flag, wire = True, _compressor(ZSTD_LEVEL).compress(raw)
+    else:
+        flag, wire = False, raw
+    return flag, len(raw), wire
+
+
+def _build(struct: Any, values: dict[str, Any]) -> bytes:
+    try:
+        return struct.build(values)
+    except c.ConstructError as exc:  # the range checks before this should make it unreachable
+        path = getattr(exc, "path", None) or "message"
+        raise EncodeError(str(exc).replace("\n", " "), layer=LAYER, field=str(path)) from None
+
+
+def _range(value: int, lo: int, hi: int, fld: str) -> None:
+    if not isinstance(value, int) or not lo <= value <= hi:
+        raise EncodeError(f"{value!r} is outside {lo}..{hi}", layer=LAYER, field=fld)
+
+
+# -- the messages ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """Generation parameters of a Prompt.
+
+    ``temperature`` travels as fixed point in thousandths (``temperature_milli``); the value
+    is quantised on construction so that decode(encode(p)) == p exactly.
+    """
+
+    max_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _range(self.max_tokens, 1, 0xFFFF, "max_tokens")
+        t = float(self.temperature)
+        if not math.isfinite(t) or not 0.0 <= t <= MAX_TEMPERATURE_MILLI / 1000:
+            raise EncodeError(f"{self.temperature!r} is outside 0..{MAX_TEMPERATURE_MILLI/1000}",
+                              layer=LAYER, field="temperature_milli")
+        object.__setattr__(self, "temperature", round(t * 1000) / 1000)
+        _range(self.seed, 0, 0xFFFFFFFF, "seed")
+        stop = tuple(self.stop)
+        object.__setattr__(self, "stop", stop)
+        if len(stop) > MAX_STOP_SEQUENCES:
+            raise EncodeError(f"{len(stop)} stop sequences, at most {MAX_STOP_SEQUENCES}",
+                              layer=LAYER, field="stop_sequences")
+        for s in stop:
+            n = len(_utf8(s, "stop_sequences"))
+            if not 1 <= n <= MAX_STOP_OCTETS:
+                raise EncodeError(f"stop sequence of {n} octets, must be 1..{MAX_STOP_OCTETS}",
+                                  layer=LAYER, field="stop_sequences")
+
+    @property
+    def temperature_milli(self) -> int:
+        """The wire value of the temperature (thousandths)."""
+        return round(self.temperature * 1000)
+
+
+def _check_request_id(request_id: int) -> None:
+    _range(request_id, 0, 0xFFFFFFFF, "request_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A request to the onboard model (message type 0x01). See the module docstring."""
+
+    request_id: int
+    text: str
+    model_id: str = ""
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+    def encode(self, *, compress: bool | None = None) -> bytes:
+        """Encode to octets. ``compress=None`` picks zstd only when it is shorter; True/False
+        force the choice (for tests). Raises :class:`EncodeError` naming the field."""
+        _check_request_id(self.request_id)
+        _utf8(self.model_id, "model_id")
+        _check_model_id(self.model_id, None)
+        flag, text_octets, wire = _encode_text(self.text, MAX_PROMPT_OCTETS, compress)
+        p = self.params
+        return _build(_PROMPT_FAST, {
+            "version": VERSION,
+            "flags": {"spare": 0, "text_compressed": flag},
+            "request_id": self.request_id,
+            "model_id": self.model_id,
+            "max_tokens": p.max_tokens,
+            "temperature_milli": p.temperature_milli,
+            "seed": p.seed,
+            "stop_sequences": list(p.stop),
+            "text_octets": text_octets,
+            "text": wire,
+        })
+
+    @classmethod
+    def decode(cls, buf: bytes) -> Prompt:
+        """Decode one whole Prompt message. Raises only :class:`DecodeError` subclasses."""
+        buf = bytes(buf)
+        values, offsets = _parse(PROMPT_STRUCT, _PROMPT_FAST, buf)
+        _check_version(values, offsets)
+        _check_model_id(values["model_id"], offsets)
+        if values["max_tokens"] == 0:
+            raise DecodeError("must be at least 1", layer=LAYER, field="max_tokens",
+                              offset=offsets["max_tokens"])
+        stop = tuple(values["stop_sequences"])
+        if len(stop) > MAX_STOP_SEQUENCES:
+            raise DecodeError(f"{len(stop)} stop sequences, at most {MAX_STOP_SEQUENCES}",
+                              layer=LAYER, field="stop_sequences",
+                              offset=offsets["stop_sequences"])
+        for i, s in enumerate(stop):
+            n = len(s.encode("utf-8"))
+            if not 1 <= n <= MAX_STOP_OCTETS:
+                off = offsets["stop_sequences"] + 1 + sum(
+                    1 + len(x.encode("utf-8")) for x in stop[:i])
+                raise DecodeError(f"stop sequence of {n} octets, must be 1..{MAX_STOP_OCTETS}",
+                                  layer=LAYER, field="stop_sequences", offset=off)
+        text = _decode_text(values, offsets, len(buf), MAX_PROMPT_OCTETS)
+        params = GenerationParams(values["max_tokens"], values["temperature_milli"] / 1000,
+                                  values["seed"], stop)
+        return cls(values["request_id"], text, values["model_id"], params)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The onboard model's answer, or an error status (message type 0x02)."""
+
+    request_id: int
+    status: Status
+    text: str = ""
+    model_id: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    queue_time_us: int = 0
+    inference_time_us: int = 0
+    finish_reason: FinishReason = FinishReason.NONE
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    def encode(self, *, compress: bool | None = None) -> bytes:
+        """Encode to octets (see :meth:`Prompt.encode`)."""
+        _check_request_id(self.request_id)
+        _range(int(self.status), 0, 0xFF, "status")
+        if int(self.status) not in Status._value2member_map_:
+            raise EncodeError(f"{self.status!r} is not a Status", layer=LAYER, field="status")
+        if int(self.finish_reason) not in FinishReason._value2member_map_:
+            raise EncodeError(f"{self.finish_reason!r} is not a FinishReason", layer=LAYER,
+                              field="finish_reason")
+        _utf8(self.model_id, "model_id")
+        _check_model_id(self.model_id, None)
+        _range(self.prompt_tokens, 0, 0xFFFFFFFF, "prompt_tokens")
+        _range(self.completion_tokens, 0, 0xFFFFFFFF, "completion_tokens")
+        _range(self.queue_time_us, 0, 2**64 - 1, "queue_time_us")
+        _range(self.inference_time_us, 0, 2**64 - 1, "inference_time_us")
+        flag, text_octets, wire = _encode_text(self.text, MAX_RESULT_OCTETS, compress)
+        return _build(_RESULT_FAST, {
+            "version": VERSION,
+            "flags": {"spare": 0, "text_compressed": flag},
+            "request_id": self.request_id,
+            "status": int(self.status),
+            "finish_reason": int(self.finish_reason),
+            "model_id": self.model_id,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "queue_time_us": self.queue_time_us,
+            "inference_time_us": self.inference_time_us,
+            "text_octets": text_octets,
+            "text": wire,
+        })
+
+    @classmethod
+    def decode(cls, buf: bytes) -> Result:
+        """Decode one whole Result message. Raises only :class:`DecodeError` subclasses."""
+        buf = bytes(buf)
+        values, offsets = _parse(RESULT_STRUCT, _RESULT_FAST, buf)
+        _check_version(values, offsets)
+        try:
+            status = Status(values["status"])
+        except ValueError:
+            raise DecodeError(f"{values['status']} is not a status", layer=LAYER,
+                              field="status", offset=offsets["status"]) from None
+        try:
+            finish = FinishReason(values["finish_reason"])
+        except ValueError:
+            raise DecodeError(f"{values['finish_reason']} is not a finish reason",
+                              layer=LAYER, field="finish_reason",
+                              offset=offsets["finish_reason"]) from None
+        _check_model_id(values["model_id"], offsets)
+        text = _decode_text(values, offsets, len(buf), MAX_RESULT_OCTETS)
+        return cls(
+            values["request_id"], status, text, values["model_id"], values["prompt_tokens"],
+            values["completion_tokens"], values["queue_time_us"], values["inference_time_us"],
+            finish,
+        )
+
+
+Message = Prompt | Result
+
+
+def decode_message(buf: bytes) -> Message:
+    """Decode a Prompt or a Result, told apart by the message-type octet.
+
+    Raises only :class:`DecodeError` subclasses (layer ``"payload"``).
+    """
+    if not buf:
+        raise TruncatedError("empty message", layer=LAYER, field="message_type", offset=0)
+    kind = buf[0]
+    if kind == MessageType.PROMPT:
+        return Prompt.decode(buf)
+    if kind == MessageType.RESULT:
+        return Result.decode(buf)
+    raise DecodeError(f"unknown message type {kind:#04x}", layer=LAYER, field="message_type",
+                      offset=0)
+
+
+def peek_request_id(buf: bytes, message_type: MessageType | None = None) -> int | None:
+    """The request id of a (possibly damaged or partial) message, if its common header is
+    readable and of the right type and version; else None. Used to answer bad prompts."""
+    if len(buf) < COMMON_HEADER_SIZE or buf[1] != VERSION:
+        return None
+    if buf[0] not in MessageType._value2member_map_:
+        return None
+    if message_type is not None and buf[0] != message_type:
+        return None
+    return int.from_bytes(buf[3:7], "big")
