@@ -1,0 +1,11 @@
+"""Per-hop protocol endpoints: the layers of one link composed into one sans-IO object.
+
+- :mod:`linkstack.hops.rf`  ground station ↔ spacecraft RF link: TC frames under COP-1 in
+  CLTUs on the uplink, TM frames with the CLCW in the OCF in CADUs on the downlink.
+- :mod:`linkstack.hops.isl` satellite ↔ satellite laser link: USLP frames carrying a
+  selective-repeat ARQ over Reed-Solomon coded CADUs, both ways.
+
+Each endpoint takes Space Packets and the time, and gives coded units (one CLTU or CADU each)
+to put on the physical channel; the simulators (virtual time) and the UDP driver (real time)
+move the units. See :mod:`linkstack.hops.base` for the common interface.
+"""

@@ -1,0 +1,330 @@
+"""The ground ↔ spacecraft RF hop: COP-1 over TC on the uplink, TM with CLCW on the downlink.
+
+Uplink (ground → spacecraft): each Space Packet rides in one TC Transfer Frame (232.0-B-4
+§4.1) of Type-AD, sequence-controlled by FOP-1 (232.1-B-2 §5), encoded into a CLTU with the
+TC randomizer and BCH(63,56) (231.0-B-3). On board: CLTU decoding, frame validation, FARM-1
+(232.1-B-2 §6), packets delivered.
+
+Downlink (spacecraft → ground): packets multiplexed into fixed-length TM Transfer Frames
+(132.0-B-3) on one VC, every frame carrying FARM-1's current CLCW in its OCF (232.0-B-4
+§4.2.1), Reed-Solomon coded, randomized and ASM-prefixed into CADUs (131.0-B-3). The ground
+decodes, demultiplexes, and feeds each CLCW to FOP-1.
+
+Ground operations (what the operator of a COP-1 link does, as in
+:mod:`linkstack.arq.loopback`): the AD service is initiated at start; after an alert
+(transmission limit, T1, lockout, synchronisation), the operator waits ``recovery_wait``
+seconds for a fresh CLCW, sorts the frames FOP-1 gave up into delivered (N(S) < N(R)) and not,
+puts the latter back at the head of the queue, and re-initiates the AD service — with Unlock
+(after Set V(S) := N(R)) if FARM-1 is in Lockout, otherwise with Set V(R) := N(R). No packet is
+lost or delivered twice; the alerts are counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from linkstack.arq.common import (
+    Acknowledged,
+    Alert,
+    Delivered,
+    FrameType,
+    SduRejected,
+    TransmitFrame,
+    Undelivered,
+)
+from linkstack.arq.farm1 import Farm1
+from linkstack.arq.fop1 import Fop1, FopState
+from linkstack.codecs.chain import CodingChain, FrameDecoded
+from linkstack.errors import ConfigError, DecodeError
+from linkstack.frames.clcw import Clcw
+from linkstack.frames.tc import TcChannelConfig, TcFrame
+from linkstack.frames.tm import TmChannelConfig
+from linkstack.hops.base import Reception, Unit, split_packets
+from linkstack.mux.packet_zone import PacketExtracted
+from linkstack.mux.tm import FrameRejected, OcfReceived, TmDemultiplexer, TmMultiplexer
+from linkstack.spp.packet import PRIMARY_HEADER_SIZE
+
+_MODULUS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class RfHopConfig:
+    """Managed parameters of the RF hop (both ends use the same).
+
+    Attributes:
+        scid: Spacecraft Identifier (TC and TM).
+        vcid: the VC carrying packets (TC VC for COP-1, TM VC for the downlink).
+        uplink_code / downlink_code: coding chain names (:mod:`linkstack.codecs.chain`).
+        tc_max_frame_length: Maximum TC Transfer Frame Length (≤ 1024, 232.0-B-4 §4.1.2.7).
+        window: FOP-1 sliding window width K (232.1-B-2 §5.1.4).
+        farm_window: FARM-1 sliding window width W, even, ≥ 2K (§6.1.8.2).
+        t1: FOP-1 Timer_Initial_Value, seconds (set it above one round trip).
+        transmission_limit: FOP-1 Transmission_Limit.
+        clcw_interval: the spacecraft sends a frame with a fresh CLCW at least this often.
+        recovery_wait: after an alert, how long the operator waits for a CLCW to recover.
+    """
+
+    scid: int = 0x2A
+    vcid: int = 0
+    uplink_code: str = "tc-bch-rand"
+    downlink_code: str = "tm-rs-255-223-i1"
+    tc_max_frame_length: int = 1024
+    window: int = 10
+    farm_window: int = 20
+    t1: float = 2.0
+    transmission_limit: int = 5
+    clcw_interval: float = 1.0
+    recovery_wait: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.farm_window % 2 or not 2 <= self.farm_window <= 254:
+            raise ConfigError(f"{self.farm_window}: W is even, 2..254", key="farm_window")
+        if self.window > self.farm_window // 2:
+            raise ConfigError(f"K={self.window} exceeds FARM-1's positive window "
+                              f"W/2={self.farm_window // 2}", key="window")
+        for key in ("t1", "clcw_interval", "recovery_wait"):
+            if not getattr(self, key) > 0:
+                raise ConfigError("must be > 0", key=key)
+
+    @property
+    def tc_config(self) -> TcChannelConfig:
+        return TcChannelConfig(has_fecf=True, max_frame_length=self.tc_max_frame_length)
+
+    @property
+    def max_packet_length(self) -> int:
+        """Largest Space Packet the uplink carries in one frame."""
+        return self.tc_config.data_field_capacity(self.vcid)
+
+    def tm_config(self, chain: CodingChain) -> TmChannelConfig:
+        if chain.frame_length is None:
+            raise ConfigError(f"{self.downlink_code} is not a TM chain", key="downlink_code")
+        return TmChannelConfig(frame_length=chain.frame_length, has_fecf=True, has_ocf=True)
+
+
+class RfGround:
+    """Ground end of the RF hop: FOP-1 + TC/CLTU out, CADU/TM + CLCW in."""
+
+    name = "rf-ground"
+
+    def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
+        self.config = config
+        self.tc_config = config.tc_config
+        self.uplink = CodingChain.from_name(config.uplink_code)
+        downlink = CodingChain.from_name(config.downlink_code)
+        self.decoder = downlink.decoder()
+        self.demux = TmDemultiplexer(config.scid, config.tm_config(downlink))
+        self.fop = Fop1(config.vcid, window_width=config.window, t1_initial=config.t1,
+                        transmission_limit=config.transmission_limit, timeout_type=0)
+        self._out: list[Unit] = []
+        self._backlog: deque[int] = deque()
+        self._sdus: dict[int, tuple[bytes, object]] = {}
+        self._handles = 0
+        self._undelivered: list[tuple[int, int]] = []
+        self._recover_after: float | None = None
+        self.alerts: Counter[str] = Counter()
+        self.recoveries = 0
+        self.units_sent = 0
+        self._handle(self.fop.initiate_ad(now=now), now)
+
+    # -- sending ---------------------------------------------------------------------------
+    def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
+        if len(packet) > self.config.max_packet_length:
+            raise ConfigError(
+                f"a {len(packet)}-octet packet does not fit one TC frame "
+                f"({self.config.max_packet_length} octets)", key="packet")
+        self._handles += 1
+        self._sdus[self._handles] = (bytes(packet), tag)
+        self._backlog.append(self._handles)
+        self._feed(now)
+
+    def poll(self, now: float) -> list[Unit]:
+        self._feed(now)
+        out, self._out = self._out, []
+        self.units_sent += len(out)
+        return out
+
+    def _feed(self, now: float) -> None:
+        fop = self.fop
+        while (self._backlog and self._recover_after is None and fop.wait_queue_empty
+               and fop.state in (FopState.S1, FopState.S2, FopState.S3)):
+            h = self._backlog.popleft()
+            self._handle(fop.request_ad(self._sdus[h][0], h, now=now), now)
+
+    def _handle(self, events: list[Any], now: float) -> None:
+        for ev in events:
+            if isinstance(ev, TransmitFrame):
+                self._transmit(ev)
+            elif isinstance(ev, Acknowledged):
+                self._sdus.pop(ev.handle, None)
+            elif isinstance(ev, Undelivered):
+                self._undelivered.append((ev.seq, ev.handle))
+            elif isinstance(ev, SduRejected):
+                self._backlog.appendleft(ev.handle)
+            elif isinstance(ev, Alert):
+                self.alerts[ev.code] += 1
+                self._recover_after = now + self.config.recovery_wait
+
+    def _transmit(self, ev: TransmitFrame) -> None:
+        cfg = self.config
+        ft = ev.frame_type
+        frame = TcFrame(cfg.scid, ev.vcid, ev.ns if ft is FrameType.AD else 0, ev.data,
+                        bypass_flag=ft is not FrameType.AD,
+                        control_command_flag=ft is FrameType.BC).encode(self.tc_config)
+        sdu = self._sdus.get(ev.handle) if ft is not FrameType.BC else None
+        tags = (sdu[1],) if sdu is not None and sdu[1] is not None else ()
+        self._out.append(Unit(self.uplink.encode_frame(frame), tags, ft.name, len(frame),
+                              ev.retransmission))
+
+    # -- receiving -------------------------------------------------------------------------
+    def receive(self, data: bytes, now: float) -> Reception:
+        rec = Reception()
+        for ev in self.decoder.feed(data):
+            if not isinstance(ev, FrameDecoded):
+                rec.notes.append(ev)
+                continue
+            good = True
+            for e in self.demux.receive_frame(ev.frame):
+                if isinstance(e, PacketExtracted):
+                    rec.packets.append(e.packet)
+                elif isinstance(e, OcfReceived):
+                    clcw = Clcw.decode(e.ocf)
+                    self._handle(self.fop.on_clcw(clcw, now=now), now)
+                    self._maybe_recover(clcw, now)
+                else:
+                    good = good and not isinstance(e, FrameRejected)
+                    rec.notes.append(e)
+            rec.accepted = rec.accepted or good
+        self._feed(now)
+        return rec
+
+    def _maybe_recover(self, clcw: Clcw, now: float) -> None:
+        if (self._recover_after is None or now < self._recover_after
+                or self.fop.state is not FopState.S6):
+            return
+        nr, base = clcw.report_value, self.fop.nnr
+        done = (nr - base) % _MODULUS
+        resend = []
+        for ns, handle in self._undelivered:
+            if (ns - base) % _MODULUS < done:
+                self._sdus.pop(handle, None)  # FARM-1 has it: the CLCW says so
+            else:
+                resend.append(((ns - base) % _MODULUS, handle))
+        self._undelivered.clear()
+        for _, handle in sorted(resend, reverse=True):
+            self._backlog.appendleft(handle)
+        self._recover_after = None
+        self.recoveries += 1
+        if clcw.lockout:
+            events = self.fop.set_vs(nr, now=now) + self.fop.initiate_ad_with_unlock(now=now)
+        else:
+            events = self.fop.initiate_ad_with_set_vr(nr, now=now)
+        self._handle(events, now)
+
+    # -- timers and status -----------------------------------------------------------------
+    def next_deadline(self) -> float | None:
+        return self.fop.next_deadline()
+
+    def on_timer(self, now: float) -> None:
+        self._handle(self.fop.on_timer(now), now)
+        self._feed(now)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and nothing unacknowledged."""
+        return not self._backlog and not self._sdus
+
+    def status(self) -> dict[str, object]:
+        return {
+            "cop1_state": self.fop.state.name, "vs": self.fop.vs, "nnr": self.fop.nnr,
+            "outstanding": self.fop.outstanding, "backlog": len(self._backlog),
+            "units_sent": self.units_sent, "alerts": dict(self.alerts),
+            "recoveries": self.recoveries, "frames_received": self.demux.frames,
+            "frames_rejected": self.demux.rejected, "counters": self.fop.counters.as_dict(),
+        }
+
+
+class RfSpace:
+    """Spacecraft end of the RF hop: CLTU/TC + FARM-1 in, TM + CLCW in the OCF out."""
+
+    name = "rf-space"
+
+    def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
+        self.config = config
+        self.tc_config = config.tc_config
+        self.decoder = CodingChain.from_name(config.uplink_code).decoder()
+        self.downlink = CodingChain.from_name(config.downlink_code)
+        self.tm_config = config.tm_config(self.downlink)
+        self.mux = TmMultiplexer(config.scid, self.tm_config, (config.vcid,))
+        self.farm = Farm1(config.vcid, window_width=config.farm_window)
+        self._clcw_due = False
+        self._next_clcw = now
+        self.units_sent = 0
+        self.frames_rejected = 0
+
+    def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
+        if len(packet) < PRIMARY_HEADER_SIZE + 1:
+            raise ConfigError("not a Space Packet", key="packet")
+        self.mux.add_packet(self.config.vcid, packet, tag)
+
+    def receive(self, data: bytes, now: float) -> Reception:
+        rec = Reception()
+        cfg = self.config
+        for ev in self.decoder.feed(data):
+            if not isinstance(ev, FrameDecoded):
+                rec.notes.append(ev)
+                continue
+            try:
+                frame = TcFrame.decode(ev.frame, self.tc_config)
+                if frame.scid != cfg.scid:
+                    raise DecodeError(f"is {frame.scid}, this spacecraft is {cfg.scid}",
+                                      layer="tc", field="scid", offset=0)
+            except DecodeError as err:
+                self.frames_rejected += 1
+                rec.notes.append(err)
+                continue
+            if frame.vcid != cfg.vcid:
+                rec.notes.append(f"frame for VC {frame.vcid} ignored")
+                continue
+            ft = FrameType.from_flags(frame.bypass_flag, frame.control_command_flag)
+            for e in self.farm.receive(ft, frame.ns, frame.data_field):
+                if isinstance(e, Delivered):
+                    rec.packets.extend(split_packets(e.data))
+                    rec.accepted = True
+                else:
+                    rec.notes.append(e)
+            self._clcw_due = True
+        return rec
+
+    def poll(self, now: float) -> list[Unit]:
+        ocf = self.farm.clcw().encode()
+        units = []
+        while self.mux.pending_octets():
+            units.append(self._cadu(self.mux.next_frame(ocf=ocf, flush=True)))
+        if not units and (self._clcw_due or now >= self._next_clcw):
+            units.append(self._cadu(self.mux.next_frame(ocf=ocf, flush=True)))
+        if units:
+            self._clcw_due = False
+            self._next_clcw = now + self.config.clcw_interval
+            self.units_sent += len(units)
+        return units
+
+    def _cadu(self, frame: Any) -> Unit:
+        return Unit(self.downlink.encode_frame(frame.data), frame.tags,
+                    "TM-IDLE" if frame.idle else "TM", len(frame.data))
+
+    def next_deadline(self) -> float | None:
+        return self._next_clcw
+
+    def on_timer(self, now: float) -> None:
+        """The periodic CLCW report comes out of the next :meth:`poll`."""
+
+    def status(self) -> dict[str, object]:
+        clcw = self.farm.clcw()
+        return {
+            "farm1_state": self.farm.state.name,
+            "vr": clcw.report_value, "lockout": clcw.lockout, "wait": clcw.wait,
+            "retransmit": clcw.retransmit, "units_sent": self.units_sent,
+            "frames_rejected": self.frames_rejected, "mc_frame_count": self.mux.mc_frame_count,
+        }
