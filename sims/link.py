@@ -1,0 +1,1320 @@
+"""Link simulator: full-duplex links made of two independent directions.
+
+A :class:`Direction` carries opaque ``bytes`` units (transfer frames, CADUs, CLTUs)
+from one node to another and tells the receiver when each unit's last bit arrives.
+All times are integer nanoseconds of virtual time (:mod:`linkstack.sims.engine`).
+
+Timing of one unit (FIFO transmit queue, one transmitter of rate ``R`` bit/s)::
+
+    t_enqueued   send() is called
+    t_tx_start = max(t_enqueued, t_tx_end of the previous unit)   (or later, see capacity)
+    t_tx_end   = t_tx_start + serialization,  serialization = ceil(8 * octets * 1e9 / R) ns
+    t_arrival  = t_tx_end + propagation(t_tx_start) + reorder_extra
+
+so ``t_arrival - t_enqueued == queueing + serialization + propagation + reorder``
+exactly (``queueing = t_tx_start - t_enqueued``).  ``R`` is taken as the exact
+binary value of the float given, and the serialization time is rounded *up* to the
+nanosecond, so back-to-back units never overlap on the bit clock.
+
+Channel (all draws from the simulation's seeded streams, one stream per process):
+
+* **Bit errors** flip bits of the bytes actually sent (bit 0 = the first bit
+  transmitted = most significant bit of the first octet, the bit numbering of
+  CCSDS 131.0-B-2 §1.6.3).  For a stretch of ``n`` bits with bit
+  error rate ``p`` the number of errors is drawn from Binomial(n, p) and their
+  positions as a uniform random subset of the ``n`` bits -- the exact law of
+  independent bit errors, at a cost proportional to the number of errors, never a
+  per-bit Python loop (single units take their counts from blocks of binomial draws
+  made in one vectorised call per unit size).
+* **Gilbert–Elliott** two-state burst model, *per bit*: a Markov chain with states
+  good/bad steps once per bit period ``1/R`` of the direction's bit clock, moving
+  good->bad with probability ``p_gb`` and bad->good with ``p_bg``; each state has its
+  own BER.  The bit clock runs on while the transmitter is idle (idle time is
+  counted in whole bit periods), so bursts and fades are events in time, as
+  pointing-jitter fades are.  The chain is sampled by its runs (geometric sojourn
+  times), and jumped across idle gaps with the closed-form ``d``-step transition
+  probabilities, so the cost is per run, not per bit.  A plain ``ber`` is applied
+  on top (a bit is in error if either process hits it).
+* **Frame erasures**: each unit is lost with probability ``erasure``.
+* **Outages** (:class:`Visibility`): a unit is lost if any part of its *reception*
+  ``[t_arrival - serialization, t_arrival)`` falls in a down interval: contact
+  windows of an RF pass, pointing losses plus reacquisition time of a laser.
+* **Reordering**: a fraction of the units get an extra exponential delay.
+
+Lost units are never silent: each is recorded by the direction's
+:class:`~linkstack.sims.taps.Tap` with its reason, and (by default) handed to the
+receiver as a :class:`Delivery` with ``erased=True``, empty ``unit`` and ``loss``
+set, at the time it would have arrived.  A unit refused by a full queue (``drop``
+policy) never left the sender: it is recorded as ``queue_full`` and reported in
+the sender's :class:`TxReceipt`.
+
+Bulk traffic.  At Gbit/s one Python event per frame cannot keep up with real
+time, so :meth:`Direction.send_bulk` transmits a batch of ``count`` equal-sized
+units as *one* event: the same queue, clock and channel, with vectorised draws;
+the receiver gets one :class:`BulkDelivery` (arrays of arrival times, losses and
+per-unit bit-error counts; no payload bytes).  Bulk batches and single units share
+the FIFO queue, so a bulk dump delays the prompt frames queued behind it.  Two
+simplifications keep a batch O(runs + errors): it uses one propagation delay (the
+one at its first departure; a LEO pass changes the light time by < 30 us per
+second), and no error draws are made for a batch lost entirely in an outage.
+
+Random streams (``link/<name>/errors``, ``.../ge``, ``.../erasure``, ``.../reorder``,
+``outage/<stream>``) are separate, and every single unit draws its bit errors even
+when it is lost, so switching one process on or off does not shift the draws of the
+others.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import trio
+
+from linkstack.sims import engine
+from linkstack.sims.engine import NS_PER_S, derive_rng, now_ns, to_ns
+from linkstack.sims.taps import Tap
+
+__all__ = [
+    "AlwaysUp",
+    "BulkDelivery",
+    "Delivery",
+    "Direction",
+    "DownIntervals",
+    "FixedDelay",
+    "GilbertElliott",
+    "Link",
+    "LossReason",
+    "PeriodicWindows",
+    "PointingLosses",
+    "Propagation",
+    "Reorder",
+    "TxReceipt",
+    "Visibility",
+    "flip_bits",
+]
+
+_FAR = 1 << 62
+"""A time / slot index beyond any simulation ("forever"), in ns or bits."""
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.setflags(write=False)
+_BLOCK = 256  # binomial draws per block (per unit size and BER)
+
+
+class LossReason(StrEnum):
+    """Why a unit did not arrive."""
+
+    ERASURE = "erasure"
+    OUTAGE = "outage"
+    QUEUE_FULL = "queue_full"
+
+
+# --------------------------------------------------------------------------------------
+# Propagation
+# --------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Propagation(Protocol):
+    """One-way delay in ns for a signal leaving at ``t_ns`` (see :class:`FixedDelay`,
+    :class:`linkstack.sims.geometry.LeoPass`)."""
+
+    def delay_ns(self, t_ns: int) -> int: ...
+
+
+class FixedDelay:
+    """A constant one-way delay (e.g. ``light_time_s(isl_chord_km(...))``)."""
+
+    __slots__ = ("fixed_ns",)
+
+    def __init__(self, delay_s: float) -> None:
+        if not (math.isfinite(delay_s) and delay_s >= 0):
+            raise ValueError(f"delay must be >= 0 s, got {delay_s!r}")
+        self.fixed_ns = to_ns(delay_s)
+
+    def delay_ns(self, t_ns: int) -> int:
+        return self.fixed_ns
+
+    def delay_ns_array(self, t_ns: np.ndarray) -> np.ndarray:
+        return np.full(len(t_ns), self.fixed_ns, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        return f"FixedDelay({self.fixed_ns / NS_PER_S!r})"
+
+
+# --------------------------------------------------------------------------------------
+# Visibility (outages)
+# --------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Visibility(Protocol):
+    """When the receiver of a direction cannot receive."""
+
+    def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+        """Down intervals ``[s, e)`` (ns) that intersect ``[start_ns, end_ns)``, in order."""
+        ...
+
+
+class AlwaysUp:
+    """No outage ever."""
+
+    def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+        return []
+
+
+def _merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+_NO_RANGES = np.zeros((0, 2), dtype=np.int64)
+
+
+def _ranges(spans: list[tuple[int, int]]) -> np.ndarray:
+    return np.array(spans, dtype=np.int64).reshape(-1, 2) if spans else _NO_RANGES
+
+
+def _mask_to_ranges(mask: np.ndarray) -> np.ndarray:
+    """Runs of True in a boolean mask as [lo, hi) rows."""
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return np.column_stack((np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))).astype(
+        np.int64
+    ).reshape(-1, 2)
+
+
+def _in_ranges(idx: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Which of the indices ``idx`` fall in one of the disjoint sorted [lo, hi) ``ranges``."""
+    if len(ranges) == 0 or len(idx) == 0:
+        return np.zeros(len(idx), dtype=bool)
+    row = np.searchsorted(ranges[:, 0], idx, side="right") - 1
+    inside = row >= 0
+    inside[inside] = idx[inside] < ranges[row[inside], 1]
+    return inside
+
+
+class DownIntervals:
+    """An explicit list of outages ``[(start_s, end_s), ...]`` (merged if they overlap)."""
+
+    def __init__(self, intervals: Iterable[tuple[float, float]]) -> None:
+        ns = []
+        for start, end in intervals:
+            if not (end >= start):
+                raise ValueError(f"outage ends before it starts: ({start}, {end})")
+            ns.append((_time_ns(start), _time_ns(end)))
+        self._set(_merge(ns))
+
+    def _set(self, merged: list[tuple[int, int]]) -> None:
+        self.intervals = merged
+        self._starts = [s for s, _ in merged]
+        self._ends = [e for _, e in merged]
+
+    @classmethod
+    def from_visible(cls, windows: Iterable[tuple[float, float]]) -> DownIntervals:
+        """The complement of visibility windows ``[(aos_s, los_s), ...]``."""
+        visible = _merge((_time_ns(a), _time_ns(b)) for a, b in windows)
+        down: list[tuple[int, int]] = []
+        cursor = -_FAR
+        for start, end in visible:
+            down.append((cursor, start))
+            cursor = end
+        down.append((cursor, _FAR))
+        self = cls.__new__(cls)
+        self._set(_merge(down))
+        return self
+
+    def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+        i = bisect.bisect_right(self._ends, start_ns)
+        out = []
+        starts = self._starts
+        while i < len(starts) and starts[i] < end_ns:
+            out.append(self.intervals[i])
+            i += 1
+        return out
+
+
+def _time_ns(seconds: float) -> int:
+    if seconds == math.inf:
+        return _FAR
+    if seconds == -math.inf:
+        return -_FAR
+    return to_ns(seconds)
+
+
+class PeriodicWindows:
+    """Visible during ``[first + k*period, first + k*period + duration)``, k = 0, 1, ...
+
+    Down before ``first_start_s`` and between windows (e.g. the passes of
+    :class:`linkstack.sims.geometry.LeoPass`).
+    """
+
+    def __init__(self, first_start_s: float, period_s: float, duration_s: float) -> None:
+        if not (period_s > 0 and duration_s > 0):
+            raise ValueError("period and duration must be > 0")
+        self.first_ns = to_ns(first_start_s)
+        self.period_ns = to_ns(period_s)
+        self.duration_ns = min(to_ns(duration_s), self.period_ns)
+
+    def windows(self, until_s: float) -> list[tuple[float, float]]:
+        out = []
+        k = 0
+        while True:
+            start = self.first_ns + k * self.period_ns
+            if start >= to_ns(until_s):
+                return out
+            out.append((start / NS_PER_S, (start + self.duration_ns) / NS_PER_S))
+            k += 1
+
+    def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        first, period, duration = self.first_ns, self.period_ns, self.duration_ns
+        if start_ns < first:
+            out.append((-_FAR, first))
+        if duration >= period:
+            return out
+        k = max(0, (start_ns - first) // period - 1)
+        while True:
+            gap_start = first + k * period + duration
+            if gap_start >= end_ns:
+                return out
+            gap_end = first + (k + 1) * period
+            if gap_end > start_ns:
+                out.append((gap_start, gap_end))
+            k += 1
+
+
+class PointingLosses:
+    """Laser pointing losses: each loss plus the reacquisition time is an outage.
+
+    Args:
+        losses: scheduled losses ``[(start_s, duration_s), ...]``.
+        reacquisition_s: time to re-establish the link after each loss ends.
+        rate_per_s: rate of random losses (Poisson process), per second.
+        mean_duration_s: mean of the (exponential) duration of a random loss.
+        stream: name of the random stream; two directions given the same stream name
+            see the same random losses (a pointing loss breaks both ways of a link).
+    """
+
+    def __init__(
+        self,
+        losses: Sequence[tuple[float, float]] = (),
+        *,
+        reacquisition_s: float = 0.0,
+        rate_per_s: float = 0.0,
+        mean_duration_s: float = 0.0,
+        stream: str | None = None,
+    ) -> None:
+        if reacquisition_s < 0 or rate_per_s < 0 or mean_duration_s < 0:
+            raise ValueError("reacquisition, rate and duration must be >= 0")
+        if rate_per_s > 0 and mean_duration_s <= 0:
+            raise ValueError("random losses need mean_duration_s > 0")
+        self.reacquisition_ns = to_ns(reacquisition_s)
+        self.rate_per_s = rate_per_s
+        self.mean_duration_s = mean_duration_s
+        self.stream = stream
+        scheduled = []
+        for start, duration in losses:
+            if duration < 0:
+                raise ValueError(f"loss duration must be >= 0: {duration}")
+            scheduled.append((to_ns(start), to_ns(start + duration) + self.reacquisition_ns))
+        self._scheduled = DownIntervals([])
+        self._scheduled._set(_merge(scheduled))
+        self._rng: np.random.Generator | None = None
+        self._random: list[tuple[int, int]] = []
+        self._random_ends: list[int] = []
+        self._next_t = 0.0
+
+    @property
+    def needs_rng(self) -> bool:
+        return self.rate_per_s > 0
+
+    def attach_rng(self, rng: np.random.Generator) -> None:
+        """Give the random losses their stream (done by the direction on first use)."""
+        if self._rng is None:
+            self._rng = rng
+
+    def _generate_until(self, end_ns: int) -> None:
+        if self._rng is None:
+            raise RuntimeError("PointingLosses with random losses needs attach_rng()")
+        while self._next_t * NS_PER_S < end_ns:
+            gaps = self._rng.exponential(1.0 / self.rate_per_s, size=64)
+            durations = self._rng.exponential(self.mean_duration_s, size=64)
+            starts = self._next_t + np.cumsum(gaps)
+            for start, duration in zip(starts.tolist(), durations.tolist(), strict=True):
+                s = round(start * NS_PER_S)
+                e = round((start + duration) * NS_PER_S) + self.reacquisition_ns
+                if self._random and s <= self._random[-1][1]:
+                    last = self._random[-1]
+                    self._random[-1] = (last[0], max(last[1], e))
+                    self._random_ends[-1] = self._random[-1][1]
+                else:
+                    self._random.append((s, e))
+                    self._random_ends.append(e)
+            self._next_t = float(starts[-1])
+
+    def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+        found = self._scheduled.down_overlapping(start_ns, end_ns)
+        if self.rate_per_s > 0:
+            self._generate_until(end_ns)
+            i = bisect.bisect_right(self._random_ends, start_ns)
+            while i < len(self._random) and self._random[i][0] < end_ns:
+                found.append(self._random[i])
+                i += 1
+            found = _merge(found)
+        return found
+
+
+# --------------------------------------------------------------------------------------
+# Channel models
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GilbertElliott:
+    """Two-state burst-error channel, stepped once per bit (see module docstring).
+
+    ``p_gb``/``p_bg``: per-bit transition probabilities good->bad and bad->good, in
+    (0, 1].  Mean sojourn (burst) lengths are ``1/p_gb`` and ``1/p_bg`` bits.
+    """
+
+    p_gb: float
+    p_bg: float
+    ber_good: float = 0.0
+    ber_bad: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("p_gb", "p_bg"):
+            value = getattr(self, name)
+            if not (0.0 < value <= 1.0):
+                raise ValueError(f"{name} must be within (0, 1], got {value!r}")
+        for name in ("ber_good", "ber_bad"):
+            value = getattr(self, name)
+            if not (0.0 <= value <= 1.0):
+                raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+
+    @classmethod
+    def from_mean_bits(cls, mean_good_bits: float, mean_bad_bits: float, *,
+                       ber_good: float = 0.0, ber_bad: float = 0.5) -> GilbertElliott:
+        """From the mean lengths of good and bad periods, in bits (each >= 1)."""
+        if not (mean_good_bits >= 1 and mean_bad_bits >= 1):
+            raise ValueError("mean sojourn lengths must be >= 1 bit")
+        return cls(1.0 / mean_good_bits, 1.0 / mean_bad_bits, ber_good, ber_bad)
+
+    @property
+    def pi_bad(self) -> float:
+        """Long-run fraction of bits in the bad state."""
+        return self.p_gb / (self.p_gb + self.p_bg)
+
+    @property
+    def mean_ber(self) -> float:
+        """Long-run bit error rate ``pi_good * ber_good + pi_bad * ber_bad``."""
+        return (1.0 - self.pi_bad) * self.ber_good + self.pi_bad * self.ber_bad
+
+    @property
+    def mean_bad_bits(self) -> float:
+        """Mean length of a bad period (burst), bits."""
+        return 1.0 / self.p_bg
+
+    @property
+    def mean_good_bits(self) -> float:
+        return 1.0 / self.p_gb
+
+
+@dataclass(frozen=True)
+class Reorder:
+    """A ``fraction`` of the units get an extra delay ~ Exponential(mean ``mean_delay_s``)."""
+
+    fraction: float
+    mean_delay_s: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.fraction <= 1.0):
+            raise ValueError(f"reorder fraction must be within [0, 1], got {self.fraction!r}")
+        if not (self.mean_delay_s > 0 and math.isfinite(self.mean_delay_s)):
+            raise ValueError(f"reorder mean delay must be > 0, got {self.mean_delay_s!r}")
+
+
+def _uniform_subset(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """A uniformly random k-subset of range(n), sorted (int64).
+
+    Sparse case: draw with replacement and redraw the duplicates; the result is
+    invariant under any permutation of range(n), hence uniform over k-subsets.
+    """
+    if k <= 0:
+        return _EMPTY
+    if k * 3 > n:
+        return np.sort(rng.permutation(n)[:k]).astype(np.int64)
+    picked = np.sort(rng.integers(0, n, size=k, dtype=np.int64))
+    while True:
+        repeated = picked[1:] == picked[:-1]
+        if not repeated.any():
+            return picked
+        picked = picked[np.concatenate(([True], ~repeated))]
+        extra = rng.integers(0, n, size=k - len(picked), dtype=np.int64)
+        picked = np.sort(np.concatenate((picked, extra)))
+
+
+class _ErrorProcess:
+    """Bit-error process on a direction's bit clock: Gilbert–Elliott (or one state).
+
+    Slots are bit periods of the direction.  The chain's future is kept as a sorted
+    array of switch slots (``_bounds``); the state at the cursor is ``_state``.
+    """
+
+    def __init__(self, eps: tuple[float, float], p_leave: tuple[float, float] | None,
+                 runs_rng: np.random.Generator, errors_rng: np.random.Generator) -> None:
+        self._eps = eps
+        self._p = p_leave
+        self._runs = runs_rng
+        self._rng = errors_rng
+        self._state = -1
+        self._bounds = _EMPTY
+        self._bi = 0
+        self._blocks: dict[tuple[int, float], list[Any]] = {}
+        if p_leave is not None:
+            p_gb, p_bg = p_leave
+            self._pi_bad = p_gb / (p_gb + p_bg)
+            self._lambda = 1.0 - p_gb - p_bg
+
+    # -- the chain -------------------------------------------------------------------
+
+    def _restart(self, slot: int, state: int) -> None:
+        assert self._p is not None
+        self._state = state
+        self._bounds = np.array([slot + int(self._runs.geometric(self._p[state]))], np.int64)
+        self._bi = 0
+
+    def _advance(self, slot: int) -> None:
+        """Move the cursor to ``slot`` (slots only increase)."""
+        if self._state < 0:
+            self._restart(slot, 1 if self._runs.random() < self._pi_bad else 0)
+            return
+        bounds = self._bounds
+        bi = self._bi
+        if bounds[bi] > slot:
+            return
+        if bounds[-1] > slot:
+            j = int(np.searchsorted(bounds, slot, side="right"))
+            self._state ^= (j - bi) & 1
+            self._bi = j
+            return
+        # Past the sampled path: the state right after the last switch is known; draw
+        # the state at `slot` from the d-step transition probabilities, then a fresh run
+        # (sojourn times are memoryless).
+        state_last = self._state ^ ((len(bounds) - bi) & 1)
+        decay = self._lambda ** (slot - int(bounds[-1]))
+        if state_last == 1:
+            p_bad = self._pi_bad + (1.0 - self._pi_bad) * decay
+        else:
+            p_bad = self._pi_bad * (1.0 - decay)
+        self._restart(slot, 1 if self._runs.random() < p_bad else 0)
+
+    def _extend(self, end: int) -> None:
+        """Sample switch slots until the path covers ``[cursor, end)``."""
+        assert self._p is not None
+        p_gb, p_bg = self._p
+        cycle = 1.0 / p_gb + 1.0 / p_bg
+        while self._bounds[-1] < end:
+            bounds = self._bounds[self._bi :]
+            state_last = self._state ^ (len(bounds) & 1)
+            half = int(min(1 << 19, max(4, math.ceil((end - int(bounds[-1])) / cycle) + 4)))
+            lengths = np.empty(2 * half, dtype=np.int64)
+            lengths[0::2] = self._runs.geometric(self._p[state_last], size=half)
+            lengths[1::2] = self._runs.geometric(self._p[1 - state_last], size=half)
+            self._bounds = np.concatenate((bounds, int(bounds[-1]) + np.cumsum(lengths)))
+            self._bi = 0
+
+    def _segments(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | int:
+        """Runs covering ``[start, end)``: the state if one run, else (starts, ends, states)."""
+        if self._p is None:
+            return 0
+        self._advance(start)
+        if self._bounds[self._bi] >= end:
+            return self._state
+        self._extend(end)
+        bounds = self._bounds
+        j = int(np.searchsorted(bounds, end, side="left"))
+        inner = bounds[self._bi : j]
+        starts = np.concatenate(([start], inner)).astype(np.int64)
+        ends = np.concatenate((inner, [end])).astype(np.int64)
+        states = (self._state + np.arange(len(starts))) & 1
+        return starts, ends, states
+
+    # -- errors ----------------------------------------------------------------------
+
+    def _binomial(self, n: int, eps: float) -> int:
+        """One Binomial(n, eps) draw, taken from a block drawn in one vectorised call
+        (units of a link have few distinct sizes; this saves a numpy call per unit)."""
+        key = (n, eps)
+        block = self._blocks.get(key)
+        if block is None or block[1] >= len(block[0]):
+            if len(self._blocks) >= 256:
+                self._blocks.clear()
+            block = [self._rng.binomial(n, eps, size=_BLOCK).tolist(), 0]
+            self._blocks[key] = block
+        k = block[0][block[1]]
+        block[1] += 1
+        return k
+
+    def positions(self, slot: int, nbits: int) -> np.ndarray:
+        """Bit error positions (offsets in the unit) for a unit on slots [slot, slot+nbits)."""
+        segments = self._segments(slot, slot + nbits)
+        rng = self._rng
+        if isinstance(segments, int):
+            eps = self._eps[segments]
+            if eps == 0.0:
+                return _EMPTY
+            k = self._binomial(nbits, eps)
+            return _uniform_subset(rng, nbits, k) if k else _EMPTY
+        starts, ends, states = segments
+        eps = np.asarray(self._eps)[states]
+        lengths = ends - starts
+        counts = rng.binomial(lengths, eps)
+        found = [
+            _uniform_subset(rng, int(lengths[i]), int(counts[i])) + int(starts[i] - slot)
+            for i in np.flatnonzero(counts)
+        ]
+        return np.concatenate(found) if found else _EMPTY
+
+    def bulk_counts(self, slot: int, count: int, nbits: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit error counts for ``count`` back-to-back units of ``nbits`` bits.
+
+        Returns (unit indices, counts), sparse, indices increasing.
+        """
+        total = count * nbits
+        segments = self._segments(slot, slot + total)
+        if isinstance(segments, int):
+            eps = self._eps[segments]
+            if eps == 0.0:
+                return _EMPTY, _EMPTY
+            return self._counts(np.zeros(1, np.int64), np.array([total], np.int64), eps, nbits)
+        starts, ends, states = segments
+        starts = starts - slot
+        ends = ends - slot
+        found = []
+        for state in (0, 1):
+            eps = self._eps[state]
+            if eps == 0.0:
+                continue
+            first = 0 if int(states[0]) == state else 1
+            st, en = starts[first::2], ends[first::2]
+            if len(st):
+                found.append(self._counts(st, en, eps, nbits))
+        if not found:
+            return _EMPTY, _EMPTY
+        if len(found) == 1:
+            return found[0]
+        units = np.concatenate([f[0] for f in found])
+        hits = np.concatenate([f[1] for f in found])
+        order = np.argsort(units, kind="stable")
+        return _group_sorted(units[order], hits[order])
+
+    def _counts(self, st: np.ndarray, en: np.ndarray, eps: float, nbits: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Error counts per unit for the bit runs [st, en) (sorted, disjoint) of BER ``eps``."""
+        rng = self._rng
+        if len(st) == 1:  # one run (a plain BER, or a long GE state): Python ints
+            a, b = int(st[0]), int(en[0])
+            n_bits = b - a
+            if n_bits * eps * 4 < (b - 1) // nbits - a // nbits + 1:
+                k = int(rng.binomial(n_bits, eps))
+                if k == 0:
+                    return _EMPTY, _EMPTY
+                return _group_sorted((_uniform_subset(rng, n_bits, k) + a) // nbits,
+                                     np.ones(k, np.int64))
+        lengths = en - st
+        first_unit = st // nbits
+        pieces = (en - 1) // nbits - first_unit + 1
+        n_pieces = int(pieces.sum())
+        n_bits = int(lengths.sum())
+        if n_bits * eps * 4 < n_pieces:
+            # sparse: fewer errors than the units they may fall in
+            k = int(rng.binomial(n_bits, eps))
+            if k == 0:
+                return _EMPTY, _EMPTY
+            position = _uniform_subset(rng, n_bits, k)
+            if len(st) > 1:
+                cumulative = np.cumsum(lengths)
+                run = np.searchsorted(cumulative, position, side="right")
+                position = st[run] + position - (cumulative[run] - lengths[run])
+            else:
+                position = position + int(st[0])
+            return _group_sorted(position // nbits, np.ones(k, np.int64))
+        # dense: one binomial per (run x unit) piece
+        if n_pieces == len(st):
+            units = first_unit
+            k = rng.binomial(lengths, eps)
+        else:
+            run = np.repeat(np.arange(len(st)), pieces)
+            units = first_unit[run] + (
+                np.arange(n_pieces) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+            )
+            lo = np.maximum(st[run], units * nbits)
+            hi = np.minimum(en[run], (units + 1) * nbits)
+            k = rng.binomial(hi - lo, eps)
+        keep = np.flatnonzero(k)
+        return _group_sorted(units[keep], k[keep].astype(np.int64))
+
+
+def _group_sorted(units: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``hits`` over equal values of the sorted ``units``."""
+    if len(units) <= 1:
+        return units.astype(np.int64), hits
+    heads = np.flatnonzero(np.concatenate(([True], units[1:] != units[:-1])))
+    return units[heads].astype(np.int64), np.add.reduceat(hits, heads)
+
+
+def flip_bits(unit: bytes, positions: np.ndarray) -> bytes:
+    """``unit`` with the bits at ``positions`` inverted (bit 0 = MSB of octet 0)."""
+    buffer = np.frombuffer(unit, dtype=np.uint8).copy()
+    masks = np.left_shift(1, 7 - (positions & 7)).astype(np.uint8)
+    np.bitwise_xor.at(buffer, positions >> 3, masks)
+    return buffer.tobytes()
+
+
+# --------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One unit at the receiver (times in integer ns of virtual time).
+
+    ``unit`` is the received bytes (with ``bit_errors`` bits flipped, at
+    ``error_positions``), or ``b""`` when ``erased`` (then ``loss`` says why and
+    ``t_arrival`` is when the last bit would have arrived).
+    """
+
+    unit: bytes
+    meta: Any
+    t_enqueued: int
+    t_tx_start: int
+    t_tx_end: int
+    t_arrival: int
+    bit_errors: int
+    erased: bool
+    loss: LossReason | None = None
+    propagation_ns: int = 0
+    reorder_ns: int = 0
+    error_positions: np.ndarray = field(default_factory=lambda: _EMPTY)
+    octets: int = 0
+    seq: int = 0
+    hop: str = ""
+
+    @property
+    def queueing_ns(self) -> int:
+        return self.t_tx_start - self.t_enqueued
+
+    @property
+    def serialization_ns(self) -> int:
+        return self.t_tx_end - self.t_tx_start
+
+    @property
+    def delay_ns(self) -> int:
+        """``t_arrival - t_enqueued`` = queueing + serialization + propagation + reorder."""
+        return self.t_arrival - self.t_enqueued
+
+
+@dataclass(slots=True)
+class BulkDelivery:
+    """A bulk batch at the receiver: ``count`` units of ``unit_octets`` octets.
+
+    Unit ``i`` started serialization at ``t_tx_start + i * serialization_ns`` and
+    arrives ``serialization_ns + propagation_ns`` later (plus its reorder delay, if
+    any).  The batch is delivered (as one object) when its last unit arrives
+    (``t_arrival``).  The whole batch uses the propagation delay at its first departure.
+    """
+
+    meta: Any
+    seq: int
+    hop: str
+    count: int
+    unit_octets: int
+    t_enqueued: int
+    t_tx_start: int
+    serialization_ns: int
+    t_arrival: int
+    propagation_ns: int
+    reorder_idx: np.ndarray
+    reorder_extra: np.ndarray
+    erased_idx: np.ndarray
+    outage_ranges: np.ndarray
+    error_idx: np.ndarray
+    error_counts: np.ndarray
+
+    def tx_starts(self) -> np.ndarray:
+        return self.t_tx_start + np.arange(self.count, dtype=np.int64) * self.serialization_ns
+
+    def propagation_array(self) -> np.ndarray:
+        return np.full(self.count, self.propagation_ns, dtype=np.int64)
+
+    def reorder_array(self) -> np.ndarray:
+        extra = np.zeros(self.count, dtype=np.int64)
+        extra[self.reorder_idx] = self.reorder_extra
+        return extra
+
+    def arrivals(self) -> np.ndarray:
+        """Arrival time of each unit's last bit."""
+        return (self.tx_starts() + self.serialization_ns + self.propagation_ns
+                + self.reorder_array())
+
+    def outage_idx(self) -> np.ndarray:
+        """Units lost to an outage (an erased unit counts as erased only)."""
+        if len(self.outage_ranges) == 0:
+            return _EMPTY
+        idx = np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in self.outage_ranges])
+        return idx[~np.isin(idx, self.erased_idx)] if len(self.erased_idx) else idx
+
+    def lost_indices(self) -> dict[str, np.ndarray]:
+        return {LossReason.ERASURE.value: self.erased_idx,
+                LossReason.OUTAGE.value: self.outage_idx()}
+
+    @property
+    def clean(self) -> bool:
+        """No unit of the batch was lost."""
+        return len(self.erased_idx) == 0 and len(self.outage_ranges) == 0
+
+    def _erased_outside(self) -> np.ndarray:
+        if len(self.outage_ranges) == 0:
+            return self.erased_idx
+        return self.erased_idx[~_in_ranges(self.erased_idx, self.outage_ranges)]
+
+    def lost_index_sum(self) -> int:
+        """Sum of the indices of the lost units (O(losses), for the accounting)."""
+        if self.clean:
+            return 0
+        lo, hi = self.outage_ranges[:, 0], self.outage_ranges[:, 1]
+        return int(((lo + hi - 1) * (hi - lo) // 2).sum()) + int(self._erased_outside().sum())
+
+    def last_delivered(self) -> int:
+        """Index of the last unit that was delivered (-1 if none)."""
+        if self.clean:
+            return self.count - 1
+        lo, hi = self.outage_ranges[:, 0], self.outage_ranges[:, 1]
+        erased = set(self.erased_idx.tolist())
+        last = self.count - 1
+        while last >= 0:
+            row = int(np.searchsorted(lo, last, side="right")) - 1
+            if row >= 0 and last < hi[row]:
+                last = int(lo[row]) - 1
+            elif last in erased:
+                last -= 1
+            else:
+                break
+        return last
+
+    def delivered_reorder_extra(self) -> np.ndarray:
+        """Extra delays of the reordered units that were delivered."""
+        if len(self.reorder_idx) == 0 or self.clean:
+            return self.reorder_extra
+        lost = _in_ranges(self.reorder_idx, self.outage_ranges) | np.isin(self.reorder_idx,
+                                                                          self.erased_idx)
+        return self.reorder_extra[~lost]
+
+    def lost_mask(self) -> np.ndarray:
+        mask = np.zeros(self.count, dtype=bool)
+        mask[self.erased_idx] = True
+        for lo, hi in self.outage_ranges:
+            mask[lo:hi] = True
+        return mask
+
+    def delivered_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.lost_mask())
+
+    def bit_error_counts(self) -> np.ndarray:
+        """Bit errors of each unit (0 for lost units)."""
+        counts = np.zeros(self.count, dtype=np.int64)
+        counts[self.error_idx] = self.error_counts
+        return counts
+
+    @property
+    def units_erased(self) -> int:
+        return len(self.erased_idx)
+
+    @property
+    def units_outage(self) -> int:
+        if len(self.outage_ranges) == 0:
+            return 0
+        in_ranges = int((self.outage_ranges[:, 1] - self.outage_ranges[:, 0]).sum())
+        return in_ranges - int(_in_ranges(self.erased_idx, self.outage_ranges).sum())
+
+    @property
+    def units_lost(self) -> int:
+        return self.units_erased + self.units_outage
+
+    @property
+    def units_delivered(self) -> int:
+        return self.count - self.units_lost
+
+    @property
+    def bit_errors(self) -> int:
+        return int(self.error_counts.sum())
+
+
+@dataclass(frozen=True, slots=True)
+class TxReceipt:
+    """What the sender knows after :meth:`Direction.send`: when its unit(s) go on the air.
+
+    For a bulk batch ``t_tx_end`` is the end of the last unit.  ``dropped`` is set
+    (times ``None``) when a full queue with the ``drop`` policy refused the unit(s).
+    """
+
+    seq: int
+    t_enqueued: int
+    t_tx_start: int | None
+    t_tx_end: int | None
+    dropped: bool = False
+
+
+# --------------------------------------------------------------------------------------
+# Direction
+# --------------------------------------------------------------------------------------
+
+
+class Direction:
+    """One way of a link: transmit queue, transmitter, channel, receiver.
+
+    Runs inside :func:`linkstack.sims.engine.run_simulation` (it posts its arrivals to
+    the simulation's scheduler).  Senders call :meth:`send` / :meth:`send_bulk` (which
+    wait only while a bounded ``block`` queue is full: with an unbounded queue they
+    return at once, so pace the sender) or the ``_nowait`` variants from scheduler
+    callbacks.  The receiver reads :meth:`receive` (an unbounded memory channel: read
+    it, or pass ``on_delivery``).  The sender learns when its unit goes on the air
+    from the :class:`TxReceipt`; only the receiver learns what arrived.
+
+    Args:
+        name: hop name; also names the random streams (``link/<name>/...``).
+        rate_bps: transmitter bit rate (> 0).
+        propagation: fixed one-way delay in seconds, or a :class:`Propagation`.
+        ber: independent bit error rate, [0, 1].
+        erasure: probability that a unit is lost, [0, 1].
+        ge: optional :class:`GilbertElliott` burst channel (combined with ``ber``).
+        visibility: outage schedule (default: always up).
+        reorder: optional :class:`Reorder`.
+        queue_capacity: maximum number of units waiting for the transmitter (the unit
+            being serialized is not counted); ``None`` = unbounded.
+        queue_policy: ``"block"`` (send() waits for room) or ``"drop"`` (refuse).
+        deliver_lost: hand lost units to the receiver as erased deliveries.
+        on_delivery: callback ``f(delivery)`` run at arrival time instead of the
+            receive channel (must not block; may call :meth:`send_nowait`).
+        tap: the :class:`Tap` recording this hop (default: totals only, no records).
+        seed: seed of the random streams (default: the running simulation's seed).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        rate_bps: float,
+        propagation: float | Propagation = 0.0,
+        ber: float = 0.0,
+        erasure: float = 0.0,
+        ge: GilbertElliott | None = None,
+        visibility: Visibility | None = None,
+        reorder: Reorder | None = None,
+        queue_capacity: int | None = None,
+        queue_policy: str = "block",
+        deliver_lost: bool = True,
+        on_delivery: Callable[[Delivery | BulkDelivery], object] | None = None,
+        tap: Tap | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not (isinstance(rate_bps, int | float) and math.isfinite(rate_bps) and rate_bps > 0):
+            raise ValueError(f"rate_bps must be > 0, got {rate_bps!r}")
+        if not (0.0 <= ber <= 1.0):
+            raise ValueError(f"ber must be within [0, 1], got {ber!r}")
+        if not (0.0 <= erasure <= 1.0):
+            raise ValueError(f"erasure must be within [0, 1], got {erasure!r}")
+        if queue_capacity is not None and (
+            isinstance(queue_capacity, bool) or not isinstance(queue_capacity, int)
+            or queue_capacity < 1
+        ):
+            raise ValueError(f"queue_capacity must be an int >= 1 or None: {queue_capacity!r}")
+        if queue_policy not in ("block", "drop"):
+            raise ValueError(f"queue_policy must be 'block' or 'drop', got {queue_policy!r}")
+        self.name = name
+        self.rate_bps = rate_bps
+        rate = Fraction(rate_bps)
+        self._rate_num, self._rate_den = rate.numerator, rate.denominator
+        if isinstance(propagation, int | float):
+            propagation = FixedDelay(float(propagation))
+        if not isinstance(propagation, Propagation):
+            raise TypeError("propagation must be seconds or a Propagation")
+        self.propagation = propagation
+        self._fixed_prop: int | None = getattr(propagation, "fixed_ns", None)
+        self.ber = ber
+        self.erasure = erasure
+        self.ge = ge
+        self.visibility: Visibility = visibility if visibility is not None else AlwaysUp()
+        self._always_up = isinstance(self.visibility, AlwaysUp)
+        self.reorder = reorder
+        self.queue_capacity = queue_capacity
+        self.queue_policy = queue_policy
+        self.deliver_lost = deliver_lost
+        self.on_delivery = on_delivery
+        self.tap = tap if tap is not None else Tap(name, max_records=0)
+        self._seed = seed
+        if on_delivery is None:
+            self._send_channel, self._receive_channel = trio.open_memory_channel[
+                "Delivery | BulkDelivery"
+            ](math.inf)
+        else:
+            self._send_channel = self._receive_channel = None  # type: ignore[assignment]
+        self._ser_cache: dict[int, int] = {}
+        self._seq = 0
+        self._tx_free = -_FAR
+        self._queue: deque[list[int]] = deque()  # [first_start, count, serialization]
+        self._admission = trio.Lock()
+        self._slot_next = -1
+        self._slot_time = 0
+        self._ready = False
+        self._scheduler: engine.Scheduler | None = None
+
+    # -- set-up ----------------------------------------------------------------------
+
+    def _stream(self, suffix: str) -> np.random.Generator:
+        assert self._seed is not None
+        return derive_rng(self._seed, f"link/{self.name}/{suffix}")
+
+    def _setup(self) -> None:
+        simulation = engine.current_simulation()
+        self._scheduler = simulation.scheduler
+        if self._seed is None:
+            self._seed = simulation.seed
+        ge = self.ge
+        ber = self.ber
+        if ge is None:
+            eps = (ber, ber)
+            p_leave = None
+        else:
+            eps = (
+                1.0 - (1.0 - ge.ber_good) * (1.0 - ber),
+                1.0 - (1.0 - ge.ber_bad) * (1.0 - ber),
+            )
+            p_leave = (ge.p_gb, ge.p_bg)
+        self._errors = _ErrorProcess(eps, p_leave, self._stream("ge"), self._stream("errors"))
+        self._has_errors = eps != (0.0, 0.0)
+        self._erasure_rng = self._stream("erasure")
+        self._reorder_rng = self._stream("reorder")
+        attach = getattr(self.visibility, "attach_rng", None)
+        if attach is not None and getattr(self.visibility, "needs_rng", False):
+            stream = getattr(self.visibility, "stream", None) or f"link/{self.name}/outage"
+            attach(derive_rng(self._seed, f"outage/{stream}"))
+        self._ready = True
+
+    # -- receive side ----------------------------------------------------------------
+
+    @property
+    def receive_channel(self) -> trio.MemoryReceiveChannel[Delivery | BulkDelivery]:
+        if self._receive_channel is None:
+            raise RuntimeError(f"{self.name}: deliveries go to the on_delivery callback")
+        return self._receive_channel
+
+    async def receive(self) -> Delivery | BulkDelivery:
+        """The next delivery, at its arrival time."""
+        return await self.receive_channel.receive()
+
+    def _deliver(self, item: Delivery | BulkDelivery) -> None:
+        if isinstance(item, Delivery):
+            self.tap.record_delivery(item)
+            if item.erased and not self.deliver_lost:
+                return
+        else:
+            self.tap.record_bulk(item)
+        if self.on_delivery is not None:
+            self.on_delivery(item)
+        else:
+            self._send_channel.send_nowait(item)
+
+    # -- transmit queue ----------------------------------------------------------------
+
+    def serialization_ns(self, octets: int) -> int:
+        """Time to clock ``octets`` onto the link: ceil(8 * octets * 1e9 / rate) ns."""
+        cached = self._ser_cache.get(octets)
+        if cached is None:
+            cached = -(-(8 * octets * NS_PER_S * self._rate_den) // self._rate_num)
+            self._ser_cache[octets] = cached
+        return cached
+
+    def waiting(self, t_ns: int | None = None) -> int:
+        """Units in the transmit queue (enqueued, serialization not started) at ``t_ns``
+        (now or later)."""
+        t = now_ns() if t_ns is None else t_ns
+        self._prune(t)
+        total = 0
+        for first, count, ser in self._queue:
+            if t >= first:
+                total += count - min(count, (t - first) // ser + 1)
+            else:
+                total += count
+        return total
+
+    def _prune(self, t: int) -> None:
+        queue = self._queue
+        while queue and queue[0][0] + (queue[0][1] - 1) * queue[0][2] <= t:
+            queue.popleft()
+
+    def _room_at(self, k: int, t: int) -> int:
+        """Earliest time >= t at which k more units fit in the queue."""
+        assert self.queue_capacity is not None
+        self._prune(t)
+        excess = self.waiting(t) + k - self.queue_capacity
+        if excess <= 0:
+            return t
+        for first, count, ser in self._queue:
+            started = 0 if t < first else min(count, (t - first) // ser + 1)
+            remaining = count - started
+            if excess <= remaining:
+                return first + (started + excess - 1) * ser
+            excess -= remaining
+        raise AssertionError("queue accounting")  # pragma: no cover
+
+    def _check_count(self, k: int) -> None:
+        if self.queue_capacity is not None and k > self.queue_capacity:
+            raise ValueError(f"{self.name}: {k} units exceed the queue capacity")
+
+    async def _admit(self, k: int, t: int) -> bool:
+        self._check_count(k)
+        if self.queue_capacity is None:
+            return True
+        if not self._admission.locked() and self._room_at(k, t) <= t:
+            return True
+        if self.queue_policy == "drop":
+            return False
+        async with self._admission:
+            while True:
+                t = now_ns()
+                when = self._room_at(k, t)
+                if when <= t:
+                    return True
+                await engine.sleep_until_ns(when)
+
+    def _admit_nowait(self, k: int, t: int) -> bool:
+        self._check_count(k)
+        if self.queue_capacity is None:
+            return True
+        if not self._admission.locked() and self._room_at(k, t) <= t:
+            return True
+        if self.queue_policy == "drop":
+            return False
+        raise trio.WouldBlock
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _transmit(self, k: int, ser: int, t: int) -> int:
+        """Book ``k`` back-to-back units on the transmitter from ``t``; returns the start."""
+        start = t if t > self._tx_free else self._tx_free
+        self._tx_free = start + k * ser
+        queue = self._queue
+        if queue and queue[0][0] + (queue[0][1] - 1) * queue[0][2] <= t:
+            self._prune(t)
+        queue.append([start, k, ser])
+        return start
+
+    def _slots(self, start: int, nbits: int, end: int) -> int:
+        """First bit-clock slot of a transmission starting at ``start``."""
+        num, den = self._rate_num, self._rate_den
+        if self._slot_next < 0:
+            slot = start * num // (den * NS_PER_S) if start > 0 else 0
+        else:
+            slot = self._slot_next + (start - self._slot_time) * num // (den * NS_PER_S)
+        self._slot_next = slot + nbits
+        self._slot_time = end
+        return slot
+
+    # -- send ------------------------------------------------------------------------
+
+    async def send(self, unit: bytes, meta: Any = None) -> TxReceipt:
+        """Enqueue ``unit``; waits only while a bounded queue is full (``block`` policy)."""
+        if not self._ready:
+            self._setup()
+        t_enqueued = now_ns()
+        if not unit:
+            raise ValueError("cannot send an empty unit")
+        seq = self._next_seq()
+        if not await self._admit(1, t_enqueued):
+            self.tap.record_drop(seq, meta, len(unit), t_enqueued)
+            return TxReceipt(seq, t_enqueued, None, None, dropped=True)
+        return self._launch(bytes(unit), meta, seq, t_enqueued, now_ns())
+
+    def send_nowait(self, unit: bytes, meta: Any = None) -> TxReceipt:
+        """Like :meth:`send` without waiting: raises ``trio.WouldBlock`` if a bounded
+        ``block`` queue is full.  Usable from scheduler callbacks."""
+        if not self._ready:
+            self._setup()
+        t_enqueued = now_ns()
+        if not unit:
+            raise ValueError("cannot send an empty unit")
+        admitted = self._admit_nowait(1, t_enqueued)
+        seq = self._next_seq()
+        if not admitted:
+            self.tap.record_drop(seq, meta, len(unit), t_enqueued)
+            return TxReceipt(seq, t_enqueued, None, None, dropped=True)
+        return self._launch(bytes(unit), meta, seq, t_enqueued, t_enqueued)
+
+    def _launch(self, unit: bytes, meta: Any, seq: int, t_enqueued: int, t: int) -> TxReceipt:
+        octets = len(unit)
+        nbits = 8 * octets
+        ser = self.serialization_ns(octets)
+        start = self._transmit(1, ser, t)
+        end = start + ser
+        slot = self._slots(start, nbits, end)
+        prop = self._fixed_prop
+        if prop is None:
+            prop = int(self.propagation.delay_ns(start))
+        extra = 0
+        reorder = self.reorder
+        if (reorder is not None and reorder.fraction > 0
+                and self._reorder_rng.random() < reorder.fraction):
+            extra = round(self._reorder_rng.exponential(reorder.mean_delay_s) * NS_PER_S)
+        arrival = end + prop + extra
+        loss = None
+        if self.erasure > 0.0 and self._erasure_rng.random() < self.erasure:
+            loss = LossReason.ERASURE
+        elif not self._always_up and self.visibility.down_overlapping(arrival - ser, arrival):
+            loss = LossReason.OUTAGE
+        # drawn for lost units too, so that losses do not shift the error stream
+        positions = self._errors.positions(slot, nbits) if self._has_errors else _EMPTY
+        if loss is not None:
+            delivery = Delivery(b"", meta, t_enqueued, start, end, arrival, 0, True, loss, prop,
+                                extra, _EMPTY, octets, seq, self.name)
+        else:
+            if len(positions):
+                unit = flip_bits(unit, positions)
+            delivery = Delivery(unit, meta, t_enqueued, start, end, arrival, len(positions),
+                                False, None, prop, extra, positions, octets, seq, self.name)
+        assert self._scheduler is not None
+        self._scheduler.call_at(arrival, self._deliver, delivery)
+        return TxReceipt(seq, t_enqueued, start, end)
+
+    async def send_bulk(self, count: int, unit_octets: int, meta: Any = None) -> TxReceipt:
+        """Transmit ``count`` back-to-back units of ``unit_octets`` octets as one event."""
+        if not self._ready:
+            self._setup()
+        t_enqueued = now_ns()
+        self._check_bulk(count, unit_octets)
+        seq = self._next_seq()
+        if not await self._admit(count, t_enqueued):
+            self.tap.record_drop(seq, meta, unit_octets, t_enqueued, count)
+            return TxReceipt(seq, t_enqueued, None, None, dropped=True)
+        return self._launch_bulk(count, unit_octets, meta, seq, t_enqueued, now_ns())
+
+    def send_bulk_nowait(self, count: int, unit_octets: int, meta: Any = None) -> TxReceipt:
+        """:meth:`send_bulk` without waiting (raises ``trio.WouldBlock`` if full)."""
+        if not self._ready:
+            self._setup()
+        t_enqueued = now_ns()
+        self._check_bulk(count, unit_octets)
+        admitted = self._admit_nowait(count, t_enqueued)
+        seq = self._next_seq()
+        if not admitted:
+            self.tap.record_drop(seq, meta, unit_octets, t_enqueued, count)
+            return TxReceipt(seq, t_enqueued, None, None, dropped=True)
+        return self._launch_bulk(count, unit_octets, meta, seq, t_enqueued, t_enqueued)
+
+    @staticmethod
+    def _check_bulk(count: int, unit_octets: int) -> None:
+        if count < 1 or unit_octets < 1:
+            raise ValueError("a bulk batch needs count >= 1 and unit_octets >= 1")
+
+    def _launch_bulk(self, count: int, unit_octets: int, meta: Any, seq: int, t_enqueued: int,
+                     t: int) -> TxReceipt:
+        nbits = 8 * unit_octets
+        ser = self.serialization_ns(unit_octets)
+        start = self._transmit(count, ser, t)
+        end = start + count * ser
+        slot = self._slots(start, count * nbits, end)
+        # One propagation delay per batch (at its first departure): a pass changes the
+        # light time by < 30 us per second, and a batch is background load, not protocol
+        # traffic.  Single units get their own delay.
+        propagation = self._fixed_prop
+        if propagation is None:
+            propagation = int(self.propagation.delay_ns(start))
+        reorder = self.reorder
+        r_idx, r_extra = _EMPTY, _EMPTY
+        if reorder is not None and reorder.fraction > 0:
+            rng = self._reorder_rng
+            r_idx = _uniform_subset(rng, count, int(rng.binomial(count, reorder.fraction)))
+            r_extra = np.rint(rng.exponential(reorder.mean_delay_s * NS_PER_S, size=len(r_idx))
+                              ).astype(np.int64)
+        erased = _EMPTY
+        if self.erasure > 0.0:
+            rng = self._erasure_rng
+            erased = _uniform_subset(rng, count, int(rng.binomial(count, self.erasure)))
+        simple = len(r_idx) == 0
+        first_rx = start + propagation
+        last_arrival = end + propagation
+        if not simple:
+            arrivals = start + ser + propagation + np.arange(count, dtype=np.int64) * ser
+            arrivals[r_idx] += r_extra
+            last_arrival = int(arrivals.max())
+        outage = _NO_RANGES
+        if not self._always_up:
+            downs = self.visibility.down_overlapping(first_rx, last_arrival)
+            if downs:
+                if simple:
+                    # unit i is received during [first_rx + i*ser, first_rx + (i+1)*ser)
+                    spans = []
+                    for down_start, down_end in downs:
+                        lo = max(0, (down_start - first_rx) // ser)
+                        hi = min(count, -(-(down_end - first_rx) // ser))
+                        if hi > lo:
+                            spans.append((lo, hi))
+                    outage = _ranges(_merge(spans))
+                else:
+                    rx_start = arrivals - ser
+                    hit = np.zeros(count, dtype=bool)
+                    for down_start, down_end in downs:
+                        hit |= (rx_start < down_end) & (arrivals > down_start)
+                    outage = _mask_to_ranges(hit)
+        error_idx, error_counts = _EMPTY, _EMPTY
+        all_lost = len(outage) == 1 and outage[0, 0] == 0 and outage[0, 1] == count
+        if self._has_errors and not all_lost:
+            error_idx, error_counts = self._errors.bulk_counts(slot, count, nbits)
+            if len(error_idx) and (len(erased) or len(outage)):
+                keep = ~(_in_ranges(error_idx, outage) | np.isin(error_idx, erased))
+                error_idx, error_counts = error_idx[keep], error_counts[keep]
+        bulk = BulkDelivery(meta, seq, self.name, count, unit_octets, t_enqueued, start, ser,
+                            last_arrival, propagation, r_idx, r_extra, erased, outage,
+                            error_idx, error_counts)
+        assert self._scheduler is not None
+        self._scheduler.call_at(last_arrival, self._deliver, bulk)
+        return TxReceipt(seq, t_enqueued, start, end)
+
+
+class Link:
+    """A full-duplex link between nodes ``a`` and ``b``: two independent directions."""
+
+    def __init__(self, name: str, a: str, b: str, forward: Direction, reverse: Direction) -> None:
+        self.name = name
+        self.a = a
+        self.b = b
+        self.forward = forward
+        self.reverse = reverse
+
+    def direction(self, source: str) -> Direction:
+        """The direction that transmits from node ``source``."""
+        if source == self.a:
+            return self.forward
+        if source == self.b:
+            return self.reverse
+        raise KeyError(f"{source!r} is not an end of link {self.name!r}")

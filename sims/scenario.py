@@ -1,0 +1,818 @@
+"""Scenario files: TOML (``tomllib``) -> validated dataclasses -> link directions.
+
+A bad file raises :class:`~linkstack.errors.ConfigError` whose ``key`` names the
+offending setting, e.g. ``links.uplink.ber`` (unknown keys, wrong types and
+out-of-range values alike).  :func:`apply_overrides` applies ``KEY=VALUE`` settings
+(the CLI's ``--set``) to the raw dict before validation.
+
+Schema (every table refuses keys not listed)::
+
+    [scenario]          name (str), description (str), seed (int >= 0), duration_s (> 0)
+    [nodes.<node>]      kind = "ground_station" | "satellite"
+                        altitude_km (satellite, > 0)
+                        min_elevation_deg (ground station, [0, 90), default 10)
+    [profiles.<name>]   amends / defines a link profile (same keys as a link, minus
+                        from / to / profile); see linkstack.sims.profiles
+    [links.<name>]      ONE direction of a link, from node ``from`` to node ``to``:
+      from, to          node names (required)
+      profile           profile whose keys this table overrides (optional)
+      rate_bps          bit rate, > 0 (required, here or in the profile)
+      ber               independent bit error rate, [0, 0.5] (default 0)
+      erasure           unit erasure probability, [0, 1] (default 0)
+      queue_capacity    units waiting for the transmitter, int >= 1 (default unbounded)
+      queue_policy      "block" | "drop" (default "block")
+      deliver_lost      hand lost units to the receiver as erased deliveries (default true)
+      [pass]            LEO pass geometry (geometry.LeoPass): altitude_km and
+                        min_elevation_deg (default: from the nodes), cross_track_deg (0),
+                        first_aos_s (0), period_s (default: the orbital period)
+      [propagation]     model = "fixed" (delay_s) | "distance" (distance_km)
+                        | "slant" (elevation_deg, altitude_km) | "chord" (separation_deg,
+                        altitude_km, min_grazing_km = 0) | "pass" (uses [pass]); altitude_km
+                        defaults to the satellite node's.  Required for a link.
+      [ge]              Gilbert–Elliott burst channel, per bit (link.GilbertElliott):
+                        model = "gilbert-elliott" (default) | "none"; ONE of the pairs
+                        (p_gb, p_bg) | (mean_good_bits, mean_bad_bits) |
+                        (mean_good_s, mean_bad_s); ber_good (0), ber_bad (0.5)
+      [outages]         model = "none" | "windows" (visible = [[aos_s, los_s], ...])
+                        | "down" (intervals = [[start_s, end_s], ...])
+                        | "periodic" (first_start_s, period_s, duration_s)
+                        | "pass" (the windows of [pass])
+                        | "pointing" (losses = [[start_s, duration_s], ...],
+                          reacquisition_s, rate_per_hour, mean_duration_s, stream)
+      [reorder]         fraction [0, 1], mean_delay_s > 0
+      [stack]           per-hop stack settings, checked as plain values here and
+                        interpreted by the stack: frame = "tc" | "tm" | "aos" | "uslp",
+                        frame_length (int; <= 1024 for TC, 2048 for TM, 65536 for USLP),
+                        coding (chain name, e.g. "tm-rs-255-223-i5", "tc-bch"), arq (e.g.
+                        "cop-1", "sr", "none"), vcid (0..63), ocf (bool),
+                        [stack.arq_params] (str / int / float / bool values)
+
+Merging a link with its profile: key by key; a sub-table whose ``model`` differs
+from the profile's replaces it; in ``[ge]`` a link giving one pair of the three
+forms drops the profile's other forms.  Two directions between the same two nodes
+form one full-duplex :class:`~linkstack.sims.link.Link`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from linkstack.errors import ConfigError
+from linkstack.sims import geometry
+from linkstack.sims.link import (
+    BulkDelivery,
+    Delivery,
+    Direction,
+    DownIntervals,
+    FixedDelay,
+    GilbertElliott,
+    Link,
+    PeriodicWindows,
+    PointingLosses,
+    Propagation,
+    Reorder,
+    Visibility,
+)
+from linkstack.sims.profiles import load_profiles
+from linkstack.sims.taps import Tap
+
+__all__ = [
+    "LinkSpec",
+    "NodeSpec",
+    "OutageSpec",
+    "PassSpec",
+    "PropagationSpec",
+    "Scenario",
+    "StackSpec",
+    "apply_overrides",
+    "load_scenario",
+    "parse_scenario",
+    "scenario_names",
+]
+
+_MISSING: Any = object()
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_FRAME_MAX = {"tc": 1024, "tm": 2048, "aos": 65536, "uslp": 65536}
+# TC: 10-bit frame length field (CCSDS 232.0-B-3 §4.1.2.7); TM: 2048 octets (132.0-B-3
+# §4.1.1); USLP: 16-bit frame length field (732.1-B-2).  AOS frames are fixed per physical
+# channel; the stack checks the exact header overheads.
+_GE_FORMS = (("p_gb", "p_bg"), ("mean_good_bits", "mean_bad_bits"), ("mean_good_s", "mean_bad_s"))
+
+
+# --------------------------------------------------------------------------------------
+# Reading tables
+# --------------------------------------------------------------------------------------
+
+
+class _Table:
+    """One TOML table: typed getters that name the key, and a check for unknown keys."""
+
+    def __init__(self, data: Any, key: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"must be a table, not {_kind(data)}", key=key)
+        self.data = data
+        self.key = key
+        self.used: set[str] = set()
+
+    def path(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str, default: Any = _MISSING) -> Any:
+        self.used.add(name)
+        if name in self.data:
+            return self.data[name]
+        if default is _MISSING:
+            raise ConfigError("required key is missing", key=self.path(name))
+        return default
+
+    def number(self, name: str, default: Any = _MISSING, *, lo: float | None = None,
+               hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
+        value = self.raw(name, default)
+        if value is default and name not in self.data:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"must be a number, not {_kind(value)}", key=self.path(name))
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError("must be finite", key=self.path(name))
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise ConfigError(f"{value!r} must be {'>' if lo_open else '>='} {lo!r}",
+                              key=self.path(name))
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            raise ConfigError(f"{value!r} must be {'<' if hi_open else '<='} {hi!r}",
+                              key=self.path(name))
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, *, lo: int | None = None,
+                hi: int | None = None) -> Any:
+        value = self.raw(name, default)
+        if value is default and name not in self.data:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"must be an integer, not {_kind(value)}", key=self.path(name))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{value} is outside {lo}..{hi}", key=self.path(name))
+        return value
+
+    def string(self, name: str, default: Any = _MISSING, *,
+               choices: Iterable[str] | None = None, pattern: re.Pattern[str] | None = None
+               ) -> Any:
+        value = self.raw(name, default)
+        if value is default and name not in self.data:
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"must be a string, not {_kind(value)}", key=self.path(name))
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{value!r} is not one of {', '.join(map(repr, choices))}",
+                              key=self.path(name))
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(f"{value!r} is not a valid name", key=self.path(name))
+        return value
+
+    def boolean(self, name: str, default: Any = _MISSING) -> Any:
+        value = self.raw(name, default)
+        if value is default and name not in self.data:
+            return value
+        if not isinstance(value, bool):
+            raise ConfigError(f"must be true or false, not {_kind(value)}", key=self.path(name))
+        return value
+
+    def table(self, name: str) -> _Table | None:
+        if name not in self.data:
+            self.used.add(name)
+            return None
+        return _Table(self.raw(name), self.path(name))
+
+    def pairs(self, name: str, default: Any = _MISSING) -> list[tuple[float, float]]:
+        value = self.raw(name, default)
+        if value is default and name not in self.data:
+            return value
+        if not isinstance(value, list):
+            raise ConfigError(f"must be an array of [a, b] pairs, not {_kind(value)}",
+                              key=self.path(name))
+        result = []
+        for i, item in enumerate(value):
+            if (not isinstance(item, list) or len(item) != 2
+                    or any(isinstance(x, bool) or not isinstance(x, int | float)
+                           or not math.isfinite(x) for x in item)):
+                raise ConfigError(f"item {i} must be a pair of finite numbers [a, b]",
+                                  key=self.path(name))
+            result.append((float(item[0]), float(item[1])))
+        return result
+
+    def done(self) -> None:
+        for name in self.data:
+            if name not in self.used:
+                raise ConfigError("unknown key", key=self.path(name))
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------------------
+# Specs
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    kind: str
+    altitude_km: float | None = None
+    min_elevation_deg: float | None = None
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    altitude_km: float
+    min_elevation_deg: float
+    cross_track_deg: float = 0.0
+    first_aos_s: float = 0.0
+    period_s: float | None = None
+
+    def leo_pass(self) -> geometry.LeoPass:
+        return geometry.LeoPass(self.altitude_km, self.min_elevation_deg, self.cross_track_deg,
+                                self.first_aos_s, self.period_s)
+
+
+@dataclass(frozen=True)
+class PropagationSpec:
+    """``model`` and, except for ``pass``, the constant one-way delay it gives."""
+
+    model: str
+    delay_s: float = 0.0
+    distance_km: float | None = None
+
+
+@dataclass(frozen=True)
+class OutageSpec:
+    model: str = "none"
+    intervals: tuple[tuple[float, float], ...] = ()
+    first_start_s: float = 0.0
+    period_s: float = 0.0
+    duration_s: float = 0.0
+    losses: tuple[tuple[float, float], ...] = ()
+    reacquisition_s: float = 0.0
+    rate_per_hour: float = 0.0
+    mean_duration_s: float = 0.0
+    stream: str | None = None
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Per-hop stack settings (plain values, interpreted by the stack)."""
+
+    frame: str | None = None
+    frame_length: int | None = None
+    coding: str | None = None
+    arq: str | None = None
+    vcid: int | None = None
+    ocf: bool | None = None
+    arq_params: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One validated link direction."""
+
+    name: str
+    source: str
+    destination: str
+    profile: str | None
+    rate_bps: float
+    ber: float
+    erasure: float
+    queue_capacity: int | None
+    queue_policy: str
+    deliver_lost: bool
+    propagation: PropagationSpec
+    pass_geometry: PassSpec | None
+    ge: GilbertElliott | None
+    outages: OutageSpec
+    reorder: Reorder | None
+    stack: StackSpec
+
+    def build_propagation(self) -> Propagation:
+        if self.propagation.model == "pass":
+            assert self.pass_geometry is not None
+            return self.pass_geometry.leo_pass()
+        return FixedDelay(self.propagation.delay_s)
+
+    def build_visibility(self) -> Visibility | None:
+        o = self.outages
+        if o.model == "none":
+            return None
+        if o.model == "windows":
+            return DownIntervals.from_visible(o.intervals)
+        if o.model == "down":
+            return DownIntervals(o.intervals)
+        if o.model == "periodic":
+            return PeriodicWindows(o.first_start_s, o.period_s, o.duration_s)
+        if o.model == "pass":
+            assert self.pass_geometry is not None
+            leo = self.pass_geometry.leo_pass()
+            return PeriodicWindows(leo.first_aos_s, leo.repeat_s, leo.duration_s)
+        return PointingLosses(o.losses, reacquisition_s=o.reacquisition_s,
+                              rate_per_s=o.rate_per_hour / 3600.0,
+                              mean_duration_s=o.mean_duration_s, stream=o.stream)
+
+    def build_direction(
+        self,
+        *,
+        tap: Tap | None = None,
+        on_delivery: Callable[[Delivery | BulkDelivery], object] | None = None,
+        seed: int | None = None,
+    ) -> Direction:
+        """A fresh :class:`Direction` with this spec (fresh outage state too)."""
+        return Direction(
+            self.name, rate_bps=self.rate_bps, propagation=self.build_propagation(),
+            ber=self.ber, erasure=self.erasure, ge=self.ge, visibility=self.build_visibility(),
+            reorder=self.reorder, queue_capacity=self.queue_capacity,
+            queue_policy=self.queue_policy, deliver_lost=self.deliver_lost,
+            on_delivery=on_delivery, tap=tap, seed=seed,
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    duration_s: float
+    nodes: Mapping[str, NodeSpec]
+    links: Mapping[str, LinkSpec]
+
+    def build_directions(
+        self,
+        *,
+        taps: Mapping[str, Tap] | None = None,
+        on_delivery: Mapping[str, Callable[[Delivery | BulkDelivery], object]] | None = None,
+    ) -> dict[str, Direction]:
+        """One :class:`Direction` per ``[links.<name>]``, keyed by name."""
+        taps = taps or {}
+        on_delivery = on_delivery or {}
+        return {
+            name: spec.build_direction(tap=taps.get(name), on_delivery=on_delivery.get(name))
+            for name, spec in self.links.items()
+        }
+
+    def duplex_pairs(self) -> list[tuple[str, str | None]]:
+        """Names of directions grouped by node pair: (a->b, b->a or None)."""
+        pairs: list[tuple[str, str | None]] = []
+        taken: set[str] = set()
+        for name, spec in self.links.items():
+            if name in taken:
+                continue
+            taken.add(name)
+            back = next((other for other, s in self.links.items() if other not in taken
+                         and s.source == spec.destination and s.destination == spec.source),
+                        None)
+            if back is not None:
+                taken.add(back)
+            pairs.append((name, back))
+        return pairs
+
+    def build_links(self, directions: Mapping[str, Direction]) -> list[Link]:
+        """Full-duplex :class:`Link` objects for the node pairs with both directions."""
+        links = []
+        for forward, back in self.duplex_pairs():
+            if back is None:
+                continue
+            spec = self.links[forward]
+            links.append(Link(f"{spec.source}-{spec.destination}", spec.source,
+                              spec.destination, directions[forward], directions[back]))
+        return links
+
+
+# --------------------------------------------------------------------------------------
+# Merging, overrides, loading
+# --------------------------------------------------------------------------------------
+
+
+def _merge_tables(base: dict[str, Any], top: dict[str, Any], *, ge: bool = False
+                  ) -> dict[str, Any]:
+    """``top`` over ``base`` key by key (see the module docstring)."""
+    if "model" in top and "model" in base and top["model"] != base["model"]:
+        return copy.deepcopy(top)
+    result = copy.deepcopy(base)
+    if ge:
+        given = [form for form in _GE_FORMS if any(k in top for k in form)]
+        if given:
+            for form in _GE_FORMS:
+                if form not in given:
+                    for k in form:
+                        result.pop(k, None)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge_tables(result[key], value, ge=(key == "ge"))
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word is a string: links.isl.profile=laser-isl
+
+
+def apply_overrides(scenario: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of the raw ``scenario`` dict with ``KEY=VALUE`` settings applied.
+
+    ``KEY`` is a dotted path (``links.uplink.ber``); ``VALUE`` is parsed as a TOML value
+    (``1e-6``, ``true``, ``"x"``, ``[[0, 60]]``), or taken as a string if it is not one.
+    Tables on the way are created.  The result still has to pass :func:`parse_scenario`.
+    """
+    result = copy.deepcopy(dict(scenario))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError("an override must look like KEY=VALUE", key=item)
+        parts = key.split(".")
+        if any(not part.strip() for part in parts):
+            raise ConfigError("empty part in a dotted key", key=key)
+        parts = [part.strip() for part in parts]
+        node = result
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError("is not a table", key=".".join(parts[: i + 1]))
+            node = child
+        node[parts[-1]] = _parse_value(text.strip())
+    return result
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped in ``sims/scenarios`` (``default``, ...)."""
+    folder = resources.files("linkstack.sims").joinpath("scenarios")
+    return sorted(
+        entry.name[: -len(".toml")] for entry in folder.iterdir()
+        if entry.name.endswith(".toml") and entry.name != "profiles.toml"
+    )
+
+
+def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ()) -> Scenario:
+    """Load a scenario file (a path, or the name of a shipped scenario), apply overrides."""
+    path = Path(source)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read the scenario: {exc.strerror}",
+                              key=str(source)) from None
+    else:
+        entry = resources.files("linkstack.sims").joinpath("scenarios", f"{source}.toml")
+        if not entry.is_file():
+            raise ConfigError(f"no such scenario; shipped: {', '.join(scenario_names())}",
+                              key=str(source))
+        text = entry.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", key=str(source)) from None
+    return parse_scenario(apply_overrides(data, overrides))
+
+
+# --------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------
+
+
+def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | None = None
+                   ) -> Scenario:
+    """Validate a raw scenario dict (as read by ``tomllib``) into a :class:`Scenario`.
+
+    ``profiles`` defaults to the built-in profiles; the scenario's own ``[profiles]``
+    tables amend them.
+    """
+    top = _Table(dict(data), "")
+
+    meta = top.table("scenario")
+    if meta is None:
+        raise ConfigError("required table is missing", key="scenario")
+    name = meta.string("name", "unnamed")
+    description = meta.string("description", "")
+    seed = meta.integer("seed", 0, lo=0, hi=2**63 - 1)
+    duration_s = meta.number("duration_s", 3600.0, lo=0.0, lo_open=True)
+    meta.done()
+
+    available = copy.deepcopy(dict(load_profiles() if profiles is None else profiles))
+    local = top.table("profiles")
+    if local is not None:
+        for pname in list(local.data):
+            table = _Table(local.raw(pname), local.path(pname))
+            base = available.get(pname, {})
+            available[pname] = _merge_tables(base, table.data) if base else table.data
+        local.done()
+    for pname, ptable in available.items():
+        _parse_direction(_Table(ptable, f"profiles.{pname}"), nodes=None, link_name=None,
+                         profile_mode=True)
+
+    nodes_table = top.table("nodes")
+    if nodes_table is None:
+        raise ConfigError("required table is missing", key="nodes")
+    nodes: dict[str, NodeSpec] = {}
+    for nname in list(nodes_table.data):
+        if not _NAME.match(nname):
+            raise ConfigError("node names are letters, digits, '-' and '_'",
+                              key=nodes_table.path(nname))
+        nodes[nname] = _parse_node(nname, _Table(nodes_table.raw(nname), nodes_table.path(nname)))
+    nodes_table.done()
+
+    links_table = top.table("links")
+    if links_table is None:
+        raise ConfigError("required table is missing", key="links")
+    links: dict[str, LinkSpec] = {}
+    for lname in list(links_table.data):
+        if not _NAME.match(lname):
+            raise ConfigError("link names are letters, digits, '-' and '_'",
+                              key=links_table.path(lname))
+        raw = _Table(links_table.raw(lname), links_table.path(lname))
+        pname = raw.string("profile", None)
+        merged = raw.data
+        if pname is not None:
+            if pname not in available:
+                raise ConfigError(f"unknown profile {pname!r}; known: "
+                                  f"{', '.join(sorted(available))}", key=raw.path("profile"))
+            merged = _merge_tables(available[pname], raw.data)
+        links[lname] = _parse_direction(_Table(merged, raw.key), nodes=nodes, link_name=lname,
+                                        profile_mode=False)
+    links_table.done()
+    top.done()
+    if not links:
+        raise ConfigError("a scenario needs at least one link", key="links")
+    return Scenario(name, description, seed, duration_s, nodes, links)
+
+
+def _parse_node(name: str, t: _Table) -> NodeSpec:
+    kind = t.string("kind", choices=("ground_station", "satellite"))
+    if kind == "satellite":
+        altitude = t.number("altitude_km", lo=0.0, lo_open=True)
+        node = NodeSpec(name, kind, altitude_km=altitude)
+    else:
+        elevation = t.number("min_elevation_deg", 10.0, lo=0.0, hi=90.0, hi_open=True)
+        node = NodeSpec(name, kind, min_elevation_deg=elevation)
+    t.done()
+    return node
+
+
+def _parse_direction(t: _Table, *, nodes: Mapping[str, NodeSpec] | None, link_name: str | None,
+                     profile_mode: bool) -> Any:
+    """Validate a link (or, with ``profile_mode``, a profile) table."""
+    required = not profile_mode
+    optional = None
+    source = destination = None
+    profile = None
+    if not profile_mode:
+        assert nodes is not None
+        source = t.string("from")
+        destination = t.string("to")
+        for key, node in (("from", source), ("to", destination)):
+            if node not in nodes:
+                raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(sorted(nodes))}",
+                                  key=t.path(key))
+        if source == destination:
+            raise ConfigError("a link joins two different nodes", key=t.path("to"))
+        profile = t.string("profile", None)
+
+    rate = t.number("rate_bps", _MISSING if required else optional, lo=0.0, lo_open=True)
+    ber = t.number("ber", 0.0, lo=0.0, hi=0.5)
+    erasure = t.number("erasure", 0.0, lo=0.0, hi=1.0)
+    capacity = t.integer("queue_capacity", None, lo=1, hi=2**62)
+    policy = t.string("queue_policy", "block", choices=("block", "drop"))
+    deliver_lost = t.boolean("deliver_lost", True)
+
+    endpoints = [] if nodes is None else [nodes[source], nodes[destination]]  # type: ignore[index]
+    pass_spec = _parse_pass(t.table("pass"), endpoints, t.path("pass"))
+    propagation = _parse_propagation(t.table("propagation"), endpoints, pass_spec, required,
+                                     t.path("propagation"))
+    ge = _parse_ge(t.table("ge"), rate)
+    outages = _parse_outages(t.table("outages"), pass_spec, endpoints, t.path("outages"))
+    reorder = _parse_reorder(t.table("reorder"))
+    stack = _parse_stack(t.table("stack"))
+    t.done()
+    if profile_mode:
+        return None
+    assert link_name is not None and source is not None and destination is not None
+    if outages.model == "pass" and pass_spec is None:
+        pass_spec = _default_pass(endpoints, t.path("outages"))
+    if propagation.model == "pass" and pass_spec is None:
+        pass_spec = _default_pass(endpoints, t.path("propagation"))
+    return LinkSpec(link_name, source, destination, profile, rate, ber, erasure, capacity,
+                    policy, deliver_lost, propagation, pass_spec, ge, outages, reorder, stack)
+
+
+def _satellite_altitude(endpoints: list[NodeSpec], key: str) -> float:
+    altitudes = {n.altitude_km for n in endpoints if n.kind == "satellite"}
+    if len(altitudes) != 1:
+        raise ConfigError("give altitude_km: the link's nodes do not define one satellite "
+                          "altitude", key=key)
+    return float(altitudes.pop())  # type: ignore[arg-type]
+
+
+def _ground_elevation(endpoints: list[NodeSpec], key: str) -> float:
+    grounds = [n for n in endpoints if n.kind == "ground_station"]
+    if len(grounds) != 1:
+        raise ConfigError("a pass needs one ground station among the link's nodes "
+                          "(or give min_elevation_deg)", key=key)
+    return float(grounds[0].min_elevation_deg)  # type: ignore[arg-type]
+
+
+def _default_pass(endpoints: list[NodeSpec], key: str) -> PassSpec:
+    spec = PassSpec(_satellite_altitude(endpoints, key + ".model"),
+                    _ground_elevation(endpoints, key + ".model"))
+    spec.leo_pass()
+    return spec
+
+
+def _parse_pass(t: _Table | None, endpoints: list[NodeSpec], key: str) -> PassSpec | None:
+    if t is None:
+        return None
+    altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
+    elevation = t.number("min_elevation_deg", None, lo=0.0, hi=90.0, hi_open=True)
+    cross = t.number("cross_track_deg", 0.0, lo=0.0, hi=90.0, hi_open=True)
+    first = t.number("first_aos_s", 0.0)
+    period = t.number("period_s", None, lo=0.0, lo_open=True)
+    t.done()
+    if not endpoints:  # profile: nothing to resolve
+        return None
+    if altitude is None:
+        altitude = _satellite_altitude(endpoints, t.path("altitude_km"))
+    if elevation is None:
+        elevation = _ground_elevation(endpoints, t.path("min_elevation_deg"))
+    spec = PassSpec(altitude, elevation, cross, first, period)
+    try:
+        spec.leo_pass()
+    except ValueError as exc:
+        bad = "period_s" if "period" in str(exc) else "cross_track_deg"
+        raise ConfigError(str(exc), key=t.path(bad)) from None
+    return spec
+
+
+def _parse_propagation(t: _Table | None, endpoints: list[NodeSpec], pass_spec: PassSpec | None,
+                       required: bool, key: str) -> PropagationSpec:
+    if t is None:
+        if required:
+            raise ConfigError("required table is missing", key=key)
+        return PropagationSpec("fixed")
+    model = t.string("model", choices=("fixed", "distance", "slant", "chord", "pass"))
+    spec = PropagationSpec(model)
+    if model == "fixed":
+        spec = PropagationSpec(model, t.number("delay_s", lo=0.0))
+    elif model == "distance":
+        distance = t.number("distance_km", lo=0.0)
+        spec = PropagationSpec(model, geometry.light_time_s(distance), distance)
+    elif model == "slant":
+        elevation = t.number("elevation_deg", lo=0.0, hi=90.0)
+        altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
+        if endpoints:
+            if altitude is None:
+                altitude = _satellite_altitude(endpoints, t.path("altitude_km"))
+            distance = geometry.slant_range_km(elevation, altitude)
+            spec = PropagationSpec(model, geometry.light_time_s(distance), distance)
+    elif model == "chord":
+        separation = t.number("separation_deg", lo=0.0, hi=180.0, lo_open=True)
+        altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
+        grazing = t.number("min_grazing_km", 0.0)
+        if endpoints:
+            if altitude is None:
+                altitude = _satellite_altitude(endpoints, t.path("altitude_km"))
+            try:
+                distance = geometry.isl_chord_km(altitude, separation, min_grazing_km=grazing)
+            except ValueError as exc:
+                raise ConfigError(str(exc), key=t.path("separation_deg")) from None
+            spec = PropagationSpec(model, geometry.light_time_s(distance), distance)
+    t.done()
+    return spec
+
+
+def _parse_ge(t: _Table | None, rate_bps: float | None) -> GilbertElliott | None:
+    if t is None:
+        return None
+    model = t.string("model", "gilbert-elliott", choices=("gilbert-elliott", "none"))
+    ber_good = t.number("ber_good", 0.0, lo=0.0, hi=1.0)
+    ber_bad = t.number("ber_bad", 0.5, lo=0.0, hi=1.0)
+    given = [form for form in _GE_FORMS if any(t.has(k) for k in form)]
+    values: dict[str, float] = {}
+    for a, b in _GE_FORMS:
+        for k in (a, b):
+            if t.has(k):
+                if k.startswith("p_"):
+                    values[k] = t.number(k, lo=0.0, hi=1.0, lo_open=True)
+                elif k.endswith("_bits"):
+                    values[k] = t.number(k, lo=1.0)
+                else:
+                    values[k] = t.number(k, lo=0.0, lo_open=True)
+    t.done()
+    if model == "none":
+        return None
+    if len(given) != 1:
+        raise ConfigError("give exactly one of (p_gb, p_bg), (mean_good_bits, mean_bad_bits), "
+                          "(mean_good_s, mean_bad_s)", key=t.key)
+    a, b = given[0]
+    for k in (a, b):
+        if k not in values:
+            raise ConfigError(f"required with {a if k == b else b}", key=t.path(k))
+    if a == "p_gb":
+        return GilbertElliott(values[a], values[b], ber_good, ber_bad)
+    if a == "mean_good_bits":
+        return GilbertElliott.from_mean_bits(values[a], values[b], ber_good=ber_good,
+                                             ber_bad=ber_bad)
+    if rate_bps is None:  # a profile without a rate: checked again once merged
+        return None
+    good_bits, bad_bits = values[a] * rate_bps, values[b] * rate_bps
+    for k, bits in ((a, good_bits), (b, bad_bits)):
+        if bits < 1.0:
+            raise ConfigError(f"shorter than one bit at {rate_bps} bit/s", key=t.path(k))
+    return GilbertElliott.from_mean_bits(good_bits, bad_bits, ber_good=ber_good, ber_bad=ber_bad)
+
+
+def _parse_outages(t: _Table | None, pass_spec: PassSpec | None, endpoints: list[NodeSpec],
+                   key: str) -> OutageSpec:
+    if t is None:
+        return OutageSpec()
+    model = t.string("model", choices=("none", "windows", "down", "periodic", "pass",
+                                       "pointing"))
+    spec = OutageSpec(model)
+    if model in ("windows", "down"):
+        name = "visible" if model == "windows" else "intervals"
+        intervals = t.pairs(name)
+        for i, (a, b) in enumerate(intervals):
+            if b < a:
+                raise ConfigError(f"item {i} ends before it starts", key=t.path(name))
+        spec = OutageSpec(model, intervals=tuple(intervals))
+    elif model == "periodic":
+        first = t.number("first_start_s", 0.0)
+        period = t.number("period_s", lo=0.0, lo_open=True)
+        duration = t.number("duration_s", lo=0.0, lo_open=True)
+        if duration > period:
+            raise ConfigError("a window cannot be longer than the period",
+                              key=t.path("duration_s"))
+        spec = OutageSpec(model, first_start_s=first, period_s=period, duration_s=duration)
+    elif model == "pointing":
+        losses = t.pairs("losses", [])
+        for i, (_, duration) in enumerate(losses):
+            if duration < 0:
+                raise ConfigError(f"item {i} has a negative duration", key=t.path("losses"))
+        reacquisition = t.number("reacquisition_s", 0.0, lo=0.0)
+        rate = t.number("rate_per_hour", 0.0, lo=0.0)
+        mean = t.number("mean_duration_s", 0.0, lo=0.0)
+        stream = t.string("stream", None, pattern=_NAME)
+        if rate > 0 and mean <= 0:
+            raise ConfigError("random losses need mean_duration_s > 0",
+                              key=t.path("mean_duration_s"))
+        spec = OutageSpec(model, losses=tuple(losses), reacquisition_s=reacquisition,
+                          rate_per_hour=rate, mean_duration_s=mean, stream=stream)
+    t.done()
+    return spec
+
+
+def _parse_reorder(t: _Table | None) -> Reorder | None:
+    if t is None:
+        return None
+    fraction = t.number("fraction", lo=0.0, hi=1.0)
+    mean = t.number("mean_delay_s", lo=0.0, lo_open=True)
+    t.done()
+    return Reorder(fraction, mean) if fraction > 0 else None
+
+
+def _parse_stack(t: _Table | None) -> StackSpec:
+    if t is None:
+        return StackSpec()
+    frame = t.string("frame", None, choices=tuple(_FRAME_MAX))
+    length = t.integer("frame_length", None, lo=1, hi=_FRAME_MAX.get(frame or "", 65536))
+    coding = t.string("coding", None, pattern=_NAME)
+    arq = t.string("arq", None, pattern=_NAME)
+    vcid = t.integer("vcid", None, lo=0, hi=63)
+    ocf = t.boolean("ocf", None)
+    params_table = t.table("arq_params")
+    params: dict[str, str | int | float | bool] = {}
+    if params_table is not None:
+        for pname in list(params_table.data):
+            value = params_table.raw(pname)
+            if not isinstance(value, str | int | float | bool) or (
+                isinstance(value, float) and not math.isfinite(value)
+            ):
+                raise ConfigError(f"must be a string, number or boolean, not {_kind(value)}",
+                                  key=params_table.path(pname))
+            params[pname] = value
+        params_table.done()
+    t.done()
+    return StackSpec(frame, length, coding, arq, vcid, ocf, params)

@@ -1,0 +1,493 @@
+"""Time accounting: where every unit spent its time, per hop and end to end.
+
+DESIGN.md principle 5 ("time is accounted, not guessed").  Two instruments:
+
+* :class:`Tap` — attached to one link :class:`~linkstack.sims.link.Direction` (a
+  *hop*).  For each unit it records when the unit entered the transmit queue, when
+  its serialization started and ended, and when its last bit arrived, split into
+  the components *queueing*, *serialization*, *propagation* and *reorder* (the
+  extra delay of a reordered unit), or the reason it was lost.  It also keeps
+  running totals (:class:`HopTotals`), so an hour-long run can account for every
+  unit with bounded memory (``max_records`` keeps only the latest records).
+  Layers above the link fill the other components of a hop -- coding compute, ARQ
+  waiting -- per unit with :meth:`Tap.annotate` (by the unit's ``seq``) or in the
+  totals only with :meth:`Tap.add`.
+
+* :class:`Ledger` — the end-to-end view of a *trace* (one prompt, one answer, one
+  frame ...).  Every layer adds the time intervals ("spans") it is responsible for:
+  the link adds queueing / serialization / propagation spans from each
+  :class:`~linkstack.sims.link.Delivery`, the coding layer adds ``coding`` spans,
+  the ARQ adds ``arq_wait`` spans (from a loss to the retransmission), the model
+  endpoint adds ``inference``.  :meth:`Ledger.breakdown` sums them per hop and
+  component and proves the sum: ``sum(components) - overlap + unaccounted == total``
+  where *unaccounted* is time covered by no span and *overlap* is time claimed
+  twice.  When the spans tile the trace's interval, both are zero and the
+  components add up exactly to the measured total.
+
+All times are integer nanoseconds of simulated time (:mod:`linkstack.sims.engine`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from linkstack.sims.link import BulkDelivery, Delivery
+
+__all__ = [
+    "LINK_COMPONENTS",
+    "Breakdown",
+    "Component",
+    "HopTotals",
+    "Ledger",
+    "Span",
+    "Tap",
+    "TapRecord",
+]
+
+
+class Component(StrEnum):
+    """Where time goes.  The first four are filled by the link simulator."""
+
+    QUEUEING = "queueing"
+    SERIALIZATION = "serialization"
+    PROPAGATION = "propagation"
+    REORDER = "reorder"
+    CODING = "coding"
+    ARQ_WAIT = "arq_wait"
+    PROCESSING = "processing"
+    INFERENCE = "inference"
+
+
+LINK_COMPONENTS: tuple[Component, ...] = (
+    Component.QUEUEING,
+    Component.SERIALIZATION,
+    Component.PROPAGATION,
+    Component.REORDER,
+)
+
+
+@dataclass(slots=True)
+class TapRecord:
+    """What happened to one unit on one hop.  Times in integer nanoseconds.
+
+    ``t_tx_start``/``t_tx_end``/``t_arrival`` are ``None`` for a unit dropped at a
+    full queue (it never left).  For a lost unit (``loss`` set) ``t_arrival`` is
+    when its last bit would have arrived.
+    """
+
+    hop: str
+    seq: int
+    meta: Any
+    octets: int
+    t_enqueued: int
+    t_tx_start: int | None
+    t_tx_end: int | None
+    t_arrival: int | None
+    propagation_ns: int
+    reorder_ns: int
+    bit_errors: int
+    loss: str | None
+    extra: dict[Component, int] | None = None
+    """Time added on this hop by the layers above (coding compute, ARQ wait ...)."""
+
+    @property
+    def queueing_ns(self) -> int:
+        return 0 if self.t_tx_start is None else self.t_tx_start - self.t_enqueued
+
+    @property
+    def serialization_ns(self) -> int:
+        if self.t_tx_start is None or self.t_tx_end is None:
+            return 0
+        return self.t_tx_end - self.t_tx_start
+
+    @property
+    def link_ns(self) -> int | None:
+        """``t_arrival - t_enqueued``: the time the link itself took."""
+        return None if self.t_arrival is None else self.t_arrival - self.t_enqueued
+
+    @property
+    def total_ns(self) -> int | None:
+        """Link time plus the time the layers above added on this hop."""
+        link = self.link_ns
+        return None if link is None else link + sum((self.extra or {}).values())
+
+    def components(self) -> dict[Component, int]:
+        """The four link components plus any added ones; they sum to :attr:`total_ns`."""
+        result = {
+            Component.QUEUEING: self.queueing_ns,
+            Component.SERIALIZATION: self.serialization_ns,
+            Component.PROPAGATION: self.propagation_ns if self.t_tx_start is not None else 0,
+            Component.REORDER: self.reorder_ns if self.t_tx_start is not None else 0,
+        }
+        for component, ns in (self.extra or {}).items():
+            result[component] = result.get(component, 0) + ns
+        return result
+
+
+_COMPONENTS: tuple[Component, ...] = tuple(Component)
+_INDEX: dict[Component, int] = {c: i for i, c in enumerate(_COMPONENTS)}
+_Q, _S, _P, _R = (_INDEX[c] for c in LINK_COMPONENTS)
+
+
+@dataclass
+class HopTotals:
+    """Running totals of one hop; component sums cover *delivered* units only."""
+
+    units_sent: int = 0
+    octets_sent: int = 0
+    units_delivered: int = 0
+    units_errored: int = 0
+    bit_errors: int = 0
+    lost: dict[str, int] = field(default_factory=dict)
+    # per component, indexed like tuple(Component) (plain lists: the per-unit path is hot)
+    sums: list[int] = field(default_factory=lambda: [0] * len(_COMPONENTS))
+    peaks: list[int] = field(default_factory=lambda: [-1] * len(_COMPONENTS))
+    counts: list[int] = field(default_factory=lambda: [0] * len(_COMPONENTS))
+
+    @property
+    def units_lost(self) -> int:
+        return sum(self.lost.values())
+
+    @property
+    def sum_ns(self) -> dict[Component, int]:
+        """Total time per component (components observed at least once)."""
+        return {c: self.sums[i] for i, c in enumerate(_COMPONENTS) if self.counts[i]}
+
+    @property
+    def max_ns(self) -> dict[Component, int]:
+        return {c: self.peaks[i] for i, c in enumerate(_COMPONENTS) if self.counts[i]}
+
+    @property
+    def component_counts(self) -> dict[Component, int]:
+        return {c: self.counts[i] for i, c in enumerate(_COMPONENTS) if self.counts[i]}
+
+    def add(self, component: Component, total_ns: int, *, count: int = 1, max_ns: int | None = None
+            ) -> None:
+        """Add ``count`` observations summing to ``total_ns`` of one component."""
+        i = _INDEX[Component(component)]
+        self.sums[i] += int(total_ns)
+        self.counts[i] += count
+        peak = int(total_ns) if max_ns is None else int(max_ns)
+        if peak > self.peaks[i]:
+            self.peaks[i] = peak
+
+    def mean_ns(self, component: Component) -> float:
+        i = _INDEX[Component(component)]
+        return self.sums[i] / self.counts[i] if self.counts[i] else 0.0
+
+    def lose(self, reason: str, count: int = 1) -> None:
+        self.lost[reason] = self.lost.get(reason, 0) + count
+
+
+class Tap:
+    """Per-hop recorder attached to a link direction (see module docstring).
+
+    Args:
+        hop: name of the hop (usually the direction's name).
+        max_records: keep at most this many latest :class:`TapRecord` (``None``: all,
+            ``0``: none; the totals are always kept).
+        ledger: optional :class:`Ledger` that receives the link spans of each unit.
+        trace_of: maps a unit's ``meta`` to the trace ids it belongs to (required
+            with ``ledger``); return an empty iterable for untraced units.
+    """
+
+    def __init__(
+        self,
+        hop: str,
+        *,
+        max_records: int | None = None,
+        ledger: Ledger | None = None,
+        trace_of: Callable[[Any], Iterable[Hashable]] | None = None,
+    ) -> None:
+        if max_records is not None and max_records < 0:
+            raise ValueError("max_records must be >= 0 or None")
+        if ledger is not None and trace_of is None:
+            raise ValueError("a ledger needs trace_of to map units to traces")
+        self.hop = hop
+        self.records: deque[TapRecord] = deque(maxlen=max_records)
+        self._keep = max_records != 0
+        self.totals = HopTotals()
+        self.ledger = ledger
+        self.trace_of = trace_of
+
+    # -- called by the link ----------------------------------------------------------
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        """Account one unit that left the transmitter (delivered or lost in the channel)."""
+        totals = self.totals
+        totals.units_sent += 1
+        totals.octets_sent += delivery.octets
+        loss = None if delivery.loss is None else delivery.loss.value
+        if loss is None:
+            totals.units_delivered += 1
+            totals.bit_errors += delivery.bit_errors
+            if delivery.bit_errors:
+                totals.units_errored += 1
+            sums, counts, peaks = totals.sums, totals.counts, totals.peaks
+            for i, ns in (
+                (_Q, delivery.t_tx_start - delivery.t_enqueued),
+                (_S, delivery.t_tx_end - delivery.t_tx_start),
+                (_P, delivery.propagation_ns),
+                (_R, delivery.reorder_ns),
+            ):
+                sums[i] += ns
+                counts[i] += 1
+                if ns > peaks[i]:
+                    peaks[i] = ns
+        else:
+            totals.lose(loss)
+        if self._keep:
+            self.records.append(
+                TapRecord(
+                    self.hop, delivery.seq, delivery.meta, delivery.octets, delivery.t_enqueued,
+                    delivery.t_tx_start, delivery.t_tx_end, delivery.t_arrival,
+                    delivery.propagation_ns, delivery.reorder_ns, delivery.bit_errors, loss,
+                )
+            )
+        if self.ledger is not None and self.trace_of is not None:
+            for trace in self.trace_of(delivery.meta):
+                if loss is None:
+                    self.ledger.add_delivery(trace, self.hop, delivery)
+                else:
+                    self.ledger.note_loss(trace, self.hop, loss, delivery.t_arrival)
+
+    def record_drop(self, seq: int, meta: Any, octets: int, t_enqueued: int, count: int = 1
+                    ) -> None:
+        """Account units refused by a full transmit queue (drop policy)."""
+        self.totals.units_sent += count
+        self.totals.octets_sent += octets * count
+        self.totals.lose("queue_full", count)
+        if self._keep:
+            self.records.append(
+                TapRecord(self.hop, seq, meta, octets * count, t_enqueued, None, None, None, 0, 0,
+                          0, "queue_full")
+            )
+        if self.ledger is not None and self.trace_of is not None:
+            for trace in self.trace_of(meta):
+                self.ledger.note_loss(trace, self.hop, "queue_full", t_enqueued)
+
+    def record_bulk(self, bulk: BulkDelivery) -> None:
+        """Account a bulk batch (aggregated: no per-unit records)."""
+        totals = self.totals
+        n = bulk.count
+        totals.units_sent += n
+        totals.octets_sent += n * bulk.unit_octets
+        n_erased = bulk.units_erased
+        n_outage = bulk.units_outage
+        if n_erased:
+            totals.lose("erasure", n_erased)
+        if n_outage:
+            totals.lose("outage", n_outage)
+        m = n - n_erased - n_outage
+        totals.units_delivered += m
+        totals.bit_errors += int(bulk.error_counts.sum())
+        totals.units_errored += int(np.count_nonzero(bulk.error_counts))
+        if m == 0:
+            return
+        # O(losses + errors) arithmetic, no per-unit arrays: unit i waited head + i * ser
+        ser = bulk.serialization_ns
+        head = bulk.t_tx_start - bulk.t_enqueued
+        queueing = m * head + ser * (n * (n - 1) // 2 - bulk.lost_index_sum())
+        extra = bulk.delivered_reorder_extra()
+        sums, counts, peaks = totals.sums, totals.counts, totals.peaks
+        for i, total, peak in (
+            (_Q, queueing, head + bulk.last_delivered() * ser),
+            (_S, ser * m, ser),
+            (_P, bulk.propagation_ns * m, bulk.propagation_ns),
+            (_R, int(extra.sum()) if len(extra) else 0, int(extra.max()) if len(extra) else 0),
+        ):
+            sums[i] += total
+            counts[i] += m
+            if peak > peaks[i]:
+                peaks[i] = peak
+
+    # -- called by the layers above ------------------------------------------------
+
+    def add(self, component: Component, ns: int, *, count: int = 1) -> None:
+        """Add time spent on this hop by a layer above the link (coding, ARQ wait ...)."""
+        self.totals.add(component, ns, count=count)
+
+    def annotate(self, seq: int, component: Component, ns: int) -> bool:
+        """Add ``ns`` of ``component`` to unit ``seq`` on this hop (e.g. its decoding).
+
+        Counts in the totals in any case; returns whether the unit's record was still
+        kept (``max_records``) and got the time too.
+        """
+        self.totals.add(component, ns)
+        for record in reversed(self.records):
+            if record.seq == seq:
+                if record.extra is None:
+                    record.extra = {}
+                component = Component(component)
+                record.extra[component] = record.extra.get(component, 0) + ns
+                return True
+        return False
+
+    def summary(self) -> str:
+        """A few lines: counts, losses and mean components of this hop."""
+        t = self.totals
+        lines = [
+            f"{self.hop}: sent {t.units_sent} ({t.octets_sent} octets), delivered "
+            f"{t.units_delivered}, errored {t.units_errored} ({t.bit_errors} bit errors), "
+            f"lost {t.units_lost} {dict(sorted(t.lost.items()))}"
+        ]
+        counts = t.component_counts
+        for component in Component:
+            if counts.get(component):
+                lines.append(
+                    f"  {component.value:<14} mean {t.mean_ns(component) / 1e6:12.6f} ms   "
+                    f"max {t.max_ns.get(component, 0) / 1e6:12.6f} ms"
+                )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An interval of a trace's life attributed to one hop and component."""
+
+    hop: str
+    component: Component
+    start_ns: int
+    end_ns: int
+
+    @property
+    def ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Sum of a trace's spans per (hop, component), with the proof of the sum.
+
+    ``sum(ns for _, _, ns in items) - overlap_ns + unaccounted_ns == total_ns``.
+    """
+
+    trace: Hashable
+    start_ns: int
+    end_ns: int
+    items: tuple[tuple[str, Component, int], ...]
+    covered_ns: int
+    overlap_ns: int
+    losses: tuple[tuple[str, str, int], ...]
+
+    @property
+    def total_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def unaccounted_ns(self) -> int:
+        return self.total_ns - self.covered_ns
+
+    @property
+    def components_ns(self) -> int:
+        return sum(ns for _, _, ns in self.items)
+
+    def by_component(self) -> dict[Component, int]:
+        result: dict[Component, int] = {}
+        for _, component, ns in self.items:
+            result[component] = result.get(component, 0) + ns
+        return result
+
+    def format(self) -> str:
+        """A table that sums to the total (rows for unaccounted and overlap if any)."""
+        width = max([len(hop) for hop, _, _ in self.items] + [12])
+        lines = [f"trace {self.trace!r}: total {self.total_ns / 1e6:.6f} ms"]
+        for hop, component, ns in self.items:
+            share = 100.0 * ns / self.total_ns if self.total_ns else 0.0
+            lines.append(
+                f"  {hop:<{width}} {component.value:<14} {ns / 1e6:14.6f} ms {share:6.2f} %"
+            )
+        if self.unaccounted_ns:
+            lines.append(
+                f"  {'':<{width}} {'unaccounted':<14} {self.unaccounted_ns / 1e6:14.6f} ms"
+            )
+        if self.overlap_ns:
+            lines.append(f"  {'':<{width}} {'overlap':<14} {-self.overlap_ns / 1e6:14.6f} ms")
+        lines.append(f"  {'':<{width}} {'sum':<14} {self.total_ns / 1e6:14.6f} ms")
+        for hop, reason, t in self.losses:
+            lines.append(f"  lost on {hop} ({reason}) at {t / 1e9:.9f} s")
+        return "\n".join(lines)
+
+
+class Ledger:
+    """End-to-end spans of traces (see module docstring)."""
+
+    def __init__(self) -> None:
+        self._spans: dict[Hashable, list[Span]] = {}
+        self._marks: dict[Hashable, list[int]] = {}
+        self._losses: dict[Hashable, list[tuple[str, str, int]]] = {}
+
+    def traces(self) -> list[Hashable]:
+        return list(dict.fromkeys([*self._spans, *self._marks, *self._losses]))
+
+    def mark(self, trace: Hashable, t_ns: int) -> None:
+        """Extend the trace's interval to include ``t_ns`` (e.g. its creation, its end)."""
+        self._marks.setdefault(trace, []).append(int(t_ns))
+
+    def span(self, trace: Hashable, hop: str, component: Component, start_ns: int, end_ns: int
+             ) -> None:
+        if end_ns < start_ns:
+            raise ValueError(f"span ends before it starts: {start_ns} > {end_ns}")
+        self._spans.setdefault(trace, []).append(
+            Span(hop, Component(component), int(start_ns), int(end_ns))
+        )
+
+    def add_delivery(self, trace: Hashable, hop: str, delivery: Delivery) -> None:
+        """The link's spans for one delivered unit: queueing, serialization, propagation."""
+        t_prop = delivery.t_tx_end + delivery.propagation_ns
+        self.span(trace, hop, Component.QUEUEING, delivery.t_enqueued, delivery.t_tx_start)
+        self.span(trace, hop, Component.SERIALIZATION, delivery.t_tx_start, delivery.t_tx_end)
+        self.span(trace, hop, Component.PROPAGATION, delivery.t_tx_end, t_prop)
+        if delivery.reorder_ns:
+            self.span(trace, hop, Component.REORDER, t_prop, delivery.t_arrival)
+
+    def note_loss(self, trace: Hashable, hop: str, reason: str, t_ns: int) -> None:
+        self._losses.setdefault(trace, []).append((hop, reason, int(t_ns)))
+
+    def spans(self, trace: Hashable) -> list[Span]:
+        return list(self._spans.get(trace, ()))
+
+    def intervals_s(self, trace: Hashable, hop: str | None = None
+                    ) -> dict[str, list[tuple[float, float]]]:
+        """The trace's spans as ``{component: [(start_s, end_s), ...]}`` in seconds (all
+        hops, or one), the input format of :func:`linkstack.sims.breakdown.split_intervals`."""
+        result: dict[str, list[tuple[float, float]]] = {}
+        for span in self._spans.get(trace, ()):
+            if hop is None or span.hop == hop:
+                result.setdefault(span.component.value, []).append(
+                    (span.start_ns / 1e9, span.end_ns / 1e9)
+                )
+        return result
+
+    def breakdown(self, trace: Hashable) -> Breakdown:
+        spans = sorted(self._spans.get(trace, ()), key=lambda s: (s.start_ns, s.end_ns))
+        points = [s.start_ns for s in spans] + [s.end_ns for s in spans]
+        points += self._marks.get(trace, [])
+        if not points:
+            raise KeyError(trace)
+        start, end = min(points), max(points)
+        items: dict[tuple[str, Component], int] = {}
+        covered = 0
+        reach = start
+        for s in spans:
+            items[(s.hop, s.component)] = items.get((s.hop, s.component), 0) + s.ns
+            if s.end_ns > reach:
+                covered += s.end_ns - max(s.start_ns, reach)
+                reach = s.end_ns
+        total_items = sum(items.values())
+        return Breakdown(
+            trace=trace,
+            start_ns=start,
+            end_ns=end,
+            items=tuple((hop, component, ns) for (hop, component), ns in items.items()),
+            covered_ns=covered,
+            overlap_ns=total_items - covered,
+            losses=tuple(self._losses.get(trace, ())),
+        )

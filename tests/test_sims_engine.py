@@ -1,0 +1,213 @@
+"""Tests of linkstack.sims.engine: virtual time, seeded streams, the scheduler."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkstack.sims import engine
+from linkstack.sims.engine import (
+    NS_PER_S,
+    call_at,
+    current_simulation,
+    derive_rng,
+    now,
+    now_ns,
+    run_simulation,
+    to_ns,
+    to_s,
+)
+
+
+def test_returns_result_and_time_is_virtual() -> None:
+    async def main(x: int) -> tuple[int, float, int]:
+        await trio.sleep(3600.0)  # one hour of virtual time
+        return x * 2, now(), now_ns()
+
+    value, t, t_ns = run_simulation(main, 21, seed=0)
+    assert value == 42
+    assert t == 3600.0
+    assert t_ns == 3600 * NS_PER_S
+
+
+def test_start_time() -> None:
+    async def main() -> int:
+        return now_ns()
+
+    assert run_simulation(main, seed=0, start_time=12.5) == 12_500_000_000
+
+
+def test_ns_conversions() -> None:
+    assert to_ns(1.5) == 1_500_000_000
+    assert to_ns(1e-9) == 1
+    assert to_s(2_500_000_000) == 2.5
+    with pytest.raises(ValueError):
+        to_ns(float("inf"))
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "1"])
+def test_bad_seed(seed: object) -> None:
+    async def main() -> None:
+        return None
+
+    with pytest.raises(ValueError):
+        run_simulation(main, seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        derive_rng(seed, "x")  # type: ignore[arg-type]
+
+
+def test_streams_are_stable_and_independent() -> None:
+    a = derive_rng(7, "link/up/errors").random(5)
+    b = derive_rng(7, "link/up/errors").random(5)
+    c = derive_rng(7, "link/down/errors").random(5)
+    d = derive_rng(8, "link/up/errors").random(5)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, d)
+
+
+def test_stream_does_not_depend_on_creation_order() -> None:
+    async def first_a() -> tuple[float, float]:
+        sim = current_simulation()
+        return sim.rng("a").random(), sim.rng("b").random()
+
+    async def first_b() -> tuple[float, float]:
+        sim = current_simulation()
+        b = sim.rng("b").random()
+        return sim.rng("a").random(), b
+
+    assert run_simulation(first_a, seed=3) == run_simulation(first_b, seed=3)
+
+
+def test_rng_is_shared_per_name() -> None:
+    async def main() -> bool:
+        return engine.rng("x") is current_simulation().rng("x")
+
+    assert run_simulation(main, seed=1)
+
+
+def test_no_simulation_outside_run() -> None:
+    with pytest.raises(RuntimeError):
+        current_simulation()
+
+
+def test_scheduler_runs_callbacks_at_their_times_in_order() -> None:
+    log: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        def record(tag: str) -> None:
+            log.append((tag, now_ns()))
+
+        call_at(3_000, record, "c")
+        call_at(1_000, record, "a")
+        call_at(1_000, record, "b")  # same time: posting order
+        cancelled = call_at(2_000, record, "never")
+        cancelled.cancel()
+        await engine.sleep_until_ns(2_000)
+        log.append(("task", now_ns()))
+        await engine.sleep_until_ns(5_000)
+
+    run_simulation(main, seed=0)
+    assert log == [("a", 1_000), ("b", 1_000), ("task", 2_000), ("c", 3_000)]
+
+
+def test_scheduler_interleaves_with_task_deadlines() -> None:
+    """Callbacks and task wake-ups happen at their exact times, whatever their order."""
+    log: list[tuple[str, int]] = []
+
+    async def sleeper(times: list[int]) -> None:
+        for t in times:
+            await engine.sleep_until_ns(t)
+            log.append(("task", now_ns()))
+
+    async def main() -> None:
+        for t in (5, 15, 25, 35):
+            call_at(t * 1_000_000, lambda: log.append(("cb", now_ns())))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper, [10_000_000, 20_000_000, 30_000_000])
+
+    run_simulation(main, seed=0)
+    times = [t for _, t in log]
+    assert times == sorted(times)
+    assert [tag for tag, _ in log] == ["cb", "task", "cb", "task", "cb", "task"]
+    # the last callback (35 ms) is after main returned: never run
+    assert times[-1] == 30_000_000
+
+
+def test_callback_exception_ends_the_simulation() -> None:
+    def boom() -> None:
+        raise KeyError("boom")
+
+    async def main() -> None:
+        call_at(10, boom)
+        await trio.sleep(1.0)
+
+    with pytest.raises(KeyError):
+        run_simulation(main, seed=0)
+
+
+def _race(seed: int) -> list[int]:
+    order: list[int] = []
+
+    async def worker(i: int) -> None:
+        await trio.sleep(1.0)  # all wake at the same instant
+        order.append(i)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(worker, i)
+
+    run_simulation(main, seed=seed)
+    return order
+
+
+def test_scheduling_is_deterministic_per_seed() -> None:
+    assert _race(5) == _race(5) == _race(5)
+    orders = {tuple(_race(seed)) for seed in range(6)}
+    assert len(orders) > 1  # the seed does drive the interleaving
+
+
+def test_trio_scheduling_hook_is_restored() -> None:
+    flag = trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING
+    _race(1)
+    assert flag == trio._core._run._ALLOW_DETERMINISTIC_SCHEDULING
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    task_times=st.lists(st.lists(st.integers(1, 50), min_size=1, max_size=5), min_size=1,
+                        max_size=4),
+    callback_times=st.lists(st.integers(1, 50), max_size=12),
+)
+def test_every_event_happens_at_its_exact_time(task_times: list[list[int]],
+                                               callback_times: list[int]) -> None:
+    """Random mixes of task sleeps and scheduler callbacks: nobody sees time skip."""
+    log: list[tuple[int, int]] = []  # (intended, observed)
+
+    async def sleeper(deltas: list[int]) -> None:
+        t = 0
+        for delta in deltas:
+            t += delta * 1000
+            await engine.sleep_until_ns(t)
+            log.append((t, now_ns()))
+
+    def callback(t: int) -> None:
+        log.append((t, now_ns()))
+
+    async def main() -> None:
+        for t in callback_times:
+            call_at(t * 1000, callback, t * 1000)
+        async with trio.open_nursery() as nursery:
+            for deltas in task_times:
+                nursery.start_soon(sleeper, deltas)
+        await engine.sleep_until_ns(1_000_000)
+
+    run_simulation(main, seed=0)
+    assert all(intended == observed for intended, observed in log)
+    observed = [o for _, o in log]
+    assert observed == sorted(observed)
+    assert len(log) == sum(map(len, task_times)) + len(callback_times)
