@@ -347,6 +347,35 @@ class LinkSpec:
 
 
 @dataclass(frozen=True)
+class RunSpec:
+    """The ``[run]`` table: how ``linkstack run`` drives the round trip (all optional).
+
+    ``prompts`` are sent one after the other; ``compute`` names the compute satellite (default:
+    the satellite farthest from the ground station); ``flight_profile`` scales the measured
+    inference time (``linkstack.payload.backend.FLIGHT_PROFILES``); ``coding_rate_ground_bps``
+    and ``coding_rate_satellite_bps`` model how fast each node's codecs run (0 = free);
+    ``start_s`` is the virtual time of the first prompt (inside a contact window).
+    """
+
+    prompts: tuple[str, ...] = (
+        "What is the capital of France?",
+        "Name the largest ocean on Earth.",
+        "What gas do plants absorb from the air?",
+        "How many days are in a leap year?",
+        "What is the boiling point of water in Celsius?",
+    )
+    max_tokens: int = 24
+    temperature: float = 0.0
+    flight_profile: str = "this-machine"
+    compute: str | None = None
+    start_s: float = 10.0
+    prompt_gap_s: float = 1.0
+    timeout_s: float = 900.0
+    coding_rate_ground_bps: float = 8e9
+    coding_rate_satellite_bps: float = 4e8
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -354,6 +383,7 @@ class Scenario:
     duration_s: float
     nodes: Mapping[str, NodeSpec]
     links: Mapping[str, LinkSpec]
+    run: RunSpec = field(default_factory=RunSpec)
 
     def build_directions(
         self,
@@ -555,10 +585,41 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
         links[lname] = _parse_direction(_Table(merged, raw.key), nodes=nodes, link_name=lname,
                                         profile_mode=False)
     links_table.done()
+    run = _parse_run(top.table("run"), nodes)
     top.done()
     if not links:
         raise ConfigError("a scenario needs at least one link", key="links")
-    return Scenario(name, description, seed, duration_s, nodes, links)
+    return Scenario(name, description, seed, duration_s, nodes, links, run)
+
+
+def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
+    if t is None:
+        return RunSpec()
+    d = RunSpec()
+    prompts = t.raw("prompts", list(d.prompts))
+    if (not isinstance(prompts, list) or not prompts
+            or not all(isinstance(x, str) and x for x in prompts)):
+        raise ConfigError("must be a non-empty array of non-empty strings",
+                          key=t.path("prompts"))
+    compute = t.string("compute", None)
+    if compute is not None and compute not in nodes:
+        raise ConfigError(f"unknown node {compute!r}", key=t.path("compute"))
+    spec = RunSpec(
+        prompts=tuple(prompts),
+        max_tokens=t.integer("max_tokens", d.max_tokens, lo=1, hi=4096),
+        temperature=t.number("temperature", d.temperature, lo=0.0, hi=10.0),
+        flight_profile=t.string("flight_profile", d.flight_profile),
+        compute=compute,
+        start_s=t.number("start_s", d.start_s, lo=0.0),
+        prompt_gap_s=t.number("prompt_gap_s", d.prompt_gap_s, lo=0.0),
+        timeout_s=t.number("timeout_s", d.timeout_s, lo=0.0, lo_open=True),
+        coding_rate_ground_bps=t.number("coding_rate_ground_bps", d.coding_rate_ground_bps,
+                                        lo=0.0),
+        coding_rate_satellite_bps=t.number("coding_rate_satellite_bps",
+                                           d.coding_rate_satellite_bps, lo=0.0),
+    )
+    t.done()
+    return spec
 
 
 def _parse_node(name: str, t: _Table) -> NodeSpec:

@@ -1,0 +1,110 @@
+"""``linkstack run``: the end-to-end prompt round trip with its latency breakdown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from linkstack.errors import LinkstackError
+
+DEFAULT_SCENARIO = "default"
+
+
+def load_backend(model: Path | None, backend: str) -> object:
+    """The model backend named on the command line (the real model unless ``recorded:FILE``)."""
+    from linkstack.payload.backend import LlamaCppBackend, RecordedBackend
+
+    if backend.startswith("recorded:"):
+        return RecordedBackend.from_json(Path(backend.split(":", 1)[1]).read_text())
+    if backend != "llama":
+        raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
+    return LlamaCppBackend(model)
+
+
+def render(report: object, console: Console) -> None:
+    """Print answers, totals against the physical bound, and the breakdown table."""
+    from linkstack.sims.roundtrip import RunReport
+
+    assert isinstance(report, RunReport)
+    console.print(f"[bold]scenario[/bold] {report.scenario}: " + " → ".join(report.segments))
+    for i, p in enumerate(report.prompts, 1):
+        console.print(f"\n[bold]prompt {i}[/bold] (id {p.request_id}): {p.prompt}")
+        console.print(f"  [green]answer[/green] ({p.status}, {p.prompt_tokens}+"
+                      f"{p.completion_tokens} tokens): {p.answer.strip()}")
+        console.print(f"  total {p.total_s:.6f} s   bound {p.bound_s:.6f} s   "
+                      f"total/bound {p.ratio:.4f}")
+    rows = sorted({k for p in report.prompts for k, v in p.breakdown.items() if abs(v) > 1e-9},
+                  key=lambda k: _row_order(k, report.segments))
+    table = Table(title="latency breakdown (seconds; rows sum to the total)")
+    table.add_column("hop.component")
+    for i in range(len(report.prompts)):
+        table.add_column(f"prompt {i + 1}", justify="right")
+    for row in rows:
+        table.add_row(row, *(f"{p.breakdown.get(row, 0.0):.6f}" for p in report.prompts))
+    table.add_section()
+    table.add_row("[bold]total[/bold]", *(f"{p.total_s:.6f}" for p in report.prompts))
+    table.add_row("bound", *(f"{p.bound_s:.6f}" for p in report.prompts))
+    table.add_row("total/bound", *(f"{p.ratio:.4f}" for p in report.prompts))
+    console.print()
+    console.print(table)
+    s = report.summary()
+    console.print(f"median total {s['total_s']['median']:.6f} s, p95 {s['total_s']['p95']:.6f} s;"
+                  f" median total/bound {s['ratio']['median']:.4f}")
+
+
+def _row_order(row: str, segments: list[str]) -> tuple[int, int]:
+    from linkstack.sims.breakdown import COMPONENTS
+
+    name, _, comp = row.partition(".")
+    pos = segments.index(name) if name in segments else len(segments)
+    return pos, COMPONENTS.index(comp) if comp in COMPONENTS else len(COMPONENTS)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` to ``app``."""
+
+    @app.command("run")
+    def run(
+        scenario: Annotated[str, typer.Argument(
+            help="Scenario name (sims/scenarios) or TOML file.")] = DEFAULT_SCENARIO,
+        sets: Annotated[list[str] | None, typer.Option(
+            "--set", help="Override a scenario key: KEY=VALUE (repeatable).")] = None,
+        prompts: Annotated[int | None, typer.Option(
+            "--prompts", min=1, help="Number of prompts (cycles the scenario's list).")] = None,
+        prompt: Annotated[list[str] | None, typer.Option(
+            "--prompt", help="A prompt text (repeatable; replaces the scenario's list).")] = None,
+        seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
+        model: Annotated[Path | None, typer.Option(
+            "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")] = None,
+        backend: Annotated[str, typer.Option(
+            "--backend", help="llama (default) or recorded:FILE (replay, for tests).")] = "llama",
+        as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    ) -> None:
+        """Send prompts from the ground through the whole stack to the onboard model and back,
+        in virtual time, and print each answer with its latency breakdown."""
+        from linkstack.sims.roundtrip import run_roundtrip
+        from linkstack.sims.scenario import load_scenario
+
+        err = Console(stderr=True)
+        overrides = list(sets or [])
+        if seed is not None:
+            overrides.append(f"scenario.seed={seed}")
+        try:
+            sc = load_scenario(scenario, overrides)
+            texts = list(prompt) if prompt else list(sc.run.prompts)
+            if prompts is not None:
+                texts = [texts[i % len(texts)] for i in range(prompts)]
+            be = load_backend(model, backend)
+            report = run_roundtrip(sc, be, prompts=texts)  # type: ignore[arg-type]
+        except LinkstackError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if as_json:
+            typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        else:
+            render(report, Console())

@@ -1,0 +1,531 @@
+"""The end-to-end prompt round trip in virtual time, with its latency breakdown.
+
+One run builds the scenario's topology — ground station, relay satellite(s), the compute
+satellite — puts a hop endpoint (:mod:`linkstack.hops`) at each end of every hop, moves their
+coded units over the scenario's simulated links (:mod:`linkstack.sims.link`), runs the onboard
+model endpoint (:mod:`linkstack.payload.endpoint`) on the compute satellite with a real backend,
+and sends prompts from the ground one after the other. Virtual time advances by the modelled
+coding compute (octets / the node's ``coding_rate_bps``) and by the measured inference time
+scaled by the compute node's flight profile; nothing waits on the wall clock.
+
+The path a prompt takes is a chain of *segments*, contiguous in time:
+``uplink → isl… → onboard → isl… → downlink``. Segment *i* runs from the end of segment *i−1*
+(the prompt's creation for the first) to the moment the last packet of the message leaves the
+hop's receiving endpoint. Inside a segment every instant is given to one component
+(:mod:`linkstack.sims.breakdown`); so the rows of the breakdown sum to the measured total
+exactly. The *bound* is what physics alone needs for the same run: per hop the propagation delay
+plus the serialization of the message octets (the AI payload message, no protocol overhead) at
+the link rate, plus the inference time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from linkstack.errors import ConfigError
+from linkstack.hops.base import HopEndpoint, Unit
+from linkstack.hops.isl import IslEndpoint, IslHopConfig
+from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
+from linkstack.payload.backend import ModelBackend, scaled_inference_s
+from linkstack.payload.client import PromptClient
+from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
+from linkstack.payload.messages import GenerationParams, Result, Status
+from linkstack.payload.transport import TransportConfig
+from linkstack.sims import engine
+from linkstack.sims.breakdown import COMPONENTS, HopRecord, split_intervals
+from linkstack.sims.link import Delivery, Direction
+from linkstack.sims.scenario import LinkSpec, Scenario
+from linkstack.spp.packet import PRIMARY_HEADER_SIZE
+
+NS = 1_000_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One hop of the path: its name, the two link directions, the nodes at each end."""
+
+    name: str
+    kind: str  # "rf" or "isl"
+    forward: LinkSpec  # towards the compute node
+    back: LinkSpec
+
+
+def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
+    """The chain of hops from the ground station to the compute satellite.
+
+    The compute node is ``compute`` or, by default, the satellite farthest (in hops) from the
+    ground station. Each hop needs both directions; the forward one's ``stack.frame`` says the
+    kind: ``tc`` (RF hop, its return must be ``tm``) or ``uslp`` (ISL hop).
+    """
+    grounds = [n for n, s in scenario.nodes.items() if s.kind == "ground_station"]
+    if len(grounds) != 1:
+        raise ConfigError(f"need exactly one ground station, found {len(grounds)}", key="nodes")
+    links = scenario.links
+    # breadth-first from the ground over forward links
+    paths: dict[str, list[str]] = {grounds[0]: []}
+    frontier = [grounds[0]]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for lname, spec in links.items():
+                if spec.source == node and spec.destination not in paths:
+                    paths[spec.destination] = [*paths[node], lname]
+                    nxt.append(spec.destination)
+        frontier = nxt
+    target = compute or max(paths, key=lambda n: len(paths[n]))
+    if target not in paths or not paths[target]:
+        raise ConfigError(f"no path from {grounds[0]} to {target}", key="nodes")
+    hops = []
+    for lname in paths[target]:
+        fwd = links[lname]
+        back = next((s for s in links.values()
+                     if s.source == fwd.destination and s.destination == fwd.source), None)
+        if back is None:
+            raise ConfigError(f"link {lname} has no return direction", key=f"links.{lname}")
+        frame = (fwd.stack.frame or "").lower()
+        if frame == "tc":
+            if (back.stack.frame or "tm").lower() != "tm":
+                raise ConfigError("the return of a TC uplink must be TM",
+                                  key=f"links.{back.name}.stack.frame")
+            kind = "rf"
+        elif frame == "uslp":
+            kind = "isl"
+        else:
+            raise ConfigError(f"unsupported frame {fwd.stack.frame!r} (tc or uslp)",
+                              key=f"links.{lname}.stack.frame")
+        hops.append(Hop(f"{fwd.name}", kind, fwd, back))
+    return hops
+
+
+def _param(spec: LinkSpec, name: str, default: Any) -> Any:
+    return spec.stack.arq_params.get(name, default)
+
+
+def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
+    """(near end, far end) endpoints of ``hop`` from the scenario's stack tables."""
+    fwd, back = hop.forward, hop.back
+    if hop.kind == "rf":
+        window = int(_param(fwd, "window_width", 10))
+        cfg = RfHopConfig(
+            vcid=fwd.stack.vcid or 0,
+            uplink_code=fwd.stack.coding or "tc-bch-rand",
+            downlink_code=back.stack.coding or "tm-rs-255-223-i1",
+            tc_max_frame_length=fwd.stack.frame_length or 1024,
+            window=window, farm_window=int(_param(fwd, "farm_window_width",
+                                                  max(2 * window, 2))),
+            t1=float(_param(fwd, "t1_initial", 3.0)),
+            transmission_limit=int(_param(fwd, "transmission_limit", 3)),
+            clcw_interval=float(_param(back, "clcw_interval", 1.0)),
+            recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
+        )
+        return RfGround(cfg), RfSpace(cfg)
+    cfg_isl = IslHopConfig(
+        vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
+        code=fwd.stack.coding or "tm-rs-255-223-i5",
+        window=int(_param(fwd, "window", 512)),
+        initial_rto=float(_param(fwd, "initial_rto", 0.2)),
+        min_rto=float(_param(fwd, "min_rto", 0.005)),
+        max_rto=float(_param(fwd, "max_rto", 5.0)),
+        fec=bool(_param(fwd, "fec", True)),
+    )
+    return IslEndpoint(cfg_isl, name=f"{hop.name}-a"), IslEndpoint(cfg_isl, name=f"{hop.name}-b")
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class PromptReport:
+    """One prompt's round trip."""
+
+    request_id: int
+    prompt: str
+    answer: str
+    status: str
+    total_s: float
+    bound_s: float
+    breakdown: dict[str, float]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    inference_s: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.total_s / self.bound_s if self.bound_s > 0 else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id, "prompt": self.prompt, "answer": self.answer,
+            "status": self.status, "total_s": self.total_s, "bound_s": self.bound_s,
+            "ratio": self.ratio, "breakdown": self.breakdown,
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+        }
+
+
+@dataclass
+class RunReport:
+    scenario: str
+    prompts: list[PromptReport]
+    hops: list[str]
+    link_status: dict[str, Any]
+    segments: list[str] = field(default_factory=list)
+    """Breakdown row prefixes in path order: forward links, ``onboard``, return links."""
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Median and p95 of total, bound and ratio over the answered prompts."""
+        ok = [p for p in self.prompts if p.status == "ok"] or self.prompts
+        out: dict[str, dict[str, float]] = {}
+        for key in ("total_s", "bound_s", "ratio"):
+            values = sorted(getattr(p, key) for p in ok)
+            out[key] = {"median": statistics.median(values), "p95": percentile(values, 95)}
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "hops": self.hops, "segments": self.segments,
+                "prompts": [p.as_dict() for p in self.prompts], "summary": self.summary(),
+                "links": self.link_status}
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    k = (len(sorted_values) - 1) * q / 100
+    lo = math.floor(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class _Message:
+    """Accounting for one message (a prompt or a result) along the path."""
+
+    key: tuple[str, int]
+    octets: int
+    hops: dict[str, HopRecord] = field(default_factory=dict)
+    packets_left: dict[str, int] = field(default_factory=dict)
+    done_at: dict[str, float] = field(default_factory=dict)
+    propagation: dict[str, float] = field(default_factory=dict)
+
+
+class _Port:
+    """One endpoint bound to the direction it transmits on, with its own transmit task."""
+
+    def __init__(self, run: _Run, endpoint: HopEndpoint, tx: Direction, hop: str,
+                 coding_rate: float, on_packets: Callable[[list[bytes], float], None]) -> None:
+        self.run = run
+        self.endpoint = endpoint
+        self.tx = tx
+        self.hop = hop
+        self.coding_rate = coding_rate
+        self.on_packets = on_packets
+        self.wake = trio.Event()
+
+    def coding_s(self, octets: int) -> float:
+        return 0.0 if math.isinf(self.coding_rate) else octets * 8 / self.coding_rate
+
+    def kick(self) -> None:
+        self.wake.set()
+
+    async def transmit_loop(self) -> None:
+        ep = self.endpoint
+        while True:
+            now = engine.now()
+            deadline = ep.next_deadline()
+            if deadline is not None and deadline <= now:
+                ep.on_timer(now)
+            for unit in ep.poll(now):
+                t0 = engine.now()
+                enc = self.coding_s(len(unit.data))
+                if enc:
+                    await trio.sleep(enc)
+                await self.tx.send(unit.data, (unit, t0, t0 + enc))
+            self.wake = trio.Event()
+            deadline = ep.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await self.wake.wait()
+
+    async def receive(self, delivery: Delivery) -> None:
+        unit, t_code0, t_code1 = delivery.meta
+        if delivery.erased:
+            return
+        arrival = delivery.t_arrival / NS
+        dec = self.coding_s(len(delivery.unit))
+        if dec:
+            await trio.sleep(dec)
+        now = engine.now()
+        rec = self.endpoint.receive(delivery.unit, now)
+        if rec.accepted:
+            self.run.account(self.hop, unit, delivery, (t_code0, t_code1), (arrival, now))
+        self.kick()  # acks, CLCWs
+        if rec.packets:
+            self.on_packets(rec.packets, now)
+
+
+class _Run:
+    def __init__(self, scenario: Scenario, backend: ModelBackend,
+                 prompts: Sequence[str]) -> None:
+        self.scenario = scenario
+        self.backend = backend
+        self.options = scenario.run
+        self.prompts = list(prompts)
+        self.hops = plan_path(scenario, scenario.run.compute)
+        self.messages: dict[tuple[str, int], _Message] = {}
+        self.packet_owner: dict[tuple[int, int, int], tuple[str, int]] = {}
+        self.results: dict[int, Result] = {}
+        self.result_done = trio.Event()
+        self.inference: dict[int, tuple[float, float, float]] = {}  # rid -> (arrival, start, s)
+
+    # -- accounting ------------------------------------------------------------------------
+    def register(self, key: tuple[str, int], packets: list[bytes]) -> None:
+        octets = sum(len(p) - PRIMARY_HEADER_SIZE for p in packets)
+        self.messages[key] = _Message(key, octets)
+        for p in packets:
+            self.packet_owner[_packet_id(p)] = key
+
+    def handed(self, key: tuple[str, int], hop: str, count: int, now: float) -> None:
+        msg = self.messages[key]
+        if hop not in msg.hops:
+            msg.hops[hop] = HopRecord(hop, start=now)
+            msg.packets_left[hop] = count
+
+    def arrived(self, hop: str, packets: list[bytes], now: float) -> None:
+        for p in packets:
+            key = self.packet_owner.get(_packet_id(p))
+            if key is None:
+                continue
+            msg = self.messages[key]
+            left = msg.packets_left.get(hop)
+            if left is None:
+                continue
+            msg.packets_left[hop] = left - 1
+            if left - 1 == 0:
+                msg.done_at[hop] = now
+                msg.hops[hop].end = now
+
+    def account(self, hop: str, unit: Unit, d: Delivery, coding: tuple[float, float],
+                decoding: tuple[float, float]) -> None:
+        for tag in unit.tags:
+            msg = self.messages.get(tag)  # type: ignore[arg-type]
+            if msg is None or hop not in msg.hops:
+                continue
+            rec = msg.hops[hop]
+            rec.add("coding", *coding)
+            rec.add_transmission(d.t_enqueued / NS, d.t_tx_start / NS, d.t_tx_end / NS,
+                                 d.t_arrival / NS)
+            rec.add("coding", *decoding)
+            msg.propagation.setdefault(hop, (d.t_arrival - d.t_tx_end) / NS)
+
+    # -- main ------------------------------------------------------------------------------
+    async def main(self) -> RunReport:
+        opts = self.options
+        sc = self.scenario
+        await trio.sleep_until(opts.start_s)
+        rate = {"ground_station": opts.coding_rate_ground_bps or math.inf,
+                "satellite": opts.coding_rate_satellite_bps or math.inf}
+        directions: dict[str, Direction] = {}
+        ports: list[_Port] = []
+        near_ports: list[_Port] = []
+        far_ports: list[_Port] = []
+        for hop in self.hops:
+            near, far = build_endpoints(hop)
+            up = hop.forward.build_direction()
+            down = hop.back.build_direction()
+            directions[hop.forward.name], directions[hop.back.name] = up, down
+            near_kind = sc.nodes[hop.forward.source].kind
+            far_kind = sc.nodes[hop.forward.destination].kind
+            near_ports.append(_Port(self, near, up, hop.back.name,
+                                    rate.get(near_kind, math.inf), self._noop))
+            far_ports.append(_Port(self, far, down, hop.forward.name,
+                                   rate.get(far_kind, math.inf), self._noop))
+        # routing: packets out of hop i's far end go into hop i+1's near end (prompts);
+        # packets out of hop i's near end go into hop i-1's far end (results).
+        n = len(self.hops)
+        client_cfg = self._transport_config()
+        self.client = PromptClient(client_cfg, timeout_s=opts.timeout_s)
+        self.endpoint = ModelEndpoint(self.backend, EndpointConfig(transport=client_cfg))
+        for i in range(n):
+            near_ports[i].on_packets = self._route_down(i, far_ports)
+            far_ports[i].on_packets = self._route_up(i, near_ports)
+        ports = near_ports + far_ports
+        self.near_ports, self.far_ports = near_ports, far_ports
+        reports: list[PromptReport] = []
+        async with trio.open_nursery() as nursery:
+            for hop, near, far in zip(self.hops, near_ports, far_ports, strict=True):
+                nursery.start_soon(self._receiver, directions[hop.forward.name], far)
+                nursery.start_soon(self._receiver, directions[hop.back.name], near)
+            for p in ports:
+                nursery.start_soon(p.transmit_loop)
+            nursery.start_soon(self._onboard)
+            for text in self.prompts:
+                reports.append(await self._one_prompt(text))
+                await trio.sleep(opts.prompt_gap_s)
+            nursery.cancel_scope.cancel()
+        status = {p.endpoint.name: p.endpoint.status() for p in ports}
+        segments = ([h.forward.name for h in self.hops] + ["onboard"]
+                    + [h.back.name for h in reversed(self.hops)])
+        return RunReport(sc.name, reports, [h.name for h in self.hops], status, segments)
+
+    def _transport_config(self) -> TransportConfig:
+        limit = 65536
+        for hop in self.hops:
+            if hop.kind == "rf":
+                limit = min(limit, RfHopConfig(tc_max_frame_length=hop.forward.stack.frame_length
+                                               or 1024).max_packet_length - PRIMARY_HEADER_SIZE)
+        return TransportConfig(max_data_length=min(limit, 1024))
+
+    @staticmethod
+    def _noop(packets: list[bytes], now: float) -> None:
+        return None
+
+    async def _receiver(self, direction: Direction, port: _Port) -> None:
+        async for delivery in direction.receive_channel:
+            await port.receive(delivery)  # type: ignore[arg-type]
+
+    def _route_up(self, i: int, near_ports: list[_Port]) -> Callable[[list[bytes], float], None]:
+        hop = self.hops[i].forward.name
+
+        def route(packets: list[bytes], now: float) -> None:
+            self.arrived(hop, packets, now)
+            if i + 1 < len(self.hops):
+                self._hand(near_ports[i + 1], self.hops[i + 1].forward.name, packets, now)
+            else:
+                for p in packets:
+                    self.endpoint.receive_packet(p, now)
+                self.onboard_wake.set()
+        return route
+
+    def _route_down(self, i: int, far_ports: list[_Port]) -> Callable[[list[bytes], float], None]:
+        hop = self.hops[i].back.name
+
+        def route(packets: list[bytes], now: float) -> None:
+            self.arrived(hop, packets, now)
+            if i > 0:
+                self._hand(far_ports[i - 1], self.hops[i - 1].back.name, packets, now)
+            else:
+                for p in packets:
+                    for ev in self.client.receive_packet(p, now):
+                        result = getattr(ev, "result", None)
+                        if isinstance(result, Result):
+                            self.results[result.request_id] = result
+                            self.result_done.set()
+        return route
+
+    def _hand(self, port: _Port, hop: str, packets: list[bytes], now: float) -> None:
+        by_msg: dict[tuple[str, int], int] = {}
+        for p in packets:
+            key = self.packet_owner.get(_packet_id(p))
+            if key is not None:
+                by_msg[key] = by_msg.get(key, 0) + 1
+        for key in by_msg:
+            self.handed(key, hop, self._packet_count(key), now)
+        for p in packets:
+            port.endpoint.send_packet(p, self.packet_owner.get(_packet_id(p)), now=now)
+        port.kick()
+
+    def _packet_count(self, key: tuple[str, int]) -> int:
+        return sum(1 for k in self.packet_owner.values() if k == key)
+
+    async def _onboard(self) -> None:
+        self.onboard_wake = trio.Event()
+        profile = self.options.flight_profile
+        while True:
+            now = engine.now()
+            job = self.endpoint.next_job(now)
+            if job is None:
+                await self.onboard_wake.wait()
+                self.onboard_wake = trio.Event()
+                continue
+            generation = self.backend.generate(job.prompt.text, job.prompt.params)
+            virtual = scaled_inference_s(generation.inference_s, profile)
+            self.inference[job.prompt.request_id] = (job.arrival, now, virtual)
+            await trio.sleep(virtual)
+            done = engine.now()
+            packets = self.endpoint.complete(job, generation, done)
+            self.register(("result", job.prompt.request_id), packets)
+            last = len(self.hops) - 1
+            self._hand(self.far_ports[last], self.hops[last].back.name, packets, done)
+
+    async def _one_prompt(self, text: str) -> PromptReport:
+        opts = self.options
+        t0 = engine.now()
+        params = GenerationParams(max_tokens=opts.max_tokens, temperature=opts.temperature,
+                                  seed=self.scenario.seed)
+        rid, packets = self.client.ask(text, t0, params=params)
+        self.register(("prompt", rid), packets)
+        self._hand(self.near_ports[0], self.hops[0].forward.name, packets, t0)
+        with trio.move_on_after(opts.timeout_s):
+            while rid not in self.results:
+                self.result_done = trio.Event()
+                await self.result_done.wait()
+        t1 = engine.now()
+        result = self.results.get(rid)
+        return self._report(rid, text, result, t0, t1)
+
+    def _report(self, rid: int, text: str, result: Result | None, t0: float,
+                t1: float) -> PromptReport:
+        prompt = self.messages[("prompt", rid)]
+        answer = self.messages.get(("result", rid))
+        breakdown: dict[str, float] = {}
+        bound = 0.0
+        cursor = t0
+        for hop in self.hops:
+            cursor, b = self._segment(prompt, hop.forward, cursor, breakdown)
+            bound += b
+        _arrival, start, infer = self.inference.get(rid, (cursor, cursor, 0.0))
+        if answer is not None:
+            breakdown["onboard.queueing"] = start - cursor
+            breakdown["onboard.inference"] = infer
+            bound += infer
+            cursor = start + infer
+            for hop in reversed(self.hops):
+                cursor, b = self._segment(answer, hop.back, cursor, breakdown)
+                bound += b
+        if result is None or cursor != t1:
+            breakdown["unaccounted"] = t1 - cursor
+        status = "timeout" if result is None else Status(result.status).name.lower()
+        return PromptReport(
+            rid, text, result.text if result else "", status, t1 - t0, bound, breakdown,
+            result.prompt_tokens if result else 0, result.completion_tokens if result else 0,
+            infer,
+        )
+
+    def _segment(self, msg: _Message, link: LinkSpec, cursor: float,
+                 breakdown: dict[str, float]) -> tuple[float, float]:
+        rec = msg.hops.get(link.name)
+        if rec is None or rec.end is None:
+            return cursor, 0.0
+        parts = split_intervals(cursor, rec.end, rec.intervals)
+        for comp in COMPONENTS:
+            breakdown[f"{link.name}.{comp}"] = parts[comp]
+        bound = msg.propagation.get(link.name, 0.0) + msg.octets * 8 / link.rate_bps
+        return max(cursor, rec.end), bound
+
+
+def _packet_id(packet: bytes) -> tuple[int, int, int]:
+    """(packet type, APID, sequence count) of an encoded Space Packet."""
+    return (packet[0] >> 4) & 1, ((packet[0] & 7) << 8) | packet[1], \
+        ((packet[2] & 0x3F) << 8) | packet[3]
+
+
+def run_roundtrip(scenario: Scenario, backend: ModelBackend, *,
+                  prompts: Sequence[str] | None = None) -> RunReport:
+    """Run the round trip of ``prompts`` (default: the scenario's ``[run] prompts``) through
+    the scenario, seeded by ``[scenario] seed``, and return the report."""
+    run = _Run(scenario, backend, scenario.run.prompts if prompts is None else prompts)
+    return engine.run_simulation(run.main, seed=scenario.seed)
