@@ -41,6 +41,9 @@ MAX_APID = 0x7FF
 SEQUENCE_COUNT_MODULUS = 1 << 14
 MAX_DATA_FIELD_LENGTH = 65536
 MAX_PACKET_LENGTH = PRIMARY_HEADER_SIZE + MAX_DATA_FIELD_LENGTH
+MIN_PACKET_LENGTH = PRIMARY_HEADER_SIZE + 1
+PACKET_ID_MASK = 0x1FFF
+"""The 13 bits of Packet Identification after the version: type, secondary header flag, APID."""
 
 
 class PacketType(IntEnum):
@@ -57,6 +60,23 @@ class SequenceFlags(IntEnum):
     FIRST = 0b01
     LAST = 0b10
     UNSEGMENTED = 0b11
+
+
+_PACKET_TYPES = (PacketType.TM, PacketType.TC)
+_SEQUENCE_FLAGS = tuple(SequenceFlags(i) for i in range(4))
+
+
+def packet_identification(
+    apid: int, packet_type: PacketType = PacketType.TM, secondary_header_flag: bool = False
+) -> int:
+    """The 13-bit Packet Identification (§4.1.3.3) without the version number.
+
+    This is the value spacepackets' ``PacketId.raw()`` returns and the key
+    :class:`linkstack.spp.stream.PacketStreamParser` matches on.
+    """
+    if not 0 <= apid <= MAX_APID:
+        raise EncodeError(f"{apid!r} is outside 0..{MAX_APID}", layer=LAYER, field="apid")
+    return (int(packet_type) << 12) | (int(bool(secondary_header_flag)) << 11) | apid
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +130,11 @@ class SpacePacket:
                 f"packet data length says {length + 1} octets, {len(buf) - offset - 6} left",
                 layer=LAYER, field="packet_data_length", offset=offset + 4,
             )
+        # Table look-ups instead of Enum(...) calls: the enum constructor is the slowest
+        # step of a decode (bench/bench_spp.py).
         return cls(
-            apid, count, bytes(buf[offset + PRIMARY_HEADER_SIZE:end]), PacketType(ptype),
-            bool(shf), SequenceFlags(flags),
+            apid, count, bytes(buf[offset + PRIMARY_HEADER_SIZE:end]), _PACKET_TYPES[ptype],
+            shf == 1, _SEQUENCE_FLAGS[flags],
         )
 
 
