@@ -1,0 +1,146 @@
+"""End-to-end round trip: the breakdown sums to the total, and at BER 0 the protocol overhead
+over the physical bound is exactly what header, coding and ASM sizes and the link rates say."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from linkstack.codecs.chain import CodingChain
+from linkstack.errors import ConfigError
+from linkstack.frames.tc import TcFrame
+from linkstack.payload.backend import Generation, RecordedBackend
+from linkstack.payload.client import PromptClient
+from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
+from linkstack.payload.messages import GenerationParams
+from linkstack.payload.transport import TransportConfig
+from linkstack.sims.roundtrip import plan_path, run_roundtrip
+from linkstack.sims.scenario import load_scenario, parse_scenario
+
+R_UP, R_DOWN, R_ISL = 64_000.0, 2_000_000.0, 1.0e9
+D_RF, D_ISL = 0.004, 0.006
+CODE_GROUND, CODE_SAT = 8e9, 4e8
+ANSWER = Generation("Paris is the capital of France.", 12, 8, 1.25)
+
+
+def _link(src: str, dst: str, rate: float, delay: float, stack: dict) -> dict:
+    return {"from": src, "to": dst, "rate_bps": rate, "ber": 0.0,
+            "propagation": {"model": "fixed", "delay_s": delay}, "stack": stack}
+
+
+def clean_scenario(isl_code: str = "tm-rs-255-223-i5", down_code: str = "tm-rs-255-223-i1",
+                   up_code: str = "tc-bch-rand") -> dict:
+    return {
+        "scenario": {"name": "clean", "seed": 7},
+        "nodes": {"ground": {"kind": "ground_station"},
+                  "relay": {"kind": "satellite", "altitude_km": 700.0},
+                  "sat1": {"kind": "satellite", "altitude_km": 700.0}},
+        "links": {
+            "uplink": _link("ground", "relay", R_UP, D_RF, {"frame": "tc", "coding": up_code}),
+            # no periodic CLCW report during the test: nothing else competes for the downlink
+            "downlink": _link("relay", "ground", R_DOWN, D_RF, {
+                "frame": "tm", "coding": down_code, "arq_params": {"clcw_interval": 1e6}}),
+            "isl-forward": _link("relay", "sat1", R_ISL, D_ISL,
+                                 {"frame": "uslp", "coding": isl_code, "arq": "sr"}),
+            "isl-return": _link("sat1", "relay", R_ISL, D_ISL,
+                                {"frame": "uslp", "coding": isl_code, "arq": "sr"}),
+        },
+        "run": {"prompts": ["What is the capital of France?", "Name a planet."],
+                "max_tokens": 16, "coding_rate_ground_bps": CODE_GROUND,
+                "coding_rate_satellite_bps": CODE_SAT},
+    }
+
+
+def _message_octets(prompt: str) -> tuple[int, int]:
+    """Octets of the encoded prompt and result messages, made with the payload codec."""
+    cfg = TransportConfig()
+    client = PromptClient(cfg)
+    _, packets = client.ask(prompt, 0.0, params=GenerationParams(max_tokens=16))
+    endpoint = ModelEndpoint(RecordedBackend({}, default=ANSWER), EndpointConfig(transport=cfg))
+    for p in packets:
+        endpoint.receive_packet(p, 0.0)
+    job = endpoint.next_job(0.0)
+    assert job is not None
+    result = endpoint.complete(job, ANSWER, 0.0)
+    assert len(packets) == 1 and len(result) == 1
+    return len(packets[0]) - 6, len(result[0]) - 6
+
+
+def test_plan_path_of_the_default_scenario() -> None:
+    hops = plan_path(load_scenario("default"))
+    assert [(h.name, h.kind, h.back.name) for h in hops] == [
+        ("uplink", "rf", "downlink"), ("isl-forward", "isl", "isl-return")]
+
+
+def test_plan_path_errors_name_the_key() -> None:
+    data = clean_scenario()
+    data["links"]["uplink"]["stack"]["frame"] = "aos"
+    with pytest.raises(ConfigError) as exc:
+        plan_path(parse_scenario(data))
+    assert exc.value.key == "links.uplink.stack.frame"
+
+
+def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm() -> None:
+    sc = parse_scenario(clean_scenario())
+    report = run_roundtrip(sc, RecordedBackend({}, default=ANSWER))
+    up_chain = CodingChain.from_name("tc-bch-rand")
+    isl_chain = CodingChain.from_name("tm-rs-255-223-i5")
+    down_chain = CodingChain.from_name("tm-rs-255-223-i1")
+    for p in report.prompts:
+        assert p.status == "ok" and p.answer == ANSWER.text
+        assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+        m_prompt, m_result = _message_octets(p.prompt)
+        # Uplink: one packet (6-octet header) in one TC frame (5-octet header + 2 FECF), in a
+        # CLTU: start sequence 2 + 8 octets per 7 of frame + tail 8 (231.0-B-3).
+        tc_frame = 5 + 6 + m_prompt + 2
+        cltu = 2 + 8 * math.ceil(tc_frame / 7) + 8
+        frame = TcFrame(0x2A, 0, 0, bytes(6 + m_prompt)).encode()
+        assert len(frame) == tc_frame and len(up_chain.encode_frame(frame)) == cltu
+        # ISL and downlink: one fixed-length frame per CADU = ASM 4 + RS codeblock.
+        isl_cadu = 4 + isl_chain.codeblock_length
+        down_cadu = 4 + down_chain.codeblock_length
+        assert (isl_cadu, down_cadu) == (4 + 1275, 4 + 255)
+        serialization_overhead = (
+            (cltu - m_prompt) * 8 / R_UP
+            + (isl_cadu - m_prompt) * 8 / R_ISL + (isl_cadu - m_result) * 8 / R_ISL
+            + (down_cadu - m_result) * 8 / R_DOWN)
+        # Coding compute: every unit is encoded by its sender and decoded by its receiver.
+        coding = (cltu * 8 / CODE_GROUND + cltu * 8 / CODE_SAT          # uplink
+                  + 4 * isl_cadu * 8 / CODE_SAT                          # ISL both ways
+                  + down_cadu * 8 / CODE_SAT + down_cadu * 8 / CODE_GROUND)  # downlink
+        assert p.total_s - p.bound_s == pytest.approx(serialization_overhead + coding,
+                                                      rel=1e-9, abs=1e-9)
+        assert p.breakdown["onboard.inference"] == ANSWER.inference_s
+        assert p.breakdown["onboard.queueing"] == pytest.approx(0.0, abs=1e-12)
+        assert p.ratio >= 1.0
+        for row, value in p.breakdown.items():
+            if row.endswith(("queueing", "arq_wait")):
+                assert value == pytest.approx(0.0, abs=1e-9), row
+
+
+def test_same_seed_same_timings_and_lossy_links_still_answer() -> None:
+    data = clean_scenario()
+    for name in data["links"]:
+        data["links"][name]["ber"] = 2e-4
+    backend = RecordedBackend({}, default=ANSWER)
+    a = run_roundtrip(parse_scenario(data), backend)
+    b = run_roundtrip(parse_scenario(data), backend)
+    assert [p.total_s for p in a.prompts] == [p.total_s for p in b.prompts]
+    for p in a.prompts:
+        assert p.status == "ok" and p.answer == ANSWER.text
+        assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+        assert p.total_s >= p.bound_s
+
+
+@pytest.mark.model
+def test_real_model_round_trip_through_the_default_scenario() -> None:
+    from linkstack.payload.backend import LlamaCppBackend
+
+    sc = load_scenario("default", ["run.max_tokens=12"])
+    report = run_roundtrip(sc, LlamaCppBackend(), prompts=["What is the capital of France?"])
+    (p,) = report.prompts
+    assert p.status == "ok" and p.answer.strip()
+    assert 0 < p.completion_tokens <= 12 and p.prompt_tokens > 0
+    assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+    assert p.ratio >= 1.0 and p.breakdown["onboard.inference"] > 0
