@@ -59,7 +59,8 @@ class BitHeader:
 
     ``unpack(buf, offset=0)`` returns a tuple of ints, one per *named* field, in
     declaration order (``Flag`` as 0/1), constants left out (they are checked instead).
-    ``pack(*values)`` takes the same tuple, range-checks every value (raising :class:`EncodeError` naming the field) and returns bytes.
+    ``pack(*values)`` takes the same tuple, range-checks every value (raising
+    :class:`EncodeError` naming the field) and returns bytes.
     """
 
     def __init__(self, layer: str, struct: c.Construct) -> None:
