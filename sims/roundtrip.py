@@ -217,6 +217,7 @@ class _Message:
 
     key: tuple[str, int]
     octets: int
+    packets: int
     hops: dict[str, HopRecord] = field(default_factory=dict)
     packets_left: dict[str, int] = field(default_factory=dict)
     done_at: dict[str, float] = field(default_factory=dict)
@@ -294,7 +295,7 @@ class _Run:
     # -- accounting ------------------------------------------------------------------------
     def register(self, key: tuple[str, int], packets: list[bytes]) -> None:
         octets = sum(len(p) - PRIMARY_HEADER_SIZE for p in packets)
-        self.messages[key] = _Message(key, octets)
+        self.messages[key] = _Message(key, octets, len(packets))
         for p in packets:
             self.packet_owner[_packet_id(p)] = key
 
@@ -427,19 +428,12 @@ class _Run:
         return route
 
     def _hand(self, port: _Port, hop: str, packets: list[bytes], now: float) -> None:
-        by_msg: dict[tuple[str, int], int] = {}
         for p in packets:
             key = self.packet_owner.get(_packet_id(p))
             if key is not None:
-                by_msg[key] = by_msg.get(key, 0) + 1
-        for key in by_msg:
-            self.handed(key, hop, self._packet_count(key), now)
-        for p in packets:
-            port.endpoint.send_packet(p, self.packet_owner.get(_packet_id(p)), now=now)
+                self.handed(key, hop, self.messages[key].packets, now)
+            port.endpoint.send_packet(p, key, now=now)
         port.kick()
-
-    def _packet_count(self, key: tuple[str, int]) -> int:
-        return sum(1 for k in self.packet_owner.values() if k == key)
 
     async def _onboard(self) -> None:
         self.onboard_wake = trio.Event()
