@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # Sub-command modules, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("run", "frame", "coding", "arq", "endpoint")
+COMMAND_MODULES: tuple[str, ...] = ("run", "frame", "coding", "arq", "endpoint", "specs")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"linkstack.cli.{_name}").register(app)
