@@ -118,13 +118,33 @@ class LatencyExample:
 def latency_example() -> LatencyExample | None:
     """The measured breakdown shown on ``specs/latency.md``, or None.
 
-    The end-to-end run (``linkstack run``) wires this to the simulator, e.g. with
-    :meth:`LatencyExample.from_breakdown` on one ``PromptReport``; until it does, the page
-    carries the explanation and the static figures only. It must be deterministic (virtual
-    time, fixed seed, a recorded model backend): the page is compared byte for byte with the
-    committed one.
+    It is the first prompt of the default scenario, run by the simulator (virtual time, the
+    scenario's seed) with the model's answer and measured inference time replayed from
+    ``sims/scenarios/gemma-recorded.json`` (recorded once from the real Gemma 3 270M on this
+    machine), so the page is deterministic and can be compared byte for byte.
     """
-    return None
+    from pathlib import Path
+
+    from linkstack.payload.backend import RecordedBackend
+    from linkstack.sims.roundtrip import run_roundtrip
+    from linkstack.sims.scenario import load_scenario
+
+    recording = Path(__file__).resolve().parent.parent / "sims" / "scenarios" / RECORDING
+    scenario = load_scenario("default")
+    prompt = scenario.run.prompts[0]
+    backend = RecordedBackend.from_json(recording.read_text())
+    report = run_roundtrip(scenario, backend, prompts=[prompt])
+    (p,) = report.prompts
+    return LatencyExample.from_breakdown(
+        f"linkstack run --prompts 1 --backend recorded:sims/scenarios/{RECORDING}",
+        p.breakdown, report.segments, p.total_s, p.bound_s,
+        f"The prompt {prompt!r} sent at t = {scenario.run.start_s:g} s of the default "
+        f"scenario (seed {scenario.seed}); answer {p.answer.strip()!r} "
+        f"({p.completion_tokens} tokens, inference {p.inference_s:.3f} s on this machine).",
+    )
+
+
+RECORDING = "gemma-recorded.json"
 
 
 def _components() -> tuple[str, ...]:
