@@ -318,6 +318,15 @@ def run_simulation(
         run_module._r.seed(seed)
     try:
         trio.run(_root, clock=clock)
+    except BaseExceptionGroup as group:
+        # trio >= 0.25 wraps every error escaping a nursery in an exception group (strict
+        # groups); trio 0.22 collapses a lone error. Give callers the lone error either way.
+        inner: BaseException = group
+        while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+            inner = inner.exceptions[0]
+        if inner is group:
+            raise
+        raise inner from None
     finally:
         run_module._ALLOW_DETERMINISTIC_SCHEDULING = saved_flag
         run_module._r.setstate(saved_state)
