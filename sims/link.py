@@ -40,6 +40,16 @@ Channel (all draws from the simulation's seeded streams, one stream per process)
   ``[t_arrival - serialization, t_arrival)`` falls in a down interval: contact
   windows of an RF pass, pointing losses plus reacquisition time of a laser.
 * **Reordering**: a fraction of the units get an extra exponential delay.
+* **Duplication**: each unit that arrives is received a second time with probability
+  ``duplicate`` (a relay or a ground-station network forwarding a frame twice).  The
+  copy's reception starts when the original's ends, plus an extra exponential delay of
+  mean ``duplicate_delay_s`` (0: right behind it), so
+  ``t_copy = t_arrival + serialization + extra``.  The copy is a :class:`Delivery` of
+  its own (``duplicate=True``; same bytes, bit errors, ``meta`` and ``seq`` as the
+  original; its extra delay is booked as ``reorder_ns`` so that its components still
+  sum to ``t_arrival - t_enqueued``), recorded by the tap like any unit, and lost if
+  its own reception falls in an outage.  A lost unit has no copy.  Bulk batches carry
+  no per-unit records, so a direction with duplication refuses them.
 
 Lost units are never silent: each is recorded by the direction's
 :class:`~linkstack.sims.taps.Tap` with its reason, and (by default) handed to the
@@ -59,9 +69,9 @@ one at its first departure; a LEO pass changes the light time by < 30 us per
 second), and no error draws are made for a batch lost entirely in an outage.
 
 Random streams (``link/<name>/errors``, ``.../ge``, ``.../erasure``, ``.../reorder``,
-``outage/<stream>``) are separate, and every single unit draws its bit errors even
-when it is lost, so switching one process on or off does not shift the draws of the
-others.
+``.../duplicate``, ``outage/<stream>``) are separate, and every single unit draws its
+bit errors and its duplication even when it is lost, so switching one process on or
+off does not shift the draws of the others.
 """
 
 from __future__ import annotations
@@ -699,7 +709,8 @@ class Delivery:
 
     ``unit`` is the received bytes (with ``bit_errors`` bits flipped, at
     ``error_positions``), or ``b""`` when ``erased`` (then ``loss`` says why and
-    ``t_arrival`` is when the last bit would have arrived).
+    ``t_arrival`` is when the last bit would have arrived).  ``duplicate`` marks the
+    second reception of a unit (same ``seq``; see the module docstring).
     """
 
     unit: bytes
@@ -717,6 +728,7 @@ class Delivery:
     octets: int = 0
     seq: int = 0
     hop: str = ""
+    duplicate: bool = False
 
     @property
     def queueing_ns(self) -> int:
@@ -908,6 +920,9 @@ class Direction:
         ge: optional :class:`GilbertElliott` burst channel (combined with ``ber``).
         visibility: outage schedule (default: always up).
         reorder: optional :class:`Reorder`.
+        duplicate: probability that a unit which arrives is received a second time.
+        duplicate_delay_s: mean of the exponential extra delay of a copy, beyond the
+            end of the original's reception (0: the copy follows right behind it).
         queue_capacity: maximum number of units waiting for the transmitter (the unit
             being serialized is not counted); ``None`` = unbounded.
         queue_policy: ``"block"`` (send() waits for room) or ``"drop"`` (refuse).
@@ -929,6 +944,8 @@ class Direction:
         ge: GilbertElliott | None = None,
         visibility: Visibility | None = None,
         reorder: Reorder | None = None,
+        duplicate: float = 0.0,
+        duplicate_delay_s: float = 0.0,
         queue_capacity: int | None = None,
         queue_policy: str = "block",
         deliver_lost: bool = True,
@@ -942,6 +959,10 @@ class Direction:
             raise ValueError(f"ber must be within [0, 1], got {ber!r}")
         if not (0.0 <= erasure <= 1.0):
             raise ValueError(f"erasure must be within [0, 1], got {erasure!r}")
+        if not (0.0 <= duplicate <= 1.0):
+            raise ValueError(f"duplicate must be within [0, 1], got {duplicate!r}")
+        if not (math.isfinite(duplicate_delay_s) and duplicate_delay_s >= 0):
+            raise ValueError(f"duplicate_delay_s must be >= 0, got {duplicate_delay_s!r}")
         if queue_capacity is not None and (
             isinstance(queue_capacity, bool) or not isinstance(queue_capacity, int)
             or queue_capacity < 1
@@ -965,6 +986,8 @@ class Direction:
         self.visibility: Visibility = visibility if visibility is not None else AlwaysUp()
         self._always_up = isinstance(self.visibility, AlwaysUp)
         self.reorder = reorder
+        self.duplicate = duplicate
+        self.duplicate_delay_s = duplicate_delay_s
         self.queue_capacity = queue_capacity
         self.queue_policy = queue_policy
         self.deliver_lost = deliver_lost
@@ -1013,6 +1036,7 @@ class Direction:
         self._has_errors = eps != (0.0, 0.0)
         self._erasure_rng = self._stream("erasure")
         self._reorder_rng = self._stream("reorder")
+        self._duplicate_rng = self._stream("duplicate")
         attach = getattr(self.visibility, "attach_rng", None)
         if attach is not None and getattr(self.visibility, "needs_rng", False):
             stream = getattr(self.visibility, "stream", None) or f"link/{self.name}/outage"
@@ -1204,7 +1228,39 @@ class Direction:
                                 False, None, prop, extra, positions, octets, seq, self.name)
         assert self._scheduler is not None
         self._scheduler.call_at(arrival, self._deliver, delivery)
+        if self.duplicate > 0.0:
+            self._duplicate(delivery, ser)
         return TxReceipt(seq, t_enqueued, start, end)
+
+    def _duplicate(self, original: Delivery, ser: int) -> None:
+        """Maybe post a second reception of ``original`` (see the module docstring).
+
+        The draws are made for every unit, lost or not, so that the duplicate stream
+        does not depend on the other processes.
+        """
+        rng = self._duplicate_rng
+        if not rng.random() < self.duplicate:
+            return
+        lag = ser
+        if self.duplicate_delay_s > 0.0:
+            lag += round(rng.exponential(self.duplicate_delay_s) * NS_PER_S)
+        if original.erased:
+            return
+        arrival = original.t_arrival + lag
+        extra = original.reorder_ns + lag
+        if not self._always_up and self.visibility.down_overlapping(arrival - ser, arrival):
+            copy = Delivery(b"", original.meta, original.t_enqueued, original.t_tx_start,
+                            original.t_tx_end, arrival, 0, True, LossReason.OUTAGE,
+                            original.propagation_ns, extra, _EMPTY, original.octets,
+                            original.seq, self.name, True)
+        else:
+            copy = Delivery(original.unit, original.meta, original.t_enqueued,
+                            original.t_tx_start, original.t_tx_end, arrival, original.bit_errors,
+                            False, None, original.propagation_ns, extra,
+                            original.error_positions, original.octets, original.seq, self.name,
+                            True)
+        assert self._scheduler is not None
+        self._scheduler.call_at(arrival, self._deliver, copy)
 
     async def send_bulk(self, count: int, unit_octets: int, meta: Any = None) -> TxReceipt:
         """Transmit ``count`` back-to-back units of ``unit_octets`` octets as one event."""
@@ -1231,10 +1287,12 @@ class Direction:
             return TxReceipt(seq, t_enqueued, None, None, dropped=True)
         return self._launch_bulk(count, unit_octets, meta, seq, t_enqueued, t_enqueued)
 
-    @staticmethod
-    def _check_bulk(count: int, unit_octets: int) -> None:
+    def _check_bulk(self, count: int, unit_octets: int) -> None:
         if count < 1 or unit_octets < 1:
             raise ValueError("a bulk batch needs count >= 1 and unit_octets >= 1")
+        if self.duplicate > 0.0:
+            raise ValueError(f"{self.name}: a direction with duplication carries single units "
+                             "only (a bulk batch has no per-unit records for the copies)")
 
     def _launch_bulk(self, count: int, unit_octets: int, meta: Any, seq: int, t_enqueued: int,
                      t: int) -> TxReceipt:

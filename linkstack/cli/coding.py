@@ -15,10 +15,10 @@ otherwise on stderr, so that stdout carries only data).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
-import click
 import typer
 
 from linkstack.codecs.chain import (
@@ -78,7 +78,7 @@ def _chain(code: str, interleave: int | None, randomize: bool | None,
 
 def _open_input(path: Path | None) -> BinaryIO:
     if path is None or str(path) == "-":
-        return click.get_binary_stream("stdin")
+        return sys.stdin.buffer
     try:
         return path.open("rb")
     except OSError as exc:
@@ -105,8 +105,7 @@ class _Output:
     def __init__(self, out: Path | None, hex_text: bool) -> None:
         self.hex = hex_text
         self.to_file = out is not None
-        self.stream: BinaryIO = out.open("wb") if out is not None else click.get_binary_stream(
-            "stdout")
+        self.stream: BinaryIO = out.open("wb") if out is not None else sys.stdout.buffer
         self.items = 0
         self.octets = 0
 
@@ -170,7 +169,7 @@ def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
                         layer="tm", field="frame", offset=len(data) - len(data) % fl)
                 frames = [data[i : i + fl] for i in range(0, len(data), fl)]
     finally:
-        if stream is not click.get_binary_stream("stdin"):
+        if stream is not sys.stdin.buffer:
             stream.close()
     sink = _Output(out, hex_text)
     try:
@@ -208,7 +207,7 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
         emit(decoder.flush())
     finally:
         sink.close()
-        if stream is not click.get_binary_stream("stdin"):
+        if stream is not sys.stdin.buffer:
             stream.close()
     stats: dict[str, Any] = {"code": chain.name, **decoder.stats.as_dict()}
     if as_json:
