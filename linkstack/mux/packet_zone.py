@@ -247,6 +247,11 @@ class PacketExtractor:
         self.lost_frames = 0
         self.discarded_octets = 0
 
+    @property
+    def expected_frame_count(self) -> int | None:
+        """The frame count the next zone should have (None before the first)."""
+        return self._expected
+
     def feed(
         self, frame_count: int, first_header_pointer: int, zone: bytes
     ) -> list[ExtractorEvent]:

@@ -15,27 +15,16 @@ from dataclasses import dataclass
 
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.frames.tm import FRAME_COUNT_MODULUS, MAX_VCID, TmChannelConfig, TmFrame
-from linkstack.mux.packet_zone import (
-    ExtractorEvent,
-    FhpConvention,
-    PacketExtractor,
-    PacketZoneBuilder,
+from linkstack.mux.channel import (
+    FrameRejected,
+    OcfReceived,
+    OutgoingFrame,
+    ZoneDemultiplexer,
+    ZoneMultiplexer,
 )
-from linkstack.mux.scheduler import VcScheduler
+from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention, PacketZoneBuilder
 
 _TM = FhpConvention.for_layer("tm")
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingFrame:
-    """A frame ready for the coding layer, with the tags of the packets it carries."""
-
-    data: bytes
-    vcid: int
-    mc_frame_count: int
-    vc_frame_count: int
-    tags: tuple[object, ...]
-    idle: bool
 
 
 class TmMultiplexer:
@@ -66,10 +55,10 @@ class TmMultiplexer:
         for v in [*vcs, idle_vcid]:
             if not 0 <= v <= MAX_VCID:
                 raise ConfigError(f"TM VCID {v} outside 0..{MAX_VCID}", key="vcids")
-        self.scheduler = VcScheduler(vcs, policy, priorities=priorities, weights=weights)
-        self.builders = {v: PacketZoneBuilder(_TM) for v in vcs}
-        self.idle_vcid = idle_vcid
         self.capacity = config.data_field_capacity(ocf=config.has_ocf)
+        self.zones = ZoneMultiplexer(vcs, lambda _vc: self.capacity, _TM, policy=policy,
+                                     priorities=priorities, weights=weights)
+        self.idle_vcid = idle_vcid
         self.mc_frame_count = 0
         self.vc_frame_counts = dict.fromkeys([*vcs, idle_vcid], 0)
         self.frames_sent = 0
@@ -77,16 +66,10 @@ class TmMultiplexer:
 
     def add_packet(self, vcid: int, packet: bytes, tag: object = None) -> None:
         """Queue an encoded Space Packet on ``vcid``."""
-        try:
-            builder = self.builders[vcid]
-        except KeyError:
-            raise ConfigError(f"VC {vcid} is not configured", key="vcid") from None
-        builder.add_packet(packet, tag)
+        self.zones.add_packet(vcid, packet, tag)
 
     def pending_octets(self, vcid: int | None = None) -> int:
-        if vcid is not None:
-            return self.builders[vcid].pending_octets
-        return sum(b.pending_octets for b in self.builders.values())
+        return self.zones.pending_octets(vcid)
 
     def next_frame(self, *, ocf: bytes | None = None, flush: bool = False) -> OutgoingFrame | None:
         """Build the next frame, or ``None`` if no VC has a full frame and ``flush`` is false.
@@ -98,45 +81,26 @@ class TmMultiplexer:
         if self.config.has_ocf and ocf is None:
             raise ConfigError("this channel carries an OCF in every frame", key="ocf")
         cap = self.capacity
-        ready = [v for v, b in self.builders.items() if b.pending_octets >= cap]
-        if not ready and flush:
-            ready = [v for v, b in self.builders.items() if b.pending_octets]
-        vcid = self.scheduler.pick(ready)
-        if vcid is None:
+        picked = self.zones.next_zone(flush=flush)
+        if picked is None:
             if not flush:
                 return None
             vcid = self.idle_vcid
             zone = PacketZoneBuilder(_TM).build(cap, flush=True)
+            assert zone is not None
         else:
-            zone = self.builders[vcid].build(cap, flush=flush)
-        assert zone is not None  # ready VCs always have enough, or flush completes them
+            vcid, zone = picked  # type: ignore[assignment]
         vc_count = self.vc_frame_counts[vcid]
         frame = TmFrame(
             self.scid, vcid, self.mc_frame_count, vc_count, zone.first_header_pointer,
             zone.data, ocf if self.config.has_ocf else None,
         ).encode(self.config)
-        out = OutgoingFrame(frame, vcid, self.mc_frame_count, vc_count, zone.tags,
-                            zone.idle_octets == cap)
+        out = OutgoingFrame(frame, vcid, vc_count, zone.tags, zone.idle_octets == cap)
         self.mc_frame_count = (self.mc_frame_count + 1) % FRAME_COUNT_MODULUS
         self.vc_frame_counts[vcid] = (vc_count + 1) % FRAME_COUNT_MODULUS
         self.frames_sent += 1
         self.idle_frames_sent += out.idle
         return out
-
-
-@dataclass(frozen=True, slots=True)
-class OcfReceived:
-    """The OCF of a good frame (a CLCW for COP-1: ``Clcw.decode(ocf)``)."""
-
-    vcid: int
-    ocf: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FrameRejected:
-    """A frame failed its checks (FECF, header) and was dropped; ``error`` says where."""
-
-    error: DecodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +128,7 @@ class TmDemultiplexer:
         self.scid = scid
         self.config = config
         self.idle_vcid = idle_vcid
-        self.track_sequence = track_sequence
-        self.extractors: dict[int, PacketExtractor] = {}
+        self.zones = ZoneDemultiplexer(_TM, FRAME_COUNT_MODULUS, track_sequence=track_sequence)
         self._expected_mc: int | None = None
         self.frames = 0
         self.rejected = 0
@@ -192,11 +155,6 @@ class TmDemultiplexer:
         if frame.is_idle or frame.synchronization_flag:
             self.idle_frames += frame.is_idle
             return events
-        ex = self.extractors.get(frame.vcid)
-        if ex is None:
-            ex = self.extractors[frame.vcid] = PacketExtractor(
-                frame.vcid, _TM, frame_count_modulus=FRAME_COUNT_MODULUS,
-                track_sequence=self.track_sequence)
-        events.extend(ex.feed(frame.vc_frame_count, frame.first_header_pointer,
-                              frame.data_field))
+        events.extend(self.zones.feed(frame.vcid, frame.vc_frame_count,
+                                      frame.first_header_pointer, frame.data_field))
         return events
