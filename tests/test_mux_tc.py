@@ -10,7 +10,7 @@ from linkstack.errors import ConfigError
 from linkstack.frames.tc import MapSduReceived, SegmentsDiscarded, TcChannelConfig
 from linkstack.mux.channel import FrameRejected
 from linkstack.mux.tc import TcDemultiplexer, TcMultiplexer
-from linkstack.spp.packet import SpacePacket, SequenceFlags
+from linkstack.spp.packet import SequenceFlags, SpacePacket
 
 CFG = TcChannelConfig(has_fecf=True, segmented_vcids=frozenset({1}), max_frame_length=64)
 CHANNELS = [(0, 0), (1, 2), (1, 5)]

@@ -1,40 +1,48 @@
-"""Loopback harness: COP-1 or selective repeat over a simple lossy channel, in virtual time.
+"""Loopback harness: COP-1 or selective repeat over a lossy link, in the simulator's virtual time.
 
-A small discrete-event loop (a heap of ``(time, sequence, action)``) drives a sender and a
-receiver engine of :mod:`linkstack.arq` over two one-way links (forward: data frames; return:
-CLCWs or ack frames). It is deliberately simple and seeded (``random.Random(seed)``); the
-simulators of :mod:`linkstack.sims` are the full model.
+A sender and a receiver engine of :mod:`linkstack.arq` talk over the two directions of a
+simulated link (:class:`linkstack.sims.link.Direction`; forward: data frames, return: CLCWs or
+ack frames), inside :func:`linkstack.sims.engine.run_simulation`: the clock is the engine's
+virtual clock, the engines' timers and the offered traffic are callbacks of the engine's
+scheduler (``call_at``), the frames arrive through ``Direction(on_delivery=...)``, and every
+random draw comes from the simulation's seeded streams. Same configuration and seed, same
+result.
 
-Channel model, per direction (:class:`ChannelModel`):
+Channel, per direction (:class:`ChannelModel` -> :class:`~linkstack.sims.link.Direction`):
 
-- a FIFO transmitter at ``rate`` bit/s (serialization time = octets * 8 / rate; no rate:
-  zero), then a fixed one-way ``delay``;
-- per frame, independently: lost with probability ``loss``; duplicated with probability
-  ``dup`` (the copy arrives one serialization time, at least 1 us, after the original);
-  reordered with probability ``reorder`` (held an extra uniform(0, ``reorder_spread``)
-  seconds, default ``delay / 2``, so later frames overtake it);
-- ``outages``: intervals during which every frame that finishes transmission is lost.
+- a FIFO transmitter at ``rate`` bit/s (no rate: :data:`UNLIMITED_RATE_BPS`, a frame then
+  takes a few nanoseconds), then a fixed one-way ``delay`` (the propagation);
+- per frame: lost with probability ``loss`` (an erasure); held an extra exponential time of
+  mean ``reorder_delay`` (default half the one-way delay) with probability ``reorder``, so that
+  later frames overtake it; received a second time with probability ``dup`` (the copy's
+  reception starts when the original's ends);
+- ``outages``: down intervals ``(start_s, end_s)``; a frame any part of whose reception falls
+  in one is lost.
 
 Frame sizes on the links (what the rate charges for): COP-1 AD/BD/BC frames are TC frames,
-data + 7 octets (5 header + 2 FECF); a CLCW report is 12 octets (a minimal TM frame: 6 header
-+ 4 OCF + 2 FECF). Selective-repeat data frames are the SR frame + the same 7 octets; acks
-are the ack frame + 8 octets (6 header + 2 FECF).
+data + 7 octets (5 header + 2 FECF, CCSDS 232.0-B-4 §4.1); a CLCW report is 12 octets (a
+minimal TM frame: 6 header + 4 OCF + 2 FECF, 132.0-B-3 §4.1). Selective-repeat data frames are
+the SR frame + the same 7 octets; acks are the ack frame + 8 octets (6 header + 2 FECF). The
+channel here erases frames but flips no bits, so a frame travels as its on-air size and its
+content rides in the delivery's ``meta``.
 
-COP-1 operation (what a ground operator does):
+COP-1 operation (what a ground operator does, CCSDS 232.1-B-2):
 
 - FOP-1 with K = ``window`` (at most 127), FARM-1 with W = 2K (at most 254), Timeout_Type 0,
   T1 and Transmission_Limit chosen for the link (:func:`default_tx_limit`, override with
   ``tx_limit``); the Lower Procedures accept the next frame when the previous one has been
-  serialized (AD_Out pacing);
+  serialized (AD_Out pacing, §5.2.2);
 - FARM-1 sends a CLCW after every frame it receives and every ``clcw_interval``;
 - on an Alert, the operator waits for a CLCW generated after every frame already sent has
   landed, takes its N(R) (V(R) of FARM-1) to sort the frames FOP-1 gave up (Undelivered, by
   N(S)) into delivered (N(S) < N(R)) and not delivered, puts the latter back at the head of
   the queue, and re-initiates the AD service: with Unlock (after Set V(S) := N(R)) if FARM-1
-  is in Lockout, otherwise with Set V(R) := N(R), and holds new AD frames until the BC frame
-  has certainly landed (COP-1 assumes that the forward link does not reorder frames; with
-  ``reorder`` or ``dup`` a late BC frame would otherwise rewind V(R)). No packet is lost or
-  duplicated, and the alerts are reported.
+  is in Lockout, otherwise with Set V(R) := N(R). COP-1 assumes that the forward link does not
+  reorder frames (§2.2.2): with ``reorder`` or ``dup`` a late BC frame would rewind V(R), so
+  new AD frames are held while a BC frame (or a copy of it) may still be on its way. No packet
+  is lost or duplicated, and the alerts are reported. "Landed" is known exactly: the harness
+  sees every arrival and every loss on the link (an operator would wait out a bound on the
+  link's delay, which an exponential reordering delay does not have).
 
 Results (:class:`LoopbackResult`): packets delivered, duplicated and out of order at the
 receiving application, lost (not delivered at the end), retransmissions, goodput (payload bits
@@ -44,14 +52,13 @@ the packet was offered).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
-import random
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import trio
 
 from linkstack.arq.common import (
     Acknowledged,
@@ -68,11 +75,13 @@ from linkstack.arq.fop1 import MODULUS, DirectiveResponse, Fop1, FopState
 from linkstack.arq.sr import SrConfig, SrFrameKind, SrReceiver, SrSender, TransmitSrFrame
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
+from linkstack.sims import engine
+from linkstack.sims.engine import NS_PER_S, now_ns, run_simulation
+from linkstack.sims.link import Delivery, Direction, DownIntervals, Reorder
 
 __all__ = [
+    "UNLIMITED_RATE_BPS",
     "ChannelModel",
-    "EventLoop",
-    "Link",
     "LinkStats",
     "LoopbackConfig",
     "LoopbackResult",
@@ -85,39 +94,21 @@ CLCW_REPORT_OCTETS = 12
 ACK_FRAMING_OCTETS = 8
 HANDLE_OCTETS = 4
 
-
-class EventLoop:
-    """A minimal discrete-event loop in virtual time: a heap of ``(time, seq, action)``."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._seq = itertools.count()
-        self.stopped = False
-
-    def call_at(self, when: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (max(when, self.now), next(self._seq), action))
-
-    def run(self, until: float) -> None:
-        while self._heap and not self.stopped:
-            when, _, action = self._heap[0]
-            if when > until:
-                break
-            heapq.heappop(self._heap)
-            self.now = when
-            action()
+UNLIMITED_RATE_BPS = 1e12
+"""The rate of a direction given no rate: 1 Tbit/s, a TC frame of 1024 octets takes 9 ns."""
 
 
 @dataclass(frozen=True)
 class ChannelModel:
-    """One direction of the loopback channel (see the module docstring)."""
+    """One direction of the loopback link (see the module docstring); :meth:`direction`
+    builds the :class:`~linkstack.sims.link.Direction` that simulates it."""
 
     loss: float = 0.0
     dup: float = 0.0
     reorder: float = 0.0
     delay: float = 0.02
     rate: float | None = None
-    reorder_spread: float | None = None
+    reorder_delay: float | None = None
     outages: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
@@ -125,24 +116,45 @@ class ChannelModel:
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{p} is outside 0..1", key=name)
-        if self.delay < 0:
+        if not (math.isfinite(self.delay) and self.delay >= 0):
             raise ConfigError(f"{self.delay} must be >= 0", key="delay")
-        if self.rate is not None and not self.rate > 0:
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ConfigError(f"{self.rate} must be > 0", key="rate")
+        if self.reorder_delay is not None and not (
+                math.isfinite(self.reorder_delay) and self.reorder_delay > 0):
+            raise ConfigError(f"{self.reorder_delay} must be > 0", key="reorder_delay")
+        for start, end in self.outages:
+            if not (math.isfinite(start) and math.isfinite(end) and end >= start):
+                raise ConfigError(f"({start}, {end}) is not an interval", key="outages")
 
     @property
-    def spread(self) -> float:
-        return self.delay / 2 if self.reorder_spread is None else self.reorder_spread
+    def mean_reorder_delay(self) -> float:
+        """Mean extra delay of a reordered frame: ``reorder_delay``, by default half the
+        one-way delay (1 ms on a link without delay)."""
+        if self.reorder_delay is not None:
+            return self.reorder_delay
+        return self.delay / 2 if self.delay > 0 else 0.001
 
-    def serialization(self, octets: int) -> float:
-        return 0.0 if self.rate is None else octets * 8 / self.rate
-
-    def in_outage(self, t: float) -> bool:
-        return any(start <= t < end for start, end in self.outages)
+    def direction(self, name: str, *, on_delivery: Callable[[Delivery], object]) -> Direction:
+        """A fresh :class:`~linkstack.sims.link.Direction` with this model; its random streams
+        are ``link/<name>/...`` of the running simulation's seed."""
+        return Direction(
+            name,
+            rate_bps=UNLIMITED_RATE_BPS if self.rate is None else self.rate,
+            propagation=self.delay,
+            erasure=self.loss,
+            reorder=Reorder(self.reorder, self.mean_reorder_delay) if self.reorder else None,
+            duplicate=self.dup,
+            visibility=DownIntervals(self.outages) if self.outages else None,
+            on_delivery=on_delivery,  # type: ignore[arg-type]  # single units only
+        )
 
 
 @dataclass
 class LinkStats:
+    """What happened on one direction: frames (and octets) sent, frames lost, copies that
+    arrived (``duplicated``), frames that arrived with a reordering delay."""
+
     frames: int = 0
     octets: int = 0
     lost: int = 0
@@ -150,53 +162,11 @@ class LinkStats:
     reordered: int = 0
 
 
-class Link:
-    """One direction: a FIFO transmitter, then the channel of :class:`ChannelModel`."""
-
-    def __init__(self, loop: EventLoop, model: ChannelModel, rng: random.Random,
-                 deliver: Callable[[Any], None]) -> None:
-        self.loop = loop
-        self.model = model
-        self.rng = rng
-        self.deliver = deliver
-        self.busy_until = 0.0
-        self.stats = LinkStats()
-
-    def send(self, item: Any, octets: int, on_sent: Callable[[], None] | None = None) -> None:
-        m = self.model
-        start = max(self.loop.now, self.busy_until)
-        ser = m.serialization(octets)
-        end = start + ser
-        self.busy_until = end
-        self.stats.frames += 1
-        self.stats.octets += octets
-        if on_sent is not None:
-            self.loop.call_at(end, on_sent)
-        lost = self.rng.random() < m.loss
-        dup = self.rng.random() < m.dup
-        reorder = self.rng.random() < m.reorder
-        extra = self.rng.uniform(0.0, m.spread) if reorder else 0.0
-        if lost or m.in_outage(end):
-            self.stats.lost += 1
-            return
-        arrival = end + m.delay + extra
-        if reorder:
-            self.stats.reordered += 1
-        self.loop.call_at(arrival, lambda: self.deliver(item))
-        if dup:
-            self.stats.duplicated += 1
-            self.loop.call_at(arrival + max(ser, 1e-6), lambda: self.deliver(item))
-
-    @property
-    def landed_by(self) -> float:
-        """Every frame sent so far has arrived (or been lost) by this time."""
-        return max(self.loop.now, self.busy_until) + self.model.delay + self.model.spread
-
-
 @dataclass(frozen=True)
 class LoopbackConfig:
     """A loopback run. ``window`` is K for COP-1 (capped at 127) and the SR window;
-    ``interval`` spaces the offered packets (0: all offered at time 0, a bulk transfer)."""
+    ``interval`` spaces the offered packets (0: all offered at time 0, a bulk transfer);
+    ``seed`` seeds the simulation; ``max_time`` bounds the virtual time of the run."""
 
     protocol: str = "cop1"
     packets: int = 1000
@@ -220,12 +190,20 @@ class LoopbackConfig:
         if not HANDLE_OCTETS <= self.size <= 1017:
             raise ConfigError(f"{self.size} is outside {HANDLE_OCTETS}..1017 "
                               "(TC frame data field with FECF)", key="size")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"{self.seed!r} must be an integer >= 0", key="seed")
         if self.window < 1:
             raise ConfigError(f"{self.window} must be >= 1", key="window")
         if self.tx_limit is not None and self.tx_limit < 1:
             raise ConfigError(f"{self.tx_limit} must be >= 1", key="tx_limit")
-        if self.interval < 0:
+        if not (math.isfinite(self.interval) and self.interval >= 0):
             raise ConfigError(f"{self.interval} must be >= 0", key="interval")
+        for name in ("clcw_interval", "t1"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{value} must be > 0", key=name)
+        if not self.max_time > 0:
+            raise ConfigError(f"{self.max_time} must be > 0", key="max_time")
 
     @property
     def return_channel(self) -> ChannelModel:
@@ -291,17 +269,42 @@ def _percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
+def _now() -> float:
+    """The virtual time in seconds, as the engines take it."""
+    return now_ns() / NS_PER_S
+
+
+def _ns_not_before(t: float) -> int:
+    """The first nanosecond whose time in seconds is not earlier than ``t``: a timer posted
+    there finds the engine's deadline reached (``now >= deadline``)."""
+    t_ns = math.ceil(t * NS_PER_S)
+    while t_ns / NS_PER_S < t:
+        t_ns += 1
+    return t_ns
+
+
+_UNITS: dict[int, bytes] = {}
+
+
+def _unit(octets: int) -> bytes:
+    """The on-air stand-in of a frame of ``octets`` octets (its content rides in ``meta``)."""
+    unit = _UNITS.get(octets)
+    if unit is None:
+        unit = _UNITS[octets] = bytes(octets)
+    return unit
+
+
 class _App:
-    """Both ends of the application: offers packets, checks what comes out."""
+    """Both ends of the application: offers packets, checks what comes out. Times in ns."""
 
     def __init__(self, cfg: LoopbackConfig) -> None:
         self.cfg = cfg
-        self.offered_at: dict[int, float] = {}
-        self.delivered_at: dict[int, float] = {}
+        self.offered_at: dict[int, int] = {}
+        self.delivered_at: dict[int, int] = {}
         self.duplicated = 0
         self.out_of_order = 0
         self.next_index = 0
-        self.last_delivery = 0.0
+        self.last_delivery = 0
         self.acked: set[int] = set()
         filler = bytes(range(256)) * (cfg.size // 256 + 1)
         self._filler = filler[: cfg.size - HANDLE_OCTETS]
@@ -309,7 +312,7 @@ class _App:
     def payload(self, index: int) -> bytes:
         return index.to_bytes(HANDLE_OCTETS, "big") + self._filler
 
-    def deliver(self, data: bytes, now: float) -> None:
+    def deliver(self, data: bytes, t_ns: int) -> None:
         index = int.from_bytes(data[:HANDLE_OCTETS], "big")
         if index in self.delivered_at:
             self.duplicated += 1
@@ -317,8 +320,8 @@ class _App:
         if index != self.next_index:
             self.out_of_order += 1
         self.next_index = index + 1
-        self.delivered_at[index] = now
-        self.last_delivery = now
+        self.delivered_at[index] = t_ns
+        self.last_delivery = t_ns
 
     @property
     def done(self) -> bool:
@@ -326,23 +329,94 @@ class _App:
         return len(self.delivered_at) == n and len(self.acked) == n
 
 
+class _Hop:
+    """One direction of the loopback: the simulated :class:`Direction`, what the harness
+    counts on it, and which frames are still on their way."""
+
+    def __init__(self, run: _Run, name: str, channel: ChannelModel,
+                 receive: Callable[[Any], None]) -> None:
+        self._run = run
+        self._receive = receive
+        self.direction = channel.direction(name, on_delivery=self._arrived)
+        self.stats = LinkStats()
+        self._copies = channel.dup > 0
+        self._in_flight: set[int] = set()
+        self._last_seq = 0
+        self._max_octets = 0
+        self._barriers: deque[tuple[int, Callable[[], None]]] = deque()
+
+    def serialization_s(self, octets: int) -> float:
+        return self.direction.serialization_ns(octets) / NS_PER_S
+
+    def send(self, item: Any, octets: int) -> int:
+        """Queue a frame of ``octets`` octets carrying ``item``; returns when its
+        serialization ends (ns)."""
+        receipt = self.direction.send_nowait(_unit(octets), item)
+        assert receipt.t_tx_end is not None  # an unbounded queue never refuses
+        self.stats.frames += 1
+        self.stats.octets += octets
+        self._in_flight.add(receipt.seq)
+        self._last_seq = receipt.seq
+        if octets > self._max_octets:
+            self._max_octets = octets
+        return receipt.t_tx_end
+
+    def when_drained(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` once every frame sent so far, and any copy of it, has arrived or been
+        lost."""
+        self._barriers.append((self._last_seq, fn))
+        self._release()
+
+    def _release(self) -> None:
+        oldest = min(self._in_flight, default=self._last_seq + 1)
+        lag = self.direction.serialization_ns(self._max_octets) if self._copies else 0
+        while self._barriers and self._barriers[0][0] < oldest:
+            # a copy's reception starts when its original's ends: one serialization later
+            self._run.scheduler.call_at(now_ns() + lag, self._barriers.popleft()[1])
+
+    def _arrived(self, delivery: Delivery) -> None:
+        if self._run.stopped:
+            return
+        stats = self.stats
+        if delivery.duplicate:
+            if not delivery.erased:
+                stats.duplicated += 1
+                self._receive(delivery.meta)
+            return
+        self._in_flight.discard(delivery.seq)
+        if delivery.erased:
+            stats.lost += 1
+        else:
+            if delivery.reorder_ns:
+                stats.reordered += 1
+            self._receive(delivery.meta)
+        if self._barriers:
+            self._release()
+
+
 class _Run:
+    """One run, built and driven inside the simulation."""
+
     def __init__(self, cfg: LoopbackConfig) -> None:
         self.cfg = cfg
-        self.loop = EventLoop()
-        self.rng = random.Random(cfg.seed)
+        self.scheduler = engine.current_simulation().scheduler
         self.app = _App(cfg)
         self.alerts: Counter[str] = Counter()
         self.recoveries = 0
         self.max_outstanding = 0
-        fwd_ser = cfg.forward.serialization(cfg.size + 2 * TC_FRAMING_OCTETS)
-        ret_ser = cfg.return_channel.serialization(CLCW_REPORT_OCTETS + 16)
+        self.stopped = False
+        self._finished = trio.Event()
+        self.forward = _Hop(self, "forward", cfg.forward, self._on_forward)
+        self.reverse = _Hop(self, "return", cfg.return_channel, self._on_return)
+        fwd_ser = self.forward.serialization_s(cfg.size + 2 * TC_FRAMING_OCTETS)
+        ret_ser = self.reverse.serialization_s(CLCW_REPORT_OCTETS + 16)
         self.rtt_estimate = (cfg.forward.delay + cfg.return_channel.delay + fwd_ser + ret_ser)
-        self.forward = Link(self.loop, cfg.forward, self.rng, self._on_forward)
-        self.reverse = Link(self.loop, cfg.return_channel, self.rng, self._on_return)
-        self._timer_at: float | None = None
+        self._timer: engine.TimerHandle | None = None
 
     # -- to override --------------------------------------------------------------------------
+    def _start(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _on_forward(self, item: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -352,40 +426,71 @@ class _Run:
     def _deadline(self) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _timer(self) -> None:  # pragma: no cover - abstract
+    def _on_timer(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _result(self) -> LoopbackResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- common --------------------------------------------------------------------------------
+    async def run(self) -> LoopbackResult:
+        self._start()
+        self._check_done()  # nothing to transfer
+        with trio.move_on_at(self.cfg.max_time):
+            await self._finished.wait()
+        self.stopped = True
+        return self._result()
+
     def _arm(self) -> None:
-        """Keep one loop entry at the engines' earliest deadline."""
+        """Keep one scheduler callback at the engines' earliest deadline."""
         dl = self._deadline()
-        if dl is None or (self._timer_at is not None and self._timer_at <= dl):
+        if dl is None:
             return
-        self._timer_at = dl
-        self.loop.call_at(dl, self._fire)
+        t_ns = _ns_not_before(dl)
+        timer = self._timer
+        if timer is not None:
+            if timer.t_ns <= t_ns:
+                return
+            timer.cancel()
+        self._timer = self.scheduler.call_at(t_ns, self._fire)
 
     def _fire(self) -> None:
-        self._timer_at = None
-        self._timer()
-        self._arm()
+        self._timer = None
+        if not self.stopped:
+            self._on_timer()
+            self._arm()
 
     def _check_done(self) -> None:
-        if self.app.done:
-            self.loop.stopped = True
+        if self.app.done and not self.stopped:
+            self.stopped = True
+            self._finished.set()
 
     def _schedule_offers(self, offer: Callable[[int], None]) -> None:
         cfg = self.cfg
+        if cfg.packets == 0:
+            return
         if cfg.interval == 0:
-            self.loop.call_at(0.0, lambda: [offer(i) for i in range(cfg.packets)])
+            self.scheduler.call_at(0, self._offer_all, offer)
         else:
-            for i in range(cfg.packets):
-                self.loop.call_at(i * cfg.interval, lambda i=i: offer(i))
+            self.scheduler.call_at(0, self._offer_paced, offer, 0)
 
-    def result(self, sender: ArqCounters, receiver: ArqCounters, window: int,
-               tx_limit: int | None, timeout: float) -> LoopbackResult:
+    def _offer_all(self, offer: Callable[[int], None]) -> None:
+        for i in range(self.cfg.packets):
+            offer(i)
+
+    def _offer_paced(self, offer: Callable[[int], None], index: int) -> None:
+        if self.stopped:
+            return
+        offer(index)
+        if index + 1 < self.cfg.packets:
+            t_ns = round((index + 1) * self.cfg.interval * NS_PER_S)
+            self.scheduler.call_at(t_ns, self._offer_paced, offer, index + 1)
+
+    def _measure(self, sender: ArqCounters, receiver: ArqCounters, window: int,
+                 tx_limit: int | None, timeout: float) -> LoopbackResult:
         app, cfg = self.app, self.cfg
-        lat = [app.delivered_at[i] - app.offered_at[i] for i in app.delivered_at]
-        duration = app.last_delivery
+        lat = [(app.delivered_at[i] - app.offered_at[i]) / NS_PER_S for i in app.delivered_at]
+        duration = app.last_delivery / NS_PER_S
         goodput = (len(app.delivered_at) * cfg.size * 8 / duration) if duration > 0 else 0.0
         return LoopbackResult(
             protocol=cfg.protocol, packets=cfg.packets, delivered=len(app.delivered_at),
@@ -408,6 +513,7 @@ class _Cop1Run(_Run):
         self.tx_limit = cfg.tx_limit or default_tx_limit(
             cfg.forward.loss, cfg.packets, reorder=cfg.forward.reorder)
         self.clcw_interval = cfg.clcw_interval or max(cfg.return_channel.delay / 2, 0.001)
+        self._clcw_interval_ns = round(self.clcw_interval * NS_PER_S)
         self.t1 = cfg.t1 or (2 * self.rtt_estimate + self.clcw_interval + 0.001)
         self.fop = Fop1(0, window_width=self.k, t1_initial=self.t1,
                         transmission_limit=self.tx_limit, timeout_type=0,
@@ -416,39 +522,47 @@ class _Cop1Run(_Run):
         self.backlog: deque[int] = deque()
         self.undelivered: list[tuple[int, Any]] = []
         self.recovering = False
-        self.need_clcw_after: float | None = None
-        self.hold_until = 0.0
+        self.awaiting_clcw = False  # after an alert, until the operator has recovered
+        self.clean_after: int | None = None  # CLCWs generated after this show everything sent
+        self._epoch = 0
+        self.bc_in_flight = 0
 
-    def run(self) -> LoopbackResult:
-        self._handle(self.fop.initiate_ad(now=0.0))
+    def _start(self) -> None:
+        self._handle(self.fop.initiate_ad(now=_now()))
         self._schedule_offers(self._offer)
-        self.loop.call_at(0.0, self._periodic_clcw)
-        self.loop.run(self.cfg.max_time)
-        return self.result(self.fop.counters, self.farm.counters, self.k, self.tx_limit,
-                           self.t1)
+        self.scheduler.call_at(0, self._periodic_clcw)
+
+    def _result(self) -> LoopbackResult:
+        return self._measure(self.fop.counters, self.farm.counters, self.k, self.tx_limit,
+                             self.t1)
 
     # -- ground side -------------------------------------------------------------------------
     def _offer(self, index: int) -> None:
-        self.app.offered_at[index] = self.loop.now
+        self.app.offered_at[index] = now_ns()
         self.backlog.append(index)
         self._feed()
 
     def _feed(self) -> None:
         fop = self.fop
-        if self.loop.now < self.hold_until:
+        if self.bc_in_flight:
             return
         while (self.backlog and not self.recovering and fop.wait_queue_empty
                and fop.state in (FopState.S1, FopState.S2, FopState.S3)):
             index = self.backlog.popleft()
-            self._handle(fop.request_ad(self.app.payload(index), index, now=self.loop.now))
+            self._handle(fop.request_ad(self.app.payload(index), index, now=_now()))
 
     def _handle(self, events: list[Any]) -> None:
-        now = self.loop.now
         for ev in events:
             if isinstance(ev, TransmitFrame):
                 ft = ev.frame_type
-                self.forward.send((ft, ev.ns, ev.data), len(ev.data) + TC_FRAMING_OCTETS,
-                                  on_sent=lambda ft=ft: self._lower_accept(ft))
+                t_tx_end = self.forward.send((ft, ev.ns, ev.data),
+                                             len(ev.data) + TC_FRAMING_OCTETS)
+                self.scheduler.call_at(t_tx_end, self._lower_accept, ft)
+                if ft is FrameType.BC:
+                    # COP-1 wants an in-order link: no new AD frame until this BC frame and
+                    # any copy of it have landed (a late one would rewind V(R))
+                    self.bc_in_flight += 1
+                    self.forward.when_drained(self._bc_landed)
             elif isinstance(ev, Acknowledged):
                 self.app.acked.add(ev.handle)
             elif isinstance(ev, Undelivered):
@@ -457,25 +571,40 @@ class _Cop1Run(_Run):
                 self.backlog.appendleft(ev.handle)
             elif isinstance(ev, Alert):
                 self.alerts[ev.code] += 1
-                self._start_recovery(now)
+                self._start_recovery()
             elif isinstance(ev, DirectiveResponse):
                 pass
         self.max_outstanding = max(self.max_outstanding, self.fop.outstanding)
         if self.fop.outstanding > self.k:  # pragma: no cover - an engine bug
             raise AssertionError(f"FOP-1 exceeded its window: {self.fop.outstanding} > {self.k}")
-        if self.recovering and self.need_clcw_after is None and self.fop.state is FopState.S1:
+        if self.recovering and not self.awaiting_clcw and self.fop.state is FopState.S1:
             self.recovering = False
         self._feed()
         self._arm()
         self._check_done()
 
     def _lower_accept(self, frame_type: FrameType) -> None:
-        self._handle(self.fop.lower_response(frame_type, True, now=self.loop.now))
+        if not self.stopped:
+            self._handle(self.fop.lower_response(frame_type, True, now=_now()))
 
-    def _start_recovery(self, now: float) -> None:
+    def _bc_landed(self) -> None:
+        self.bc_in_flight -= 1
+        if not self.stopped:
+            self._handle([])
+
+    def _start_recovery(self) -> None:
         self.recovering = True
         self.recoveries += 1
-        self.need_clcw_after = self.forward.landed_by
+        self.awaiting_clcw = True
+        self.clean_after = None
+        self._epoch += 1
+        epoch = self._epoch
+        self.forward.when_drained(lambda: self._drained(epoch))
+
+    def _drained(self, epoch: int) -> None:
+        """Every frame sent before the alert has landed: the next CLCW tells the truth."""
+        if epoch == self._epoch and self.awaiting_clcw:
+            self.clean_after = now_ns()
 
     def _recover(self, clcw: Clcw) -> None:
         """The operator: sort what FOP-1 gave up by the FARM's V(R), re-initiate AD."""
@@ -490,50 +619,46 @@ class _Cop1Run(_Run):
         self.undelivered.clear()
         for _, handle in sorted(resend, reverse=True):
             self.backlog.appendleft(handle)
-        self.need_clcw_after = None
-        now = self.loop.now
+        self.awaiting_clcw = False
+        self.clean_after = None
+        now = _now()
         if clcw.lockout:
             events = self.fop.set_vs(nr, now=now) + self.fop.initiate_ad_with_unlock(now=now)
         else:
             events = self.fop.initiate_ad_with_set_vr(nr, now=now)
         self._handle(events)
-        # COP-1 assumes an in-order forward link: hold new AD frames until the BC frame (and
-        # any late copy of it) has certainly landed, so that it cannot overtake them.
-        self.hold_until = self.forward.landed_by + self.forward.model.serialization(
-            CLCW_REPORT_OCTETS) + 1e-6
-        self.loop.call_at(self.hold_until, self._feed)
+
+    def _on_return(self, item: Any) -> None:
+        clcw, generated = item
+        self._handle(self.fop.on_clcw(clcw, now=_now()))
+        if (self.awaiting_clcw and self.clean_after is not None
+                and generated > self.clean_after and self.fop.state is FopState.S6):
+            self._recover(clcw)
 
     # -- space side ----------------------------------------------------------------------------
     def _on_forward(self, item: Any) -> None:
         frame_type, ns, data = item
         for ev in self.farm.receive(frame_type, ns, data):
             if isinstance(ev, Delivered):
-                self.app.deliver(ev.data, self.loop.now)
+                self.app.deliver(ev.data, now_ns())
         self._send_clcw()
         self._check_done()
 
     def _send_clcw(self) -> None:
-        self.reverse.send((self.farm.clcw(), self.loop.now), CLCW_REPORT_OCTETS)
+        self.reverse.send((self.farm.clcw(), now_ns()), CLCW_REPORT_OCTETS)
 
     def _periodic_clcw(self) -> None:
-        if self.loop.stopped:
+        if self.stopped:
             return
         self._send_clcw()
-        self.loop.call_at(self.loop.now + self.clcw_interval, self._periodic_clcw)
-
-    def _on_return(self, item: Any) -> None:
-        clcw, generated = item
-        self._handle(self.fop.on_clcw(clcw, now=self.loop.now))
-        if (self.recovering and self.need_clcw_after is not None
-                and generated >= self.need_clcw_after and self.fop.state is FopState.S6):
-            self._recover(clcw)
+        self.scheduler.call_at(now_ns() + self._clcw_interval_ns, self._periodic_clcw)
 
     # -- timer ---------------------------------------------------------------------------------
     def _deadline(self) -> float | None:
         return self.fop.next_deadline()
 
-    def _timer(self) -> None:
-        self._handle(self.fop.on_timer(self.loop.now))
+    def _on_timer(self) -> None:
+        self._handle(self.fop.on_timer(_now()))
 
 
 class _SrRun(_Run):
@@ -548,16 +673,17 @@ class _SrRun(_Run):
         self.sender = SrSender(sr_cfg)
         self.receiver = SrReceiver(sr_cfg)
 
-    def run(self) -> LoopbackResult:
+    def _start(self) -> None:
         self._schedule_offers(self._offer)
-        self.loop.run(self.cfg.max_time)
+
+    def _result(self) -> LoopbackResult:
         self.max_outstanding = self.sender.max_outstanding
-        return self.result(self.sender.counters, self.receiver.counters, self.cfg.window,
-                           None, self.rto0)
+        return self._measure(self.sender.counters, self.receiver.counters, self.cfg.window,
+                             None, self.rto0)
 
     def _offer(self, index: int) -> None:
-        self.app.offered_at[index] = self.loop.now
-        self._handle(self.sender.send(self.app.payload(index), index, now=self.loop.now))
+        self.app.offered_at[index] = now_ns()
+        self._handle(self.sender.send(self.app.payload(index), index, now=_now()))
 
     def _handle(self, events: list[Any]) -> None:
         for ev in events:
@@ -569,29 +695,34 @@ class _SrRun(_Run):
             elif isinstance(ev, Acknowledged):
                 self.app.acked.add(ev.handle)
             elif isinstance(ev, Delivered):
-                self.app.deliver(ev.data, self.loop.now)
+                self.app.deliver(ev.data, now_ns())
         if self.sender.max_outstanding > self.cfg.window:  # pragma: no cover - an engine bug
             raise AssertionError("SR sender exceeded its window")
         self._arm()
         self._check_done()
 
     def _on_forward(self, item: Any) -> None:
-        self._handle(self.receiver.receive(item, now=self.loop.now))
+        self._handle(self.receiver.receive(item, now=_now()))
 
     def _on_return(self, item: Any) -> None:
-        self._handle(self.sender.receive_ack(item, now=self.loop.now))
+        self._handle(self.sender.receive_ack(item, now=_now()))
 
     def _deadline(self) -> float | None:
         deadlines = [d for d in (self.sender.next_deadline(), self.receiver.next_deadline())
                      if d is not None]
         return min(deadlines) if deadlines else None
 
-    def _timer(self) -> None:
-        now = self.loop.now
+    def _on_timer(self) -> None:
+        now = _now()
         self._handle(self.sender.on_timer(now) + self.receiver.on_timer(now))
 
 
-def run_loopback(cfg: LoopbackConfig) -> LoopbackResult:
-    """Run one loopback experiment and return its measurements."""
+async def _main(cfg: LoopbackConfig) -> LoopbackResult:
     runner: _Cop1Run | _SrRun = _Cop1Run(cfg) if cfg.protocol == "cop1" else _SrRun(cfg)
-    return runner.run()
+    return await runner.run()
+
+
+def run_loopback(cfg: LoopbackConfig) -> LoopbackResult:
+    """Run one loopback experiment in virtual time (seeded by ``cfg.seed``) and return its
+    measurements."""
+    return run_simulation(_main, cfg, seed=cfg.seed)
