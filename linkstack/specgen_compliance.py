@@ -137,8 +137,11 @@ BOOKS: tuple[Book, ...] = (
         Feature("TC-10", "Decoders raise typed errors naming field and offset", "§4.1", S,
                 _t("test_frames_tc.py", "test_random_bytes_raise_only_linkstack_errors",
                    "test_truncated_inputs")),
-        Feature("TC-11", "Virtual channel and master channel multiplexing of TC frames",
-                "§4.2, §4.3", N, note="one FOP-1 per VC; no TC multiplexer module yet"),
+        Feature("TC-11", "Virtual channel and MAP multiplexing of TC frames, MAP segmentation",
+                "§4.2, §4.3", S,
+                _t("test_mux_tc.py", "test_segmented_round_trip",
+                   "test_lost_segment_is_reported_not_glued"),
+                note="one packet or segment per frame (no blocking)"),
         Feature("TC-12", "Space Data Link Security header and trailer", "§4.1.3.1", N),
     )),
     Book("CCSDS 232.1-B-2", "Communications Operation Procedure-1", "clcw-cop1.md", (
@@ -264,9 +267,10 @@ BOOKS: tuple[Book, ...] = (
         Feature("AOS-10", "Decoders raise typed errors naming field and offset", "§4.1", S,
                 _t("test_frames_aos.py", "test_decode_errors_name_fields",
                    "test_random_bytes_raise_only_linkstack_errors")),
-        Feature("AOS-11", "Virtual channel multiplexing of AOS frames", "§4.2", P,
-                _t("test_mux_zone.py", "test_spanning_round_trip"),
-                note="the packet zones are frame-type agnostic; no AOS multiplexer module"),
+        Feature("AOS-11", "Virtual channel multiplexing of AOS frames (M_PDU, idle VC 63)",
+                "§4.2", S,
+                _t("test_mux_aos_uslp.py", "test_aos_round_trip",
+                   "test_aos_idle_frames_counts_and_rejection")),
     )),
     Book("CCSDS 732.1-B-2", "Unified Space Data Link Protocol", "uslp.md", (
         Feature("USLP-1", "Non-truncated primary header: every field, interoperable with "
@@ -298,7 +302,9 @@ BOOKS: tuple[Book, ...] = (
                 _t("test_frames_uslp.py", "test_random_bytes_raise_only_linkstack_errors",
                    "test_decode_errors")),
         Feature("USLP-10", "COP-1 / COP-P over USLP", "§4.1.2.8", N),
-        Feature("USLP-11", "Virtual channel multiplexing of USLP frames", "§4.2", N),
+        Feature("USLP-11", "VC and MAP multiplexing of USLP frames (packets, rule 000)", "§4.2",
+                S, _t("test_mux_aos_uslp.py", "test_uslp_round_trip_over_maps",
+                      "test_uslp_lost_frame_is_reported_never_glued")),
     )),
     Book("CCSDS 131.0-B-3", "TM Synchronization and Channel Coding", "tm-coding.md", (
         Feature("TMC-1", "Attached Sync Marker 1ACFFC1D", "§8", S,
