@@ -19,7 +19,9 @@ app = typer.Typer(
 )
 
 # Sub-command modules, in the order they appear in --help.
-COMMAND_MODULES: tuple[str, ...] = ("run", "frame", "coding", "arq", "endpoint", "specs")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run", "sweep", "frame", "coding", "arq", "endpoint", "specs",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"linkstack.cli.{_name}").register(app)
