@@ -120,6 +120,7 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
             vcid=fwd.stack.vcid or 0,
             uplink_code=fwd.stack.coding or "tc-bch-rand",
             downlink_code=back.stack.coding or "tm-rs-255-223-i1",
+            downlink_frame_length=back.stack.frame_length,
             tc_max_frame_length=fwd.stack.frame_length or 1024,
             window=window, farm_window=int(_param(fwd, "farm_window_width",
                                                   max(2 * window, 2))),
@@ -132,6 +133,7 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
     cfg_isl = IslHopConfig(
         vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
         code=fwd.stack.coding or "tm-rs-255-223-i5",
+        frame_length=fwd.stack.frame_length,
         window=int(_param(fwd, "window", 512)),
         initial_rto=float(_param(fwd, "initial_rto", 0.2)),
         min_rto=float(_param(fwd, "min_rto", 0.005)),

@@ -131,3 +131,27 @@ def test_isl_frames_fill_the_codeblock() -> None:
     (unit,) = a.poll(0.0)
     assert unit.frame_octets == 1115 and len(unit.data) == 4 + 1275
     assert unit.tags == ("t",) and unit.kind == "SR-DATA"
+
+
+def test_uncoded_and_shortened_chains_carry_packets() -> None:
+    # coding off (ASM + randomizer only) on the downlink and the ISL, and a shortened RS
+    # codeblock (virtual fill) set through the frame length
+    rf = RfHopConfig(downlink_code="tm-uncoded", downlink_frame_length=300)
+    isl = IslHopConfig(code="tm-uncoded", frame_length=600)
+    short = IslHopConfig(code="tm-rs-255-223-i2", frame_length=400)  # Q = 23
+    g, s = RfGround(rf), RfSpace(rf)
+    w = Wire(g, s, delay=0.005, loss=0.0, flips=0.0, seed=3)
+    down = _packets(6, 0x101, 200)
+    for p in down:
+        s.send_packet(p, None, now=0.0)
+    w.run(3.0)
+    assert w.got[0] == down
+    for cfg in (isl, short):
+        a, b = IslEndpoint(cfg), IslEndpoint(cfg)
+        w = Wire(a, b, delay=0.01, loss=0.1, flips=0.0, seed=4)
+        fwd = _packets(10, 0x100, 300)
+        for p in fwd:
+            a.send_packet(p, None, now=0.0)
+        w.run(60.0)
+        assert w.got[1] == fwd
+        assert b.frame_length == cfg.frame_length

@@ -62,6 +62,8 @@ class IslHopConfig:
         scid: Spacecraft Identifier in the USLP header.
         vcid: the USLP VC of the SR traffic.
         code: a TM coding chain (fixed codeblock size), e.g. ``tm-rs-255-223-i5``.
+        frame_length: USLP frame length; None takes the chain's; needed for ``tm-uncoded``;
+            with an RS chain it sets the virtual fill.
         window: SR window (frames in flight).
         initial_rto / min_rto / max_rto / rto_backoff: SR retransmission timer (RFC 6298 style).
         fec: run SR in hybrid-ARQ mode (the link is RS coded).
@@ -70,6 +72,7 @@ class IslHopConfig:
     scid: int = 0x2A
     vcid: int = 1
     code: str = "tm-rs-255-223-i5"
+    frame_length: int | None = None
     window: int = 512
     initial_rto: float = 0.2
     min_rto: float = 0.005
@@ -88,7 +91,8 @@ class IslEndpoint:
     def __init__(self, config: IslHopConfig, *, name: str = "isl") -> None:
         self.name = name
         self.config = config
-        self.chain = CodingChain.from_name(config.code)
+        self.chain = (CodingChain.from_name(config.code) if config.frame_length is None else
+                      CodingChain.from_name(config.code, frame_length=config.frame_length))
         if self.chain.frame_length is None:
             raise ConfigError(f"{config.code} has no fixed codeblock", key="code")
         self.frame_length = self.chain.frame_length

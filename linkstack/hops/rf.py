@@ -57,6 +57,8 @@ class RfHopConfig:
         scid: Spacecraft Identifier (TC and TM).
         vcid: the VC carrying packets (TC VC for COP-1, TM VC for the downlink).
         uplink_code / downlink_code: coding chain names (:mod:`linkstack.codecs.chain`).
+        downlink_frame_length: TM frame length; None takes the chain's (an RS chain's
+            I·(k−Q)); needed for ``tm-uncoded``; with an RS chain it sets the virtual fill.
         tc_max_frame_length: Maximum TC Transfer Frame Length (≤ 1024, 232.0-B-4 §4.1.2.7).
         window: FOP-1 sliding window width K (232.1-B-2 §5.1.4).
         farm_window: FARM-1 sliding window width W, even, ≥ 2K (§6.1.8.2).
@@ -70,6 +72,7 @@ class RfHopConfig:
     vcid: int = 0
     uplink_code: str = "tc-bch-rand"
     downlink_code: str = "tm-rs-255-223-i1"
+    downlink_frame_length: int | None = None
     tc_max_frame_length: int = 1024
     window: int = 10
     farm_window: int = 20
@@ -97,6 +100,12 @@ class RfHopConfig:
         """Largest Space Packet the uplink carries in one frame."""
         return self.tc_config.data_field_capacity(self.vcid)
 
+    def downlink_chain(self) -> CodingChain:
+        """The downlink coding chain, with the configured frame length if any."""
+        if self.downlink_frame_length is None:
+            return CodingChain.from_name(self.downlink_code)
+        return CodingChain.from_name(self.downlink_code, frame_length=self.downlink_frame_length)
+
     def tm_config(self, chain: CodingChain) -> TmChannelConfig:
         if chain.frame_length is None:
             raise ConfigError(f"{self.downlink_code} is not a TM chain", key="downlink_code")
@@ -112,7 +121,7 @@ class RfGround:
         self.config = config
         self.tc_config = config.tc_config
         self.uplink = CodingChain.from_name(config.uplink_code)
-        downlink = CodingChain.from_name(config.downlink_code)
+        downlink = config.downlink_chain()
         self.decoder = downlink.decoder()
         self.demux = TmDemultiplexer(config.scid, config.tm_config(downlink))
         self.fop = Fop1(config.vcid, window_width=config.window, t1_initial=config.t1,
@@ -254,7 +263,7 @@ class RfSpace:
         self.config = config
         self.tc_config = config.tc_config
         self.decoder = CodingChain.from_name(config.uplink_code).decoder()
-        self.downlink = CodingChain.from_name(config.downlink_code)
+        self.downlink = config.downlink_chain()
         self.tm_config = config.tm_config(self.downlink)
         self.mux = TmMultiplexer(config.scid, self.tm_config, (config.vcid,))
         self.farm = Farm1(config.vcid, window_width=config.farm_window)
