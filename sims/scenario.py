@@ -498,8 +498,9 @@ def scenario_names() -> list[str]:
     )
 
 
-def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ()) -> Scenario:
-    """Load a scenario file (a path, or the name of a shipped scenario), apply overrides."""
+def read_scenario_source(source: str | Path) -> dict[str, Any]:
+    """The raw dict (as ``tomllib`` reads it) of a scenario file (a path) or of a shipped
+    scenario (a name from ``sims/scenarios/``)."""
     path = Path(source)
     if path.suffix == ".toml" or path.exists():
         try:
@@ -514,10 +515,14 @@ def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ())
                               key=str(source))
         text = entry.read_text(encoding="utf-8")
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", key=str(source)) from None
-    return parse_scenario(apply_overrides(data, overrides))
+
+
+def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ()) -> Scenario:
+    """Load a scenario file (a path, or the name of a shipped scenario), apply overrides."""
+    return parse_scenario(apply_overrides(read_scenario_source(source), overrides))
 
 
 # --------------------------------------------------------------------------------------

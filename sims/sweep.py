@@ -37,7 +37,6 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,12 @@ from linkstack.errors import ConfigError
 from linkstack.payload.backend import ModelBackend
 from linkstack.sims.memo import MemoBackend
 from linkstack.sims.roundtrip import percentile, run_roundtrip
-from linkstack.sims.scenario import Scenario, apply_overrides, parse_scenario, scenario_names
+from linkstack.sims.scenario import (
+    Scenario,
+    apply_overrides,
+    parse_scenario,
+    read_scenario_source,
+)
 
 __all__ = [
     "ALIASES",
@@ -80,28 +84,6 @@ Progress = Callable[[int, int], None]
 
 # --------------------------------------------------------------------------------------------
 # Scenario source and keys
-
-
-def read_scenario_source(source: str | Path) -> dict[str, Any]:
-    """The raw dict (as ``tomllib`` reads it) of a scenario file or shipped scenario name —
-    the same resolution as :func:`linkstack.sims.scenario.load_scenario`."""
-    path = Path(source)
-    if path.suffix == ".toml" or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read the scenario: {exc.strerror}",
-                              key=str(source)) from None
-    else:
-        entry = resources.files("linkstack.sims").joinpath("scenarios", f"{source}.toml")
-        if not entry.is_file():
-            raise ConfigError(f"no such scenario; shipped: {', '.join(scenario_names())}",
-                              key=str(source))
-        text = entry.read_text(encoding="utf-8")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", key=str(source)) from None
 
 
 def expand_key(raw: Mapping[str, Any], key: str) -> list[str]:
