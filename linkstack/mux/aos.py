@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 
-from linkstack.errors import ConfigError, DecodeError
+from linkstack.errors import ConfigError
 from linkstack.frames.aos import (
     IDLE_VCID,
     VC_FRAME_COUNT_MODULUS,
@@ -25,6 +25,7 @@ from linkstack.mux.channel import (
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
+    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention
 
@@ -94,14 +95,10 @@ class AosDemultiplexer:
         self.idle_frames = 0
 
     def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
-        try:
-            frame = AosFrame.decode(buf, self.config)
-            if frame.scid != self.scid:
-                raise DecodeError(f"is {frame.scid}, this channel is {self.scid}",
-                                  layer="aos", field="scid", offset=0)
-        except DecodeError as err:
+        frame = decode_for_spacecraft(AosFrame.decode, buf, self.config, self.scid, "aos")
+        if isinstance(frame, FrameRejected):
             self.rejected += 1
-            return [FrameRejected(err)]
+            return [frame]
         self.frames += 1
         events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
         if frame.ocf is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.mux.packet_zone import (
@@ -136,3 +137,17 @@ class FrameRejected:
     """A frame failed its checks (FECF, header, spacecraft) and was dropped."""
 
     error: DecodeError
+
+
+def decode_for_spacecraft(decode: Callable[[bytes, Any], Any], buf: bytes, config: Any,
+                          scid: int, layer: str) -> Any:
+    """``decode(buf, config)`` checked to belong to spacecraft ``scid``; a frame that fails
+    its checks or belongs to another spacecraft comes back as :class:`FrameRejected`."""
+    try:
+        frame = decode(buf, config)
+        if frame.scid != scid:
+            raise DecodeError(f"is {frame.scid}, this channel is {scid}",
+                              layer=layer, field="scid", offset=0)
+    except DecodeError as err:
+        return FrameRejected(err)
+    return frame

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from linkstack.errors import ConfigError, DecodeError
+from linkstack.errors import ConfigError
 from linkstack.frames.tm import FRAME_COUNT_MODULUS, MAX_VCID, TmChannelConfig, TmFrame
 from linkstack.mux.channel import (
     FrameRejected,
@@ -21,6 +21,7 @@ from linkstack.mux.channel import (
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
+    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention, PacketZoneBuilder
 
@@ -135,14 +136,10 @@ class TmDemultiplexer:
         self.idle_frames = 0
 
     def receive_frame(self, buf: bytes) -> list[DemuxEvent]:
-        try:
-            frame = TmFrame.decode(buf, self.config)
-            if frame.scid != self.scid:
-                raise DecodeError(f"is {frame.scid}, this channel is {self.scid}",
-                                  layer="tm", field="scid", offset=0)
-        except DecodeError as err:
+        frame = decode_for_spacecraft(TmFrame.decode, buf, self.config, self.scid, "tm")
+        if isinstance(frame, FrameRejected):
             self.rejected += 1
-            return [FrameRejected(err)]
+            return [frame]
         self.frames += 1
         events: list[DemuxEvent] = []
         mc = frame.mc_frame_count

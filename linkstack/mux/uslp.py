@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 
-from linkstack.errors import ConfigError, DecodeError
+from linkstack.errors import ConfigError
 from linkstack.frames.uslp import (
     TfdzConstructionRule,
     UslpChannelConfig,
@@ -26,6 +26,7 @@ from linkstack.mux.channel import (
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
+    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention
 
@@ -118,14 +119,10 @@ class UslpDemultiplexer:
         self.rejected = 0
 
     def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
-        try:
-            frame = UslpFrame.decode(buf, self.config)
-            if frame.scid != self.scid:
-                raise DecodeError(f"is {frame.scid}, this channel is {self.scid}",
-                                  layer="uslp", field="scid", offset=0)
-        except DecodeError as err:
+        frame = decode_for_spacecraft(UslpFrame.decode, buf, self.config, self.scid, "uslp")
+        if isinstance(frame, FrameRejected):
             self.rejected += 1
-            return [FrameRejected(err)]
+            return [frame]
         self.frames += 1
         events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
         if frame.ocf is not None:
