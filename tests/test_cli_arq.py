@@ -72,7 +72,8 @@ def test_lossless_goodput_close_to_the_link_rate(app: typer.Typer) -> None:
 
 
 @pytest.mark.parametrize("args", [("--loss", "1.5"), ("--protocol", "tcp"),
-                                  ("--size", "2"), ("--window", "0"), ("--rate", "0")])
+                                  ("--size", "2"), ("--window", "0"), ("--rate", "0"),
+                                  ("--seed", "-1"), ("--dup", "-0.1")])
 def test_bad_options_are_usage_errors(app: typer.Typer, args: tuple[str, str]) -> None:
     code, out = run(app, *args)
     assert code == 2

@@ -1,4 +1,8 @@
-"""``linkstack arq``: run COP-1 or selective repeat over the loopback channel and measure it.
+"""``linkstack arq``: run COP-1 or selective repeat over a simulated link and measure it.
+
+The run is :func:`linkstack.arq.loopback.run_loopback`: both directions are
+:class:`linkstack.sims.link.Direction` simulators in the virtual time of
+:mod:`linkstack.sims.engine`, seeded with ``--seed`` (same seed, same output).
 
 Example::
 
@@ -69,7 +73,7 @@ def register(app: typer.Typer) -> None:
         dup: Annotated[float, typer.Option(help="Frame duplication probability.")] = 0.0,
         reorder: Annotated[float, typer.Option(help="Frame reordering probability.")] = 0.0,
         delay: Annotated[float, typer.Option(help="One-way delay, seconds.")] = 0.02,
-        seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        seed: Annotated[int, typer.Option(help="Simulation seed (>= 0).")] = 0,
         rate: Annotated[float | None, typer.Option(
             help="Link rate, bit/s (default: no limit).")] = None,
         tx_limit: Annotated[int | None, typer.Option(
