@@ -24,6 +24,7 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -230,8 +231,10 @@ class _Port:
     """One endpoint bound to the direction it transmits on, with its own transmit task."""
 
     def __init__(self, run: _Run, endpoint: HopEndpoint, tx: Direction, hop: str,
-                 coding_rate: float, on_packets: Callable[[list[bytes], float], None]) -> None:
+                 coding_rate: float, on_packets: Callable[[list[bytes], float], None],
+                 capture: Any = None) -> None:
         self.run = run
+        self.capture = capture  # a linkstack.pcap.SendCapture, or None
         self.endpoint = endpoint
         self.tx = tx
         self.hop = hop
@@ -254,6 +257,8 @@ class _Port:
                 ep.on_timer(now)
             for unit in ep.poll(now):
                 t0 = engine.now()
+                if self.capture is not None:
+                    self.capture.unit(unit.data, t0)
                 enc = self.coding_s(len(unit.data))
                 if enc:
                     await trio.sleep(enc)
@@ -282,7 +287,8 @@ class _Port:
 
 class _Run:
     def __init__(self, scenario: Scenario, backend: ModelBackend,
-                 prompts: Sequence[str]) -> None:
+                 prompts: Sequence[str], pcap: Any = None) -> None:
+        self.pcap = pcap  # a linkstack.pcap.PcapWriter, or None
         self.scenario = scenario
         self.backend = backend
         self.options = scenario.run
@@ -352,10 +358,13 @@ class _Run:
             directions[hop.forward.name], directions[hop.back.name] = up, down
             near_kind = sc.nodes[hop.forward.source].kind
             far_kind = sc.nodes[hop.forward.destination].kind
+            src, dst = hop.forward.source, hop.forward.destination
             near_ports.append(_Port(self, near, up, hop.back.name,
-                                    rate.get(near_kind, math.inf), self._noop))
+                                    rate.get(near_kind, math.inf), self._noop,
+                                    self._capture(near, src, dst)))
             far_ports.append(_Port(self, far, down, hop.forward.name,
-                                   rate.get(far_kind, math.inf), self._noop))
+                                   rate.get(far_kind, math.inf), self._noop,
+                                   self._capture(far, dst, src)))
         # routing: packets out of hop i's far end go into hop i+1's near end (prompts);
         # packets out of hop i's near end go into hop i-1's far end (results).
         n = len(self.hops)
@@ -383,6 +392,13 @@ class _Run:
         segments = ([h.forward.name for h in self.hops] + ["onboard"]
                     + [h.back.name for h in reversed(self.hops)])
         return RunReport(sc.name, reports, [h.name for h in self.hops], status, segments)
+
+    def _capture(self, endpoint: HopEndpoint, node: str, peer: str) -> Any:
+        if self.pcap is None:
+            return None
+        from linkstack.pcap import capture_for
+
+        return capture_for(endpoint, self.pcap, node=node, peer=peer)
 
     def _transport_config(self) -> TransportConfig:
         limit = 65536
@@ -430,6 +446,8 @@ class _Run:
         return route
 
     def _hand(self, port: _Port, hop: str, packets: list[bytes], now: float) -> None:
+        if port.capture is not None:
+            port.capture.packets(packets, now)
         for p in packets:
             key = self.packet_owner.get(_packet_id(p))
             if key is not None:
@@ -520,8 +538,21 @@ def _packet_id(packet: bytes) -> tuple[int, int, int]:
 
 
 def run_roundtrip(scenario: Scenario, backend: ModelBackend, *,
-                  prompts: Sequence[str] | None = None) -> RunReport:
+                  prompts: Sequence[str] | None = None, pcap: str | Path | None = None
+                  ) -> RunReport:
     """Run the round trip of ``prompts`` (default: the scenario's ``[run] prompts``) through
-    the scenario, seeded by ``[scenario] seed``, and return the report."""
-    run = _Run(scenario, backend, scenario.run.prompts if prompts is None else prompts)
-    return engine.run_simulation(run.main, seed=scenario.seed)
+    the scenario, seeded by ``[scenario] seed``, and return the report.
+
+    With ``pcap``, every coded unit each node sends, the transfer frame in it and the Space
+    Packets handed to each hop are written to that file (:mod:`linkstack.pcap`), stamped with
+    virtual time (nanoseconds from the epoch), one IPv4 address per node.
+    """
+    if pcap is None:
+        run = _Run(scenario, backend, scenario.run.prompts if prompts is None else prompts)
+        return engine.run_simulation(run.main, seed=scenario.seed)
+    from linkstack.pcap import PcapWriter, node_addresses
+
+    with PcapWriter(pcap, nanosecond=True, addresses=node_addresses(scenario.nodes)) as writer:
+        run = _Run(scenario, backend, scenario.run.prompts if prompts is None else prompts,
+                   writer)
+        return engine.run_simulation(run.main, seed=scenario.seed)

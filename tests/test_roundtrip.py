@@ -144,3 +144,26 @@ def test_real_model_round_trip_through_the_default_scenario() -> None:
     assert 0 < p.completion_tokens <= 12 and p.prompt_tokens > 0
     assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
     assert p.ratio >= 1.0 and p.breakdown["onboard.inference"] > 0
+
+
+def test_pcap_of_a_run_holds_every_unit_frame_and_packet(tmp_path) -> None:
+    from linkstack.frames.tm import TmChannelConfig, TmFrame
+    from linkstack.pcap import read_pcap
+
+    path = tmp_path / "run.pcap"
+    sc = parse_scenario(clean_scenario())
+    report = run_roundtrip(sc, RecordedBackend({}, default=ANSWER), prompts=["Hi?"], pcap=path)
+    (p,) = report.prompts
+    records = list(read_pcap(path))
+    layers = [r.layer for r in records]
+    # one prompt packet handed to the uplink and the ISL, one result packet back the same way
+    spp = [r for r in records if r.layer == "spp"]
+    assert [(r.src, r.dst) for r in spp] == [("10.0.0.1", "10.0.0.2"), ("10.0.0.2", "10.0.0.3"),
+                                              ("10.0.0.3", "10.0.0.2"), ("10.0.0.2", "10.0.0.1")]
+    assert {"cltu", "tc", "cadu", "tm", "uslp", "spp"} <= set(layers)
+    times = [r.time_ns for r in records]
+    assert times == sorted(times)
+    assert (times[-1] - times[0]) / 1e9 < p.total_s  # the last unit leaves before the answer lands
+    tm = [TmFrame.decode(r.unit, TmChannelConfig(frame_length=223, has_ocf=True))
+          for r in records if r.layer == "tm"]
+    assert tm and all(f.ocf is not None for f in tm)

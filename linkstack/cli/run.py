@@ -84,6 +84,9 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[str, typer.Option(
             "--backend", help="llama (default) or recorded:FILE (replay, for tests).")] = "llama",
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        pcap: Annotated[Path | None, typer.Option(
+            "--pcap", help="Write every unit, frame and packet sent to this pcap file "
+            "(virtual-time stamps).")] = None,
     ) -> None:
         """Send prompts from the ground through the whole stack to the onboard model and back,
         in virtual time, and print each answer with its latency breakdown."""
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
             if prompts is not None:
                 texts = [texts[i % len(texts)] for i in range(prompts)]
             be = load_backend(model, backend)
-            report = run_roundtrip(sc, be, prompts=texts)  # type: ignore[arg-type]
+            report = run_roundtrip(sc, be, prompts=texts, pcap=pcap)  # type: ignore[arg-type]
         except LinkstackError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -1,0 +1,317 @@
+"""``linkstack serve`` and ``linkstack channel``: the stack over real UDP between processes.
+
+Two terminals (add a third with ``linkstack channel`` between them for the link's delay, rate
+and losses)::
+
+    linkstack serve --role satellite --listen 127.0.0.1:7001 --peer 127.0.0.1:7002
+    linkstack serve --role ground    --listen 127.0.0.1:7002 --peer 127.0.0.1:7001
+
+The ground reads prompts from stdin (one per line) or ``--prompt`` (repeatable) and prints
+each answer with its timings. Both ends take the RF hop's parameters (frame sizes, coding,
+COP-1 window and timers) from the scenario's first hop (``--scenario``, default ``default``).
+
+Run as a module (``python -m linkstack.cli.serve serve ...``) it works without the main
+``linkstack`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from linkstack.errors import LinkstackError
+
+DEFAULT_SCENARIO = "default"
+
+
+def _scenario(name: str, sets: list[str] | None) -> Any:
+    from linkstack.sims.scenario import load_scenario
+
+    return load_scenario(name, list(sets or []))
+
+
+def _backend(model: Path | None, backend: str) -> Any:
+    """The model backend named on the command line; a recording is replayed in real time."""
+    from linkstack.cli.run import load_backend
+    from linkstack.udp import PacedBackend
+
+    be = load_backend(model, backend)
+    return PacedBackend(be) if backend.startswith("recorded:") else be  # type: ignore[arg-type]
+
+
+def _pcap(path: Path | None, scenario: Any, epoch_ns: int) -> Any:
+    """A live capture (nanosecond wall-clock timestamps, flushed per record) with the
+    scenario's node addresses, or None."""
+    if path is None:
+        return None
+    from linkstack.pcap import PcapWriter, node_addresses
+
+    return PcapWriter(path, nanosecond=True, epoch_ns=epoch_ns, autoflush=True,
+                      addresses=node_addresses(scenario.nodes))
+
+
+def _stop_on_signals(task: asyncio.Task[Any]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel)
+
+
+def _format(prompt: str, result: Any) -> str:
+    b = result.breakdown
+    parts = " + ".join(f"{k} {v:.3f}" for k, v in b.items())
+    tokens = ""
+    if "prompt_tokens" in result.info:
+        tokens = f"; {result.info['prompt_tokens']}+{result.info['completion_tokens']} tokens"
+    return (f"> {prompt}\n{result.text}\n  [{result.status}] total {result.total_s:.3f} s"
+            f" = {parts} s{tokens}")
+
+
+async def _prompts_from_stdin() -> Any:
+    """Lines of stdin, read by a daemon thread (a blocked ``readline`` must not keep the
+    process alive after Ctrl-C, as a default-executor thread would)."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def reader() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        loop.call_soon_threadsafe(lines.put_nowait, None)
+
+    threading.Thread(target=reader, name="stdin", daemon=True).start()
+    while (line := await lines.get()) is not None:
+        text = line.strip()
+        if text:
+            yield text
+
+
+async def _ground(args: dict[str, Any]) -> int:
+    from linkstack.udp import UdpGroundService, parse_address, realtime_epoch_ns, rf_hop_config
+
+    scenario = _scenario(args["scenario"], args["sets"])
+    path = rf_hop_config(scenario)
+    spacecraft = path.spacecraft
+    loop = asyncio.get_running_loop()
+    pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
+    ground = UdpGroundService(path.config, timeout_s=args["timeout"],
+                              name=args["name"] or path.ground, spacecraft=spacecraft, pcap=pcap)
+    failures = 0
+    try:
+        address = await ground.start(parse_address(args["listen"]),
+                                     parse_address(args["peer"]))
+        print(f"ground station {ground.name} on {address[0]}:{address[1]} → {spacecraft} at "
+              f"{args['peer']} (scenario {scenario.name}, RF hop {path.hop.name})",
+              file=sys.stderr, flush=True)
+        prompts = args["prompts"]
+        source = _iterate(prompts) if prompts else _prompts_from_stdin()
+        count = 0
+        async for text in source:
+            count += 1
+            result = await ground.ask(str(count), text, args["max_tokens"])
+            if result.status != "ok":
+                failures += 1
+            if args["json"]:
+                print(json.dumps({"prompt": text, "status": result.status, "text": result.text,
+                                  "total_s": result.total_s, "breakdown": result.breakdown,
+                                  **result.info}, ensure_ascii=False), flush=True)
+            else:
+                print(_format(text, result), flush=True)
+        if args["json"]:
+            print(json.dumps({"status": ground.status()}), flush=True)
+    finally:
+        await ground.aclose()
+        if pcap is not None:
+            pcap.close()
+    return 1 if failures else 0
+
+
+async def _iterate(items: list[str]) -> Any:
+    for item in items:
+        yield item
+
+
+async def _satellite(args: dict[str, Any]) -> int:
+    from linkstack.udp import UdpSatellite, parse_address, realtime_epoch_ns, rf_hop_config
+
+    scenario = _scenario(args["scenario"], args["sets"])
+    path = rf_hop_config(scenario)
+    name = args["name"] or path.spacecraft
+    backend = _backend(args["model"], args["backend"])
+    loop = asyncio.get_running_loop()
+    pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
+    sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap)
+    try:
+        address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
+        print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
+              f"{args['peer']}, model {', '.join(backend.model_ids)}", flush=True)
+        task = asyncio.current_task()
+        assert task is not None
+        _stop_on_signals(task)
+        with contextlib.suppress(asyncio.CancelledError):
+            await sat.wait()
+    finally:
+        print(f"satellite {name}: {json.dumps(sat.status())}", file=sys.stderr, flush=True)
+        await sat.aclose()
+        if pcap is not None:
+            pcap.close()
+    return 0
+
+
+async def _channel(args: dict[str, Any]) -> int:
+    from linkstack.channel_proxy import ChannelProfile, ChannelProxy
+    from linkstack.udp import parse_address, rf_hop_config
+
+    scenario = _scenario(args["scenario"], args["sets"])
+    path_hop = rf_hop_config(scenario).hop
+    overrides = {k: v for k, v in (("delay_s", args["delay"]), ("rate_bps", args["rate"]),
+                                   ("ber", args["ber"]), ("erasure", args["loss"]))
+                 if v is not None}
+    uplink = ChannelProfile.from_link(path_hop.forward, outages=args["outages"],
+                                      overrides=overrides)
+    downlink = ChannelProfile.from_link(path_hop.back, outages=args["outages"],
+                                        overrides=overrides)
+    proxy = ChannelProxy(uplink, downlink, seed=args["seed"],
+                         ground_peer=parse_address(args["ground"]),
+                         space_peer=parse_address(args["satellite"]))
+    await proxy.start(parse_address(args["ground_side"]), parse_address(args["space_side"]))
+    g, s = proxy.addresses["ground"], proxy.addresses["space"]
+    print(f"channel: ground side {g[0]}:{g[1]} ({uplink.name}: "
+          f"{_describe(uplink)}), space side {s[0]}:{s[1]} ({downlink.name}: "
+          f"{_describe(downlink)})", flush=True)
+    task = asyncio.current_task()
+    assert task is not None
+    _stop_on_signals(task)
+    try:
+        while True:
+            await asyncio.sleep(args["status_interval"])
+            print(json.dumps(proxy.status()), flush=True)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        print(json.dumps(proxy.status()), flush=True)
+        proxy.close()
+    return 0
+
+
+def _describe(p: Any) -> str:
+    rate = "unlimited" if p.rate_bps is None else f"{p.rate_bps:g} bit/s"
+    return (f"{rate}, delay {p.propagation.delay_ns(0) / 1e9 * 1e3:.3f} ms at start, "
+            f"BER {p.ber:g}, erasure {p.erasure:g}")
+
+
+def _run(coro: Any) -> None:
+    try:
+        code = asyncio.run(coro)
+    except LinkstackError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+ScenarioOpt = Annotated[str, typer.Option(
+    "--scenario", help="Scenario name (sims/scenarios) or TOML file; its first hop is used.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a scenario key: KEY=VALUE (repeatable).")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and ``channel`` to ``app``."""
+
+    @app.command("serve")
+    def serve(
+        role: Annotated[str, typer.Option(
+            "--role", help="ground or satellite.")],
+        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to bind (UDP).")],
+        peer: Annotated[str, typer.Option(
+            "--peer", help="HOST:PORT of the other end (or of the channel process).")],
+        scenario: ScenarioOpt = DEFAULT_SCENARIO,
+        sets: SetOpt = None,
+        prompt: Annotated[list[str] | None, typer.Option(
+            "--prompt", help="Ground: a prompt (repeatable); default: read stdin lines.")
+        ] = None,
+        max_tokens: Annotated[int, typer.Option(
+            "--max-tokens", min=1, max=65535, help="Ground: tokens per answer.")] = 64,
+        timeout: Annotated[float, typer.Option(
+            "--timeout", min=0.001, help="Ground: seconds to wait for each result.")] = 900.0,
+        model: Annotated[Path | None, typer.Option(
+            "--model", help="Satellite: a GGUF file (default: Gemma 3 270M Q4_K_M).")] = None,
+        backend: Annotated[str, typer.Option(
+            "--backend", help="Satellite: llama (default) or recorded:FILE (a recording "
+            "replayed in real time).")] = "llama",
+        name: Annotated[str | None, typer.Option(
+            "--name", help="This node's spacecraft name (default: the scenario's).")] = None,
+        pcap: Annotated[Path | None, typer.Option(
+            "--pcap", help="Write every unit, frame and packet this process sends.")] = None,
+        as_json: Annotated[bool, typer.Option(
+            "--json", help="Ground: one JSON object per answer.")] = False,
+    ) -> None:
+        """Run one end of the stack over real UDP sockets, in real time."""
+        args = {"listen": listen, "peer": peer, "scenario": scenario, "sets": sets,
+                "prompts": list(prompt or []), "max_tokens": max_tokens, "timeout": timeout,
+                "model": model, "backend": backend, "name": name, "pcap": pcap,
+                "json": as_json}
+        if role == "ground":
+            _run(_ground(args))
+        elif role == "satellite":
+            _run(_satellite(args))
+        else:
+            raise typer.BadParameter("ground or satellite", param_hint="--role")
+
+    @app.command("channel")
+    def channel(
+        ground_side: Annotated[str, typer.Option(
+            "--ground-side", help="HOST:PORT the ground sends to (its --peer).")],
+        space_side: Annotated[str, typer.Option(
+            "--space-side", help="HOST:PORT the satellite sends to (its --peer).")],
+        ground: Annotated[str, typer.Option(
+            "--ground", help="HOST:PORT of the ground (its --listen).")],
+        satellite: Annotated[str, typer.Option(
+            "--satellite", help="HOST:PORT of the satellite (its --listen).")],
+        scenario: ScenarioOpt = DEFAULT_SCENARIO,
+        sets: SetOpt = None,
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Loss draws.")] = 1,
+        delay: Annotated[float | None, typer.Option(
+            "--delay", min=0.0, help="Fixed one-way delay, seconds (both directions).")
+        ] = None,
+        rate: Annotated[float | None, typer.Option(
+            "--rate", min=1.0, help="Bit rate, bit/s (both directions).")] = None,
+        ber: Annotated[float | None, typer.Option(
+            "--ber", min=0.0, max=0.4999, help="Bit error rate (both directions).")] = None,
+        loss: Annotated[float | None, typer.Option(
+            "--loss", min=0.0, max=1.0, help="Unit erasure probability (both directions).")
+        ] = None,
+        outages: Annotated[bool, typer.Option(
+            "--outages/--no-outages", help="Apply the scenario's visibility (pass windows).")
+        ] = False,
+        status_interval: Annotated[float, typer.Option(
+            "--status-interval", min=0.1, help="Seconds between JSON status lines.")] = 10.0,
+    ) -> None:
+        """Relay UDP datagrams between ground and satellite with the RF hop's delay, rate and
+        losses (the scenario's link profiles), in real time."""
+        _run(_channel({"ground_side": ground_side, "space_side": space_side,
+                       "ground": ground, "satellite": satellite, "scenario": scenario,
+                       "sets": sets, "seed": seed, "delay": delay, "rate": rate, "ber": ber,
+                       "loss": loss, "outages": outages, "status_interval": status_interval}))
+
+
+def main() -> None:
+    """``python -m linkstack.cli.serve serve|channel ...``."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                      no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,469 @@
+"""The MQTT ground gateway: prompts in from MQTT, over the link, results out to MQTT.
+
+Topics (``<sc>`` = a spacecraft name from the scenario, ``sat1`` by default):
+
+=================================  =================================================================
+``linkstack/<sc>/prompt``          subscribed, QoS 1. JSON ``{"id": ..., "prompt": ...,
+                                   "max_tokens": ...}``; ``id`` a string (or an integer) without
+                                   ``/ + #`` or NUL, at most 128 characters; ``prompt`` a
+                                   non-empty string; ``max_tokens`` optional, 1..65535
+                                   (default 64). Other keys are ignored.
+``linkstack/<sc>/result/<id>``     published, QoS 1: ``{"id", "status", "text", "breakdown",
+                                   "total_s", ...}`` — ``status`` ``ok`` or an error status
+                                   (``malformed``, ``busy``, ``timeout``, ...), ``breakdown``
+                                   seconds per ``segment.component`` summing to ``total_s``, plus
+                                   token counts when the model ran. A message that is not a valid
+                                   prompt gets ``status: "malformed"`` with the reason in
+                                   ``text``, on ``result/<id>`` when the id is usable, else on
+                                   ``result/_`` with ``"id": null``.
+``linkstack/<sc>/status``          published, QoS 1, retained: the gateway's counters, result
+                                   latency percentiles and the service's link status (COP-1
+                                   state, frame counts, retransmissions...); every
+                                   ``status_interval_s`` and after each result. The will message
+                                   (retained) says ``"gateway": "offline"``.
+=================================  =================================================================
+
+Delivery guarantees (at least once, end to end, across broker restarts):
+
+- The gateway's MQTT session is persistent (fixed client id, ``clean_session=False``) and it
+  subscribes with QoS 1, so prompts published while it is disconnected are queued by the broker
+  and delivered on reconnection — across a broker restart too, *if the broker persists its
+  state* (mosquitto: ``persistence true`` and a ``persistence_location``; the state is written
+  on a clean shutdown and every ``autosave_interval``).
+- A prompt is acknowledged (PUBACK) when it reaches the gateway; from then on the gateway owns
+  it: it is carried over the link even while the broker is away, and its result waits in the
+  gateway's outbox until the broker acknowledges the result's PUBLISH (QoS 1). After a
+  reconnection the outbox is published again from its first unacknowledged message, so a
+  result may arrive twice (QoS 1 semantics), never zero times.
+- A prompt redelivered by the broker (a DUP after a lost PUBACK) with an id the gateway is
+  working on is not sent twice over the link; one whose result was already published gets
+  that result again.
+- What is not covered: the gateway *process* dying loses the prompts it had acknowledged and
+  not answered (the broker considers them delivered). A ground station that needs that keeps
+  the prompt publisher's own retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from linkstack.errors import ConfigError
+from linkstack.service import PromptService, ServiceResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPACECRAFT = "sat1"
+DEFAULT_MAX_TOKENS = 64
+MAX_TOKENS_LIMIT = 0xFFFF  # the Prompt message's 16-bit max_tokens field
+MAX_ID_LENGTH = 128
+NO_ID_TOPIC_LEVEL = "_"
+_FORBIDDEN_ID_CHARS = frozenset("/+#\x00")
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``mqtt://HOST:PORT`` (port 1883 if omitted) → (host, port)."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    if parts.scheme not in ("mqtt", "tcp"):
+        raise ConfigError(f"{url!r}: only mqtt:// (plain TCP) is supported", key="broker")
+    if not parts.hostname:
+        raise ConfigError(f"{url!r}: no host", key="broker")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ConfigError(f"{url!r}: bad port", key="broker") from None
+    return parts.hostname, port
+
+
+def compute_spacecraft(scenario: Any) -> str:
+    """The compute satellite of a scenario: the node farthest (in hops) from the ground
+    station — ``sat1`` in the default scenario (the same rule as the round trip's path)."""
+    from linkstack.sims.roundtrip import plan_path
+
+    hops = plan_path(scenario, getattr(getattr(scenario, "run", None), "compute", None))
+    return str(hops[-1].forward.destination)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRequest:
+    """A validated prompt message."""
+
+    id: str | int
+    prompt: str
+    max_tokens: int
+
+    @property
+    def key(self) -> str:
+        """The id as it appears in the result topic."""
+        return str(self.id)
+
+
+class MalformedPrompt(ValueError):
+    """A prompt message that breaks the JSON contract; ``request_id`` is the usable id, if
+    any."""
+
+    def __init__(self, reason: str, request_id: str | int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id
+
+
+def _usable_id(value: object) -> str | int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH \
+            and not _FORBIDDEN_ID_CHARS & set(value) and value != NO_ID_TOPIC_LEVEL:
+        return value
+    return None
+
+
+def parse_prompt(payload: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> PromptRequest:
+    """Validate one prompt message (the JSON contract in the module docstring).
+
+    Raises :class:`MalformedPrompt` naming what is wrong (with the id when it is usable).
+    """
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MalformedPrompt(f"not UTF-8: {exc.reason} at octet {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedPrompt(f"not JSON: {exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno}") from None
+    if not isinstance(doc, dict):
+        raise MalformedPrompt(f"not a JSON object but {type(doc).__name__}")
+    if "id" not in doc:
+        raise MalformedPrompt('missing "id"')
+    rid = _usable_id(doc["id"])
+    if rid is None:
+        raise MalformedPrompt(
+            f'"id" must be a string of 1..{MAX_ID_LENGTH} characters without / + # NUL '
+            f'(and not "_"), or an integer')
+    prompt = doc.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise MalformedPrompt('"prompt" must be a non-empty string', rid)
+    max_tokens = doc.get("max_tokens", default_max_tokens)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) \
+            or not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+        raise MalformedPrompt(f'"max_tokens" must be an integer 1..{MAX_TOKENS_LIMIT}', rid)
+    return PromptRequest(rid, prompt, max_tokens)
+
+
+def result_message(request_id: str | int | None, result: ServiceResult) -> dict[str, Any]:
+    """The JSON object published on the result topic."""
+    return {"id": request_id, "status": result.status, "text": result.text,
+            "breakdown": dict(result.breakdown), "total_s": result.total_s, **result.info}
+
+
+def percentiles(values: list[float], qs: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:
+    """Linear-interpolation percentiles (``p50``...) and ``max`` of ``values``."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    out = {}
+    for q in qs:
+        k = (len(ordered) - 1) * q / 100
+        lo = math.floor(k)
+        hi = min(lo + 1, len(ordered) - 1)
+        out[f"p{q}"] = ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    out["max"] = ordered[-1]
+    return out
+
+
+@dataclass
+class GatewayConfig:
+    """Settings of a :class:`Gateway`.
+
+    Attributes:
+        host / port: the broker.
+        spacecraft: the ``<spacecraft>`` topic level.
+        client_id: the MQTT client id (fixed, for the persistent session); default
+            ``linkstack-gateway-<spacecraft>``. Two gateways must not share one.
+        max_in_flight: prompts forwarded to the service at once (more wait in the gateway).
+        status_interval_s: period of the status message.
+        default_max_tokens: ``max_tokens`` of a prompt that gives none.
+        reconnect_min_s / reconnect_max_s: reconnection back-off (doubling).
+        keepalive_s: MQTT keep-alive.
+        latency_window: results kept for the latency percentiles.
+        remember_results: results kept to answer redelivered prompts.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    spacecraft: str = DEFAULT_SPACECRAFT
+    client_id: str | None = None
+    max_in_flight: int = 4
+    status_interval_s: float = 5.0
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
+    reconnect_min_s: float = 0.1
+    reconnect_max_s: float = 5.0
+    keepalive_s: int = 30
+    latency_window: int = 1000
+    remember_results: int = 10000
+
+    def __post_init__(self) -> None:
+        if not self.spacecraft or _FORBIDDEN_ID_CHARS & set(self.spacecraft):
+            raise ConfigError("empty or contains / + # NUL", key="spacecraft")
+        if self.max_in_flight < 1:
+            raise ConfigError("must be >= 1", key="max_in_flight")
+        if not self.status_interval_s > 0:
+            raise ConfigError("must be > 0", key="status_interval_s")
+        if not 1 <= self.default_max_tokens <= MAX_TOKENS_LIMIT:
+            raise ConfigError(f"must be 1..{MAX_TOKENS_LIMIT}", key="default_max_tokens")
+
+    @property
+    def identifier(self) -> str:
+        return self.client_id or f"linkstack-gateway-{self.spacecraft}"
+
+
+@dataclass
+class GatewayStats:
+    prompts_received: int = 0
+    prompts_forwarded: int = 0
+    duplicates: int = 0
+    malformed: int = 0
+    results_published: int = 0
+    publish_retries: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    kind: str = "result"
+
+
+class Gateway:
+    """Bridge MQTT prompts to a :class:`~linkstack.service.PromptService` (module docstring).
+
+    ``await gateway.run()`` runs until cancelled, reconnecting to the broker whenever the
+    connection drops; cancelled, it publishes a retained ``"gateway": "offline"`` status.
+    ``connected`` is an :class:`asyncio.Event` set while subscribed.
+    """
+
+    def __init__(self, service: PromptService, config: GatewayConfig | None = None) -> None:
+        self.service = service
+        self.config = config or GatewayConfig()
+        base = f"linkstack/{self.config.spacecraft}"
+        self.prompt_topic = f"{base}/prompt"
+        self.status_topic = f"{base}/status"
+        self.result_prefix = f"{base}/result/"
+        self.stats = GatewayStats()
+        self.connected = asyncio.Event()
+        self._outbox: deque[_Outgoing] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._in_progress: set[str] = set()
+        self._done: OrderedDict[str, bytes] = OrderedDict()
+        self._latencies: deque[float] = deque(maxlen=self.config.latency_window)
+        self._slots = asyncio.Semaphore(self.config.max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = time.time()
+
+    # -- topics and messages ---------------------------------------------------------------
+    def result_topic(self, request_id: str | int | None) -> str:
+        return self.result_prefix + (NO_ID_TOPIC_LEVEL if request_id is None
+                                     else str(request_id))
+
+    def status_message(self, state: str = "online") -> dict[str, Any]:
+        s = self.stats
+        return {
+            "spacecraft": self.config.spacecraft, "gateway": state,
+            "uptime_s": round(time.time() - self._started, 3),
+            "prompts_received": s.prompts_received, "prompts_forwarded": s.prompts_forwarded,
+            "duplicates": s.duplicates, "malformed": s.malformed,
+            "results_published": s.results_published, "results_by_status": dict(s.statuses),
+            "in_flight": len(self._in_progress),
+            "outbox": sum(1 for o in self._outbox if o.kind == "result"),
+            "publish_retries": s.publish_retries, "connects": s.connects,
+            "disconnects": s.disconnects,
+            "latency_s": {"count": len(self._latencies), **percentiles(list(self._latencies))},
+            "link": self._service_status(),
+        }
+
+    def _service_status(self) -> dict[str, object]:
+        try:
+            return self.service.status()
+        except Exception as exc:  # a status report must not take the gateway down
+            log.exception("service status failed")
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _queue(self, item: _Outgoing) -> None:
+        if item.kind == "status":  # only the newest status is worth sending
+            for old in [o for o in self._outbox if o.kind == "status"]:
+                self._outbox.remove(old)
+        self._outbox.append(item)
+        self._outbox_ready.set()
+
+    def _queue_status(self) -> None:
+        payload = json.dumps(self.status_message(), ensure_ascii=False).encode()
+        self._queue(_Outgoing(self.status_topic, payload, retain=True, kind="status"))
+
+    def _queue_result(self, request_id: str | int | None, result: ServiceResult) -> None:
+        payload = json.dumps(result_message(request_id, result), ensure_ascii=False).encode()
+        key = None if request_id is None else str(request_id)
+        if key is not None and result.status != "malformed":
+            self._done[key] = payload
+            while len(self._done) > self.config.remember_results:
+                self._done.popitem(last=False)
+        self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
+        self._queue(_Outgoing(self.result_topic(request_id), payload))
+
+    # -- incoming ----------------------------------------------------------------------------
+    def handle_prompt(self, payload: bytes) -> None:
+        """Take one message from the prompt topic (never raises)."""
+        self.stats.prompts_received += 1
+        try:
+            request = parse_prompt(payload, self.config.default_max_tokens)
+        except MalformedPrompt as bad:
+            self.stats.malformed += 1
+            self._queue_result(bad.request_id, ServiceResult("malformed", bad.reason, {}, 0.0))
+            return
+        key = request.key
+        if key in self._in_progress:
+            self.stats.duplicates += 1
+            return
+        done = self._done.get(key)
+        if done is not None:
+            self.stats.duplicates += 1
+            self._queue(_Outgoing(self.result_topic(request.id), done))
+            return
+        self._in_progress.add(key)
+        task = asyncio.get_running_loop().create_task(self._forward(request))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward(self, request: PromptRequest) -> None:
+        try:
+            async with self._slots:
+                self.stats.prompts_forwarded += 1
+                try:
+                    result = await self.service.ask(request.key, request.prompt,
+                                                    request.max_tokens)
+                except Exception as exc:  # a service bug must not lose the request
+                    log.exception("service failed on %s", request.key)
+                    result = ServiceResult("backend_error", f"gateway: service failed: {exc}",
+                                           {}, 0.0)
+            if result.status == "ok":
+                self._latencies.append(result.total_s)
+            self._in_progress.discard(request.key)
+            self._queue_result(request.id, result)
+            self._queue_status()
+        finally:
+            self._in_progress.discard(request.key)
+
+    # -- the connection --------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        cfg = self.config
+        delay = cfg.reconnect_min_s
+        status_task = asyncio.get_running_loop().create_task(self._status_loop())
+        try:
+            while True:
+                try:
+                    await self._session()
+                except* aiomqtt.MqttError as group:
+                    log.warning("broker connection: %s", group.exceptions[0])
+                # Python 3.11's TaskGroup can turn a cancellation that meets a failing child
+                # into an ExceptionGroup: never swallow the request to stop
+                _reraise_cancellation()
+                if self.connected.is_set():
+                    self.stats.disconnects += 1
+                    self.connected.clear()
+                    delay = cfg.reconnect_min_s
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, cfg.reconnect_max_s)
+        finally:
+            status_task.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            self.connected.clear()
+
+    async def _session(self) -> None:
+        cfg = self.config
+        will = aiomqtt.Will(self.status_topic, json.dumps(
+            {"spacecraft": cfg.spacecraft, "gateway": "offline"}).encode(), qos=1, retain=True)
+        async with aiomqtt.Client(cfg.host, cfg.port, identifier=cfg.identifier,
+                                  clean_session=False, will=will, keepalive=cfg.keepalive_s,
+                                  timeout=10.0) as client:
+            await client.subscribe(self.prompt_topic, qos=1)
+            self.stats.connects += 1
+            self.connected.set()
+            self._queue_status()
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._publisher(client))
+                    async for message in client.messages:
+                        if message.topic.matches(self.prompt_topic):
+                            self.handle_prompt(_payload_bytes(message.payload))
+                    raise aiomqtt.MqttError("message stream ended")
+            except asyncio.CancelledError:
+                # stopping: say so (retained) before the clean disconnect, which discards the
+                # will; the results still in the outbox are lost with this process
+                offline = dict(self.status_message("offline"))
+                with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await client.publish(self.status_topic, json.dumps(offline).encode(),
+                                             qos=1, retain=True)
+                raise
+
+    async def _publisher(self, client: aiomqtt.Client) -> None:
+        """Publish the outbox in order; an item leaves it only once the broker acknowledged
+        it (QoS 1 PUBACK). On a connection error the item stays first, for the next session."""
+        while True:
+            if not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            item = self._outbox[0]
+            try:
+                await client.publish(item.topic, item.payload, qos=1, retain=item.retain)
+            except aiomqtt.MqttError:
+                self.stats.publish_retries += 1
+                raise
+            _reraise_cancellation()
+            if item in self._outbox:  # (a newer status may have replaced it meanwhile)
+                self._outbox.remove(item)
+            if item.kind == "result":
+                self.stats.results_published += 1
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.status_interval_s)
+            self._queue_status()
+
+
+def _reraise_cancellation() -> None:
+    """Raise CancelledError if this task was asked to stop and the request got lost.
+
+    Python 3.11's ``asyncio.wait_for`` (used inside aiomqtt's ``publish``) returns the result
+    and drops the cancellation when both arrive together (CPython gh-86296, fixed in 3.12);
+    :meth:`asyncio.Task.cancelling` still counts the request.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if payload is None:
+        return b""
+    return str(payload).encode("utf-8")
