@@ -113,7 +113,33 @@ def _param(spec: LinkSpec, name: str, default: Any) -> Any:
 
 
 def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
-    """(near end, far end) endpoints of ``hop`` from the scenario's stack tables."""
+    """(near end, far end) endpoints of ``hop`` from the scenario's stack tables.
+
+    A setting the stack refuses is a :class:`ConfigError` naming the scenario key."""
+    try:
+        return _build_endpoints(hop)
+    except ConfigError as exc:
+        back = exc.key in ("downlink_code", "downlink_frame_length", "clcw_interval")
+        name = _SCENARIO_KEYS.get(exc.key)
+        reason = exc.reason if name is not None else f"{exc.key}: {exc.reason}"
+        table = hop.back if back else hop.forward
+        raise ConfigError(reason, key=f"links.{table.name}.stack.{name or 'coding'}") from None
+
+
+# hop configuration fields -> their scenario keys (anything else comes from a coding chain name)
+_SCENARIO_KEYS = {
+    "frame_length": "frame_length", "downlink_frame_length": "frame_length",
+    "tc_max_frame_length": "frame_length", "max_frame_length": "frame_length",
+    "downlink_code": "coding", "uplink_code": "coding", "code": "coding", "vcid": "vcid",
+    "window": "arq_params.window_width", "farm_window": "arq_params.farm_window_width",
+    "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
+    "clcw_interval": "arq_params.clcw_interval", "recovery_wait": "arq_params.recovery_wait",
+    "initial_rto": "arq_params.initial_rto", "min_rto": "arq_params.min_rto",
+    "max_rto": "arq_params.max_rto", "rto_backoff": "arq_params.rto_backoff",
+}
+
+
+def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
     fwd, back = hop.forward, hop.back
     if hop.kind == "rf":
         window = int(_param(fwd, "window_width", 10))

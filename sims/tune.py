@@ -406,7 +406,7 @@ def _basic_string(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _basic_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _basic_string(key)
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:

@@ -167,3 +167,17 @@ def test_pcap_of_a_run_holds_every_unit_frame_and_packet(tmp_path) -> None:
     tm = [TmFrame.decode(r.unit, TmChannelConfig(frame_length=223, has_ocf=True))
           for r in records if r.layer == "tm"]
     assert tm and all(f.ocf is not None for f in tm)
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("links.downlink.stack.coding", "tm-rs-255-223-i1", "links.downlink.stack.frame_length"),
+    ("links.isl-forward.stack.coding", "tm-rs-255-223-i7", "links.isl-forward.stack.coding"),
+    ("links.uplink.stack.coding", "tc-foo", "links.uplink.stack.coding"),
+    ("links.uplink.stack.arq_params.farm_window_width", "7",
+     "links.uplink.stack.arq_params.farm_window_width"),
+])
+def test_bad_stack_settings_name_the_scenario_key(key: str, value: str, named: str) -> None:
+    sc = load_scenario("default", [f"{key}={value}"])
+    with pytest.raises(ConfigError) as exc:
+        run_roundtrip(sc, RecordedBackend({}, default=ANSWER), prompts=["x"])
+    assert exc.value.key == named

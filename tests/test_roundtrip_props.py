@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkstack.codecs.chain import CodingChain
 from linkstack.payload.backend import Generation, RecordedBackend
 from linkstack.sims.breakdown import COMPONENTS
 from linkstack.sims.roundtrip import RunReport, run_roundtrip
@@ -44,6 +45,10 @@ inference = st.floats(0.01, 5.0)
 
 def _run(sets: dict[str, object], inference_s: float) -> RunReport:
     items = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in sets.items()]
+    for k, v in sets.items():  # a TM/ISL frame fills one codeblock: keep the length in step
+        if k.endswith(".stack.coding") and str(v).startswith('"tm-'):
+            length = CodingChain.from_name(str(v).strip('"')).frame_length
+            items.append(f"{k.rsplit('.', 1)[0]}.frame_length={length}")
     scenario = load_scenario("default", [*items, "run.timeout_s=120.0"])
     backend = RecordedBackend({}, default=Generation("An answer.", 60, 4, inference_s))
     return run_roundtrip(scenario, backend, prompts=PROMPTS)

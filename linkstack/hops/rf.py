@@ -102,9 +102,14 @@ class RfHopConfig:
 
     def downlink_chain(self) -> CodingChain:
         """The downlink coding chain, with the configured frame length if any."""
-        if self.downlink_frame_length is None:
-            return CodingChain.from_name(self.downlink_code)
-        return CodingChain.from_name(self.downlink_code, frame_length=self.downlink_frame_length)
+        try:
+            if self.downlink_frame_length is None:
+                return CodingChain.from_name(self.downlink_code)
+            return CodingChain.from_name(self.downlink_code,
+                                         frame_length=self.downlink_frame_length)
+        except ConfigError as exc:
+            key = "downlink_frame_length" if exc.key == "frame_length" else "downlink_code"
+            raise ConfigError(exc.reason, key=key) from None
 
     def tm_config(self, chain: CodingChain) -> TmChannelConfig:
         if chain.frame_length is None:
