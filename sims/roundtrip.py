@@ -324,7 +324,8 @@ class _Run:
         self.packet_owner: dict[tuple[int, int, int], tuple[str, int]] = {}
         self.results: dict[int, Result] = {}
         self.result_done = trio.Event()
-        self.inference: dict[int, tuple[float, float, float]] = {}  # rid -> (arrival, start, s)
+        self.inference: dict[int, tuple[float, float]] = {}  # rid -> (start, virtual seconds)
+        self.onboard_wake = trio.Event()
 
     # -- accounting ------------------------------------------------------------------------
     def register(self, key: tuple[str, int], packets: list[bytes]) -> None:
@@ -374,7 +375,6 @@ class _Run:
         rate = {"ground_station": opts.coding_rate_ground_bps or math.inf,
                 "satellite": opts.coding_rate_satellite_bps or math.inf}
         directions: dict[str, Direction] = {}
-        ports: list[_Port] = []
         near_ports: list[_Port] = []
         far_ports: list[_Port] = []
         for hop in self.hops:
@@ -482,7 +482,6 @@ class _Run:
         port.kick()
 
     async def _onboard(self) -> None:
-        self.onboard_wake = trio.Event()
         profile = self.options.flight_profile
         while True:
             now = engine.now()
@@ -493,7 +492,7 @@ class _Run:
                 continue
             generation = self.backend.generate(job.prompt.text, job.prompt.params)
             virtual = scaled_inference_s(generation.inference_s, profile)
-            self.inference[job.prompt.request_id] = (job.arrival, now, virtual)
+            self.inference[job.prompt.request_id] = (now, virtual)
             await trio.sleep(virtual)
             done = engine.now()
             packets = self.endpoint.complete(job, generation, done)
@@ -527,7 +526,7 @@ class _Run:
         for hop in self.hops:
             cursor, b = self._segment(prompt, hop.forward, cursor, breakdown)
             bound += b
-        _arrival, start, infer = self.inference.get(rid, (cursor, cursor, 0.0))
+        start, infer = self.inference.get(rid, (cursor, 0.0))
         if answer is not None:
             breakdown["onboard.queueing"] = start - cursor
             breakdown["onboard.inference"] = infer
