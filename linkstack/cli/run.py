@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -40,15 +41,19 @@ def render(report: object, console: Console) -> None:
                       f"total/bound {p.ratio:.4f}")
     rows = sorted({k for p in report.prompts for k, v in p.breakdown.items() if abs(v) > 1e-9},
                   key=lambda k: _row_order(k, report.segments))
-    table = Table(title="latency breakdown (seconds; rows sum to the total)")
-    table.add_column("hop.component")
+    table = Table(title="latency breakdown (ms; rows sum to the total)", box=box.SIMPLE_HEAD)
+    body = [[f"{1e3 * p.breakdown.get(row, 0.0):.3f}" for p in report.prompts] for row in rows]
+    totals = [f"{1e3 * p.total_s:.3f}" for p in report.prompts]
+    bounds = [f"{1e3 * p.bound_s:.3f}" for p in report.prompts]
+    table.add_column("hop.component", no_wrap=True)
     for i in range(len(report.prompts)):
-        table.add_column(f"prompt {i + 1}", justify="right")
-    for row in rows:
-        table.add_row(row, *(f"{p.breakdown.get(row, 0.0):.6f}" for p in report.prompts))
+        width = max(len(cells[i]) for cells in [*body, totals, bounds])
+        table.add_column(f"#{i + 1}", justify="right", no_wrap=True, min_width=width)
+    for row, cells in zip(rows, body, strict=True):
+        table.add_row(row, *cells)
     table.add_section()
-    table.add_row("[bold]total[/bold]", *(f"{p.total_s:.6f}" for p in report.prompts))
-    table.add_row("bound", *(f"{p.bound_s:.6f}" for p in report.prompts))
+    table.add_row("[bold]total[/bold]", *totals)
+    table.add_row("bound", *bounds)
     table.add_row("total/bound", *(f"{p.ratio:.4f}" for p in report.prompts))
     console.print()
     console.print(table)
