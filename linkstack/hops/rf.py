@@ -37,11 +37,12 @@ from linkstack.arq.common import (
 from linkstack.arq.farm1 import Farm1
 from linkstack.arq.fop1 import Fop1, FopState
 from linkstack.codecs.chain import CodingChain, FrameDecoded
-from linkstack.errors import ConfigError, DecodeError
+from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
 from linkstack.frames.tc import TcChannelConfig, TcFrame
 from linkstack.frames.tm import TmChannelConfig
 from linkstack.hops.base import Reception, Unit, split_packets
+from linkstack.mux.channel import FrameIntake
 from linkstack.mux.packet_zone import PacketExtracted
 from linkstack.mux.tm import FrameRejected, OcfReceived, TmDemultiplexer, TmMultiplexer
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
@@ -275,7 +276,7 @@ class RfSpace:
         self._clcw_due = False
         self._next_clcw = now
         self.units_sent = 0
-        self.frames_rejected = 0
+        self.tc_frames = FrameIntake(config.scid, self.tc_config, TcFrame.decode, "tc")
 
     def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
         if len(packet) < PRIMARY_HEADER_SIZE + 1:
@@ -289,14 +290,9 @@ class RfSpace:
             if not isinstance(ev, FrameDecoded):
                 rec.notes.append(ev)
                 continue
-            try:
-                frame = TcFrame.decode(ev.frame, self.tc_config)
-                if frame.scid != cfg.scid:
-                    raise DecodeError(f"is {frame.scid}, this spacecraft is {cfg.scid}",
-                                      layer="tc", field="scid", offset=0)
-            except DecodeError as err:
-                self.frames_rejected += 1
-                rec.notes.append(err)
+            frame = self.tc_frames.intake(ev.frame)
+            if isinstance(frame, FrameRejected):
+                rec.notes.append(frame.error)
                 continue
             if frame.vcid != cfg.vcid:
                 rec.notes.append(f"frame for VC {frame.vcid} ignored")
@@ -340,5 +336,5 @@ class RfSpace:
             "farm1_state": self.farm.state.name,
             "vr": clcw.report_value, "lockout": clcw.lockout, "wait": clcw.wait,
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
-            "frames_rejected": self.frames_rejected, "mc_frame_count": self.mux.mc_frame_count,
+            "frames_rejected": self.tc_frames.rejected, "mc_frame_count": self.mux.mc_frame_count,
         }

@@ -20,12 +20,12 @@ from linkstack.frames.aos import (
     AosFrame,
 )
 from linkstack.mux.channel import (
+    FrameIntake,
     FrameRejected,
     OcfReceived,
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
-    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention
 
@@ -81,25 +81,20 @@ class AosMultiplexer:
         return OutgoingFrame(frame, vcid, count, tags, idle)
 
 
-class AosDemultiplexer:
+class AosDemultiplexer(FrameIntake):
     """Receiving side of one AOS Master Channel; bad frames become :class:`FrameRejected`."""
 
     def __init__(self, scid: int, config: AosChannelConfig, *,
                  track_sequence: bool = True) -> None:
-        self.scid = scid
-        self.config = config
+        super().__init__(scid, config, AosFrame.decode, "aos")
         self.zones = ZoneDemultiplexer(_AOS, VC_FRAME_COUNT_MODULUS,
                                        track_sequence=track_sequence)
-        self.frames = 0
-        self.rejected = 0
         self.idle_frames = 0
 
     def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
-        frame = decode_for_spacecraft(AosFrame.decode, buf, self.config, self.scid, "aos")
+        frame = self.intake(buf)
         if isinstance(frame, FrameRejected):
-            self.rejected += 1
             return [frame]
-        self.frames += 1
         events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
         if frame.ocf is not None:
             events.append(OcfReceived(frame.vcid, frame.ocf))

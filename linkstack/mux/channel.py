@@ -139,15 +139,28 @@ class FrameRejected:
     error: DecodeError
 
 
-def decode_for_spacecraft(decode: Callable[[bytes, Any], Any], buf: bytes, config: Any,
-                          scid: int, layer: str) -> Any:
-    """``decode(buf, config)`` checked to belong to spacecraft ``scid``; a frame that fails
-    its checks or belongs to another spacecraft comes back as :class:`FrameRejected`."""
-    try:
-        frame = decode(buf, config)
-        if frame.scid != scid:
-            raise DecodeError(f"is {frame.scid}, this channel is {scid}",
-                              layer=layer, field="scid", offset=0)
-    except DecodeError as err:
-        return FrameRejected(err)
-    return frame
+class FrameIntake:
+    """The first step every demultiplexer of this package shares: decode a frame with the
+    frame type's own decoder (FECF and header checks), check it belongs to spacecraft
+    ``scid``, and count it. A frame that fails comes back as :class:`FrameRejected`."""
+
+    def __init__(self, scid: int, config: Any, decode: Callable[[bytes, Any], Any],
+                 layer: str) -> None:
+        self.scid = scid
+        self.config = config
+        self._decode = decode
+        self._layer = layer
+        self.frames = 0
+        self.rejected = 0
+
+    def intake(self, buf: bytes) -> Any:
+        try:
+            frame = self._decode(buf, self.config)
+            if frame.scid != self.scid:
+                raise DecodeError(f"is {frame.scid}, this channel is {self.scid}",
+                                  layer=self._layer, field="scid", offset=0)
+        except DecodeError as err:
+            self.rejected += 1
+            return FrameRejected(err)
+        self.frames += 1
+        return frame

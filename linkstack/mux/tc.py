@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
-from linkstack.errors import ConfigError, DecodeError
+from linkstack.errors import ConfigError
 from linkstack.frames.tc import (
     MapReassembler,
     MapSduReceived,
@@ -28,7 +28,7 @@ from linkstack.frames.tc import (
     TcFrame,
     segment_map_sdu,
 )
-from linkstack.mux.channel import FrameRejected
+from linkstack.mux.channel import FrameIntake, FrameRejected
 from linkstack.mux.scheduler import VcScheduler
 from linkstack.spp.packet import SequenceFlags
 
@@ -104,25 +104,18 @@ class TcMultiplexer:
         return TcOutgoing(frame, key, tag)
 
 
-class TcDemultiplexer:
+class TcDemultiplexer(FrameIntake):
     """Validates received TC frames and reassembles MAP SDUs (Space Packets)."""
 
     def __init__(self, scid: int, config: TcChannelConfig) -> None:
-        self.scid = scid
-        self.config = config
+        super().__init__(scid, config, TcFrame.decode, "tc")
         self.reassembler = MapReassembler()
-        self.rejected = 0
 
     def receive_frame(self, buf: bytes) -> list[MapSduReceived | SegmentsDiscarded
                                                  | FrameRejected]:
-        try:
-            frame = TcFrame.decode(buf, self.config)
-            if frame.scid != self.scid:
-                raise DecodeError(f"is {frame.scid}, this spacecraft is {self.scid}",
-                                  layer="tc", field="scid", offset=0)
-        except DecodeError as err:
-            self.rejected += 1
-            return [FrameRejected(err)]
+        frame = self.intake(buf)
+        if isinstance(frame, FrameRejected):
+            return [frame]
         if frame.control_command_flag:
             return []  # BC frames carry COP-1 control commands, not MAP data
         if frame.map_id is None:

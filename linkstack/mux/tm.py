@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from linkstack.errors import ConfigError
 from linkstack.frames.tm import FRAME_COUNT_MODULUS, MAX_VCID, TmChannelConfig, TmFrame
 from linkstack.mux.channel import (
+    FrameIntake,
     FrameRejected,
     OcfReceived,
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
-    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention, PacketZoneBuilder
 
@@ -116,7 +116,7 @@ class MasterChannelGap:
 DemuxEvent = ExtractorEvent | OcfReceived | FrameRejected | MasterChannelGap
 
 
-class TmDemultiplexer:
+class TmDemultiplexer(FrameIntake):
     """Receiving side of one TM Master Channel (132.0-B-3 §4.3).
 
     :meth:`receive_frame` never raises on bad input: a frame that fails its FECF or header
@@ -126,21 +126,16 @@ class TmDemultiplexer:
 
     def __init__(self, scid: int, config: TmChannelConfig, *, idle_vcid: int = MAX_VCID,
                  track_sequence: bool = True) -> None:
-        self.scid = scid
-        self.config = config
+        super().__init__(scid, config, TmFrame.decode, "tm")
         self.idle_vcid = idle_vcid
         self.zones = ZoneDemultiplexer(_TM, FRAME_COUNT_MODULUS, track_sequence=track_sequence)
         self._expected_mc: int | None = None
-        self.frames = 0
-        self.rejected = 0
         self.idle_frames = 0
 
     def receive_frame(self, buf: bytes) -> list[DemuxEvent]:
-        frame = decode_for_spacecraft(TmFrame.decode, buf, self.config, self.scid, "tm")
+        frame = self.intake(buf)
         if isinstance(frame, FrameRejected):
-            self.rejected += 1
             return [frame]
-        self.frames += 1
         events: list[DemuxEvent] = []
         mc = frame.mc_frame_count
         if self._expected_mc is not None and mc != self._expected_mc:

@@ -21,12 +21,12 @@ from linkstack.frames.uslp import (
     UslpProtocolId,
 )
 from linkstack.mux.channel import (
+    FrameIntake,
     FrameRejected,
     OcfReceived,
     OutgoingFrame,
     ZoneDemultiplexer,
     ZoneMultiplexer,
-    decode_for_spacecraft,
 )
 from linkstack.mux.packet_zone import ExtractorEvent, FhpConvention
 
@@ -100,7 +100,7 @@ class UslpMultiplexer:
                              zone.idle_octets == len(zone.data))
 
 
-class UslpDemultiplexer:
+class UslpDemultiplexer(FrameIntake):
     """Receiving side: one packet extractor per ``(vcid, map_id)``.
 
     The VC Frame Count is per VC, so a frame lost on a VC is seen by the MAP that receives the
@@ -110,20 +110,15 @@ class UslpDemultiplexer:
 
     def __init__(self, scid: int, config: UslpChannelConfig, *,
                  track_sequence: bool = True) -> None:
-        self.scid = scid
-        self.config = config
+        super().__init__(scid, config, UslpFrame.decode, "uslp")
         self.track_sequence = track_sequence
         self._per_vc: dict[int, ZoneDemultiplexer] = {}
         self._last: dict[int, int] = {}
-        self.frames = 0
-        self.rejected = 0
 
     def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
-        frame = decode_for_spacecraft(UslpFrame.decode, buf, self.config, self.scid, "uslp")
+        frame = self.intake(buf)
         if isinstance(frame, FrameRejected):
-            self.rejected += 1
             return [frame]
-        self.frames += 1
         events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
         if frame.ocf is not None:
             events.append(OcfReceived(frame.vcid, frame.ocf))
