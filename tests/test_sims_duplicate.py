@@ -8,9 +8,9 @@ interval for proportions, CLT for means).
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import pytest
+from sim_stats import Z999, ser_ns, wilson
 
 from linkstack.sims import engine
 from linkstack.sims.engine import NS_PER_S, run_simulation
@@ -23,22 +23,6 @@ from linkstack.sims.link import (
     Reorder,
 )
 from linkstack.sims.taps import Component, Tap
-
-Z999 = 3.2905  # two-sided 99.9 % normal quantile
-
-
-def wilson(k: int, n: int, z: float = Z999) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n."""
-    p = k / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return centre - half, centre + half
-
-
-def ser_ns(octets: int, rate_bps: float) -> int:
-    """ceil(8 * octets / rate) in ns, computed exactly."""
-    return math.ceil(Fraction(8 * octets * NS_PER_S) / Fraction(rate_bps))
 
 
 def collect(n: int, *, gap_ns: int = 0, octets: int = 50, payload: bytes | None = None,

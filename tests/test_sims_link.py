@@ -8,13 +8,13 @@ principles (Wilson score interval for proportions, CLT for means).
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sim_stats import Z999, ser_ns, wilson
 
 from linkstack.sims import engine
 from linkstack.sims.engine import NS_PER_S, now_ns, run_simulation
@@ -32,23 +32,6 @@ from linkstack.sims.link import (
     flip_bits,
 )
 from linkstack.sims.taps import Component, Ledger, Tap
-
-Z999 = 3.2905  # two-sided 99.9 % normal quantile
-
-
-def wilson(k: int, n: int, z: float = Z999) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n."""
-    p = k / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return centre - half, centre + half
-
-
-def ser_ns(octets: int, rate_bps: float) -> int:
-    """Serialization time as the test computes it: ceil(8 * octets / rate) in ns, exactly."""
-    exact = Fraction(8 * octets * NS_PER_S) / Fraction(rate_bps)
-    return math.ceil(exact)
 
 
 async def receive_all(direction: Direction, n: int, *, waiting: bool = False
