@@ -91,11 +91,13 @@ def now() -> float:
 def now_ns() -> int:
     """Current virtual time in integer nanoseconds."""
     simulation = _current.get(None)
-    if simulation is not None and simulation.clock.rate == 0:
+    if simulation is not None:
         # a MockClock that does not run by itself: its time is its virtual base (what
         # trio.current_time() returns, without the call chain down to perf_counter())
+        clock = simulation.clock
         try:
-            return round(simulation.clock._virtual_base * NS_PER_S)
+            if clock._rate == 0:
+                return round(clock._virtual_base * NS_PER_S)
         except AttributeError:  # pragma: no cover - depends on the trio version
             pass
     return round(trio.current_time() * NS_PER_S)
@@ -126,41 +128,49 @@ def derive_rng(seed: int, name: str) -> np.random.Generator:
 class TimerHandle:
     """A callback posted to the :class:`Scheduler`; :meth:`cancel` withdraws it."""
 
-    __slots__ = ("args", "cancelled", "fn", "t_ns")
+    __slots__ = ("_entry",)
 
-    def __init__(self, t_ns: int, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
-        self.t_ns = t_ns
-        self.fn = fn
-        self.args = args
-        self.cancelled = False
+    def __init__(self, entry: list[Any]) -> None:
+        self._entry = entry  # the scheduler's heap entry [t_ns, seq, fn, args]
+
+    @property
+    def t_ns(self) -> int:
+        return int(self._entry[0])
+
+    @property
+    def cancelled(self) -> bool:
+        return self._entry[2] is None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        self._entry[2] = None
 
 
-def _runner_horizon(scan: bool) -> tuple[bool, float]:
-    """(whether any other task is runnable, next trio deadline in seconds).
+def _runner() -> Any:
+    """Trio's run loop object, or None if its internals are not where we expect them."""
+    try:
+        return trio._core._run.GLOBAL_RUN_CONTEXT.runner
+    except AttributeError:  # pragma: no cover - depends on the trio version
+        return None
 
-    "Runnable" includes the tasks of the batch trio is running right now: they are no
+
+def _others_runnable(runner: Any) -> bool:
+    """Whether a task other than the calling one is scheduled to run.
+
+    "Scheduled" includes the tasks of the batch trio is running right now: they are no
     longer in the run queue, but a task is scheduled exactly when its
     ``_next_send_fn`` is set (``Runner.reschedule``).  That set cannot grow while the
-    calling task runs (new wake-ups go to the run queue), so the full ``scan`` is only
-    needed once after each resumption.  This reads trio's run loop (checked against
-    trio 0.22); if those internals are missing it reports "busy", and the scheduler
-    then sleeps like any task: slower, never wrong.
+    calling task runs (new wake-ups go to the run queue), so this full scan is only
+    needed once after each resumption; afterwards ``runner.runq`` tells.  This reads
+    trio's run loop (checked against trio 0.22 to 0.32); if those internals are missing
+    it reports "busy", and the scheduler then sleeps like any task: slower, never wrong.
     """
     try:
-        context = trio._core._run.GLOBAL_RUN_CONTEXT
-        runner = context.runner
-        busy = bool(runner.runq) or runner.entry_queue.size() > 0
-        if scan and not busy:
-            current = context.task
-            busy = any(
-                task._next_send_fn is not None for task in runner.tasks if task is not current
-            )
-        return busy, runner.deadlines.next_deadline()
+        if runner.runq or runner.entry_queue.size() > 0:
+            return True
+        current = trio._core._run.GLOBAL_RUN_CONTEXT.task
+        return any(task._next_send_fn is not None for task in runner.tasks if task is not current)
     except AttributeError:  # pragma: no cover - depends on the trio version
-        return True, -math.inf
+        return True
 
 
 class Scheduler:
@@ -175,20 +185,25 @@ class Scheduler:
 
     def __init__(self, clock: trio.testing.MockClock) -> None:
         self._clock = clock
-        self._heap: list[tuple[int, int, TimerHandle]] = []
+        self._heap: list[list[Any]] = []  # [t_ns, seq, fn or None if cancelled, args]
         self._seq = 0
         self._lot = trio.lowlevel.ParkingLot()
         self.jumps = 0
         self.sleeps = 0
+        self._direct_clock = False
 
     def call_at(self, t_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
-        handle = TimerHandle(t_ns, fn, args)
+        return TimerHandle(self.post(t_ns, fn, args))
+
+    def post(self, t_ns: int, fn: Callable[..., object], args: tuple[Any, ...]) -> list[Any]:
+        """:meth:`call_at` without a handle (the simulators' per-unit fast path)."""
         self._seq += 1
+        entry = [t_ns, self._seq, fn, args]
         heap = self._heap
-        heapq.heappush(heap, (t_ns, self._seq, handle))
-        if heap[0][2] is handle and self._lot:  # the scheduler sleeps: wake it to re-plan
+        heapq.heappush(heap, entry)
+        if heap[0] is entry and self._lot:  # the scheduler sleeps: wake it to re-plan
             self._lot.unpark_all()
-        return handle
+        return entry
 
     def call_later(self, delay_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return self.call_at(now_ns() + delay_ns, fn, *args)
@@ -197,35 +212,71 @@ class Scheduler:
         """Number of posted callbacks not yet run (cancelled ones included)."""
         return len(self._heap)
 
+    def _set_clock(self, t_ns: int) -> None:
+        """Advance the (stopped) mock clock to exactly ``t_ns``."""
+        clock = self._clock
+        t_s = t_ns / NS_PER_S
+        if self._direct_clock:
+            # MockClock at rate 0: its time IS _virtual_base; setting it (instead of
+            # jump(t - now)) keeps now_ns() == t_ns exactly, with no drift from sums.
+            clock._virtual_base = t_s
+        else:  # pragma: no cover - depends on the trio version
+            clock.jump(max(0.0, t_s - clock.current_time()))
+
     async def run(self) -> None:
         heap = self._heap
+        pop = heapq.heappop
+        inf = math.inf
         clock = self._clock
-        resumed = True  # trio just ran us: other tasks of this batch may be pending
         while True:
             if not heap:
                 await self._lot.park()
-                resumed = True
                 continue
+            # Just resumed by trio: may we run ahead of the other tasks?
+            runner = _runner()
+            self._direct_clock = (getattr(self._clock, "_rate", None) == 0
+                                  and hasattr(self._clock, "_virtual_base"))
             t_ns = heap[0][0]
             current = now_ns()
-            if t_ns > current:
-                busy, next_deadline = _runner_horizon(resumed)
-                resumed = False
-                t_s = t_ns / NS_PER_S
-                if not busy and t_s < next_deadline:
-                    clock.jump(max(0.0, t_s - clock.current_time()))
+            if runner is None or _others_runnable(runner):
+                if t_ns > current:
+                    await self._sleep_until(t_ns)
+                    continue
+                runq = None
+                next_deadline = None
+            else:
+                runq = runner.runq
+                next_deadline = runner.deadlines.next_deadline
+            entry_size = runner.entry_queue.size if runq is not None else None
+            # Run due callbacks; jump the clock to the next one as long as nothing else
+            # in trio could run first: no task woken (by a callback), no earlier deadline.
+            while heap:
+                t_ns = heap[0][0]
+                if t_ns > current:
+                    if runq is None or runq or entry_size() > 0:
+                        break
+                    deadline = next_deadline()
+                    if deadline != inf and t_ns / NS_PER_S >= deadline:
+                        break
+                    if self._direct_clock:  # see _set_clock
+                        clock._virtual_base = t_ns / NS_PER_S
+                    else:  # pragma: no cover - depends on the trio version
+                        self._set_clock(t_ns)
                     self.jumps += 1
                     current = t_ns
-                else:
-                    self.sleeps += 1
-                    with trio.move_on_at(t_s):
-                        await self._lot.park()
-                    resumed = True
-                    continue
-            while heap and heap[0][0] <= current:
-                handle = heapq.heappop(heap)[2]
-                if not handle.cancelled:
-                    handle.fn(*handle.args)
+                _, _, fn, args = pop(heap)
+                if fn is not None:
+                    fn(*args)
+            else:
+                continue
+            await self._sleep_until(t_ns)
+
+    async def _sleep_until(self, t_ns: int) -> None:
+        """Sleep like any task until ``t_ns`` (or until a new earlier callback is posted);
+        a due callback (``t_ns`` now) only yields, so that woken tasks run first."""
+        self.sleeps += 1
+        with trio.move_on_at(t_ns / NS_PER_S):
+            await self._lot.park()
 
 
 @dataclass

@@ -137,6 +137,47 @@ def test_scheduler_interleaves_with_task_deadlines() -> None:
     assert times[-1] == 30_000_000
 
 
+def test_a_task_woken_by_a_callback_runs_before_later_callbacks() -> None:
+    """The scheduler runs ahead of the other tasks only while none is runnable: a task
+    woken by a callback at t runs at t, before the callbacks due after t."""
+    log: list[tuple[str, int]] = []
+
+    async def main() -> None:
+        send, receive = trio.open_memory_channel[int](10)
+
+        def wake(i: int) -> None:
+            log.append(("cb", now_ns()))
+            send.send_nowait(i)
+
+        for i in range(5):
+            call_at((i + 1) * 1_000, wake, i)
+        call_at(5_500, lambda: log.append(("last", now_ns())))
+        for _ in range(5):
+            await receive.receive()
+            log.append(("task", now_ns()))
+            call_at(now_ns() + 100, lambda: log.append(("posted", now_ns())))
+        await engine.sleep_until_ns(10_000)
+
+    run_simulation(main, seed=0)
+    expected = []
+    for i in range(5):
+        t = (i + 1) * 1_000
+        expected += [("cb", t), ("task", t), ("posted", t + 100)]
+    assert log == [*expected, ("last", 5_500)]
+
+
+def test_timer_handles_report_time_and_cancellation() -> None:
+    async def main() -> tuple[int, bool, bool, int]:
+        scheduler = engine.current_simulation().scheduler
+        handle = call_at(7_000, lambda: None)
+        before = handle.cancelled
+        handle.cancel()
+        await engine.sleep_until_ns(8_000)
+        return handle.t_ns, before, handle.cancelled, scheduler.pending()
+
+    assert run_simulation(main, seed=0) == (7_000, False, True, 0)
+
+
 def test_callback_exception_ends_the_simulation() -> None:
     def boom() -> None:
         raise KeyError("boom")

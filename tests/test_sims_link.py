@@ -313,6 +313,84 @@ def test_gilbert_elliott_long_run_error_rate() -> None:
     assert abs(measured - analytic) <= Z999 * math.sqrt(_ge_variance(ge) / n)
 
 
+@pytest.mark.parametrize("mean_burst", [3.0, 14.0, 200.0])
+def test_gilbert_elliott_out_of_lock_bursts_in_bulk(mean_burst: float) -> None:
+    """Bad state BER 1/2 (the profiles' receiver out of lock): the bulk path counts the
+    errors of short pieces by popcount, long ones by binomial; both must give the
+    analytic long-run rate, and per-unit counts must agree with a per-unit run."""
+    ge = GilbertElliott(p_gb=1 / 5000, p_bg=1 / mean_burst, ber_good=0.0, ber_bad=0.5)
+    n_units, octets = 20_000, 125
+
+    async def main() -> BulkDelivery:
+        direction = Direction("hop", rate_bps=1e6, ge=ge, seed=21)
+        await direction.send_bulk(n_units, octets)
+        bulk = await direction.receive()
+        assert isinstance(bulk, BulkDelivery)
+        return bulk
+
+    bulk = run_simulation(main, seed=0)
+    n = n_units * octets * 8
+    analytic = ge.pi_bad * 0.5
+    assert abs(bulk.bit_errors / n - analytic) <= Z999 * math.sqrt(_ge_variance(ge) / n)
+    counts = bulk.bit_error_counts()
+    assert len(counts) == n_units and counts.min() >= 0 and counts.max() <= octets * 8
+
+
+def test_fair_coin_counts_are_binomial_half() -> None:
+    from linkstack.sims.link import _fair_coin_counts
+
+    rng = np.random.default_rng(4)
+    sizes = (1, 2, 7, 14, 63, 64, 65, 300)
+    bits = np.repeat(np.array(sizes, dtype=np.int64), 20_000)
+    k = _fair_coin_counts(rng, bits)
+    assert k.dtype == np.int64 and len(k) == len(bits)
+    for size in sizes:
+        x = k[bits == size]
+        assert x.min() >= 0 and x.max() <= size
+        # mean n/2 and variance n/4, within 99.9 % intervals
+        assert abs(x.mean() - size / 2) <= Z999 * math.sqrt(size / 4 / len(x))
+        var_sd = math.sqrt(2 / (len(x) - 1)) * size / 4 + math.sqrt(size / 8 / len(x))
+        assert abs(x.var() - size / 4) <= Z999 * var_sd
+
+
+def test_randints_are_uniform_even_when_the_modulus_needs_rejection() -> None:
+    from linkstack.sims.link import _randints
+
+    rng = np.random.default_rng(5)
+    n = 3 << 61  # 2**64 mod n == 2**62: a quarter of the raw words must be redrawn
+    draws = _randints(rng, n, 30_000)
+    assert draws.dtype == np.int64 and (draws >= 0).all()
+    assert (draws.astype(np.uint64) < np.uint64(n)).all()
+    # thirds of range(n) equally likely (modulo bias would give the first two 3/8 each)
+    thirds = np.bincount((draws.astype(np.uint64) // np.uint64(1 << 61)).astype(np.int64),
+                         minlength=3)
+    for count in thirds:
+        lo, hi = wilson(int(count), len(draws))
+        assert lo <= 1 / 3 <= hi
+    small = np.bincount(_randints(rng, 7, 70_000), minlength=7)
+    for count in small:
+        lo, hi = wilson(int(count), 70_000)
+        assert lo <= 1 / 7 <= hi
+
+
+@pytest.mark.parametrize("k", [1, 3, 12, 13, 40, 400])
+def test_uniform_subset_is_sorted_distinct_and_uniform(k: int) -> None:
+    from linkstack.sims.link import _uniform_subset
+
+    rng = np.random.default_rng(k)
+    n, trials = 1000, 3000
+    hits = np.zeros(n, dtype=np.int64)
+    for _ in range(trials):
+        subset = _uniform_subset(rng, n, k)
+        assert subset.dtype == np.int64 and len(subset) == k
+        assert (np.diff(subset) > 0).all() and subset[0] >= 0 and subset[-1] < n
+        hits[subset] += 1
+    # every element is chosen with probability k/n: halves and the first tenth agree
+    for part in (hits[: n // 2], hits[n // 2 :], hits[: n // 10]):
+        lo, hi = wilson(int(part.sum()), trials * k)
+        assert lo <= len(part) / n <= hi
+
+
 def test_gilbert_elliott_state_persists_across_short_idle_gaps() -> None:
     """The chain runs on through idle bit periods: after a gap of d slots the state is
     still correlated, P(bad | bad d+1 steps earlier) = pi_b + pi_g * lambda**(d+1)."""
