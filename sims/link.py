@@ -117,6 +117,7 @@ _FAR = 1 << 62
 _EMPTY = np.zeros(0, dtype=np.int64)
 _EMPTY.setflags(write=False)
 _BLOCK = 256  # binomial draws per block (per unit size and BER)
+_TWO_M53 = 2.0**-53
 _FEW = 12  # error positions drawn as Python ints up to this many per call
 _RUNS_AHEAD = 4096  # Gilbert-Elliott good/bad cycles sampled per extension of the path
 
@@ -384,12 +385,16 @@ class PointingLosses:
     def down_overlapping(self, start_ns: int, end_ns: int) -> list[tuple[int, int]]:
         found = self._scheduled.down_overlapping(start_ns, end_ns)
         if self.rate_per_s > 0:
-            self._generate_until(end_ns)
+            if self._next_t * NS_PER_S < end_ns:
+                self._generate_until(end_ns)
+            random = self._random
             i = bisect.bisect_right(self._random_ends, start_ns)
-            while i < len(self._random) and self._random[i][0] < end_ns:
-                found.append(self._random[i])
-                i += 1
-            found = _merge(found)
+            if i < len(random) and random[i][0] < end_ns:
+                while i < len(random) and random[i][0] < end_ns:
+                    found.append(random[i])
+                    i += 1
+                if len(found) > 1:
+                    found = _merge(found)
         return found
 
 
@@ -481,6 +486,19 @@ def _randints(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
         words[bad] = raw(len(bad))  # probability < n / 2**64 per word
 
 
+def _few_subset(rng: np.random.Generator, n: int, k: int) -> list[int]:
+    """A uniformly random k-subset of range(n), sorted, for small k (Python ints; raw
+    words with the modulo-bias rejection of :func:`_randints`, duplicates redrawn)."""
+    raw = rng.bit_generator.random_raw
+    limit = (1 << 64) - (1 << 64) % n
+    chosen: set[int] = set()
+    while len(chosen) < k:
+        word = raw()
+        if word < limit:
+            chosen.add(word % n)
+    return sorted(chosen)
+
+
 def _uniform_subset(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     """A uniformly random k-subset of range(n), sorted (int64).
 
@@ -492,14 +510,7 @@ def _uniform_subset(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     if k * 3 > n:
         return np.sort(rng.permutation(n)[:k]).astype(np.int64)
     if k <= _FEW:  # a handful of errors (the usual case): Python ints, no array work
-        raw = rng.bit_generator.random_raw
-        limit = (1 << 64) - (1 << 64) % n
-        chosen: set[int] = set()
-        while len(chosen) < k:
-            word = raw()
-            if word < limit:
-                chosen.add(word % n)
-        return np.array(sorted(chosen), dtype=np.int64)
+        return np.array(_few_subset(rng, n, k), dtype=np.int64)
     picked = np.sort(_randints(rng, n, k))
     while True:
         repeated = picked[1:] == picked[:-1]
@@ -534,20 +545,27 @@ class _ErrorProcess:
             p_gb, p_bg = p_leave
             self._pi_bad = p_gb / (p_gb + p_bg)
             self._lambda = 1.0 - p_gb - p_bg
+            self._log_stay = (math.log1p(-p_gb), math.log1p(-p_bg))  # -inf if p == 1
+        self._raw = runs_rng.bit_generator.random_raw
+
+    def _uniform(self) -> float:
+        """A uniform draw in [0, 1) from one raw word of the runs stream (53 bits)."""
+        return (self._raw() >> 11) * _TWO_M53
 
     # -- the chain -------------------------------------------------------------------
 
     def _restart(self, slot: int, state: int) -> None:
         assert self._p is not None
         self._state = state
-        self._next = slot + int(self._runs.geometric(self._p[state]))
+        # sojourn ~ Geometric(p) on {1, 2, ...} by inversion: P(G > k) = (1 - p)**k
+        self._next = slot + 1 + int(math.log1p(-self._uniform()) / self._log_stay[state])
         self._bounds = np.array([self._next], np.int64)
         self._bi = 0
 
     def _advance(self, slot: int) -> None:
         """Move the cursor to ``slot`` (slots only increase)."""
         if self._state < 0:
-            self._restart(slot, 1 if self._runs.random() < self._pi_bad else 0)
+            self._restart(slot, 1 if self._uniform() < self._pi_bad else 0)
             return
         if self._next > slot:
             return
@@ -568,7 +586,7 @@ class _ErrorProcess:
             p_bad = self._pi_bad + (1.0 - self._pi_bad) * decay
         else:
             p_bad = self._pi_bad * (1.0 - decay)
-        self._restart(slot, 1 if self._runs.random() < p_bad else 0)
+        self._restart(slot, 1 if self._uniform() < p_bad else 0)
 
     def _extend(self, end: int) -> None:
         """Sample switch slots until the path covers ``[cursor, end)``."""
@@ -698,6 +716,17 @@ class _ErrorProcess:
                 k = int(rng.binomial(n_bits, eps))
                 if k == 0:
                     return _EMPTY, _EMPTY
+                if k <= _FEW:  # a handful of errors: group them by unit in Python
+                    units: list[int] = []
+                    hits: list[int] = []
+                    for position in _few_subset(rng, n_bits, k):
+                        unit = (position + a) // nbits
+                        if units and units[-1] == unit:
+                            hits[-1] += 1
+                        else:
+                            units.append(unit)
+                            hits.append(1)
+                    return np.array(units, np.int64), np.array(hits, np.int64)
                 return _group_sorted((_uniform_subset(rng, n_bits, k) + a) // nbits,
                                      np.ones(k, np.int64))
         lengths = en - st
@@ -753,8 +782,11 @@ def _fair_coin_counts(rng: np.random.Generator, bits: np.ndarray) -> np.ndarray:
     shift = np.minimum(bits, 63).astype(np.uint64)
     k = _bitwise_count(words & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int64)
     long_ = np.flatnonzero(bits >= 64)
-    if len(long_):
+    if len(long_) > 8:
         k[long_] = rng.binomial(bits[long_], 0.5)
+    else:  # a few: scalar draws are cheaper than the array call's set-up
+        for i in long_.tolist():
+            k[i] = rng.binomial(int(bits[i]), 0.5)
     return k
 
 
