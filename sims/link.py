@@ -605,8 +605,10 @@ class _ErrorProcess:
             self._bounds = np.concatenate((bounds, int(bounds[-1]) + np.cumsum(lengths)))
             self._bi = 0
 
-    def _segments(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | int:
-        """Runs covering ``[start, end)``: the state if one run, else (starts, ends, states)."""
+    def _edges(self, start: int, end: int) -> np.ndarray | int:
+        """Runs covering ``[start, end)``: the state if one run, else their edges
+        ``[start, switch, ..., switch, end]`` (run i is ``[edges[i], edges[i+1])``, in
+        state ``self._state ^ (i & 1)``)."""
         if self._p is None:
             return 0
         self._advance(start)
@@ -614,12 +616,20 @@ class _ErrorProcess:
             return self._state
         self._extend(end)
         bounds = self._bounds
-        j = int(np.searchsorted(bounds, end, side="left"))
-        inner = bounds[self._bi : j]
-        starts = np.concatenate(([start], inner)).astype(np.int64)
-        ends = np.concatenate((inner, [end])).astype(np.int64)
-        states = (self._state + np.arange(len(starts))) & 1
-        return starts, ends, states
+        j = int(bounds.searchsorted(end, side="left"))
+        edges = np.empty(j - self._bi + 2, dtype=np.int64)
+        edges[0] = start
+        edges[1:-1] = bounds[self._bi : j]
+        edges[-1] = end
+        return edges
+
+    def _segments(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | int:
+        """Runs covering ``[start, end)``: the state if one run, else (starts, ends, states)."""
+        edges = self._edges(start, end)
+        if isinstance(edges, int):
+            return edges
+        states = (self._state + np.arange(len(edges) - 1)) & 1
+        return edges[:-1], edges[1:], states
 
     # -- errors ----------------------------------------------------------------------
 
@@ -678,22 +688,20 @@ class _ErrorProcess:
         Returns (unit indices, counts), sparse, indices increasing.
         """
         total = count * nbits
-        segments = self._segments(slot, slot + total)
-        if isinstance(segments, int):
-            eps = self._eps[segments]
+        edges = self._edges(slot, slot + total)
+        if isinstance(edges, int):
+            eps = self._eps[edges]
             if eps == 0.0:
                 return _EMPTY, _EMPTY
             return self._counts(np.zeros(1, np.int64), np.array([total], np.int64), eps, nbits)
-        starts, ends, states = segments
-        starts = starts - slot
-        ends = ends - slot
+        edges -= slot
         found = []
         for state in (0, 1):
             eps = self._eps[state]
             if eps == 0.0:
                 continue
-            first = 0 if int(states[0]) == state else 1
-            st, en = starts[first::2], ends[first::2]
+            first = 0 if self._state == state else 1  # runs alternate from the cursor's
+            st, en = edges[first:-1:2], edges[first + 1 :: 2]
             if len(st):
                 found.append(self._counts(st, en, eps, nbits))
         if not found:
@@ -731,8 +739,8 @@ class _ErrorProcess:
                                      np.ones(k, np.int64))
         lengths = en - st
         first_unit = st // nbits
-        pieces = (en - 1) // nbits - first_unit + 1
-        n_pieces = int(pieces.sum())
+        last_unit = (en - 1) // nbits
+        n_pieces = len(st) + int((last_unit - first_unit).sum())
         n_bits = int(lengths.sum())
         if n_bits * eps * 4 < n_pieces:
             # sparse: fewer errors than the units they may fall in
@@ -752,6 +760,7 @@ class _ErrorProcess:
             units = first_unit
             piece_bits = lengths
         else:
+            pieces = last_unit - first_unit + 1
             run = np.repeat(np.arange(len(st)), pieces)
             units = first_unit[run] + (
                 np.arange(n_pieces) - np.repeat(np.cumsum(pieces) - pieces, pieces)
@@ -763,11 +772,12 @@ class _ErrorProcess:
             k = _fair_coin_counts(rng, piece_bits)
         else:
             k = rng.binomial(piece_bits, eps)
-        keep = np.flatnonzero(k)
-        return _group_sorted(units[keep], k[keep].astype(np.int64))
+        keep = k.nonzero()[0]
+        return _group_sorted(units[keep], k[keep])
 
 
 _bitwise_count = getattr(np, "bitwise_count", None)  # numpy >= 2.0
+_LOW_MASKS = np.array([(1 << i) - 1 for i in range(64)], dtype=np.uint64)  # i low bits set
 
 
 def _fair_coin_counts(rng: np.random.Generator, bits: np.ndarray) -> np.ndarray:
@@ -779,8 +789,10 @@ def _fair_coin_counts(rng: np.random.Generator, bits: np.ndarray) -> np.ndarray:
     the binomial.
     """
     words = rng.bit_generator.random_raw(len(bits))  # uniform 64-bit words
-    shift = np.minimum(bits, 63).astype(np.uint64)
-    k = _bitwise_count(words & ((np.uint64(1) << shift) - np.uint64(1))).astype(np.int64)
+    words &= _LOW_MASKS[np.minimum(bits, 63)]
+    k = _bitwise_count(words).astype(np.int64)
+    if bits.max() < 64:
+        return k
     long_ = np.flatnonzero(bits >= 64)
     if len(long_) > 8:
         k[long_] = rng.binomial(bits[long_], 0.5)
