@@ -1099,6 +1099,7 @@ class Direction:
         self.rate_bps = rate_bps
         rate = Fraction(rate_bps)
         self._rate_num, self._rate_den = rate.numerator, rate.denominator
+        self._slot_den = self._rate_den * NS_PER_S  # bit slots = t_ns * num // _slot_den
         if isinstance(propagation, int | float):
             propagation = FixedDelay(float(propagation))
         if not isinstance(propagation, Propagation):
@@ -1292,11 +1293,11 @@ class Direction:
 
     def _slots(self, start: int, nbits: int, end: int) -> int:
         """First bit-clock slot of a transmission starting at ``start``."""
-        num, den = self._rate_num, self._rate_den
+        num = self._rate_num
         if self._slot_next < 0:
-            slot = start * num // (den * NS_PER_S) if start > 0 else 0
+            slot = start * num // self._slot_den if start > 0 else 0
         else:
-            slot = self._slot_next + (start - self._slot_time) * num // (den * NS_PER_S)
+            slot = self._slot_next + (start - self._slot_time) * num // self._slot_den
         self._slot_next = slot + nbits
         self._slot_time = end
         return slot
@@ -1342,7 +1343,12 @@ class Direction:
             ser = self.serialization_ns(octets)
         start = self._transmit(1, ser, t)
         end = start + ser
-        slot = self._slots(start, nbits, end)
+        if self._slot_next >= 0:  # _slots(), inlined
+            slot = self._slot_next + (start - self._slot_time) * self._rate_num // self._slot_den
+            self._slot_next = slot + nbits
+            self._slot_time = end
+        else:
+            slot = self._slots(start, nbits, end)
         prop = self._fixed_prop
         if prop is None:
             prop = int(self.propagation.delay_ns(start))

@@ -290,6 +290,17 @@ class Tap:
         n = bulk.count
         totals.units_sent += n
         totals.octets_sent += n * bulk.unit_octets
+        errors = bulk.error_counts
+        if len(errors):
+            totals.bit_errors += int(errors.sum())
+            totals.units_errored += int(np.count_nonzero(errors))
+        if bulk.clean and not len(bulk.reorder_idx):  # the usual batch: Python ints only
+            totals.units_delivered += n
+            ser = bulk.serialization_ns
+            head = bulk.t_tx_start - bulk.t_enqueued
+            self._add_link_components(n, n * head + ser * (n * (n - 1) // 2),
+                                      head + (n - 1) * ser, ser, bulk.propagation_ns, 0, 0)
+            return
         n_erased = bulk.units_erased
         n_outage = bulk.units_outage
         if n_erased:
@@ -298,8 +309,6 @@ class Tap:
             totals.lose("outage", n_outage)
         m = n - n_erased - n_outage
         totals.units_delivered += m
-        totals.bit_errors += int(bulk.error_counts.sum())
-        totals.units_errored += int(np.count_nonzero(bulk.error_counts))
         if m == 0:
             return
         # O(losses + errors) arithmetic, no per-unit arrays: unit i waited head + i * ser
@@ -307,12 +316,20 @@ class Tap:
         head = bulk.t_tx_start - bulk.t_enqueued
         queueing = m * head + ser * (n * (n - 1) // 2 - bulk.lost_index_sum())
         extra = bulk.delivered_reorder_extra()
+        self._add_link_components(m, queueing, head + bulk.last_delivered() * ser, ser,
+                                  bulk.propagation_ns, int(extra.sum()) if len(extra) else 0,
+                                  int(extra.max()) if len(extra) else 0)
+
+    def _add_link_components(self, m: int, queueing: int, queueing_peak: int, ser: int,
+                             propagation: int, reorder: int, reorder_peak: int) -> None:
+        """Add ``m`` delivered units of a batch to the four link components."""
+        totals = self.totals
         sums, counts, peaks = totals.sums, totals.counts, totals.peaks
         for i, total, peak in (
-            (_Q, queueing, head + bulk.last_delivered() * ser),
+            (_Q, queueing, queueing_peak),
             (_S, ser * m, ser),
-            (_P, bulk.propagation_ns * m, bulk.propagation_ns),
-            (_R, int(extra.sum()) if len(extra) else 0, int(extra.max()) if len(extra) else 0),
+            (_P, propagation * m, propagation),
+            (_R, reorder, reorder_peak),
         ):
             sums[i] += total
             counts[i] += m

@@ -670,28 +670,42 @@ def test_tap_records_components_that_sum_to_the_total() -> None:
     assert "queueing" in direction.tap.summary()
 
 
-def test_bulk_accounting_matches_per_unit_sums() -> None:
-    async def main() -> tuple[BulkDelivery, Tap]:
+@pytest.mark.parametrize("lossy", [True, False])
+def test_bulk_accounting_matches_per_unit_sums(lossy: bool) -> None:
+    channel: dict[str, object] = (
+        {"erasure": 0.1, "visibility": DownIntervals([(0.0101, 0.0155)]),
+         "reorder": Reorder(0.3, 0.001)} if lossy else {"ber": 2e-3}
+    )
+
+    async def main() -> tuple[Delivery, BulkDelivery, Tap]:
         tap = Tap("hop")
-        direction = Direction("hop", rate_bps=1e6, propagation=0.0005, erasure=0.1,
-                              visibility=DownIntervals([(0.0101, 0.0155)]),
-                              reorder=Reorder(0.3, 0.001), tap=tap, seed=4)
+        direction = Direction("hop", rate_bps=1e6, propagation=0.0005, tap=tap, seed=4,
+                              **channel)  # type: ignore[arg-type]
+        direction.send_nowait(b"x" * 300)  # the batch queues behind it
         await engine.sleep_until_ns(1_000_000)
         await direction.send_bulk(40, 125)
+        single = await direction.receive()
         bulk = await direction.receive()
-        assert isinstance(bulk, BulkDelivery)
-        return bulk, tap
+        assert isinstance(single, Delivery) and isinstance(bulk, BulkDelivery)
+        return single, bulk, tap
 
-    bulk, tap = run_simulation(main, seed=0)
+    single, bulk, tap = run_simulation(main, seed=0)
     keep = ~bulk.lost_mask()
     queueing = (bulk.tx_starts() - bulk.t_enqueued)[keep]
     totals = tap.totals
-    assert totals.units_delivered == int(keep.sum())
+    assert queueing.min() > 0
+    assert totals.units_delivered == int(keep.sum()) + 1
     assert totals.sum_ns[Component.QUEUEING] == int(queueing.sum())
     assert totals.max_ns[Component.QUEUEING] == int(queueing.max())
     assert totals.sum_ns[Component.REORDER] == int(bulk.reorder_array()[keep].sum())
-    assert totals.sum_ns[Component.PROPAGATION] == int(bulk.propagation_array()[keep].sum())
-    assert totals.units_lost == bulk.units_lost > 0
+    prop = int(bulk.propagation_array()[keep].sum())
+    assert totals.sum_ns[Component.PROPAGATION] == prop + 500_000
+    assert totals.sum_ns[Component.SERIALIZATION] == int(keep.sum()) * 1_000_000 + 2_400_000
+    assert totals.bit_errors == bulk.bit_errors + single.bit_errors
+    assert totals.units_errored == (int(np.count_nonzero(bulk.bit_error_counts()))
+                                    + (single.bit_errors > 0))
+    assert (totals.units_lost == bulk.units_lost > 0) if lossy else (
+        totals.units_lost == 0 and bulk.bit_errors > 0)
 
 
 def test_ledger_breakdown_sums_to_the_total() -> None:
