@@ -27,11 +27,13 @@ with the same seed.
 
 Scheduler.  The link simulators do not sleep once per unit: they post timed
 callbacks to the simulation's :class:`Scheduler` (``call_at(t_ns, fn, *args)``), which
-runs them from one background task.  When no task is runnable and no other trio
-deadline comes earlier, the scheduler advances the mock clock itself
-(``MockClock.jump``) instead of sleeping -- exactly what the autojump would do, for
-about a tenth of the cost of a trio sleep.  Otherwise it sleeps like any task, so
-user tasks (protocol timers, senders) always run at their exact virtual times.
+runs them from one background task.  Each time trio resumes that task, it checks once
+that no other task is runnable; from then on it runs callbacks in time order and
+advances the stopped mock clock itself (to exactly ``t_ns``) for as long as trio's run
+queue stays empty and no task deadline comes earlier -- what the autojump would do,
+without a trio round trip per event.  As soon as a callback wakes a task, or a task
+deadline is due first, it sleeps like any task, so user tasks (protocol timers,
+senders) always run at their exact virtual times.
 """
 
 from __future__ import annotations
