@@ -1135,6 +1135,7 @@ class Direction:
         self._slot_time = 0
         self._ready = False
         self._scheduler: engine.Scheduler | None = None
+        self._clock: Any = None
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -1145,6 +1146,11 @@ class Direction:
     def _setup(self) -> None:
         simulation = engine.current_simulation()
         self._scheduler = simulation.scheduler
+        clock = simulation.clock
+        # read the stopped mock clock directly in send_nowait (what now_ns() does, without
+        # the context-variable lookup); any other clock goes through now_ns()
+        self._clock = clock if hasattr(clock, "_virtual_base") and hasattr(clock, "_rate") \
+            else None
         if self._seed is None:
             self._seed = simulation.seed
         ge = self.ge
@@ -1322,7 +1328,11 @@ class Direction:
         ``block`` queue is full.  Usable from scheduler callbacks."""
         if not self._ready:
             self._setup()
-        t_enqueued = now_ns()
+        clock = self._clock
+        if clock is not None and clock._rate == 0:
+            t_enqueued = round(clock._virtual_base * NS_PER_S)
+        else:
+            t_enqueued = now_ns()
         if not unit:
             raise ValueError("cannot send an empty unit")
         if self.queue_capacity is not None and not self._admit_nowait(1, t_enqueued):
