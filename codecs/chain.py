@@ -7,9 +7,13 @@ CADUs as arrays, which are de-randomized with one XOR and RS-decoded with one
 ``decode_many`` call.
 
 TC (CCSDS 231.0-B-3): frame → TC randomizer (§6, optional) → BCH codeblocks (§3) → CLTU
-(§4). The receiver finds CLTUs in the bit stream and takes the frame out of the decoded data
-with the Frame Length field of the TC frame header (232.0-B-3 §4.1.2: 10 bits in octets 2-3,
-value + 1); see :mod:`linkstack.codecs.cltu` for what happens to partial CLTUs.
+(§4). A CLTU carries a TC Transfer Frame or a (non-truncated) USLP Transfer Frame (231.0-B-4
+§1: the TC coding layer serves both; the Transfer Frame Version Number, 0 or 12, tells them
+apart). The receiver finds CLTUs in the bit stream and takes the frame out of the decoded data
+with the frame's own length field (TC, 232.0-B-3 §4.1.2: 10 bits in octets 2-3; USLP,
+732.1-B-2 §4.1.2.7: 16 bits in octets 4-5; value + 1); see :mod:`linkstack.codecs.cltu` for
+what happens to partial CLTUs.  USLP frames longer than 1029 octets need the receiver's
+``max_codeblocks`` raised to ⌈length / 7⌉.
 
 Chain names (case-insensitive, parts separated by ``-``):
 
@@ -76,6 +80,10 @@ __all__ = [
 TC_MAX_FRAME_LENGTH = 1024
 """232.0-B-3 §4.1.2: the 10-bit Frame Length field (ccsds-facts §1.2)."""
 TC_HEADER_OCTETS = 5
+USLP_MAX_FRAME_LENGTH = 65536
+"""732.1-B-2 §4.1.2.7: the 16-bit Frame Length field (ccsds-facts §1.6)."""
+USLP_HEADER_OCTETS = 7
+"""The non-truncated USLP primary header without VC Frame Count: where its length field ends."""
 
 _TM_SYNC_KEYS = ("search_tolerance", "lock_tolerance", "check_count", "flywheel", "slip_window",
                  "detect_inverted")
@@ -343,9 +351,9 @@ class CodingChain:
                 raise ConfigError(f"this chain carries {self.frame_length}-octet frames",
                                   key="frame_length")
             return self.cadu_length - self.frame_length
-        if frame_length is None or not 1 <= frame_length <= TC_MAX_FRAME_LENGTH:
-            raise ConfigError("a TC frame length of 1..1024 octets is needed",
-                              key="frame_length")
+        if frame_length is None or not 1 <= frame_length <= USLP_MAX_FRAME_LENGTH:
+            raise ConfigError("a frame length of 1..1024 (TC) or ..65536 (USLP) octets is "
+                              "needed", key="frame_length")
         return cltu_length(frame_length) - frame_length
 
     # -- encoding --------------------------------------------------------------------------
@@ -379,14 +387,23 @@ class CodingChain:
 
     @staticmethod
     def _check_tc_frame(frame: bytes, index: int) -> None:
-        if not TC_HEADER_OCTETS <= len(frame) <= TC_MAX_FRAME_LENGTH:
-            raise EncodeError(f"frame {index}: a TC frame has 5..1024 octets, not {len(frame)}",
-                              layer="tc", field="frame")
-        declared = tc_frame_length(frame)
+        """A CLTU carries one whole TC or non-truncated USLP frame (see the module doc)."""
+        if frame[:1] and frame[0] >> 4 == USLP_VERSION:
+            layer, low, high = "uslp", USLP_HEADER_OCTETS, USLP_MAX_FRAME_LENGTH
+            if frame[3:4] and frame[3] & 1:
+                raise EncodeError(f"frame {index}: a truncated USLP frame has no length "
+                                  "field, a CLTU cannot carry it", layer=layer,
+                                  field="end_of_frame_primary_header")
+        else:
+            layer, low, high = "tc", TC_HEADER_OCTETS, TC_MAX_FRAME_LENGTH
+        if not low <= len(frame) <= high:
+            raise EncodeError(f"frame {index}: a {layer.upper()} frame has {low}..{high} "
+                              f"octets, not {len(frame)}", layer=layer, field="frame")
+        declared = carried_frame_length(frame)
         if declared != len(frame):
             raise EncodeError(
                 f"frame {index}: the frame length field says {declared} octets, the frame "
-                f"has {len(frame)}", layer="tc", field="frame_length",
+                f"has {len(frame)}", layer=layer, field="frame_length",
             )
 
     # -- decoding --------------------------------------------------------------------------
@@ -400,6 +417,18 @@ def tc_frame_length(data: bytes) -> int:
     """Total octets of the TC frame whose header starts ``data``: the 10-bit Frame Length
     field (octets 2-3) + 1, 232.0-B-3 §4.1.2."""
     return (((data[2] & 0x03) << 8) | data[3]) + 1
+
+
+USLP_VERSION = 0b1100
+"""Transfer Frame Version Number of USLP (ccsds-facts §1.6); TC's is 0 (two bits)."""
+
+
+def carried_frame_length(data: bytes) -> int:
+    """Total octets of the TC or non-truncated USLP frame whose header starts ``data``
+    (USLP: the 16-bit Frame Length field, octets 4-5, + 1, 732.1-B-2 §4.1.2.7)."""
+    if data[0] >> 4 == USLP_VERSION:
+        return ((data[4] << 8) | data[5]) + 1
+    return tc_frame_length(data)
 
 
 class ChainDecoder:
@@ -510,13 +539,18 @@ class ChainDecoder:
             res = item.result
             data = res.frame_data
             reason: str | None = None
-            if len(data) < TC_HEADER_OCTETS:
+            uslp = bool(data) and data[0] >> 4 == USLP_VERSION
+            header = USLP_HEADER_OCTETS if uslp else TC_HEADER_OCTETS
+            if len(data) < header:
                 reason = (f"CLTU ended ({res.end_reason.value}) after {len(data)} octets, "
-                          f"before a TC frame header")
-            elif data[0] >> 6 != 0:
-                reason = f"transfer frame version number {data[0] >> 6}, a TC frame has 0"
+                          f"before a {'USLP' if uslp else 'TC'} frame header")
+            elif uslp and data[3] & 1:
+                reason = "a truncated USLP frame (no length field) cannot come in a CLTU"
+            elif not uslp and data[0] >> 6 != 0:
+                reason = (f"transfer frame version number {data[0] >> 6}, a CLTU carries TC "
+                          f"(0) or USLP (12) frames")
             else:
-                length = tc_frame_length(data)
+                length = carried_frame_length(data)
                 if length > len(data):
                     reason = (f"CLTU ended ({res.end_reason.value}) after {len(data)} octets; "
                               f"the frame length field says {length}")
@@ -524,7 +558,7 @@ class ChainDecoder:
                 out.append(FrameRejected(reason, item.bit_offset, data))
                 self._failures += 1
                 continue
-            out.append(FrameDecoded(data[: tc_frame_length(data)], res.corrected,
+            out.append(FrameDecoded(data[: carried_frame_length(data)], res.corrected,
                                     item.bit_offset, 0, False, item.inverted))
             self._frames += 1
             self._corrected += res.corrected

@@ -294,15 +294,15 @@ class SendCapture:
 
 
 def capture_for(endpoint: Any, writer: PcapWriter, *, node: str, peer: str) -> SendCapture:
-    """The :class:`SendCapture` of a hop endpoint (:mod:`linkstack.hops`): CLTUs with TC
-    frames for :class:`~linkstack.hops.rf.RfGround`, CADUs with TM frames for
+    """The :class:`SendCapture` of a hop endpoint (:mod:`linkstack.hops`): CLTUs with TC (or
+    USLP) frames for :class:`~linkstack.hops.rf.RfGround`, CADUs with TM frames for
     :class:`~linkstack.hops.rf.RfSpace`, CADUs with USLP frames for
     :class:`~linkstack.hops.isl.IslEndpoint`."""
     from linkstack.hops.isl import IslEndpoint
     from linkstack.hops.rf import RfGround, RfSpace
 
     if isinstance(endpoint, RfGround):
-        chain, unit, frame = endpoint.uplink, "cltu", "tc"
+        chain, unit, frame = endpoint.uplink, "cltu", endpoint.frames.layer
     elif isinstance(endpoint, RfSpace):
         chain, unit, frame = endpoint.downlink, "cadu", "tm"
     elif isinstance(endpoint, IslEndpoint):

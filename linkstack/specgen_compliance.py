@@ -189,7 +189,13 @@ BOOKS: tuple[Book, ...] = (
                 "§2.2", S,
                 _t("test_arq_properties.py", "test_cop1_exactly_once_in_order",
                    "test_fop1_random_inputs_keep_invariants")),
-        Feature("COP-16", "COP-1 over USLP (VC Frame Count as N(S))", "§1.2", N),
+        Feature("COP-16", "COP-1 over USLP (VC Frame Count as N(S); UPID 1 for control "
+                "commands)", "§1.2; 732.1-B-2 §4.1.2", S,
+                _t("test_cop1_frames.py", "test_every_frame_type_comes_back",
+                   "test_uslp_header_fields_per_frame_type",
+                   "test_uslp_frames_that_cannot_be_cop1_are_rejected_naming_the_field")
+                + _t("test_hops.py", "test_rf_cop1_delivers_exactly_once_in_order",
+                     "test_rf_uslp_uplink_carries_long_frames_and_sets_vcf_counts")),
     )),
     Book("CCSDS 132.0-B-3", "TM Space Data Link Protocol", "tm.md", (
         Feature("TM-1", "Primary header: every field, interoperable with spacepackets",
@@ -371,6 +377,10 @@ BOOKS: tuple[Book, ...] = (
                 _t("test_cltu.py", "test_double_error_ends_the_cltu_and_keeps_the_good_prefix")
                 + _t("test_chain.py", "test_tc_double_error_rejects_frame_but_not_after_its_end")),
         Feature("TCC-8", "LDPC codes for telecommand", "§3 (231.0-B-4)", N),
+        Feature("TCC-10", "CLTUs carrying USLP frames (cut by the USLP Frame Length)",
+                "§1 (231.0-B-4)", S,
+                _t("test_cop1_frames.py", "test_uslp_frames_in_cltus_of_any_length",
+                   "test_cltu_refuses_truncated_uslp_and_reports_cut_frames")),
         Feature("TCC-9", "Physical Layer Operations Procedure (acquisition, idle sequences)",
                 "§5", N),
     )),

@@ -65,8 +65,9 @@ def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
     """The chain of hops from the ground station to the compute satellite.
 
     The compute node is ``compute`` or, by default, the satellite farthest (in hops) from the
-    ground station. Each hop needs both directions; the forward one's ``stack.frame`` says the
-    kind: ``tc`` (RF hop, its return must be ``tm``) or ``uslp`` (ISL hop).
+    ground station. Each hop needs both directions; the forward one's ``stack.arq`` says the
+    kind: ``cop-1`` (RF hop: TC or USLP frames up, its return must be ``tm``) or ``sr`` (ISL
+    hop, USLP frames). Without ``arq``, ``tc`` frames mean COP-1 and ``uslp`` frames SR.
     """
     grounds = [n for n, s in scenario.nodes.items() if s.kind == "ground_station"]
     if len(grounds) != 1:
@@ -93,19 +94,34 @@ def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
                      if s.source == fwd.destination and s.destination == fwd.source), None)
         if back is None:
             raise ConfigError(f"link {lname} has no return direction", key=f"links.{lname}")
-        frame = (fwd.stack.frame or "").lower()
-        if frame == "tc":
-            if (back.stack.frame or "tm").lower() != "tm":
-                raise ConfigError("the return of a TC uplink must be TM",
-                                  key=f"links.{back.name}.stack.frame")
-            kind = "rf"
-        elif frame == "uslp":
-            kind = "isl"
-        else:
-            raise ConfigError(f"unsupported frame {fwd.stack.frame!r} (tc or uslp)",
-                              key=f"links.{lname}.stack.frame")
-        hops.append(Hop(f"{fwd.name}", kind, fwd, back))
+        hops.append(Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back))
     return hops
+
+
+_ARQ_FRAMES = {"cop-1": ("tc", "uslp"), "sr": ("uslp",)}
+"""Hop ARQ -> the frame types it runs over (forward direction)."""
+
+
+def _hop_kind(fwd: LinkSpec, back: LinkSpec) -> str:
+    """``rf`` (COP-1) or ``isl`` (selective repeat), checked against the frame types."""
+    frame = (fwd.stack.frame or "").lower()
+    implied = {"tc": "cop-1", "uslp": "sr"}
+    if fwd.stack.arq is None and frame not in implied:
+        raise ConfigError(f"unsupported frame {fwd.stack.frame!r} (tc or uslp)",
+                          key=f"links.{fwd.name}.stack.frame")
+    arq = (fwd.stack.arq or implied[frame]).lower()
+    if arq not in _ARQ_FRAMES:
+        raise ConfigError(f"unsupported arq {fwd.stack.arq!r} (cop-1 or sr)",
+                          key=f"links.{fwd.name}.stack.arq")
+    if frame not in _ARQ_FRAMES[arq]:
+        raise ConfigError(f"unsupported frame {fwd.stack.frame!r} for {arq} "
+                          f"({' or '.join(_ARQ_FRAMES[arq])})", key=f"links.{fwd.name}.stack.frame")
+    if arq == "cop-1":
+        if (back.stack.frame or "tm").lower() != "tm":
+            raise ConfigError("the return of a COP-1 uplink must be TM (the CLCW rides in "
+                              "its OCF)", key=f"links.{back.name}.stack.frame")
+        return "rf"
+    return "isl"
 
 
 def _param(spec: LinkSpec, name: str, default: Any) -> Any:
@@ -129,7 +145,8 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
 # hop configuration fields -> their scenario keys (anything else comes from a coding chain name)
 _SCENARIO_KEYS = {
     "frame_length": "frame_length", "downlink_frame_length": "frame_length",
-    "tc_max_frame_length": "frame_length", "max_frame_length": "frame_length",
+    "uplink_max_frame_length": "frame_length", "max_frame_length": "frame_length",
+    "uplink_frame": "frame",
     "downlink_code": "coding", "uplink_code": "coding", "code": "coding", "vcid": "vcid",
     "window": "arq_params.window_width", "farm_window": "arq_params.farm_window_width",
     "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
@@ -139,23 +156,29 @@ _SCENARIO_KEYS = {
 }
 
 
-def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
+def rf_config(hop: Hop) -> RfHopConfig:
+    """The RF hop's managed parameters from its two stack tables (hop kind ``rf``)."""
     fwd, back = hop.forward, hop.back
+    window = int(_param(fwd, "window_width", 10))
+    return RfHopConfig(
+        vcid=fwd.stack.vcid or 0,
+        uplink_frame=(fwd.stack.frame or "tc").lower(),
+        uplink_code=fwd.stack.coding or "tc-bch-rand",
+        downlink_code=back.stack.coding or "tm-rs-255-223-i1",
+        downlink_frame_length=back.stack.frame_length,
+        uplink_max_frame_length=fwd.stack.frame_length or 1024,
+        window=window, farm_window=int(_param(fwd, "farm_window_width", max(2 * window, 2))),
+        t1=float(_param(fwd, "t1_initial", 3.0)),
+        transmission_limit=int(_param(fwd, "transmission_limit", 3)),
+        clcw_interval=float(_param(back, "clcw_interval", 1.0)),
+        recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
+    )
+
+
+def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
+    fwd = hop.forward
     if hop.kind == "rf":
-        window = int(_param(fwd, "window_width", 10))
-        cfg = RfHopConfig(
-            vcid=fwd.stack.vcid or 0,
-            uplink_code=fwd.stack.coding or "tc-bch-rand",
-            downlink_code=back.stack.coding or "tm-rs-255-223-i1",
-            downlink_frame_length=back.stack.frame_length,
-            tc_max_frame_length=fwd.stack.frame_length or 1024,
-            window=window, farm_window=int(_param(fwd, "farm_window_width",
-                                                  max(2 * window, 2))),
-            t1=float(_param(fwd, "t1_initial", 3.0)),
-            transmission_limit=int(_param(fwd, "transmission_limit", 3)),
-            clcw_interval=float(_param(back, "clcw_interval", 1.0)),
-            recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
-        )
+        cfg = rf_config(hop)
         return RfGround(cfg), RfSpace(cfg)
     cfg_isl = IslHopConfig(
         vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
@@ -430,8 +453,7 @@ class _Run:
         limit = 65536
         for hop in self.hops:
             if hop.kind == "rf":
-                limit = min(limit, RfHopConfig(tc_max_frame_length=hop.forward.stack.frame_length
-                                               or 1024).max_packet_length - PRIMARY_HEADER_SIZE)
+                limit = min(limit, rf_config(hop).max_packet_length - PRIMARY_HEADER_SIZE)
         return TransportConfig(max_data_length=min(limit, 1024))
 
     @staticmethod

@@ -66,8 +66,9 @@ def _packets(n: int, apid: int, size: int) -> list[bytes]:
     return [SpacePacket(apid, i, bytes([i % 256]) * (size + i % 7)).encode() for i in range(n)]
 
 
-def test_rf_clean_round_trip_and_tags() -> None:
-    cfg = RfHopConfig(clcw_interval=0.5, t1=0.5)
+@pytest.mark.parametrize("uplink_frame", ["tc", "uslp"])
+def test_rf_clean_round_trip_and_tags(uplink_frame: str) -> None:
+    cfg = RfHopConfig(clcw_interval=0.5, t1=0.5, uplink_frame=uplink_frame)
     g, s = RfGround(cfg), RfSpace(cfg)
     w = Wire(g, s, delay=0.005, loss=0.0, flips=0.0, seed=1)
     up, down = _packets(12, 0x100, 80), _packets(9, 0x101, 700)
@@ -84,9 +85,12 @@ def test_rf_clean_round_trip_and_tags() -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(loss=st.floats(0.0, 0.3), flips=st.floats(0.0, 0.3), seed=st.integers(0, 10**6))
-def test_rf_cop1_delivers_exactly_once_in_order(loss: float, flips: float, seed: int) -> None:
-    cfg = RfHopConfig(clcw_interval=0.2, t1=0.3, transmission_limit=3, recovery_wait=0.2)
+@given(loss=st.floats(0.0, 0.3), flips=st.floats(0.0, 0.3), seed=st.integers(0, 10**6),
+       uplink_frame=st.sampled_from(["tc", "uslp"]))
+def test_rf_cop1_delivers_exactly_once_in_order(loss: float, flips: float, seed: int,
+                                                uplink_frame: str) -> None:
+    cfg = RfHopConfig(clcw_interval=0.2, t1=0.3, transmission_limit=3, recovery_wait=0.2,
+                      uplink_frame=uplink_frame)
     g, s = RfGround(cfg), RfSpace(cfg)
     w = Wire(g, s, delay=0.01, loss=loss, flips=flips, seed=seed)
     up = _packets(25, 0x100, 60)
@@ -106,6 +110,39 @@ def test_rf_config_errors() -> None:
     g = RfGround(RfHopConfig())
     with pytest.raises(ConfigError):
         g.send_packet(SpacePacket(1, 0, bytes(1100)).encode(), now=0.0)
+    for kwargs, key in (({"uplink_frame": "aos"}, "uplink_frame"),
+                        ({"uplink_max_frame_length": 1025}, "uplink_max_frame_length"),
+                        ({"uplink_frame": "uslp", "uplink_max_frame_length": 70_000},
+                         "uplink_max_frame_length")):
+        with pytest.raises(ConfigError) as e:
+            RfHopConfig(**kwargs)  # type: ignore[arg-type]
+        assert e.value.key == key
+    with pytest.raises(ConfigError) as e:
+        RfGround(RfHopConfig(uplink_code="tm-rs-255-223-i1"))
+    assert e.value.key == "uplink_code"
+
+
+def test_rf_uslp_uplink_carries_long_frames_and_sets_vcf_counts() -> None:
+    """USLP frames longer than a TC frame cross in one CLTU each; AD frames carry N(S) in a
+    one-octet VC Frame Count, the Set V(R) control frame none (732.1-B-2 §4.1.2)."""
+    from linkstack.frames.uslp import UslpFrame
+
+    cfg = RfHopConfig(uplink_frame="uslp", uplink_max_frame_length=4000, clcw_interval=0.5,
+                      t1=0.5)
+    g, s = RfGround(cfg), RfSpace(cfg)
+    assert cfg.max_packet_length == 4000 - 8 - 1 - 2
+    w = Wire(g, s, delay=0.005, loss=0.0, flips=0.0, seed=2)
+    up = [SpacePacket(0x100, i, bytes([i]) * (3000 + i)).encode() for i in range(5)]
+    for p in up:
+        g.send_packet(p, now=0.0)
+    w.run(5.0)
+    assert w.got[1] == up
+    decoder = cfg.uplink_chain().decoder()
+    frames = [UslpFrame.decode(ev.frame, cfg.uplink_frames().config)  # type: ignore[attr-defined]
+              for u in w.units if u.kind == "AD" for ev in decoder.feed(u.data)]
+    assert [f.vc_frame_count for f in frames] == list(range(5))
+    assert {(f.vc_frame_count_length, f.bypass_sequence_control_flag,
+             f.protocol_control_command_flag) for f in frames} == {(1, False, False)}
 
 
 @settings(max_examples=12, deadline=None)

@@ -206,6 +206,27 @@ def test_wireshark_ccsds_dissector_decodes_space_packets(tmp_path) -> None:
         assert row[7] == ""  # not malformed
 
 
+def test_capture_of_a_uslp_uplink_names_its_frames_uslp() -> None:
+    from linkstack.frames.uslp import UslpFrame
+    from linkstack.hops.rf import RfGround, RfHopConfig
+    from linkstack.pcap import capture_for
+
+    packet = SpacePacket(0x100, 3, b"a prompt, say", PacketType.TC).encode()
+    hop = RfHopConfig(uplink_frame="uslp")
+    buf = io.BytesIO()
+    w = PcapWriter(buf, nanosecond=True)
+    ground = RfGround(hop)
+    ground.send_packet(packet, now=0.0)
+    capture = capture_for(ground, w, node="ground", peer="sat1")
+    for unit in ground.poll(0.5):
+        capture.unit(unit.data, 0.5)
+    w.close()
+    records = list(read_pcap(buf.getvalue()))
+    assert [r.layer for r in records] == ["cltu", "uslp"]
+    frame = UslpFrame.decode(records[1].unit, hop.uplink_frames().config)
+    assert frame.data_field == packet and frame.vc_frame_count_length == 1
+
+
 def test_capture_for_each_hop_endpoint() -> None:
     """capture_for writes each unit a hop endpoint sends, the frame recovered from it, and the
     packets; the frames decode back (linkstack decoders) to the packet that was sent."""
@@ -234,7 +255,7 @@ def test_capture_for_each_hop_endpoint() -> None:
     assert [r.layer for r in records] == ["spp", "cltu", "tc", "spp", "cadu", "tm",
                                           "spp", "cadu", "uslp"]
     assert [r.time_ns for r in records[:2]] == [250_000_000, 500_000_000]
-    tc = TcFrame.decode(records[2].unit, hop.tc_config)
+    tc = TcFrame.decode(records[2].unit, hop.uplink_frames().config)
     assert tc.data_field == packet
     tm_config = TmChannelConfig(frame_length=CodingChain.from_name(hop.downlink_code)
                                 .frame_length or 0, has_ocf=True)

@@ -10,6 +10,7 @@ import pytest
 from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError
 from linkstack.frames.tc import TcFrame
+from linkstack.frames.uslp import UslpFrame
 from linkstack.payload.backend import Generation, RecordedBackend
 from linkstack.payload.client import PromptClient
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
@@ -73,16 +74,35 @@ def test_plan_path_of_the_default_scenario() -> None:
         ("uplink", "rf", "downlink"), ("isl-forward", "isl", "isl-return")]
 
 
-def test_plan_path_errors_name_the_key() -> None:
+@pytest.mark.parametrize(("stack", "key"), [
+    ({"frame": "aos"}, "links.uplink.stack.frame"),
+    ({"frame": "tc", "arq": "sr"}, "links.uplink.stack.frame"),  # SR runs over USLP only
+    ({"frame": "uslp", "arq": "go-back-n"}, "links.uplink.stack.arq"),
+    ({"frame": "aos", "arq": "cop-1"}, "links.uplink.stack.frame"),
+])
+def test_plan_path_errors_name_the_key(stack: dict[str, str], key: str) -> None:
     data = clean_scenario()
-    data["links"]["uplink"]["stack"]["frame"] = "aos"
+    data["links"]["uplink"]["stack"].update(stack)
     with pytest.raises(ConfigError) as exc:
         plan_path(parse_scenario(data))
-    assert exc.value.key == "links.uplink.stack.frame"
+    assert exc.value.key == key
 
 
-def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm() -> None:
-    sc = parse_scenario(clean_scenario())
+def test_plan_path_kinds_follow_the_arq() -> None:
+    data = clean_scenario()
+    data["links"]["uplink"]["stack"].update({"frame": "uslp", "arq": "cop-1"})
+    assert [h.kind for h in plan_path(parse_scenario(data))] == ["rf", "isl"]
+    data["links"]["downlink"]["stack"]["frame"] = "uslp"
+    with pytest.raises(ConfigError) as exc:
+        plan_path(parse_scenario(data))
+    assert exc.value.key == "links.downlink.stack.frame"
+
+
+@pytest.mark.parametrize("uplink_frame", ["tc", "uslp"])
+def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm(uplink_frame: str) -> None:
+    data = clean_scenario()
+    data["links"]["uplink"]["stack"].update({"frame": uplink_frame, "arq": "cop-1"})
+    sc = parse_scenario(data)
     report = run_roundtrip(sc, RecordedBackend({}, default=ANSWER))
     up_chain = CodingChain.from_name("tc-bch-rand")
     isl_chain = CodingChain.from_name("tm-rs-255-223-i5")
@@ -91,11 +111,17 @@ def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm() -> None:
         assert p.status == "ok" and p.answer == ANSWER.text
         assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
         m_prompt, m_result = _message_octets(p.prompt)
-        # Uplink: one packet (6-octet header) in one TC frame (5-octet header + 2 FECF), in a
-        # CLTU: start sequence 2 + 8 octets per 7 of frame + tail 8 (231.0-B-3).
-        tc_frame = 5 + 6 + m_prompt + 2
+        # Uplink: one packet (6-octet header) in one TC frame (5-octet header + 2 FECF) or
+        # USLP frame (7-octet header + 1-octet VC Frame Count + 1-octet TFDF header + 2
+        # FECF), in a CLTU: start sequence 2 + 8 octets per 7 of frame + tail 8 (231.0-B-3).
+        header = 5 if uplink_frame == "tc" else 7 + 1 + 1
+        tc_frame = header + 6 + m_prompt + 2
         cltu = 2 + 8 * math.ceil(tc_frame / 7) + 8
-        frame = TcFrame(0x2A, 0, 0, bytes(6 + m_prompt)).encode()
+        if uplink_frame == "tc":
+            frame = TcFrame(0x2A, 0, 0, bytes(6 + m_prompt)).encode()
+        else:
+            frame = UslpFrame(0x2A, 0, data_field=bytes(6 + m_prompt),
+                              vc_frame_count_length=1).encode()
         assert len(frame) == tc_frame and len(up_chain.encode_frame(frame)) == cltu
         # ISL and downlink: one fixed-length frame per CADU = ASM 4 + RS codeblock.
         isl_cadu = 4 + isl_chain.codeblock_length

@@ -22,11 +22,12 @@ from typing import Annotated, Any, BinaryIO
 import typer
 
 from linkstack.codecs.chain import (
+    USLP_VERSION,
     ChainDecoder,
     CodingChain,
     FrameDecoded,
     FrameRejected,
-    tc_frame_length,
+    carried_frame_length,
 )
 from linkstack.errors import ConfigError, DecodeError, LinkstackError, TruncatedError
 
@@ -133,18 +134,21 @@ def _fail(exc: LinkstackError) -> typer.Exit:
 
 
 def _tc_frames(data: bytes) -> list[bytes]:
-    """Split concatenated TC frames with their Frame Length fields."""
+    """Split concatenated TC or USLP frames with their Frame Length fields."""
     frames = []
     offset = 0
     while offset < len(data):
-        if len(data) - offset < 4:
-            raise TruncatedError(f"{len(data) - offset} octets left, a TC frame header has 5",
-                                 layer="tc", field="frame_length", offset=offset)
-        length = tc_frame_length(data[offset:])
+        uslp = data[offset] >> 4 == USLP_VERSION
+        layer, header, field_at = ("uslp", 6, 4) if uslp else ("tc", 4, 2)
+        if len(data) - offset < header:
+            raise TruncatedError(f"{len(data) - offset} octets left, before the end of a "
+                                 f"{layer.upper()} frame length field",
+                                 layer=layer, field="frame_length", offset=offset)
+        length = carried_frame_length(data[offset:])
         if offset + length > len(data):
             raise TruncatedError(f"the frame length field says {length} octets, "
-                                 f"{len(data) - offset} left", layer="tc",
-                                 field="frame_length", offset=offset + 2)
+                                 f"{len(data) - offset} left", layer=layer,
+                                 field="frame_length", offset=offset + field_at)
         frames.append(data[offset : offset + length])
         offset += length
     return frames

@@ -1,9 +1,11 @@
-"""The ground ↔ spacecraft RF hop: COP-1 over TC on the uplink, TM with CLCW on the downlink.
+"""The ground ↔ spacecraft RF hop: COP-1 over TC (or USLP) on the uplink, TM with CLCW on
+the downlink.
 
 Uplink (ground → spacecraft): each Space Packet rides in one TC Transfer Frame (232.0-B-4
-§4.1) of Type-AD, sequence-controlled by FOP-1 (232.1-B-2 §5), encoded into a CLTU with the
-TC randomizer and BCH(63,56) (231.0-B-3). On board: CLTU decoding, frame validation, FARM-1
-(232.1-B-2 §6), packets delivered.
+§4.1) — or one USLP Transfer Frame (732.1-B-2, ``uplink_frame="uslp"``; see
+:mod:`linkstack.hops.cop1_frames`) — of Type-AD, sequence-controlled by FOP-1 (232.1-B-2 §5),
+encoded into a CLTU with the TC randomizer and BCH(63,56) (231.0-B-3). On board: CLTU
+decoding, frame validation, FARM-1 (232.1-B-2 §6), packets delivered.
 
 Downlink (spacecraft → ground): packets multiplexed into fixed-length TM Transfer Frames
 (132.0-B-3) on one VC, every frame carrying FARM-1's current CLCW in its OCF (232.0-B-4
@@ -39,10 +41,9 @@ from linkstack.arq.fop1 import Fop1, FopState
 from linkstack.codecs.chain import CodingChain, FrameDecoded
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
-from linkstack.frames.tc import TcChannelConfig, TcFrame
 from linkstack.frames.tm import TmChannelConfig
 from linkstack.hops.base import Reception, Unit, split_packets
-from linkstack.mux.channel import FrameIntake
+from linkstack.hops.cop1_frames import UPLINK_FRAMES, Cop1Frames, cop1_frames
 from linkstack.mux.packet_zone import PacketExtracted
 from linkstack.mux.tm import FrameRejected, OcfReceived, TmDemultiplexer, TmMultiplexer
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
@@ -57,10 +58,13 @@ class RfHopConfig:
     Attributes:
         scid: Spacecraft Identifier (TC and TM).
         vcid: the VC carrying packets (TC VC for COP-1, TM VC for the downlink).
+        uplink_frame: ``"tc"`` (TC Transfer Frames) or ``"uslp"`` (USLP Transfer Frames,
+            the VC Frame Count as N(S)); both in CLTUs.
         uplink_code / downlink_code: coding chain names (:mod:`linkstack.codecs.chain`).
         downlink_frame_length: TM frame length; None takes the chain's (an RS chain's
             I·(k−Q)); needed for ``tm-uncoded``; with an RS chain it sets the virtual fill.
-        tc_max_frame_length: Maximum TC Transfer Frame Length (≤ 1024, 232.0-B-4 §4.1.2.7).
+        uplink_max_frame_length: Maximum uplink Transfer Frame Length (TC ≤ 1024,
+            232.0-B-4 §4.1.2.7; USLP ≤ 65536, 732.1-B-2 §4.1.2.7).
         window: FOP-1 sliding window width K (232.1-B-2 §5.1.4).
         farm_window: FARM-1 sliding window width W, even, ≥ 2K (§6.1.8.2).
         t1: FOP-1 Timer_Initial_Value, seconds (set it above one round trip).
@@ -71,10 +75,11 @@ class RfHopConfig:
 
     scid: int = 0x2A
     vcid: int = 0
+    uplink_frame: str = "tc"
     uplink_code: str = "tc-bch-rand"
     downlink_code: str = "tm-rs-255-223-i1"
     downlink_frame_length: int | None = None
-    tc_max_frame_length: int = 1024
+    uplink_max_frame_length: int = 1024
     window: int = 10
     farm_window: int = 20
     t1: float = 2.0
@@ -91,15 +96,30 @@ class RfHopConfig:
         for key in ("t1", "clcw_interval", "recovery_wait"):
             if not getattr(self, key) > 0:
                 raise ConfigError("must be > 0", key=key)
+        if self.uplink_frame not in UPLINK_FRAMES:
+            raise ConfigError(f"{self.uplink_frame!r}: COP-1 runs over "
+                              f"{' or '.join(UPLINK_FRAMES)} frames", key="uplink_frame")
+        try:
+            self.uplink_frames()
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, key="uplink_max_frame_length") from None
 
-    @property
-    def tc_config(self) -> TcChannelConfig:
-        return TcChannelConfig(has_fecf=True, max_frame_length=self.tc_max_frame_length)
+    def uplink_frames(self) -> Cop1Frames:
+        """Encoder/decoder of the uplink frames (:mod:`linkstack.hops.cop1_frames`)."""
+        return cop1_frames(self.uplink_frame, self.scid, self.uplink_max_frame_length)
+
+    def uplink_chain(self) -> CodingChain:
+        """The uplink CLTU chain; its receiver takes CLTUs as long as the longest frame."""
+        if CodingChain.from_name(self.uplink_code).kind != "tc":
+            raise ConfigError(f"{self.uplink_code}: the uplink needs a CLTU chain (tc-bch...)",
+                              key="uplink_code")
+        return CodingChain.from_name(
+            self.uplink_code, max_codeblocks=max(147, -(-self.uplink_max_frame_length // 7)))
 
     @property
     def max_packet_length(self) -> int:
         """Largest Space Packet the uplink carries in one frame."""
-        return self.tc_config.data_field_capacity(self.vcid)
+        return self.uplink_frames().capacity(self.vcid)
 
     def downlink_chain(self) -> CodingChain:
         """The downlink coding chain, with the configured frame length if any."""
@@ -125,8 +145,8 @@ class RfGround:
 
     def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
         self.config = config
-        self.tc_config = config.tc_config
-        self.uplink = CodingChain.from_name(config.uplink_code)
+        self.frames = config.uplink_frames()
+        self.uplink = config.uplink_chain()
         downlink = config.downlink_chain()
         self.decoder = downlink.decoder()
         self.demux = TmDemultiplexer(config.scid, config.tm_config(downlink))
@@ -147,7 +167,8 @@ class RfGround:
     def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
         if len(packet) > self.config.max_packet_length:
             raise ConfigError(
-                f"a {len(packet)}-octet packet does not fit one TC frame "
+                f"a {len(packet)}-octet packet does not fit one "
+                f"{self.frames.layer.upper()} frame "
                 f"({self.config.max_packet_length} octets)", key="packet")
         self._handles += 1
         self._sdus[self._handles] = (bytes(packet), tag)
@@ -182,11 +203,8 @@ class RfGround:
                 self._recover_after = now + self.config.recovery_wait
 
     def _transmit(self, ev: TransmitFrame) -> None:
-        cfg = self.config
         ft = ev.frame_type
-        frame = TcFrame(cfg.scid, ev.vcid, ev.ns if ft is FrameType.AD else 0, ev.data,
-                        bypass_flag=ft is not FrameType.AD,
-                        control_command_flag=ft is FrameType.BC).encode(self.tc_config)
+        frame = self.frames.encode(ev.vcid, ft, ev.ns, ev.data)
         sdu = self._sdus.get(ev.handle) if ft is not FrameType.BC else None
         tags = (sdu[1],) if sdu is not None and sdu[1] is not None else ()
         self._out.append(Unit(self.uplink.encode_frame(frame), tags, ft.name, len(frame),
@@ -267,8 +285,8 @@ class RfSpace:
 
     def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
         self.config = config
-        self.tc_config = config.tc_config
-        self.decoder = CodingChain.from_name(config.uplink_code).decoder()
+        self.frames = config.uplink_frames()
+        self.decoder = config.uplink_chain().decoder()
         self.downlink = config.downlink_chain()
         self.tm_config = config.tm_config(self.downlink)
         self.mux = TmMultiplexer(config.scid, self.tm_config, (config.vcid,))
@@ -276,7 +294,6 @@ class RfSpace:
         self._clcw_due = False
         self._next_clcw = now
         self.units_sent = 0
-        self.tc_frames = FrameIntake(config.scid, self.tc_config, TcFrame.decode, "tc")
 
     def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
         if len(packet) < PRIMARY_HEADER_SIZE + 1:
@@ -290,15 +307,14 @@ class RfSpace:
             if not isinstance(ev, FrameDecoded):
                 rec.notes.append(ev)
                 continue
-            frame = self.tc_frames.intake(ev.frame)
+            frame = self.frames.intake(ev.frame)
             if isinstance(frame, FrameRejected):
                 rec.notes.append(frame.error)
                 continue
             if frame.vcid != cfg.vcid:
                 rec.notes.append(f"frame for VC {frame.vcid} ignored")
                 continue
-            ft = FrameType.from_flags(frame.bypass_flag, frame.control_command_flag)
-            for e in self.farm.receive(ft, frame.ns, frame.data_field):
+            for e in self.farm.receive(frame.frame_type, frame.ns, frame.data):
                 if isinstance(e, Delivered):
                     rec.packets.extend(split_packets(e.data))
                     rec.accepted = True
@@ -336,5 +352,5 @@ class RfSpace:
             "farm1_state": self.farm.state.name,
             "vr": clcw.report_value, "lockout": clcw.lockout, "wait": clcw.wait,
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
-            "frames_rejected": self.tc_frames.rejected, "mc_frame_count": self.mux.mc_frame_count,
+            "frames_rejected": self.frames.rejected, "mc_frame_count": self.mux.mc_frame_count,
         }
