@@ -40,6 +40,8 @@ Schema (every table refuses keys not listed)::
                         | "pointing" (losses = [[start_s, duration_s], ...],
                           reacquisition_s, rate_per_hour, mean_duration_s, stream)
       [reorder]         fraction [0, 1], mean_delay_s > 0
+      [duplicate]       fraction [0, 1] of the units received a second time, mean_delay_s
+                        >= 0 (mean extra delay of the copy; 0: right behind the original)
       [stack]           per-hop stack settings, checked as plain values here and
                         interpreted by the stack: frame = "tc" | "tm" | "aos" | "uslp",
                         frame_length (int; <= 1024 for TC, 2048 for TM, 65536 for USLP),
@@ -286,6 +288,14 @@ class StackSpec:
 
 
 @dataclass(frozen=True)
+class DuplicateSpec:
+    """Frame duplication of a link direction (see :class:`~linkstack.sims.link.Direction`)."""
+
+    fraction: float
+    mean_delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class LinkSpec:
     """One validated link direction."""
 
@@ -305,6 +315,7 @@ class LinkSpec:
     outages: OutageSpec
     reorder: Reorder | None
     stack: StackSpec
+    duplicate: DuplicateSpec | None = None
 
     def build_propagation(self) -> Propagation:
         if self.propagation.model == "pass":
@@ -343,6 +354,8 @@ class LinkSpec:
             ber=self.ber, erasure=self.erasure, ge=self.ge, visibility=self.build_visibility(),
             reorder=self.reorder, queue_capacity=self.queue_capacity,
             queue_policy=self.queue_policy, deliver_lost=self.deliver_lost,
+            duplicate=self.duplicate.fraction if self.duplicate else 0.0,
+            duplicate_delay_s=self.duplicate.mean_delay_s if self.duplicate else 0.0,
             on_delivery=on_delivery, tap=tap, seed=seed,
         )
 
@@ -673,6 +686,7 @@ def _parse_direction(t: _Table, *, nodes: Mapping[str, NodeSpec] | None, link_na
     ge = _parse_ge(t.table("ge"), rate)
     outages = _parse_outages(t.table("outages"), pass_spec, endpoints, t.path("outages"))
     reorder = _parse_reorder(t.table("reorder"))
+    duplicate = _parse_duplicate(t.table("duplicate"))
     stack = _parse_stack(t.table("stack"))
     t.done()
     if profile_mode:
@@ -683,7 +697,8 @@ def _parse_direction(t: _Table, *, nodes: Mapping[str, NodeSpec] | None, link_na
     if propagation.model == "pass" and pass_spec is None:
         pass_spec = _default_pass(endpoints, t.path("propagation"))
     return LinkSpec(link_name, source, destination, profile, rate, ber, erasure, capacity,
-                    policy, deliver_lost, propagation, pass_spec, ge, outages, reorder, stack)
+                    policy, deliver_lost, propagation, pass_spec, ge, outages, reorder, stack,
+                    duplicate)
 
 
 def _satellite_altitude(endpoints: list[NodeSpec], key: str) -> float:
@@ -858,6 +873,15 @@ def _parse_reorder(t: _Table | None) -> Reorder | None:
     mean = t.number("mean_delay_s", lo=0.0, lo_open=True)
     t.done()
     return Reorder(fraction, mean) if fraction > 0 else None
+
+
+def _parse_duplicate(t: _Table | None) -> DuplicateSpec | None:
+    if t is None:
+        return None
+    fraction = t.number("fraction", lo=0.0, hi=1.0)
+    mean = t.number("mean_delay_s", 0.0, lo=0.0)
+    t.done()
+    return DuplicateSpec(fraction, mean) if fraction > 0 else None
 
 
 def _parse_stack(t: _Table | None) -> StackSpec:

@@ -159,6 +159,23 @@ def test_same_seed_same_timings_and_lossy_links_still_answer() -> None:
         assert p.total_s >= p.bound_s
 
 
+def test_duplicated_frames_on_every_link_change_nothing_above_the_frames() -> None:
+    """Half of all units received twice (copies up to ~2 ms late): COP-1 (FARM-1), SR and
+    the TM demultiplexer each drop the copies; answers and timings are those of a clean
+    run, since a copy only ever arrives after its original."""
+    clean = run_roundtrip(parse_scenario(clean_scenario()), RecordedBackend({}, default=ANSWER))
+    data = clean_scenario()
+    for name in data["links"]:
+        data["links"][name]["duplicate"] = {"fraction": 0.5, "mean_delay_s": 0.002}
+    report = run_roundtrip(parse_scenario(data), RecordedBackend({}, default=ANSWER))
+    assert [(p.status, p.answer) for p in report.prompts] == [
+        ("ok", ANSWER.text)] * len(clean.prompts)
+    assert [p.total_s for p in report.prompts] == [p.total_s for p in clean.prompts]
+    ground, space = report.link_status["rf-ground"], report.link_status["rf-space"]
+    assert ground["frames_duplicate"] > 0
+    assert ground["frames_received"] == space["units_sent"]
+
+
 @pytest.mark.model
 def test_real_model_round_trip_through_the_default_scenario() -> None:
     from linkstack.payload.backend import LlamaCppBackend

@@ -174,6 +174,11 @@ BAD_VALUES = [
      "links.uplink.outages.duration_s"),
     ("links.uplink.reorder", {"fraction": 0.1}, "links.uplink.reorder.mean_delay_s"),
     ("links.uplink.reorder", {"fraction": 2, "mean_delay_s": 1}, "links.uplink.reorder.fraction"),
+    ("links.uplink.duplicate", {"mean_delay_s": 0.1}, "links.uplink.duplicate.fraction"),
+    ("links.uplink.duplicate", {"fraction": -0.1}, "links.uplink.duplicate.fraction"),
+    ("links.uplink.duplicate", {"fraction": 0.1, "mean_delay_s": -1},
+     "links.uplink.duplicate.mean_delay_s"),
+    ("links.uplink.duplicate", {"fraction": 0.1, "copies": 2}, "links.uplink.duplicate.copies"),
     ("links.uplink.stack.frame", "ax25", "links.uplink.stack.frame"),
     ("links.uplink.stack.frame_length", 2000, "links.uplink.stack.frame_length"),
     ("links.uplink.stack.frame_length", "1024", "links.uplink.stack.frame_length"),
@@ -208,6 +213,18 @@ def test_missing_keys_name_their_key(dotted: str, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_scenario(_delete(default_dict(), dotted))
     assert info.value.key == key
+
+
+def test_duplication_reaches_the_direction() -> None:
+    data = _set(default_dict(), "links.downlink.duplicate", {"fraction": 0.25,
+                                                             "mean_delay_s": 0.002})
+    spec = parse_scenario(data).links["downlink"]
+    assert spec.duplicate is not None
+    assert (spec.duplicate.fraction, spec.duplicate.mean_delay_s) == (0.25, 0.002)
+    direction = spec.build_direction()
+    assert (direction.duplicate, direction.duplicate_delay_s) == (0.25, 0.002)
+    plain = parse_scenario(default_dict()).links["downlink"].build_direction()
+    assert (plain.duplicate, plain.duplicate_delay_s) == (0.0, 0.0)
 
 
 def test_links_merge_with_their_profile() -> None:

@@ -45,7 +45,13 @@ from linkstack.frames.tm import TmChannelConfig
 from linkstack.hops.base import Reception, Unit, split_packets
 from linkstack.hops.cop1_frames import UPLINK_FRAMES, Cop1Frames, cop1_frames
 from linkstack.mux.packet_zone import PacketExtracted
-from linkstack.mux.tm import FrameRejected, OcfReceived, TmDemultiplexer, TmMultiplexer
+from linkstack.mux.tm import (
+    FrameDuplicate,
+    FrameRejected,
+    OcfReceived,
+    TmDemultiplexer,
+    TmMultiplexer,
+)
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
 
 _MODULUS = 256
@@ -226,7 +232,7 @@ class RfGround:
                     self._handle(self.fop.on_clcw(clcw, now=now), now)
                     self._maybe_recover(clcw, now)
                 else:
-                    good = good and not isinstance(e, FrameRejected)
+                    good = good and not isinstance(e, FrameRejected | FrameDuplicate)
                     rec.notes.append(e)
             rec.accepted = rec.accepted or good
         self._feed(now)
@@ -274,7 +280,8 @@ class RfGround:
             "outstanding": self.fop.outstanding, "backlog": len(self._backlog),
             "units_sent": self.units_sent, "alerts": dict(self.alerts),
             "recoveries": self.recoveries, "frames_received": self.demux.frames,
-            "frames_rejected": self.demux.rejected, "counters": self.fop.counters.as_dict(),
+            "frames_rejected": self.demux.rejected, "frames_duplicate": self.demux.duplicates,
+            "counters": self.fop.counters.as_dict(),
         }
 
 

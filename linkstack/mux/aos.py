@@ -20,6 +20,8 @@ from linkstack.frames.aos import (
     AosFrame,
 )
 from linkstack.mux.channel import (
+    DUPLICATE_WINDOW,
+    FrameDuplicate,
     FrameIntake,
     FrameRejected,
     OcfReceived,
@@ -86,16 +88,18 @@ class AosDemultiplexer(FrameIntake):
 
     def __init__(self, scid: int, config: AosChannelConfig, *,
                  track_sequence: bool = True) -> None:
-        super().__init__(scid, config, AosFrame.decode, "aos")
+        super().__init__(scid, config, AosFrame.decode, "aos",
+                         duplicate_window=DUPLICATE_WINDOW)
         self.zones = ZoneDemultiplexer(_AOS, VC_FRAME_COUNT_MODULUS,
                                        track_sequence=track_sequence)
         self.idle_frames = 0
 
-    def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
+    def receive_frame(self, buf: bytes
+                      ) -> list[ExtractorEvent | OcfReceived | FrameRejected | FrameDuplicate]:
         frame = self.intake(buf)
-        if isinstance(frame, FrameRejected):
+        if isinstance(frame, FrameRejected | FrameDuplicate):
             return [frame]
-        events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
+        events: list[ExtractorEvent | OcfReceived | FrameRejected | FrameDuplicate] = []
         if frame.ocf is not None:
             events.append(OcfReceived(frame.vcid, frame.ocf))
         if frame.is_idle or frame.first_header_pointer is None:

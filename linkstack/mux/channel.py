@@ -139,21 +139,46 @@ class FrameRejected:
     error: DecodeError
 
 
+@dataclass(frozen=True, slots=True)
+class FrameDuplicate:
+    """A good frame identical, octet for octet, to one received shortly before (a ground
+    station network or relay delivering it twice) was dropped, so that its packets are not
+    delivered twice and its frame count does not look like a gap of almost a whole cycle."""
+
+    layer: str
+    vcid: int
+    frame: Any
+
+
+DUPLICATE_WINDOW = 64
+"""Frames remembered to recognise a repeat; below every frame count modulus it serves (TM
+MC/VC 256, AOS 2**24, USLP VC counts of one or more octets), so two different frames within
+it always differ in their counts."""
+
+
 class FrameIntake:
     """The first step every demultiplexer of this package shares: decode a frame with the
     frame type's own decoder (FECF and header checks), check it belongs to spacecraft
     ``scid``, and count it. A frame that fails comes back as :class:`FrameRejected`."""
 
     def __init__(self, scid: int, config: Any, decode: Callable[[bytes, Any], Any],
-                 layer: str) -> None:
+                 layer: str, *, duplicate_window: int = 0,
+                 counted: Callable[[Any], bool] | None = None) -> None:
         self.scid = scid
         self.config = config
         self._decode = decode
         self._layer = layer
         self.frames = 0
         self.rejected = 0
+        self.duplicates = 0
+        self._window = duplicate_window
+        self._counted = counted
+        self._recent: dict[bytes, None] = {}  # insertion-ordered: the last frames accepted
 
     def intake(self, buf: bytes) -> Any:
+        """The decoded frame, or :class:`FrameRejected`, or (with a ``duplicate_window``)
+        :class:`FrameDuplicate` for an exact repeat of one of the last frames that carry a
+        frame count (``counted(frame)``, default all)."""
         try:
             frame = self._decode(buf, self.config)
             if frame.scid != self.scid:
@@ -162,5 +187,14 @@ class FrameIntake:
         except DecodeError as err:
             self.rejected += 1
             return FrameRejected(err)
+        if self._window and (self._counted is None or self._counted(frame)):
+            key = bytes(buf)
+            recent = self._recent
+            if key in recent:
+                self.duplicates += 1
+                return FrameDuplicate(self._layer, frame.vcid, frame)
+            recent[key] = None
+            if len(recent) > self._window:
+                del recent[next(iter(recent))]
         self.frames += 1
         return frame

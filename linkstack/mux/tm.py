@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from linkstack.errors import ConfigError
 from linkstack.frames.tm import FRAME_COUNT_MODULUS, MAX_VCID, TmChannelConfig, TmFrame
 from linkstack.mux.channel import (
+    DUPLICATE_WINDOW,
+    FrameDuplicate,
     FrameIntake,
     FrameRejected,
     OcfReceived,
@@ -113,7 +115,7 @@ class MasterChannelGap:
     lost: int
 
 
-DemuxEvent = ExtractorEvent | OcfReceived | FrameRejected | MasterChannelGap
+DemuxEvent = ExtractorEvent | OcfReceived | FrameRejected | FrameDuplicate | MasterChannelGap
 
 
 class TmDemultiplexer(FrameIntake):
@@ -126,7 +128,7 @@ class TmDemultiplexer(FrameIntake):
 
     def __init__(self, scid: int, config: TmChannelConfig, *, idle_vcid: int = MAX_VCID,
                  track_sequence: bool = True) -> None:
-        super().__init__(scid, config, TmFrame.decode, "tm")
+        super().__init__(scid, config, TmFrame.decode, "tm", duplicate_window=DUPLICATE_WINDOW)
         self.idle_vcid = idle_vcid
         self.zones = ZoneDemultiplexer(_TM, FRAME_COUNT_MODULUS, track_sequence=track_sequence)
         self._expected_mc: int | None = None
@@ -134,7 +136,7 @@ class TmDemultiplexer(FrameIntake):
 
     def receive_frame(self, buf: bytes) -> list[DemuxEvent]:
         frame = self.intake(buf)
-        if isinstance(frame, FrameRejected):
+        if isinstance(frame, FrameRejected | FrameDuplicate):
             return [frame]
         events: list[DemuxEvent] = []
         mc = frame.mc_frame_count

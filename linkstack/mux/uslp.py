@@ -21,6 +21,8 @@ from linkstack.frames.uslp import (
     UslpProtocolId,
 )
 from linkstack.mux.channel import (
+    DUPLICATE_WINDOW,
+    FrameDuplicate,
     FrameIntake,
     FrameRejected,
     OcfReceived,
@@ -110,16 +112,20 @@ class UslpDemultiplexer(FrameIntake):
 
     def __init__(self, scid: int, config: UslpChannelConfig, *,
                  track_sequence: bool = True) -> None:
-        super().__init__(scid, config, UslpFrame.decode, "uslp")
+        # only frames with a VC Frame Count can be told from a legitimate identical frame
+        super().__init__(scid, config, UslpFrame.decode, "uslp",
+                         duplicate_window=DUPLICATE_WINDOW,
+                         counted=lambda frame: frame.vc_frame_count_length > 0)
         self.track_sequence = track_sequence
         self._per_vc: dict[int, ZoneDemultiplexer] = {}
         self._last: dict[int, int] = {}
 
-    def receive_frame(self, buf: bytes) -> list[ExtractorEvent | OcfReceived | FrameRejected]:
+    def receive_frame(self, buf: bytes
+                      ) -> list[ExtractorEvent | OcfReceived | FrameRejected | FrameDuplicate]:
         frame = self.intake(buf)
-        if isinstance(frame, FrameRejected):
+        if isinstance(frame, FrameRejected | FrameDuplicate):
             return [frame]
-        events: list[ExtractorEvent | OcfReceived | FrameRejected] = []
+        events: list[ExtractorEvent | OcfReceived | FrameRejected | FrameDuplicate] = []
         if frame.ocf is not None:
             events.append(OcfReceived(frame.vcid, frame.ocf))
         if (frame.tfdz_construction_rules != TfdzConstructionRule.PACKETS_SPANNING_FRAMES
