@@ -109,6 +109,25 @@ def test_cltu_binary_frames_split_by_length_field(app: typer.Typer, runner: CliR
     assert json.loads(wrong.stderr)["frames"] < 4
 
 
+def test_cltu_carries_mixed_tc_and_uslp_frames(app: typer.Typer, runner: CliRunner) -> None:
+    """Concatenated binary input is split by each frame's own length field: TC (10 bits in
+    octets 2-3) or USLP (16 bits in octets 4-5, TFVN 1100)."""
+    from linkstack.frames.uslp import UslpFrame
+
+    rng = np.random.default_rng(4)
+    uslp = UslpFrame(0x2A, 1, data_field=b"over USLP", vc_frame_count_length=1,
+                     vc_frame_count=9).encode()
+    frames = [tc_frame(rng, 40), uslp, tc_frame(rng, 9)]
+    enc = runner.invoke(app, ["cltu", "encode"], input=b"".join(frames))
+    assert enc.exit_code == 0, enc.stderr
+    assert enc.stdout_bytes.count(TAIL_SEQUENCE) == 3
+    dec = runner.invoke(app, ["cltu", "decode", "--hex"], input=enc.stdout_bytes.hex() + "\n")
+    assert dec.exit_code == 0, dec.stderr
+    assert dec.stdout.split() == [f.hex() for f in frames]
+    cut = runner.invoke(app, ["cltu", "encode"], input=b"".join(frames)[:-3])
+    assert cut.exit_code != 0 and "frame_length" in cut.stderr
+
+
 def test_cltu_encode_json(app: typer.Typer, runner: CliRunner) -> None:
     frame = tc_frame(np.random.default_rng(4), 20)
     res = runner.invoke(app, ["cltu", "encode", "--json"], input=frame)

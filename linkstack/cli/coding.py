@@ -273,7 +273,7 @@ def register(app: typer.Typer) -> None:
         hex_text: HexOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Encode TC transfer frames into CLTUs."""
+        """Encode TC (or USLP) transfer frames into CLTUs."""
         try:
             chain = _chain(code, None, randomize, None, "tc")
             _encode(chain, source, out, hex_text, as_json)
@@ -289,7 +289,7 @@ def register(app: typer.Typer) -> None:
         hex_text: HexOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Find CLTUs in a bit stream and decode the TC frames."""
+        """Find CLTUs in a bit stream and decode the TC (or USLP) frames."""
         try:
             chain = _chain(code, None, randomize, None, "tc")
             _decode(chain, source, out, hex_text, as_json)
