@@ -190,12 +190,13 @@ BOOKS: tuple[Book, ...] = (
                 _t("test_arq_properties.py", "test_cop1_exactly_once_in_order",
                    "test_fop1_random_inputs_keep_invariants")),
         Feature("COP-16", "COP-1 over USLP (VC Frame Count as N(S); UPID 1 for control "
-                "commands)", "§1.2; 732.1-B-2 §4.1.2", S,
+                "commands; the CLCW back in a TM or USLP OCF)", "§1.2; 732.1-B-2 §4.1.2", S,
                 _t("test_cop1_frames.py", "test_every_frame_type_comes_back",
                    "test_uslp_header_fields_per_frame_type",
                    "test_uslp_frames_that_cannot_be_cop1_are_rejected_naming_the_field")
                 + _t("test_hops.py", "test_rf_cop1_delivers_exactly_once_in_order",
-                     "test_rf_uslp_uplink_carries_long_frames_and_sets_vcf_counts")),
+                     "test_rf_uslp_uplink_carries_long_frames_and_sets_vcf_counts",
+                     "test_idle_downlink_frames_still_bring_the_clcw_down")),
     )),
     Book("CCSDS 132.0-B-3", "TM Space Data Link Protocol", "tm.md", (
         Feature("TM-1", "Primary header: every field, interoperable with spacepackets",

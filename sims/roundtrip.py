@@ -31,6 +31,7 @@ import trio
 
 from linkstack.errors import ConfigError
 from linkstack.hops.base import HopEndpoint, Unit
+from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES
 from linkstack.hops.isl import IslEndpoint, IslHopConfig
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
 from linkstack.payload.backend import ModelBackend, scaled_inference_s
@@ -117,9 +118,9 @@ def _hop_kind(fwd: LinkSpec, back: LinkSpec) -> str:
         raise ConfigError(f"unsupported frame {fwd.stack.frame!r} for {arq} "
                           f"({' or '.join(_ARQ_FRAMES[arq])})", key=f"links.{fwd.name}.stack.frame")
     if arq == "cop-1":
-        if (back.stack.frame or "tm").lower() != "tm":
-            raise ConfigError("the return of a COP-1 uplink must be TM (the CLCW rides in "
-                              "its OCF)", key=f"links.{back.name}.stack.frame")
+        if (back.stack.frame or "tm").lower() not in DOWNLINK_FRAMES:
+            raise ConfigError("the return of a COP-1 uplink must be TM or USLP (the CLCW "
+                              "rides in its OCF)", key=f"links.{back.name}.stack.frame")
         return "rf"
     return "isl"
 
@@ -135,7 +136,8 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
     try:
         return _build_endpoints(hop)
     except ConfigError as exc:
-        back = exc.key in ("downlink_code", "downlink_frame_length", "clcw_interval")
+        back = exc.key in ("downlink_code", "downlink_frame_length", "downlink_frame",
+                           "clcw_interval")
         name = _SCENARIO_KEYS.get(exc.key)
         reason = exc.reason if name is not None else f"{exc.key}: {exc.reason}"
         table = hop.back if back else hop.forward
@@ -146,7 +148,7 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
 _SCENARIO_KEYS = {
     "frame_length": "frame_length", "downlink_frame_length": "frame_length",
     "uplink_max_frame_length": "frame_length", "max_frame_length": "frame_length",
-    "uplink_frame": "frame",
+    "uplink_frame": "frame", "downlink_frame": "frame",
     "downlink_code": "coding", "uplink_code": "coding", "code": "coding", "vcid": "vcid",
     "window": "arq_params.window_width", "farm_window": "arq_params.farm_window_width",
     "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
@@ -163,6 +165,7 @@ def rf_config(hop: Hop) -> RfHopConfig:
     return RfHopConfig(
         vcid=fwd.stack.vcid or 0,
         uplink_frame=(fwd.stack.frame or "tc").lower(),
+        downlink_frame=(back.stack.frame or "tm").lower(),
         uplink_code=fwd.stack.coding or "tc-bch-rand",
         downlink_code=back.stack.coding or "tm-rs-255-223-i1",
         downlink_frame_length=back.stack.frame_length,

@@ -46,8 +46,9 @@ Schema (every table refuses keys not listed)::
                         interpreted by the stack: frame = "tc" | "tm" | "aos" | "uslp",
                         frame_length (int; <= 1024 for TC, 2048 for TM, 65536 for USLP),
                         coding (chain name, e.g. "tm-rs-255-223-i5", "tc-bch"), arq
-                        ("cop-1" over tc or uslp frames, "sr" over uslp; the round trip
-                        takes tc -> cop-1, uslp -> sr when absent), vcid (0..63), ocf (bool),
+                        ("cop-1" over tc or uslp frames, its return tm or uslp; "sr" over
+                        uslp; the round trip takes tc -> cop-1, uslp -> sr when absent),
+                        vcid (0..63), ocf (bool),
                         [stack.arq_params] (str / int / float / bool values)
 
 Merging a link with its profile: key by key; a sub-table whose ``model`` differs

@@ -66,9 +66,11 @@ def _packets(n: int, apid: int, size: int) -> list[bytes]:
     return [SpacePacket(apid, i, bytes([i % 256]) * (size + i % 7)).encode() for i in range(n)]
 
 
-@pytest.mark.parametrize("uplink_frame", ["tc", "uslp"])
-def test_rf_clean_round_trip_and_tags(uplink_frame: str) -> None:
-    cfg = RfHopConfig(clcw_interval=0.5, t1=0.5, uplink_frame=uplink_frame)
+@pytest.mark.parametrize(("uplink_frame", "downlink_frame"),
+                         [("tc", "tm"), ("uslp", "tm"), ("tc", "uslp"), ("uslp", "uslp")])
+def test_rf_clean_round_trip_and_tags(uplink_frame: str, downlink_frame: str) -> None:
+    cfg = RfHopConfig(clcw_interval=0.5, t1=0.5, uplink_frame=uplink_frame,
+                      downlink_frame=downlink_frame)
     g, s = RfGround(cfg), RfSpace(cfg)
     w = Wire(g, s, delay=0.005, loss=0.0, flips=0.0, seed=1)
     up, down = _packets(12, 0x100, 80), _packets(9, 0x101, 700)
@@ -78,7 +80,7 @@ def test_rf_clean_round_trip_and_tags(uplink_frame: str) -> None:
         s.send_packet(p, ("down", i), now=0.0)
     w.run(5.0)
     assert w.got == (down, up)
-    assert {u.kind for u in w.units} >= {"AD", "TM"}
+    assert {u.kind for u in w.units} >= {"AD", downlink_frame.upper()}
     ad_tags = [u.tags for u in w.units if u.kind == "AD"]
     assert ad_tags == [(("up", i),) for i in range(12)]
     assert g.status()["cop1_state"] == "S1" and g.idle
@@ -86,11 +88,12 @@ def test_rf_clean_round_trip_and_tags(uplink_frame: str) -> None:
 
 @settings(max_examples=12, deadline=None)
 @given(loss=st.floats(0.0, 0.3), flips=st.floats(0.0, 0.3), seed=st.integers(0, 10**6),
-       uplink_frame=st.sampled_from(["tc", "uslp"]))
+       uplink_frame=st.sampled_from(["tc", "uslp"]),
+       downlink_frame=st.sampled_from(["tm", "uslp"]))
 def test_rf_cop1_delivers_exactly_once_in_order(loss: float, flips: float, seed: int,
-                                                uplink_frame: str) -> None:
+                                                uplink_frame: str, downlink_frame: str) -> None:
     cfg = RfHopConfig(clcw_interval=0.2, t1=0.3, transmission_limit=3, recovery_wait=0.2,
-                      uplink_frame=uplink_frame)
+                      uplink_frame=uplink_frame, downlink_frame=downlink_frame)
     g, s = RfGround(cfg), RfSpace(cfg)
     w = Wire(g, s, delay=0.01, loss=loss, flips=flips, seed=seed)
     up = _packets(25, 0x100, 60)
@@ -111,6 +114,7 @@ def test_rf_config_errors() -> None:
     with pytest.raises(ConfigError):
         g.send_packet(SpacePacket(1, 0, bytes(1100)).encode(), now=0.0)
     for kwargs, key in (({"uplink_frame": "aos"}, "uplink_frame"),
+                        ({"downlink_frame": "aos"}, "downlink_frame"),
                         ({"uplink_max_frame_length": 1025}, "uplink_max_frame_length"),
                         ({"uplink_frame": "uslp", "uplink_max_frame_length": 70_000},
                          "uplink_max_frame_length")):
@@ -192,3 +196,31 @@ def test_uncoded_and_shortened_chains_carry_packets() -> None:
         w.run(60.0)
         assert w.got[1] == fwd
         assert b.frame_length == cfg.frame_length
+
+
+@pytest.mark.parametrize("kind", ["tm", "uslp"])
+def test_idle_downlink_frames_still_bring_the_clcw_down(kind: str) -> None:
+    """Nothing to send and a CLCW due: TM sends an Only Idle Data frame, USLP a frame of the
+    VC filled by one idle packet; both carry the CLCW in the OCF and deliver no packet."""
+    from linkstack.frames.clcw import Clcw
+    from linkstack.hops.clcw_downlink import clcw_downlink
+    from linkstack.mux.channel import OcfReceived
+
+    down = clcw_downlink(kind, 0x2A, 3, 223)
+    clcw = Clcw(vcid=3, report_value=77).encode()
+    frame = down.next_frame(clcw)
+    assert frame.idle and len(frame.data) == 223
+    events = down.receive_frame(frame.data)
+    assert events == [OcfReceived(7 if kind == "tm" else 3, clcw)]  # TM idle frames: VC 7
+    assert down.frames_sent == 1
+
+
+def test_downlink_frames_too_short_for_an_idle_packet() -> None:
+    from linkstack.hops.clcw_downlink import clcw_downlink
+
+    with pytest.raises(ConfigError) as e:
+        clcw_downlink("uslp", 0x2A, 0, 20)
+    assert e.value.key == "frame_length"
+    with pytest.raises(ConfigError) as e:
+        clcw_downlink("aos", 0x2A, 0, 223)
+    assert e.value.key == "downlink_frame"

@@ -93,15 +93,20 @@ def test_plan_path_kinds_follow_the_arq() -> None:
     data["links"]["uplink"]["stack"].update({"frame": "uslp", "arq": "cop-1"})
     assert [h.kind for h in plan_path(parse_scenario(data))] == ["rf", "isl"]
     data["links"]["downlink"]["stack"]["frame"] = "uslp"
+    assert [h.kind for h in plan_path(parse_scenario(data))] == ["rf", "isl"]
+    data["links"]["downlink"]["stack"]["frame"] = "aos"
     with pytest.raises(ConfigError) as exc:
         plan_path(parse_scenario(data))
     assert exc.value.key == "links.downlink.stack.frame"
 
 
-@pytest.mark.parametrize("uplink_frame", ["tc", "uslp"])
-def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm(uplink_frame: str) -> None:
+@pytest.mark.parametrize(("uplink_frame", "downlink_frame"),
+                         [("tc", "tm"), ("uslp", "tm"), ("uslp", "uslp")])
+def test_overhead_at_ber_zero_is_exactly_headers_coding_and_asm(uplink_frame: str,
+                                                                downlink_frame: str) -> None:
     data = clean_scenario()
     data["links"]["uplink"]["stack"].update({"frame": uplink_frame, "arq": "cop-1"})
+    data["links"]["downlink"]["stack"]["frame"] = downlink_frame
     sc = parse_scenario(data)
     report = run_roundtrip(sc, RecordedBackend({}, default=ANSWER))
     up_chain = CodingChain.from_name("tc-bch-rand")

@@ -27,8 +27,8 @@ class Unit:
     Attributes:
         data: the octets to transmit (a CLTU or a CADU).
         tags: the caller's tags of the packets with octets in the frame (for accounting).
-        kind: what the frame is — ``"AD"``, ``"BD"``, ``"BC"`` (TC), ``"TM"``, ``"TM-IDLE"``,
-            ``"SR-DATA"``, ``"SR-ACK"``.
+        kind: what the frame is — ``"AD"``, ``"BD"``, ``"BC"`` (COP-1 up), ``"TM"``,
+            ``"TM-IDLE"``, ``"USLP"``, ``"USLP-IDLE"`` (RF down), ``"SR-DATA"``, ``"SR-ACK"``.
         frame_octets: length of the transfer frame inside the unit.
         retransmission: the frame was sent before.
     """

@@ -1,5 +1,5 @@
-"""The ground ↔ spacecraft RF hop: COP-1 over TC (or USLP) on the uplink, TM with CLCW on
-the downlink.
+"""The ground ↔ spacecraft RF hop: COP-1 over TC (or USLP) on the uplink, TM (or USLP) with
+the CLCW on the downlink.
 
 Uplink (ground → spacecraft): each Space Packet rides in one TC Transfer Frame (232.0-B-4
 §4.1) — or one USLP Transfer Frame (732.1-B-2, ``uplink_frame="uslp"``; see
@@ -8,9 +8,10 @@ encoded into a CLTU with the TC randomizer and BCH(63,56) (231.0-B-3). On board:
 decoding, frame validation, FARM-1 (232.1-B-2 §6), packets delivered.
 
 Downlink (spacecraft → ground): packets multiplexed into fixed-length TM Transfer Frames
-(132.0-B-3) on one VC, every frame carrying FARM-1's current CLCW in its OCF (232.0-B-4
-§4.2.1), Reed-Solomon coded, randomized and ASM-prefixed into CADUs (131.0-B-3). The ground
-decodes, demultiplexes, and feeds each CLCW to FOP-1.
+(132.0-B-3) — or USLP Transfer Frames (``downlink_frame="uslp"``; see
+:mod:`linkstack.hops.clcw_downlink`) — on one VC, every frame carrying FARM-1's current CLCW
+in its OCF (232.0-B-4 §4.2.1), Reed-Solomon coded, randomized and ASM-prefixed into CADUs
+(131.0-B-3). The ground decodes, demultiplexes, and feeds each CLCW to FOP-1.
 
 Ground operations (what the operator of a COP-1 link does, as in
 :mod:`linkstack.arq.loopback`): the AD service is initiated at start; after an alert
@@ -41,17 +42,11 @@ from linkstack.arq.fop1 import Fop1, FopState
 from linkstack.codecs.chain import CodingChain, FrameDecoded
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
-from linkstack.frames.tm import TmChannelConfig
 from linkstack.hops.base import Reception, Unit, split_packets
+from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES, ClcwDownlink, clcw_downlink
 from linkstack.hops.cop1_frames import UPLINK_FRAMES, Cop1Frames, cop1_frames
+from linkstack.mux.channel import FrameDuplicate, FrameRejected, OcfReceived
 from linkstack.mux.packet_zone import PacketExtracted
-from linkstack.mux.tm import (
-    FrameDuplicate,
-    FrameRejected,
-    OcfReceived,
-    TmDemultiplexer,
-    TmMultiplexer,
-)
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
 
 _MODULUS = 256
@@ -66,6 +61,8 @@ class RfHopConfig:
         vcid: the VC carrying packets (TC VC for COP-1, TM VC for the downlink).
         uplink_frame: ``"tc"`` (TC Transfer Frames) or ``"uslp"`` (USLP Transfer Frames,
             the VC Frame Count as N(S)); both in CLTUs.
+        downlink_frame: ``"tm"`` or ``"uslp"``: the frames that bring packets and the
+            CLCW (in their OCF) down; both in CADUs.
         uplink_code / downlink_code: coding chain names (:mod:`linkstack.codecs.chain`).
         downlink_frame_length: TM frame length; None takes the chain's (an RS chain's
             I·(k−Q)); needed for ``tm-uncoded``; with an RS chain it sets the virtual fill.
@@ -82,6 +79,7 @@ class RfHopConfig:
     scid: int = 0x2A
     vcid: int = 0
     uplink_frame: str = "tc"
+    downlink_frame: str = "tm"
     uplink_code: str = "tc-bch-rand"
     downlink_code: str = "tm-rs-255-223-i1"
     downlink_frame_length: int | None = None
@@ -109,6 +107,9 @@ class RfHopConfig:
             self.uplink_frames()
         except ConfigError as exc:
             raise ConfigError(exc.reason, key="uplink_max_frame_length") from None
+        if self.downlink_frame not in DOWNLINK_FRAMES:
+            raise ConfigError(f"{self.downlink_frame!r}: the CLCW comes down in "
+                              f"{' or '.join(DOWNLINK_FRAMES)} frames", key="downlink_frame")
 
     def uplink_frames(self) -> Cop1Frames:
         """Encoder/decoder of the uplink frames (:mod:`linkstack.hops.cop1_frames`)."""
@@ -138,10 +139,15 @@ class RfHopConfig:
             key = "downlink_frame_length" if exc.key == "frame_length" else "downlink_code"
             raise ConfigError(exc.reason, key=key) from None
 
-    def tm_config(self, chain: CodingChain) -> TmChannelConfig:
+    def downlink_frames(self, chain: CodingChain) -> ClcwDownlink:
+        """Multiplexer and demultiplexer of the downlink frames (one VC, CLCW in the OCF)."""
         if chain.frame_length is None:
-            raise ConfigError(f"{self.downlink_code} is not a TM chain", key="downlink_code")
-        return TmChannelConfig(frame_length=chain.frame_length, has_fecf=True, has_ocf=True)
+            raise ConfigError(f"{self.downlink_code} is not a TM (CADU) chain",
+                              key="downlink_code")
+        try:
+            return clcw_downlink(self.downlink_frame, self.scid, self.vcid, chain.frame_length)
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, key="downlink_frame_length") from None
 
 
 class RfGround:
@@ -155,7 +161,7 @@ class RfGround:
         self.uplink = config.uplink_chain()
         downlink = config.downlink_chain()
         self.decoder = downlink.decoder()
-        self.demux = TmDemultiplexer(config.scid, config.tm_config(downlink))
+        self.demux = config.downlink_frames(downlink)
         self.fop = Fop1(config.vcid, window_width=config.window, t1_initial=config.t1,
                         transmission_limit=config.transmission_limit, timeout_type=0)
         self._out: list[Unit] = []
@@ -279,8 +285,9 @@ class RfGround:
             "cop1_state": self.fop.state.name, "vs": self.fop.vs, "nnr": self.fop.nnr,
             "outstanding": self.fop.outstanding, "backlog": len(self._backlog),
             "units_sent": self.units_sent, "alerts": dict(self.alerts),
-            "recoveries": self.recoveries, "frames_received": self.demux.frames,
-            "frames_rejected": self.demux.rejected, "frames_duplicate": self.demux.duplicates,
+            "recoveries": self.recoveries, "frames_received": self.demux.demux.frames,
+            "frames_rejected": self.demux.demux.rejected,
+            "frames_duplicate": self.demux.demux.duplicates,
             "counters": self.fop.counters.as_dict(),
         }
 
@@ -295,8 +302,7 @@ class RfSpace:
         self.frames = config.uplink_frames()
         self.decoder = config.uplink_chain().decoder()
         self.downlink = config.downlink_chain()
-        self.tm_config = config.tm_config(self.downlink)
-        self.mux = TmMultiplexer(config.scid, self.tm_config, (config.vcid,))
+        self.mux = config.downlink_frames(self.downlink)
         self.farm = Farm1(config.vcid, window_width=config.farm_window)
         self._clcw_due = False
         self._next_clcw = now
@@ -305,7 +311,7 @@ class RfSpace:
     def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
         if len(packet) < PRIMARY_HEADER_SIZE + 1:
             raise ConfigError("not a Space Packet", key="packet")
-        self.mux.add_packet(self.config.vcid, packet, tag)
+        self.mux.add_packet(packet, tag)
 
     def receive(self, data: bytes, now: float) -> Reception:
         rec = Reception()
@@ -334,9 +340,9 @@ class RfSpace:
         ocf = self.farm.clcw().encode()
         units = []
         while self.mux.pending_octets():
-            units.append(self._cadu(self.mux.next_frame(ocf=ocf, flush=True)))
+            units.append(self._cadu(self.mux.next_frame(ocf)))
         if not units and (self._clcw_due or now >= self._next_clcw):
-            units.append(self._cadu(self.mux.next_frame(ocf=ocf, flush=True)))
+            units.append(self._cadu(self.mux.next_frame(ocf)))
         if units:
             self._clcw_due = False
             self._next_clcw = now + self.config.clcw_interval
@@ -344,8 +350,9 @@ class RfSpace:
         return units
 
     def _cadu(self, frame: Any) -> Unit:
+        kind = self.mux.layer.upper()
         return Unit(self.downlink.encode_frame(frame.data), frame.tags,
-                    "TM-IDLE" if frame.idle else "TM", len(frame.data))
+                    f"{kind}-IDLE" if frame.idle else kind, len(frame.data))
 
     def next_deadline(self) -> float | None:
         return self._next_clcw
@@ -359,5 +366,5 @@ class RfSpace:
             "farm1_state": self.farm.state.name,
             "vr": clcw.report_value, "lockout": clcw.lockout, "wait": clcw.wait,
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
-            "frames_rejected": self.frames.rejected, "mc_frame_count": self.mux.mc_frame_count,
+            "frames_rejected": self.frames.rejected, "frames_sent": self.mux.frames_sent,
         }
