@@ -10,17 +10,18 @@ sent on when it would have arrived:
     t_arrival  = t_tx_end + propagation(t_tx_start)                   (fixed, or the LEO pass)
 
 the same timing law as the virtual-time simulator (:mod:`linkstack.sims.link`). On the way, a
-unit is lost with probability ``erasure`` (a frame erasure), bits are flipped with the
-profile's ``ber`` (Binomial(n, ber) errors at uniform positions, bit 0 = MSB of octet 0, as
-the simulator does; the receiving decoder corrects or rejects them), a unit arriving at a full
-transmit queue (``queue_capacity``) is dropped, and — only with ``outages=True`` — a unit
-whose reception overlaps a down interval of the profile's visibility (the pass's contact
-windows) is lost. Draws come from one seeded generator per direction, so a run with the same
-units in the same order makes the same decisions.
-
-What the simulator has and this process leaves out: Gilbert–Elliott bursts, reordering and
-duplication (its ``ber`` stands alone here). Time is the event loop's clock (``loop.time()``,
-monotonic), counted from the proxy's start for the pass geometry.
+unit is lost with probability ``erasure`` (a frame erasure); bits are flipped by the
+simulator's own bit-error process (:class:`~linkstack.sims.link.BitErrorProcess`: the
+profile's ``ber`` and, if given, its Gilbert–Elliott bursts, on the direction's bit clock;
+bit 0 = MSB of octet 0; the receiving decoder corrects or rejects them); a ``reorder``
+fraction of the units is held back by an exponential extra delay; a ``duplicate`` fraction
+is delivered a second time, one serialization time (plus an exponential extra delay of mean
+``duplicate_delay_s``) after the original; a unit arriving at a full transmit queue
+(``queue_capacity``) is dropped, and — only with ``outages=True`` — a unit whose reception
+overlaps a down interval of the profile's visibility (the pass's contact windows) is lost.
+Draws come from seeded generators per direction, so a run with the same units in the same
+order makes the same decisions. Time is the event loop's clock (``loop.time()``, monotonic),
+counted from the proxy's start for the pass geometry.
 
 :class:`ChannelDirection` is sans-IO (it is given ``now`` and returns a decision);
 :class:`ChannelProxy` is the thin asyncio driver with its two sockets.
@@ -35,7 +36,15 @@ from typing import Any, cast
 import numpy as np
 
 from linkstack.errors import ConfigError
-from linkstack.sims.link import FixedDelay, Propagation, Visibility, flip_bits
+from linkstack.sims.link import (
+    BitErrorProcess,
+    FixedDelay,
+    GilbertElliott,
+    Propagation,
+    Reorder,
+    Visibility,
+    flip_bits,
+)
 
 NS = 1_000_000_000
 
@@ -52,6 +61,10 @@ class ChannelProfile:
         erasure: probability of losing a whole unit.
         queue_capacity: units that may wait for the transmitter (None: unbounded).
         visibility: down intervals (losses), applied only if given.
+        ge: Gilbert–Elliott burst errors (combined with ``ber``).
+        reorder: a fraction of units delayed by an exponential extra delay.
+        duplicate: probability that a delivered unit is delivered a second time.
+        duplicate_delay_s: mean extra delay of the copy beyond one serialization time.
     """
 
     name: str
@@ -61,6 +74,10 @@ class ChannelProfile:
     erasure: float = 0.0
     queue_capacity: int | None = None
     visibility: Visibility | None = None
+    ge: GilbertElliott | None = None
+    reorder: Reorder | None = None
+    duplicate: float = 0.0
+    duplicate_delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rate_bps is not None and not self.rate_bps > 0:
@@ -71,6 +88,10 @@ class ChannelProfile:
             raise ConfigError("must be in [0, 1]", key=f"{self.name}.erasure")
         if self.queue_capacity is not None and self.queue_capacity < 1:
             raise ConfigError("must be >= 1", key=f"{self.name}.queue_capacity")
+        if not 0.0 <= self.duplicate <= 1.0:
+            raise ConfigError("must be in [0, 1]", key=f"{self.name}.duplicate")
+        if not self.duplicate_delay_s >= 0.0:
+            raise ConfigError("must be >= 0", key=f"{self.name}.duplicate_delay_s")
 
     @classmethod
     def from_link(cls, spec: Any, *, outages: bool = False,
@@ -88,6 +109,9 @@ class ChannelProfile:
             ber=o.pop("ber", spec.ber), erasure=o.pop("erasure", spec.erasure),
             queue_capacity=spec.queue_capacity if spec.queue_policy == "drop" else None,
             visibility=spec.build_visibility() if outages else None,
+            ge=spec.ge, reorder=spec.reorder,
+            duplicate=spec.duplicate.fraction if spec.duplicate else 0.0,
+            duplicate_delay_s=spec.duplicate.mean_delay_s if spec.duplicate else 0.0,
         )
         if o:
             raise ConfigError(f"unknown override {sorted(o)[0]!r}", key=spec.name)
@@ -97,7 +121,8 @@ class ChannelProfile:
 @dataclass(frozen=True, slots=True)
 class Transit:
     """The fate of one unit: ``data`` (possibly with flipped bits) at ``deliver_at`` (seconds,
-    the caller's clock), or ``lost`` naming why (``data`` is then None)."""
+    the caller's clock), or ``lost`` naming why (``data`` is then None); ``copy_at``: the
+    same data is delivered a second time then (duplication), else None."""
 
     deliver_at: float
     data: bytes | None
@@ -106,6 +131,8 @@ class Transit:
     queueing_s: float = 0.0
     serialization_s: float = 0.0
     propagation_s: float = 0.0
+    reorder_s: float = 0.0
+    copy_at: float | None = None
 
 
 class ChannelDirection:
@@ -116,6 +143,15 @@ class ChannelDirection:
     def __init__(self, profile: ChannelProfile, *, seed: int = 0, start: float = 0.0) -> None:
         self.profile = profile
         self.rng = np.random.default_rng(seed)
+        streams = np.random.SeedSequence(seed).spawn(4)
+        self.errors = BitErrorProcess.for_channel(
+            profile.ber, profile.ge, np.random.default_rng(streams[0]),
+            np.random.default_rng(streams[1]))
+        self._reorder_rng = np.random.default_rng(streams[2])
+        self._duplicate_rng = np.random.default_rng(streams[3])
+        self._slot_end = 0  # bit-clock slot after the last unit sent
+        self.duplicates = 0
+        self.reordered = 0
         self.start = start
         self._busy_until = start
         self._waiting: list[float] = []  # transmission starts still in the future
@@ -149,29 +185,47 @@ class ChannelDirection:
         if start > now:
             self._waiting.append(start)
         propagation = p.propagation.delay_ns(self._ns(start)) / NS
-        arrival = end + propagation
+        extra = 0.0
+        if (p.reorder is not None and p.reorder.fraction > 0
+                and self._reorder_rng.random() < p.reorder.fraction):
+            extra = float(self._reorder_rng.exponential(p.reorder.mean_delay_s))
+            self.reordered += 1
+        arrival = end + propagation + extra
+        # the bit clock runs through idle time (at the link rate) and through each unit
+        nbits = 8 * len(unit)
+        slot = self._slot_end
+        if p.rate_bps is not None:
+            slot = max(slot, int(self._ns(start) * p.rate_bps) // NS)
+        self._slot_end = slot + nbits
+        # drawn for every unit, lost or not, so that losses do not shift the error stream
+        positions = self.errors.positions(slot, nbits) if self.errors.active and nbits else None
         if p.erasure and self.rng.random() < p.erasure:
             return self._lose("erasure", arrival)
         if p.visibility is not None and p.visibility.down_overlapping(
                 self._ns(arrival - serialization), self._ns(arrival) + 1):
             return self._lose("outage", arrival)
         data = bytes(unit)
-        errors = 0
-        if p.ber and data:
-            nbits = 8 * len(data)
-            errors = int(self.rng.binomial(nbits, p.ber))
-            if errors:
-                positions = self.rng.choice(nbits, size=errors, replace=False)
-                data = flip_bits(data, np.asarray(positions, dtype=np.int64))
+        errors = 0 if positions is None else len(positions)
+        if errors:
+            data = flip_bits(data, positions)
         self.bit_errors += errors
         self.delivered += 1
-        return Transit(arrival, data, None, errors, start - now, serialization, propagation)
+        copy_at = None
+        if p.duplicate and self._duplicate_rng.random() < p.duplicate:
+            lag = serialization
+            if p.duplicate_delay_s > 0:
+                lag += float(self._duplicate_rng.exponential(p.duplicate_delay_s))
+            copy_at = arrival + lag
+            self.duplicates += 1
+        return Transit(arrival, data, None, errors, start - now, serialization, propagation,
+                       extra, copy_at)
 
     def status(self) -> dict[str, object]:
         p = self.profile
         return {"name": p.name, "rate_bps": p.rate_bps, "ber": p.ber, "erasure": p.erasure,
                 "units": self.units, "delivered": self.delivered, "lost": dict(self.lost),
-                "bit_errors": self.bit_errors, "octets": self.octets}
+                "bit_errors": self.bit_errors, "octets": self.octets,
+                "reordered": self.reordered, "duplicates": self.duplicates}
 
 
 class _Side(asyncio.DatagramProtocol):
@@ -239,6 +293,8 @@ class ChannelProxy:
         if transit.data is None:
             return
         self._loop.call_at(transit.deliver_at, self._deliver, out, transit.data)
+        if transit.copy_at is not None:
+            self._loop.call_at(transit.copy_at, self._deliver, out, transit.data)
 
     def _deliver(self, side: str, data: bytes) -> None:
         peer = self.peers[side]

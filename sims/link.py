@@ -94,6 +94,7 @@ from linkstack.sims.taps import Tap
 
 __all__ = [
     "AlwaysUp",
+    "BitErrorProcess",
     "BulkDelivery",
     "Delivery",
     "Direction",
@@ -521,12 +522,29 @@ def _uniform_subset(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
         picked = np.sort(np.concatenate((picked, extra)))
 
 
-class _ErrorProcess:
+class BitErrorProcess:
     """Bit-error process on a direction's bit clock: Gilbert–Elliott (or one state).
 
     Slots are bit periods of the direction.  The chain's future is kept as a sorted
     array of switch slots (``_bounds``); the state at the cursor is ``_state``.
+    :meth:`positions` gives the error positions of one unit, :meth:`bulk_counts` the
+    per-unit error counts of a batch; slots must not go backwards between calls.
     """
+
+    @classmethod
+    def for_channel(cls, ber: float, ge: GilbertElliott | None, runs_rng: np.random.Generator,
+                    errors_rng: np.random.Generator) -> BitErrorProcess:
+        """Independent errors at ``ber`` combined with an optional Gilbert–Elliott channel
+        (a bit is wrong if either process flips it)."""
+        if ge is None:
+            return cls((ber, ber), None, runs_rng, errors_rng)
+        eps = (1.0 - (1.0 - ge.ber_good) * (1.0 - ber), 1.0 - (1.0 - ge.ber_bad) * (1.0 - ber))
+        return cls(eps, (ge.p_gb, ge.p_bg), runs_rng, errors_rng)
+
+    @property
+    def active(self) -> bool:
+        """Whether any bit can be wrong."""
+        return self._eps != (0.0, 0.0)
 
     def __init__(self, eps: tuple[float, float], p_leave: tuple[float, float] | None,
                  runs_rng: np.random.Generator, errors_rng: np.random.Generator) -> None:
@@ -1153,19 +1171,9 @@ class Direction:
             else None
         if self._seed is None:
             self._seed = simulation.seed
-        ge = self.ge
-        ber = self.ber
-        if ge is None:
-            eps = (ber, ber)
-            p_leave = None
-        else:
-            eps = (
-                1.0 - (1.0 - ge.ber_good) * (1.0 - ber),
-                1.0 - (1.0 - ge.ber_bad) * (1.0 - ber),
-            )
-            p_leave = (ge.p_gb, ge.p_bg)
-        self._errors = _ErrorProcess(eps, p_leave, self._stream("ge"), self._stream("errors"))
-        self._has_errors = eps != (0.0, 0.0)
+        self._errors = BitErrorProcess.for_channel(self.ber, self.ge, self._stream("ge"),
+                                                   self._stream("errors"))
+        self._has_errors = self._errors.active
         self._erasure_rng = self._stream("erasure")
         self._reorder_rng = self._stream("reorder")
         self._duplicate_rng = self._stream("duplicate")

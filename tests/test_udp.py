@@ -127,12 +127,67 @@ def test_channel_erasures_and_bit_errors_are_seeded() -> None:
     assert abs(flipped - n * 1e-3) < 4 * math.sqrt(n * 1e-3)
 
 
+def test_channel_gilbert_elliott_bursts_match_the_model() -> None:
+    """The proxy flips bits with the simulator's Gilbert-Elliott process: with BER 1 in the
+    bad state and 0 in the good one, runs of flipped bits are the bad sojourns (mean 20)."""
+    from linkstack.sims.link import GilbertElliott
+
+    ge = GilbertElliott(1 / 500, 1 / 20, ber_good=0.0, ber_bad=1.0)
+    d = ChannelDirection(ChannelProfile("x", rate_bps=1e6, ge=ge), seed=3)
+    units = [d.transmit(bytes(125), 0.0) for _ in range(2000)]  # back to back on the bit clock
+    bits = np.concatenate([np.unpackbits(np.frombuffer(u.data or b"", np.uint8)) for u in units])
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], bits, [0])).astype(np.int8)))
+    runs = (edges[1::2] - edges[0::2])[1:-1]  # bursts not touching either end
+    assert len(runs) > 1000
+    sd = math.sqrt(1 - 1 / 20) * 20
+    assert abs(runs.mean() - 20) <= 3.3 * sd / math.sqrt(len(runs))
+    assert d.bit_errors == int(bits.sum()) == sum(u.bit_errors for u in units)
+
+
+def test_channel_reorders_and_duplicates() -> None:
+    from linkstack.sims.link import Reorder
+
+    profile = ChannelProfile("x", rate_bps=80_000, propagation=FixedDelay(0.01),
+                             reorder=Reorder(0.3, 0.05), duplicate=0.25, duplicate_delay_s=0.02,
+                             erasure=0.1)
+    runs = []
+    for _ in range(2):
+        d = ChannelDirection(profile, seed=9)
+        runs.append([d.transmit(bytes(100), 0.01 * i) for i in range(4000)])
+    assert runs[0] == runs[1]  # seeded
+    t = runs[0]
+    delivered = [x for x in t if x.data is not None]
+    held = [x for x in delivered if x.reorder_s > 0]
+    copies = [x for x in delivered if x.copy_at is not None]
+    for count, n, p in ((len(held), len(delivered), 0.3), (len(copies), len(delivered), 0.25)):
+        assert abs(count - n * p) <= 3.3 * math.sqrt(n * p * (1 - p))
+    assert all(x.copy_at is None for x in t if x.data is None)  # a lost unit has no copy
+    for i, x in enumerate(t):  # handed over at 10 ms steps: 10 ms serialization, no queue
+        if x.data is not None:
+            assert (x.queueing_s, x.propagation_s) == (pytest.approx(0.0, abs=1e-9), 0.01)
+            assert x.serialization_s == pytest.approx(0.01)
+            assert x.deliver_at == pytest.approx(0.01 * i + 0.02 + x.reorder_s)
+    mean_hold = sum(x.reorder_s for x in held) / len(held)
+    assert abs(mean_hold - 0.05) <= 3.3 * 0.05 / math.sqrt(len(held))
+    lags = [x.copy_at - x.deliver_at for x in copies]  # type: ignore[operator]
+    assert min(lags) >= 0.01
+    assert abs(sum(lags) / len(lags) - 0.03) <= 3.3 * 0.02 / math.sqrt(len(lags))
+
+
 def test_channel_profile_from_the_scenario() -> None:
     path = rf_hop_config(load_scenario("default"))
     up = ChannelProfile.from_link(path.hop.forward)
     assert (up.rate_bps, up.ber, up.erasure) == (64000.0, 1e-6, 0.0)
     # the pass geometry: 2155 km / 7.19 ms at the 10 degree mask, at AOS (scenario comment)
     assert up.propagation.delay_ns(0) / 1e9 == pytest.approx(7.19e-3, abs=0.01e-3)
+    down = ChannelProfile.from_link(path.hop.back)
+    assert down.ge is not None and down.ge.ber_bad == 0.5  # the X-band bursts of the profile
+    dup = load_scenario("default", ["links.uplink.duplicate.fraction=0.2",
+                                    "links.uplink.reorder.fraction=0.1",
+                                    "links.uplink.reorder.mean_delay_s=0.5"])
+    up_dup = ChannelProfile.from_link(rf_hop_config(dup).hop.forward)
+    assert up_dup.duplicate == 0.2 and up_dup.reorder is not None
+    assert up_dup.reorder.mean_delay_s == 0.5
     fixed = ChannelProfile.from_link(path.hop.back, overrides={"delay_s": 0.1, "erasure": 0.5})
     assert fixed.propagation.delay_ns(123) == 100_000_000 and fixed.erasure == 0.5
     with pytest.raises(ConfigError):
@@ -201,6 +256,42 @@ def test_through_a_lossy_uplink_cop1_recovers_everything() -> None:
             assert isinstance(link, dict)
             assert link["counters"]["retransmissions"] > 0  # FOP-1 resent the lost frames
             assert sat.runner.generations == len(prompts)  # FARM-1: nothing delivered twice
+        finally:
+            await ground.aclose()
+            await sat.aclose()
+            channel.close()
+
+    asyncio.run(main())
+
+
+def test_over_real_sockets_duplicated_frames_change_nothing_above_the_frames() -> None:
+    """A channel that delivers 40 % of the units twice, both ways, with the uplink in USLP
+    frames and the CLCW coming down in USLP frames: FARM-1 and the downlink
+    demultiplexer drop the copies; every prompt runs once and gets its answer."""
+    hop = RfHopConfig(uplink_code="tc-bch", t1=0.25, transmission_limit=10, clcw_interval=0.1,
+                      uplink_frame="uslp", downlink_frame="uslp")
+    channel = ChannelProxy(
+        ChannelProfile("uplink", rate_bps=256_000, propagation=FixedDelay(0.005),
+                       duplicate=0.4),
+        ChannelProfile("downlink", rate_bps=2_000_000, propagation=FixedDelay(0.005),
+                       duplicate=0.4), seed=11)
+
+    async def main() -> None:
+        ground, sat = await _pair(hop, channel=channel)
+        try:
+            prompts = list(ANSWERS) * 2
+            results = []
+            for first in (0, 3):  # three at a time: within the endpoint's queue limit
+                results += await asyncio.wait_for(asyncio.gather(
+                    *(ground.ask(str(first + i), p, 16)
+                      for i, p in enumerate(prompts[first : first + 3]))), 60)
+            for r, p in zip(results, prompts, strict=True):
+                check(r, p)
+            status = channel.status()
+            assert status["uplink"]["duplicates"] > 0 and status["downlink"]["duplicates"] > 0
+            link = ground.status()["link"]
+            assert isinstance(link, dict) and link["frames_duplicate"] > 0
+            assert sat.runner.generations == len(prompts)  # nothing ran twice
         finally:
             await ground.aclose()
             await sat.aclose()
