@@ -181,6 +181,29 @@ def test_duplicated_frames_on_every_link_change_nothing_above_the_frames() -> No
     assert ground["frames_received"] == space["units_sent"]
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_cop1_recovers_with_late_duplicates_and_a_noisy_uplink(seed: int) -> None:
+    """A noisy uplink (T1 alerts, lost CLTUs) that also delivers half the units a second
+    time, up to seconds late (late copies of Set V(R) and of old AD frames): the RF hop's
+    operator recovers after every alert and every prompt is answered."""
+    data = clean_scenario()
+    data["scenario"]["seed"] = seed
+    data["links"]["uplink"]["ber"] = 5e-3
+    data["links"]["uplink"]["duplicate"] = {"fraction": 0.5, "mean_delay_s": 1.0}
+    data["links"]["uplink"]["stack"]["arq_params"] = {
+        "t1_initial": 0.3, "transmission_limit": 2, "recovery_wait": 0.2}
+    data["links"]["downlink"]["stack"]["arq_params"] = {"clcw_interval": 0.5}
+    data["run"]["prompts"] = ["What is the capital of France?"] * 6
+    report = run_roundtrip(parse_scenario(data), RecordedBackend({}, default=ANSWER))
+    assert [(p.status, p.answer) for p in report.prompts] == [("ok", ANSWER.text)] * 6
+    for p in report.prompts:
+        assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+        assert p.total_s >= p.bound_s
+    ground = report.link_status["rf-ground"]
+    assert ground["recoveries"] >= (1 if ground["alerts"] else 0)  # most seeds see alerts
+    assert ground["cop1_state"] == "S1" and ground["backlog"] == 0
+
+
 @pytest.mark.model
 def test_real_model_round_trip_through_the_default_scenario() -> None:
     from linkstack.payload.backend import LlamaCppBackend
