@@ -153,6 +153,7 @@ _SCENARIO_KEYS = {
     "window": "arq_params.window_width", "farm_window": "arq_params.farm_window_width",
     "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
     "clcw_interval": "arq_params.clcw_interval", "recovery_wait": "arq_params.recovery_wait",
+    "bc_hold": "arq_params.bc_hold",
     "initial_rto": "arq_params.initial_rto", "min_rto": "arq_params.min_rto",
     "max_rto": "arq_params.max_rto", "rto_backoff": "arq_params.rto_backoff",
 }
@@ -175,6 +176,7 @@ def rf_config(hop: Hop) -> RfHopConfig:
         transmission_limit=int(_param(fwd, "transmission_limit", 3)),
         clcw_interval=float(_param(back, "clcw_interval", 1.0)),
         recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
+        bc_hold=float(_param(fwd, "bc_hold", 0.0)),
     )
 
 

@@ -24,6 +24,7 @@ lost or delivered twice; the alerts are counted.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,13 @@ class RfHopConfig:
         transmission_limit: FOP-1 Transmission_Limit.
         clcw_interval: the spacecraft sends a frame with a fresh CLCW at least this often.
         recovery_wait: after an alert, how long the operator waits for a CLCW to recover.
+            On links that reorder or duplicate frames, set it to at least twice (one-way
+            delay + worst extra lag), so that the CLCW it recovers from was generated after
+            every frame sent before the alert had landed.
+        bc_hold: after sending a control (BC) frame, no new AD frame for this long. COP-1
+            assumes a link that neither reorders nor duplicates (231.0-B-3 delivers CLTUs in
+            order): a late copy of a Set V(R) landing after newer AD frames rewinds V(R) and
+            lets FARM-1 take frames twice. Set it to the link's worst extra lag (0: off).
     """
 
     scid: int = 0x2A
@@ -90,6 +98,7 @@ class RfHopConfig:
     transmission_limit: int = 5
     clcw_interval: float = 1.0
     recovery_wait: float = 1.0
+    bc_hold: float = 0.0
 
     def __post_init__(self) -> None:
         if self.farm_window % 2 or not 2 <= self.farm_window <= 254:
@@ -100,6 +109,8 @@ class RfHopConfig:
         for key in ("t1", "clcw_interval", "recovery_wait"):
             if not getattr(self, key) > 0:
                 raise ConfigError("must be > 0", key=key)
+        if not self.bc_hold >= 0:
+            raise ConfigError("must be >= 0", key="bc_hold")
         if self.uplink_frame not in UPLINK_FRAMES:
             raise ConfigError(f"{self.uplink_frame!r}: COP-1 runs over "
                               f"{' or '.join(UPLINK_FRAMES)} frames", key="uplink_frame")
@@ -170,6 +181,7 @@ class RfGround:
         self._handles = 0
         self._undelivered: list[tuple[int, int]] = []
         self._recover_after: float | None = None
+        self._hold_until = -math.inf  # no new AD frame before (after a BC frame, bc_hold)
         self.alerts: Counter[str] = Counter()
         self.recoveries = 0
         self.units_sent = 0
@@ -196,6 +208,7 @@ class RfGround:
     def _feed(self, now: float) -> None:
         fop = self.fop
         while (self._backlog and self._recover_after is None and fop.wait_queue_empty
+               and now >= self._hold_until
                and fop.state in (FopState.S1, FopState.S2, FopState.S3)):
             h = self._backlog.popleft()
             self._handle(fop.request_ad(self._sdus[h][0], h, now=now), now)
@@ -204,6 +217,8 @@ class RfGround:
         for ev in events:
             if isinstance(ev, TransmitFrame):
                 self._transmit(ev)
+                if ev.frame_type is FrameType.BC and self.config.bc_hold > 0:
+                    self._hold_until = now + self.config.bc_hold
             elif isinstance(ev, Acknowledged):
                 self._sdus.pop(ev.handle, None)
             elif isinstance(ev, Undelivered):
@@ -269,9 +284,14 @@ class RfGround:
 
     # -- timers and status -----------------------------------------------------------------
     def next_deadline(self) -> float | None:
-        return self.fop.next_deadline()
+        deadline = self.fop.next_deadline()
+        if self._backlog and self._hold_until > -math.inf:
+            deadline = self._hold_until if deadline is None else min(deadline, self._hold_until)
+        return deadline
 
     def on_timer(self, now: float) -> None:
+        if now >= self._hold_until:
+            self._hold_until = -math.inf
         self._handle(self.fop.on_timer(now), now)
         self._feed(now)
 
