@@ -77,7 +77,21 @@ class Cop1Frames(Protocol):
         """Decode and check one received frame."""
 
 
-class TcCop1Frames:
+class _Counted:
+    """The frame counters both frame types take from their :class:`FrameIntake`."""
+
+    _intake: FrameIntake
+
+    @property
+    def frames(self) -> int:
+        return self._intake.frames
+
+    @property
+    def rejected(self) -> int:
+        return self._intake.rejected
+
+
+class TcCop1Frames(_Counted):
     """COP-1 over TC Transfer Frames (232.0-B-4), FECF on."""
 
     layer = "tc"
@@ -87,14 +101,6 @@ class TcCop1Frames:
         self.max_frame_length = max_frame_length
         self.config = TcChannelConfig(has_fecf=True, max_frame_length=max_frame_length)
         self._intake = FrameIntake(scid, self.config, TcFrame.decode, "tc")
-
-    @property
-    def frames(self) -> int:
-        return self._intake.frames
-
-    @property
-    def rejected(self) -> int:
-        return self._intake.rejected
 
     def capacity(self, vcid: int) -> int:
         return self.config.data_field_capacity(vcid)
@@ -112,7 +118,7 @@ class TcCop1Frames:
         return Cop1Frame(frame.vcid, ft, frame.ns, frame.data_field)
 
 
-class UslpCop1Frames:
+class UslpCop1Frames(_Counted):
     """COP-1 over variable-length USLP Transfer Frames (732.1-B-2), CRC-16 FECF."""
 
     layer = "uslp"
@@ -126,14 +132,6 @@ class UslpCop1Frames:
         except ConfigError as exc:
             raise ConfigError(exc.reason, key="max_frame_length") from None
         self._intake = FrameIntake(scid, self.config, UslpFrame.decode, "uslp")
-
-    @property
-    def frames(self) -> int:
-        return self._intake.frames
-
-    @property
-    def rejected(self) -> int:
-        return self._intake.rejected
 
     def capacity(self, vcid: int) -> int:
         return self.config.data_field_capacity(vc_frame_count_length=_NS_OCTETS)
