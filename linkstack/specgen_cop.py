@@ -364,6 +364,56 @@ def cop1_trace() -> str:
     ])
 
 
+def cop1_over_uslp() -> str:
+    """The USLP mapping of COP-1, with the three frame types as the RF hop builds them."""
+    from linkstack.frames.uslp import UslpChannelConfig, UslpFrame
+    from linkstack.hops.cop1_frames import cop1_frames
+    from linkstack.spp.packet import SpacePacket
+
+    frames = cop1_frames("uslp", 0x2A, 1024)
+    packet = SpacePacket(0x100, 5, b"hi").encode()
+    cases = ((FrameType.AD, 5, packet), (FrameType.BD, 0, packet),
+             (FrameType.BC, 0, bytes([0x82, 0x00, 0x09])))
+    rows = []
+    for frame_type, ns, data in cases:
+        octets = frames.encode(1, frame_type, ns, data)
+        frame = UslpFrame.decode(octets, UslpChannelConfig(frame_length=None))
+        back = frames.intake(octets)
+        check(getattr(back, "frame_type", None) is frame_type and getattr(back, "ns", -1) == ns
+              and getattr(back, "data", b"") == data, f"USLP {frame_type.name} frame round trip")
+        count = (f"{frame.vc_frame_count_length} octet, {frame.vc_frame_count}"
+                 if frame.vc_frame_count_length else "absent (length 0)")
+        rows.append((
+            frame_type.name, f"`{octets.hex(' ')}`",
+            f"{int(frame.bypass_sequence_control_flag)} / "
+            f"{int(frame.protocol_control_command_flag)}",
+            count, f"{frame.tfdz_construction_rules:03b} / {frame.uslp_protocol_id}",
+        ))
+    return "\n".join([
+        "## COP-1 over USLP",
+        "",
+        "USLP (732.1-B-2) carries COP-1 with the same two flags as TC, renamed: the "
+        "Bypass/Sequence Control Flag and the Protocol Control Command Flag. N(S) of a "
+        "sequence-controlled (AD) frame is the VC Frame Count, one octet here; BD and BC "
+        "frames carry no count. The Transfer Frame Data Field uses construction rule 111 "
+        "(no segmentation); its USLP Protocol Identifier says what it holds: 0 for the Space "
+        "Packet of a data frame, 1 for the COP-1 control command of a BC frame. FARM-1 and "
+        "FOP-1 are unchanged; the CLCW comes back in the OCF of TM or USLP frames. The frames "
+        "below are built by `linkstack.hops.cop1_frames` (SCID 42, VC 1) and decoded back by "
+        "the USLP decoder when this page is built; select them in a scenario with "
+        "`frame = \"uslp\"` in the uplink's (and the downlink's) stack table.",
+        "",
+        md_table(("Frame", "Octets (header … FECF)", "Bypass / Control flags",
+                  "VC Frame Count", "TFDZ rule / UPID"), rows),
+        "",
+        "COP-1 assumes a link that neither reorders nor duplicates frames, as the TC "
+        "coding layer guarantees. Over a channel that does, a late copy of a Set V(R) frame "
+        "can move V(R) after newer AD frames: the RF hop then needs `bc_hold` (no new AD frame "
+        "that long after a BC frame) and a `recovery_wait` of at least twice the one-way delay "
+        "plus the worst extra lag (`linkstack.hops.rf.RfHopConfig`).",
+    ])
+
+
 COP1_PAGE = Page(
     filename="clcw-cop1.md",
     title="CLCW and COP-1 (CCSDS 232.0-B-4 §4.2, 232.1-B-2)",
@@ -400,6 +450,7 @@ and return events; the timer is exposed as `next_deadline()` / `on_timer(now)`.
         _fop1_section,
         _farm1_section,
         cop1_trace,
+        cop1_over_uslp,
         """
 ## In the code
 
@@ -409,6 +460,8 @@ and return events; the timer is exposed as `next_deadline()` / `on_timer(now)`.
   `state_table_rows`.
 - `linkstack.arq.loopback`: COP-1 over a lossy channel in virtual time, with the operator's
   recovery after an alert (`linkstack arq` command).
+- `linkstack.hops.cop1_frames`: COP-1 over TC or USLP frames; `linkstack.hops.rf`: the RF hop
+  (FOP-1 and the operator on the ground, FARM-1 on board, the CLCW in the downlink's OCF).
 """,
     ),
 )
