@@ -20,6 +20,7 @@ the link rate, plus the inference time.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -159,11 +160,36 @@ _SCENARIO_KEYS = {
 }
 
 
+LAG_MEANS = 10.0
+"""A link's worst extra lag, for the COP-1 defaults below: this many mean extra delays of its
+(exponential) reordering or duplication -- exceeded by one unit in e**10, about 22 000."""
+
+
+def worst_lag_s(spec: LinkSpec, unit_octets: int) -> float:
+    """How much later than its nominal arrival a unit of ``spec`` (at most ``unit_octets``
+    long) may arrive; 0 for a link that neither reorders nor duplicates. :data:`LAG_MEANS`
+    mean extra delays each, and a copy (of a unit perhaps reordered too) comes one
+    serialization after its original."""
+    lag = 0.0
+    if spec.reorder is not None and spec.reorder.fraction > 0:
+        lag += LAG_MEANS * spec.reorder.mean_delay_s
+    if spec.duplicate is not None and spec.duplicate.fraction > 0:
+        lag += 8 * unit_octets / spec.rate_bps + LAG_MEANS * spec.duplicate.mean_delay_s
+    return lag
+
+
 def rf_config(hop: Hop) -> RfHopConfig:
-    """The RF hop's managed parameters from its two stack tables (hop kind ``rf``)."""
+    """The RF hop's managed parameters from its two stack tables (hop kind ``rf``).
+
+    COP-1 assumes links that neither reorder nor duplicate. When the scenario's RF links do
+    (``[reorder]``, ``[duplicate]``), the defaults of ``bc_hold`` and ``recovery_wait`` follow
+    the rule of :class:`~linkstack.hops.rf.RfHopConfig` with :func:`worst_lag_s` of the
+    two directions: ``bc_hold = lag``, ``recovery_wait = max(1 s, 2 x (delay + lag))``;
+    ``arq_params`` set them explicitly otherwise.
+    """
     fwd, back = hop.forward, hop.back
     window = int(_param(fwd, "window_width", 10))
-    return RfHopConfig(
+    cfg = RfHopConfig(
         vcid=fwd.stack.vcid or 0,
         uplink_frame=(fwd.stack.frame or "tc").lower(),
         downlink_frame=(back.stack.frame or "tm").lower(),
@@ -178,6 +204,15 @@ def rf_config(hop: Hop) -> RfHopConfig:
         recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
         bc_hold=float(_param(fwd, "bc_hold", 0.0)),
     )
+    longest = cfg.uplink_max_frame_length
+    up_unit = longest + cfg.uplink_chain().overhead(longest)  # the longest CLTU
+    lag = max(worst_lag_s(fwd, up_unit), worst_lag_s(back, cfg.downlink_chain().cadu_length or 0))
+    if lag == 0:
+        return cfg
+    delay = max(fwd.build_propagation().delay_ns(0), back.build_propagation().delay_ns(0)) / 1e9
+    return dataclasses.replace(
+        cfg, recovery_wait=float(_param(fwd, "recovery_wait", max(1.0, 2 * (delay + lag)))),
+        bc_hold=float(_param(fwd, "bc_hold", lag)))
 
 
 def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:

@@ -16,7 +16,7 @@ from linkstack.payload.client import PromptClient
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams
 from linkstack.payload.transport import TransportConfig
-from linkstack.sims.roundtrip import plan_path, run_roundtrip
+from linkstack.sims.roundtrip import plan_path, rf_config, run_roundtrip
 from linkstack.sims.scenario import load_scenario, parse_scenario
 
 R_UP, R_DOWN, R_ISL = 64_000.0, 2_000_000.0, 1.0e9
@@ -179,6 +179,25 @@ def test_duplicated_frames_on_every_link_change_nothing_above_the_frames() -> No
     ground, space = report.link_status["rf-ground"], report.link_status["rf-space"]
     assert ground["frames_duplicate"] > 0
     assert ground["frames_received"] == space["units_sent"]
+
+
+def test_cop1_defaults_follow_the_worst_lag_of_links_that_reorder_or_duplicate() -> None:
+    """bc_hold = worst extra lag and recovery_wait = 2 x (delay + lag) (RfHopConfig's rule),
+    the lag being 10 mean extra delays plus, for a copy, one longest unit's serialization."""
+    data = clean_scenario()
+    hop = plan_path(parse_scenario(data))[0]
+    assert (rf_config(hop).bc_hold, rf_config(hop).recovery_wait) == (0.0, 1.0)
+    data["links"]["uplink"]["duplicate"] = {"fraction": 0.5, "mean_delay_s": 0.1}
+    cfg = rf_config(plan_path(parse_scenario(data))[0])
+    cltu = 2 + 8 * math.ceil(1024 / 7) + 8  # the longest CLTU: a 1024-octet TC frame
+    lag = 8 * cltu / R_UP + 10 * 0.1
+    assert cfg.bc_hold == pytest.approx(lag)
+    assert cfg.recovery_wait == pytest.approx(2 * (D_RF + lag))
+    data["links"]["downlink"]["reorder"] = {"fraction": 0.1, "mean_delay_s": 0.5}
+    assert rf_config(plan_path(parse_scenario(data))[0]).bc_hold == pytest.approx(5.0)
+    data["links"]["uplink"]["stack"]["arq_params"] = {"bc_hold": 0.25, "recovery_wait": 3.0}
+    cfg = rf_config(plan_path(parse_scenario(data))[0])
+    assert (cfg.bc_hold, cfg.recovery_wait) == (0.25, 3.0)  # explicit settings win
 
 
 @pytest.mark.parametrize("seed", range(12))
