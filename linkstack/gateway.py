@@ -38,9 +38,11 @@ Delivery guarantees (at least once, end to end, across broker restarts):
 - A prompt redelivered by the broker (a DUP after a lost PUBACK) with an id the gateway is
   working on is not sent twice over the link; one whose result was already published gets
   that result again.
-- What is not covered: the gateway *process* dying loses the prompts it had acknowledged and
-  not answered (the broker considers them delivered). A ground station that needs that keeps
-  the prompt publisher's own retry.
+- The gateway *process* dying loses the prompts it had acknowledged and not answered (the
+  broker considers them delivered) -- unless it keeps a journal (``journal=``, ``linkstack
+  gateway --journal FILE``, :mod:`linkstack.gateway_journal`): every prompt taken is written
+  there before it is worked on, and marked answered once the broker has the result; a gateway
+  started on the same journal forwards the unanswered ones again.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from linkstack.errors import ConfigError
+from linkstack.gateway_journal import PromptJournal
 from linkstack.service import PromptService, ServiceResult
 
 log = logging.getLogger(__name__)
@@ -197,6 +200,9 @@ class GatewayConfig:
         keepalive_s: MQTT keep-alive.
         latency_window: results kept for the latency percentiles.
         remember_results: results kept to answer redelivered prompts.
+        journal: file of the prompts taken and not yet answered (None: no journal); a
+            gateway started on it forwards them again (:mod:`linkstack.gateway_journal`).
+        journal_sync: fsync each journal record (survives a power cut, not only a crash).
     """
 
     host: str = "127.0.0.1"
@@ -211,6 +217,8 @@ class GatewayConfig:
     keepalive_s: int = 30
     latency_window: int = 1000
     remember_results: int = 10000
+    journal: str | None = None
+    journal_sync: bool = False
 
     def __post_init__(self) -> None:
         if not self.spacecraft or _FORBIDDEN_ID_CHARS & set(self.spacecraft):
@@ -237,6 +245,7 @@ class GatewayStats:
     publish_retries: int = 0
     connects: int = 0
     disconnects: int = 0
+    replayed: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -246,6 +255,7 @@ class _Outgoing:
     payload: bytes
     retain: bool = False
     kind: str = "result"
+    key: str | None = None  # the prompt it answers (journal), None for status and malformed
 
 
 class Gateway:
@@ -273,6 +283,9 @@ class Gateway:
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = time.time()
+        self.journal = (PromptJournal(self.config.journal, sync=self.config.journal_sync)
+                        if self.config.journal else None)
+        self._replay = self.journal.pending() if self.journal is not None else []
 
     # -- topics and messages ---------------------------------------------------------------
     def result_topic(self, request_id: str | int | None) -> str:
@@ -289,7 +302,7 @@ class Gateway:
             "results_published": s.results_published, "results_by_status": dict(s.statuses),
             "in_flight": len(self._in_progress),
             "outbox": sum(1 for o in self._outbox if o.kind == "result"),
-            "publish_retries": s.publish_retries, "connects": s.connects,
+            "publish_retries": s.publish_retries, "connects": s.connects, "replayed": s.replayed,
             "disconnects": s.disconnects,
             "latency_s": {"count": len(self._latencies), **percentiles(list(self._latencies))},
             "link": self._service_status(),
@@ -321,7 +334,7 @@ class Gateway:
             while len(self._done) > self.config.remember_results:
                 self._done.popitem(last=False)
         self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
-        self._queue(_Outgoing(self.result_topic(request_id), payload))
+        self._queue(_Outgoing(self.result_topic(request_id), payload, key=key))
 
     # -- incoming ----------------------------------------------------------------------------
     def handle_prompt(self, payload: bytes) -> None:
@@ -340,8 +353,10 @@ class Gateway:
         done = self._done.get(key)
         if done is not None:
             self.stats.duplicates += 1
-            self._queue(_Outgoing(self.result_topic(request.id), done))
+            self._queue(_Outgoing(self.result_topic(request.id), done, key=key))
             return
+        if self.journal is not None:
+            self.journal.taken(key, payload)
         self._in_progress.add(key)
         task = asyncio.get_running_loop().create_task(self._forward(request))
         self._tasks.add(task)
@@ -372,6 +387,10 @@ class Gateway:
         cfg = self.config
         delay = cfg.reconnect_min_s
         status_task = asyncio.get_running_loop().create_task(self._status_loop())
+        replay, self._replay = self._replay, []
+        for payload in replay:  # taken by an earlier gateway process, never answered
+            self.stats.replayed += 1
+            self.handle_prompt(payload)
         try:
             while True:
                 try:
@@ -440,6 +459,8 @@ class Gateway:
                 self._outbox.remove(item)
             if item.kind == "result":
                 self.stats.results_published += 1
+                if self.journal is not None and item.key is not None:
+                    self.journal.answered(item.key)
 
     async def _status_loop(self) -> None:
         while True:

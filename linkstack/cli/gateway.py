@@ -74,7 +74,8 @@ async def _main(args: dict[str, Any]) -> int:
         raise ConfigError(f"{service_kind!r}: auto, sim, udp or local", key="service")
     config = GatewayConfig(host=host, port=port, spacecraft=spacecraft,
                            client_id=args["client_id"], max_in_flight=args["max_in_flight"],
-                           status_interval_s=args["status_interval"])
+                           status_interval_s=args["status_interval"],
+                           journal=str(args["journal"]) if args["journal"] else None)
     gateway = Gateway(service, config)
     print(f"gateway for {spacecraft} ({service_kind} service) on mqtt://{host}:{port}: "
           f"prompts on {gateway.prompt_topic}, results on {gateway.result_prefix}<id>, "
@@ -135,6 +136,9 @@ def register(app: typer.Typer) -> None:
             "--status-interval", min=0.1, help="Seconds between status messages.")] = 5.0,
         pcap: Annotated[Path | None, typer.Option(
             "--pcap", help="udp: write every unit, frame and packet sent.")] = None,
+        journal: Annotated[Path | None, typer.Option(
+            "--journal", help="File of the prompts taken and not yet answered; started on "
+            "it again after a crash, the gateway forwards them again.")] = None,
     ) -> None:
         """Bridge MQTT prompts (linkstack/<spacecraft>/prompt) to the link and publish the
         results and the link status; QoS 1, reconnects and resumes after a broker restart."""
@@ -142,7 +146,7 @@ def register(app: typer.Typer) -> None:
                 "spacecraft": spacecraft, "service": service, "listen": listen, "peer": peer,
                 "model": model, "backend": backend, "client_id": client_id,
                 "max_in_flight": max_in_flight, "status_interval": status_interval,
-                "pcap": pcap}
+                "pcap": pcap, "journal": journal}
         try:
             code = asyncio.run(_main(args))
         except LinkstackError as exc:

@@ -1,0 +1,97 @@
+"""The gateway's prompt journal: what it took and has not answered, on disk.
+
+The broker forgets a QoS 1 prompt once the gateway has acknowledged it, so a gateway *process*
+that dies afterwards would lose it (:mod:`linkstack.gateway`). With a journal the gateway
+writes each prompt it takes (``taken``) before working on it, and notes its answer
+(``answered``) once the broker has acknowledged the result; a gateway started on the same
+journal forwards every prompt taken and not answered again. Results are then at least once
+across gateway crashes too (a result may come twice, like any QoS 1 message).
+
+The file is JSON lines, appended and flushed record by record (``fsync`` too with
+``sync=True``, to survive a power cut, not just a process crash)::
+
+    {"taken": "<id>", "prompt": "<the prompt message as received>"}
+    {"answered": "<id>"}
+
+On opening, the file is rewritten with the pending prompts only. A line that does not parse
+(the tail of a record cut by a crash) is skipped and counted in :attr:`PromptJournal.skipped`.
+The window left: the MQTT client acknowledges a message as it hands it over, so a crash
+between that acknowledgement and the ``taken`` record loses the prompt (microseconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from linkstack.errors import ConfigError
+
+__all__ = ["PromptJournal"]
+
+
+class PromptJournal:
+    """An append-only record of the prompts taken and answered (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, sync: bool = False) -> None:
+        self.path = Path(path)
+        self.sync = sync
+        self.skipped = 0
+        self._pending: dict[str, bytes] = {}
+        try:
+            if self.path.exists():
+                self._load()
+            self._rewrite()
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: {exc.strerror or exc}", key="journal") from None
+
+    def _load(self) -> None:
+        with self.path.open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                    if "taken" in record:
+                        self._pending[str(record["taken"])] = record["prompt"].encode()
+                    elif "answered" in record:
+                        self._pending.pop(str(record["answered"]), None)
+                    else:
+                        raise ValueError("neither taken nor answered")
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    self.skipped += 1
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for key, prompt in self._pending.items():
+                f.write(self._line({"taken": key, "prompt": prompt.decode()}))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+    @staticmethod
+    def _line(record: dict[str, str]) -> str:
+        return json.dumps(record, ensure_ascii=False) + "\n"
+
+    def _write(self, record: dict[str, str]) -> None:
+        # opened per record (prompts come at most tens per second): nothing stays open, and
+        # the record has reached the operating system when this returns
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(self._line(record))
+            f.flush()
+            if self.sync:
+                os.fsync(f.fileno())
+
+    def pending(self) -> list[bytes]:
+        """The prompt messages taken and not answered, in the order they were taken."""
+        return list(self._pending.values())
+
+    def taken(self, key: str, prompt: bytes) -> None:
+        """Record a prompt message (valid UTF-8 JSON) before working on it."""
+        if key not in self._pending:
+            self._pending[key] = bytes(prompt)
+            self._write({"taken": key, "prompt": prompt.decode()})
+
+    def answered(self, key: str) -> None:
+        """Record that the broker has the result of ``key``."""
+        if self._pending.pop(key, None) is not None:
+            self._write({"answered": key})
