@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +60,7 @@ __all__ = [
     "FrameBatch",
     "FrameSynced",
     "FrameSynchronizer",
+    "MarkerScanner",
     "Slip",
     "SyncEvent",
     "SyncLocked",
@@ -326,7 +328,75 @@ class SyncStats:
 # The synchronizer
 
 
-class FrameSynchronizer:
+class MarkerScanner:
+    """The bit-stream buffer and skipped-bit accounting shared by the receivers that look
+    for a marker at any bit offset (:class:`FrameSynchronizer`, the CLTU decoder).
+
+    ``_buf`` holds the octets not yet consumed, ``_base`` the absolute bit index of its
+    bit 0, ``_pos`` the receiver's position in it. Bits passed over while searching are
+    counted from ``_skip_start`` and reported as one :class:`BytesSkipped` when a marker is
+    found or the stream ends. Subclasses set ``detect_inverted`` and a ``stats`` with a
+    ``skipped_bits`` counter.
+    """
+
+    detect_inverted: bool
+    stats: Any
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(0, dtype=np.uint8)
+        self._base = 0  # absolute bit index of _buf bit 0 (a multiple of 8)
+        self._pos = 0
+        self._skip_bits = 0
+        self._skip_start = 0
+
+    def _append(self, data: bytes | bytearray | memoryview) -> int:
+        """Add stream octets to the buffer; returns how many."""
+        if len(data):
+            new = np.frombuffer(data, dtype=np.uint8)
+            self._buf = np.concatenate([self._buf, new]) if self._buf.size else new.copy()
+        return len(data)
+
+    def _skip(self, nbits: int) -> None:
+        """Count ``nbits`` from ``_pos`` as skipped (the run starts at the first of them)."""
+        if self._skip_bits == 0:
+            self._skip_start = self._base + self._pos
+        self._skip_bits += nbits
+
+    def _emit_skip(self, out: list[Any]) -> None:
+        if self._skip_bits:
+            out.append(BytesSkipped(self._skip_bits // 8, self._skip_bits, self._skip_start))
+            self.stats.skipped_bits += self._skip_bits
+            self._skip_bits = 0
+
+    def _search(self, out: list[Any], marker: int, nbits: int, tolerance: int
+                ) -> tuple[int, bool] | None:
+        """Find ``marker`` from ``_pos``: (its position, inverted), the bits before it counted
+        as skipped and reported; None when not in the buffer yet (``_pos`` then moves up to
+        the last ``nbits - 1`` bits, which may start a marker)."""
+        found = find_pattern(self._buf, self._pos, marker, nbits, tolerance,
+                             detect_inverted=self.detect_inverted)
+        if found is None:
+            new_pos = max(self._pos, self._buf.size * 8 - (nbits - 1))
+            self._skip(new_pos - self._pos)
+            self._pos = new_pos
+            return None
+        p, _errors, inverted = found
+        self._skip(p - self._pos)
+        self._emit_skip(out)
+        return p, inverted
+
+    def _skip_rest(self, out: list[Any]) -> None:
+        """End of stream: the bits from ``_pos`` on are skipped; empty the buffer (bit
+        offsets keep counting)."""
+        total = self._buf.size * 8
+        self._skip(max(0, total - self._pos))
+        self._emit_skip(out)
+        self._base += total
+        self._buf = np.zeros(0, dtype=np.uint8)
+        self._pos = 0
+
+
+class FrameSynchronizer(MarkerScanner):
     """Sans-IO bit-level CADU synchronizer (search → check → lock → flywheel).
 
     Args:
@@ -382,17 +452,13 @@ class FrameSynchronizer:
         self.detect_inverted = detect_inverted
         self.stats = SyncStats()
         self._bits = cadu_length * 8
-        self._buf = np.zeros(0, dtype=np.uint8)
-        self._base = 0  # absolute bit index of _buf bit 0 (a multiple of 8)
-        self._pos = 0  # SEARCH: next bit to test; CHECK/LOCK: predicted marker position
+        super().__init__()  # _pos: SEARCH: next bit to test; CHECK/LOCK: predicted marker
         self._state = SyncState.SEARCH
         self._inverted = False
         self._confirm = 0
         self._misses = 0
         self._held_first: int | None = None  # position of the first held flywheel CADU
         self._held_errors: list[int] = []
-        self._skip_bits = 0
-        self._skip_start = 0
 
     # -- public ----------------------------------------------------------------------------
 
@@ -414,10 +480,7 @@ class FrameSynchronizer:
 
     def feed_batches(self, data: bytes | bytearray | memoryview) -> list[SyncEvent | FrameBatch]:
         """Like :meth:`feed`, with runs of CADUs as :class:`FrameBatch` arrays."""
-        if len(data):
-            new = np.frombuffer(data, dtype=np.uint8)
-            self._buf = np.concatenate([self._buf, new]) if self._buf.size else new.copy()
-            self.stats.bits_in += new.size * 8
+        self.stats.bits_in += self._append(data) * 8
         out: list[SyncEvent | FrameBatch] = []
         self._run(out, final=False)
         self._trim()
@@ -444,30 +507,15 @@ class FrameSynchronizer:
             else:
                 self._lose(out, self._held_first)
                 self._run(out, final=True)
-        total = self._buf.size * 8
-        if self._state is SyncState.SEARCH:
-            if self._skip_bits == 0:
-                self._skip_start = self._base + self._pos
-            self._skip_bits += max(0, total - self._pos)
-        else:
-            self._skip_start = self._base + self._pos
-            self._skip_bits = max(0, total - self._pos)
-        self._emit_skip(out)
-        self._base += total
-        self._buf = np.zeros(0, dtype=np.uint8)
-        self._pos = 0
+        if self._state is not SyncState.SEARCH:
+            self._skip_bits = 0  # (outside SEARCH nothing is being counted as skipped)
+        self._skip_rest(out)
         self._state = SyncState.SEARCH
         self._misses = 0
         self._confirm = 0
         return out
 
     # -- internals -------------------------------------------------------------------------
-
-    def _emit_skip(self, out: list[SyncEvent | FrameBatch]) -> None:
-        if self._skip_bits:
-            out.append(BytesSkipped(self._skip_bits // 8, self._skip_bits, self._skip_start))
-            self.stats.skipped_bits += self._skip_bits
-            self._skip_bits = 0
 
     def _marker_at(self, pos: int) -> int | None:
         """The 32-bit word at bit ``pos`` of the buffer, or None if outside it."""
@@ -511,18 +559,10 @@ class FrameSynchronizer:
         while True:
             total = self._buf.size * 8
             if self._state is SyncState.SEARCH:
-                if self._skip_bits == 0:
-                    self._skip_start = self._base + self._pos
-                found = find_pattern(self._buf, self._pos, asm, 32, self.search_tolerance,
-                                     detect_inverted=self.detect_inverted)
+                found = self._search(out, asm, 32, self.search_tolerance)
                 if found is None:
-                    new_pos = max(self._pos, total - 31)
-                    self._skip_bits += new_pos - self._pos
-                    self._pos = new_pos
                     return
-                p, _errors, inverted = found
-                self._skip_bits += p - self._pos
-                self._emit_skip(out)
+                p, inverted = found
                 self._pos = p
                 self._inverted = inverted
                 self._state = SyncState.CHECK

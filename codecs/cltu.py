@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linkstack.codecs import bch
-from linkstack.codecs.asm import BytesSkipped, extract_octets, find_pattern
+from linkstack.codecs.asm import BytesSkipped, MarkerScanner, extract_octets
 from linkstack.codecs.bch import CODEBLOCK_OCTETS, INFO_OCTETS, BchMode
 from linkstack.codecs.randomizer import TC_RANDOMIZER
 from linkstack.errors import ConfigError, DecodeError, EncodeError, TruncatedError
@@ -233,7 +233,7 @@ class _State(enum.Enum):
     DECODE = 1
 
 
-class CltuDecoder:
+class CltuDecoder(MarkerScanner):
     """Sans-IO CLTU receiver over a bit stream (231.0-B-3 §4): feed bytes, get events.
 
     Args:
@@ -268,21 +268,15 @@ class CltuDecoder:
         self.detect_inverted = detect_inverted
         self.max_codeblocks = max_codeblocks
         self.stats = CltuStats()
-        self._buf = np.zeros(0, dtype=np.uint8)
-        self._base = 0
-        self._pos = 0
+        super().__init__()
         self._state = _State.SEARCH
         self._inverted = False
         self._start = 0  # start sequence position of the CLTU being decoded
         self._asm = _Assembler()
-        self._skip_bits = 0
-        self._skip_start = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[CltuEvent]:
         """Add bytes of the stream; return the CLTUs and skips they complete."""
-        if len(data):
-            new = np.frombuffer(data, dtype=np.uint8)
-            self._buf = np.concatenate([self._buf, new]) if self._buf.size else new.copy()
+        self._append(data)
         out: list[CltuEvent] = []
         self._run(out)
         self._trim()
@@ -292,24 +286,11 @@ class CltuDecoder:
         """End of stream: a CLTU being decoded ends as ``truncated``; the rest is skipped."""
         out: list[CltuEvent] = []
         self._run(out)
-        total = self._buf.size * 8
         if self._state is _State.DECODE:
             octets = (self._pos - self._start) // 8
             self._finish(out, EndReason.TRUNCATED, octets)
-        if self._skip_bits == 0:
-            self._skip_start = self._base + self._pos
-        self._skip_bits += max(0, total - self._pos)
-        self._emit_skip(out)
-        self._base += total
-        self._buf = np.zeros(0, dtype=np.uint8)
-        self._pos = 0
+        self._skip_rest(out)
         return out
-
-    def _emit_skip(self, out: list[CltuEvent]) -> None:
-        if self._skip_bits:
-            out.append(BytesSkipped(self._skip_bits // 8, self._skip_bits, self._skip_start))
-            self.stats.skipped_bits += self._skip_bits
-            self._skip_bits = 0
 
     def _finish(self, out: list[CltuEvent], reason: EndReason, octets: int) -> None:
         result = self._asm.result(reason, self.derandomize, octets)
@@ -328,18 +309,10 @@ class CltuDecoder:
         while True:
             total = self._buf.size * 8
             if self._state is _State.SEARCH:
-                if self._skip_bits == 0:
-                    self._skip_start = self._base + self._pos
-                found = find_pattern(self._buf, self._pos, _START, 16, self.start_tolerance,
-                                     detect_inverted=self.detect_inverted)
+                found = self._search(out, _START, 16, self.start_tolerance)
                 if found is None:
-                    new_pos = max(self._pos, total - 15)
-                    self._skip_bits += new_pos - self._pos
-                    self._pos = new_pos
                     return
-                p, _errors, inverted = found
-                self._skip_bits += p - self._pos
-                self._emit_skip(out)
+                p, inverted = found
                 self._start = p
                 self._inverted = inverted
                 self._pos = p + 16
