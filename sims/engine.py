@@ -94,14 +94,7 @@ def now_ns() -> int:
     """Current virtual time in integer nanoseconds."""
     simulation = _current.get(None)
     if simulation is not None:
-        # a MockClock that does not run by itself: its time is its virtual base (what
-        # trio.current_time() returns, without the call chain down to perf_counter())
-        clock = simulation.clock
-        try:
-            if clock._rate == 0:
-                return round(clock._virtual_base * NS_PER_S)
-        except AttributeError:  # pragma: no cover - depends on the trio version
-            pass
+        return simulation.now_ns()
     return round(trio.current_time() * NS_PER_S)
 
 
@@ -192,7 +185,6 @@ class Scheduler:
         self._lot = trio.lowlevel.ParkingLot()
         self.jumps = 0
         self.sleeps = 0
-        self._direct_clock = False
 
     def call_at(self, t_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return TimerHandle(self.post(t_ns, fn, args))
@@ -214,17 +206,6 @@ class Scheduler:
         """Number of posted callbacks not yet run (cancelled ones included)."""
         return len(self._heap)
 
-    def _set_clock(self, t_ns: int) -> None:
-        """Advance the (stopped) mock clock to exactly ``t_ns``."""
-        clock = self._clock
-        t_s = t_ns / NS_PER_S
-        if self._direct_clock:
-            # MockClock at rate 0: its time IS _virtual_base; setting it (instead of
-            # jump(t - now)) keeps now_ns() == t_ns exactly, with no drift from sums.
-            clock._virtual_base = t_s
-        else:  # pragma: no cover - depends on the trio version
-            clock.jump(max(0.0, t_s - clock.current_time()))
-
     async def run(self) -> None:
         heap = self._heap
         pop = heapq.heappop
@@ -236,8 +217,9 @@ class Scheduler:
                 continue
             # Just resumed by trio: may we run ahead of the other tasks?
             runner = _runner()
-            self._direct_clock = (getattr(self._clock, "_rate", None) == 0
-                                  and hasattr(self._clock, "_virtual_base"))
+            # a MockClock at rate 0: its time IS _virtual_base; setting it (instead of
+            # jump(t - now)) keeps now_ns() == t_ns exactly, with no drift from sums
+            direct = (getattr(clock, "_rate", None) == 0 and hasattr(clock, "_virtual_base"))
             t_ns = heap[0][0]
             current = now_ns()
             if runner is None or _others_runnable(runner):
@@ -260,10 +242,10 @@ class Scheduler:
                     deadline = next_deadline()
                     if deadline != inf and t_ns / NS_PER_S >= deadline:
                         break
-                    if self._direct_clock:  # see _set_clock
+                    if direct:
                         clock._virtual_base = t_ns / NS_PER_S
                     else:  # pragma: no cover - depends on the trio version
-                        self._set_clock(t_ns)
+                        clock.jump(max(0.0, t_ns / NS_PER_S - clock.current_time()))
                     self.jumps += 1
                     current = t_ns
                 _, _, fn, args = pop(heap)
@@ -274,8 +256,7 @@ class Scheduler:
             await self._sleep_until(t_ns)
 
     async def _sleep_until(self, t_ns: int) -> None:
-        """Sleep like any task until ``t_ns`` (or until a new earlier callback is posted);
-        a due callback (``t_ns`` now) only yields, so that woken tasks run first."""
+        """Sleep like any task until ``t_ns`` (or until a new earlier callback is posted)."""
         self.sleeps += 1
         with trio.move_on_at(t_ns / NS_PER_S):
             await self._lot.park()
@@ -293,6 +274,19 @@ class Simulation:
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(self.clock)
+
+    def now_ns(self) -> int:
+        """Current virtual time in integer nanoseconds (:func:`now_ns`, without the lookup
+        of the running simulation)."""
+        clock = self.clock
+        try:
+            if clock._rate == 0:
+                # a MockClock that does not run by itself: its time is its virtual base
+                # (what current_time() returns, without the chain down to perf_counter())
+                return round(clock._virtual_base * NS_PER_S)
+        except AttributeError:  # pragma: no cover - depends on the trio version
+            pass
+        return round(clock.current_time() * NS_PER_S)
 
     def rng(self, name: str) -> np.random.Generator:
         """The generator of stream ``name`` (created on first use, then shared)."""
