@@ -207,12 +207,14 @@ def rf_config(hop: Hop) -> RfHopConfig:
     longest = cfg.uplink_max_frame_length
     up_unit = longest + cfg.uplink_chain().overhead(longest)  # the longest CLTU
     lag = max(worst_lag_s(fwd, up_unit), worst_lag_s(back, cfg.downlink_chain().cadu_length or 0))
-    if lag == 0:
-        return cfg
-    delay = max(fwd.build_propagation().delay_ns(0), back.build_propagation().delay_ns(0)) / 1e9
-    return dataclasses.replace(
-        cfg, recovery_wait=float(_param(fwd, "recovery_wait", max(1.0, 2 * (delay + lag)))),
-        bc_hold=float(_param(fwd, "bc_hold", lag)))
+    derived: dict[str, float] = {}  # the settings the scenario leaves to this rule
+    if lag > 0 and "bc_hold" not in fwd.stack.arq_params:
+        derived["bc_hold"] = lag
+    if lag > 0 and "recovery_wait" not in fwd.stack.arq_params:
+        delay = max(fwd.build_propagation().delay_ns(0),
+                    back.build_propagation().delay_ns(0)) / 1e9
+        derived["recovery_wait"] = max(1.0, 2 * (delay + lag))
+    return dataclasses.replace(cfg, **derived) if derived else cfg
 
 
 def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:

@@ -80,8 +80,9 @@ class RfHopConfig:
             every frame sent before the alert had landed.
         bc_hold: after sending a control (BC) frame, no new AD frame for this long. COP-1
             assumes a link that neither reorders nor duplicates (231.0-B-3 delivers CLTUs in
-            order): a late copy of a Set V(R) landing after newer AD frames rewinds V(R) and
-            lets FARM-1 take frames twice. Set it to the link's worst extra lag (0: off).
+            order): a late copy of a Set V(R) landing after newer AD frames moves V(R) under
+            the operator, and packets are skipped or taken twice. Set it to the link's worst
+            extra lag (0: off).
     """
 
     scid: int = 0x2A
