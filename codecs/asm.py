@@ -14,7 +14,7 @@ State machine (all tolerances in marker bit errors):
     Every bit position is tested (vectorized: a 32-bit window at each of the 8 bit offsets of
     every octet, Hamming distance by ``numpy.bitwise_count``) for the marker with at most
     ``search_tolerance`` errors, and, when ``detect_inverted``, for its complement. Bits passed
-    over are reported by one :class:`BytesSkipped` when a marker is found (or at
+    over are reported by one :class:`SearchSkipped` when a marker is found (or at
     :meth:`~FrameSynchronizer.flush`). The frame at the found marker is delivered at once
     (``locked=False``) and the synchronizer enters CHECK.
 ``CHECK``
@@ -35,7 +35,7 @@ State machine (all tolerances in marker bit errors):
     so that a burst of inserted garbage costs no real CADU.
 
 Every bit of the input ends up in exactly one place: in a delivered CADU, in a positive slip,
-or in a :class:`BytesSkipped` (a negative slip re-uses bits). Tests check this accounting.
+or in a :class:`SearchSkipped` (a negative slip re-uses bits). Tests check this accounting.
 
 For throughput, :meth:`FrameSynchronizer.feed_batches` returns runs of CADUs as
 :class:`FrameBatch` (``numpy`` arrays ``[k, cadu_length]``) for a vectorized receive chain;
@@ -56,11 +56,11 @@ __all__ = [
     "ASM",
     "ASM_BYTES",
     "ASM_OCTETS",
-    "BytesSkipped",
     "FrameBatch",
     "FrameSynced",
     "FrameSynchronizer",
     "MarkerScanner",
+    "SearchSkipped",
     "Slip",
     "SyncEvent",
     "SyncLocked",
@@ -253,7 +253,7 @@ class Slip:
 
 
 @dataclass(frozen=True, slots=True)
-class BytesSkipped:
+class SearchSkipped:
     """SEARCH passed over ``bits`` bits starting at ``bit_offset`` with no marker;
     ``octets`` is ``bits // 8`` (whole octets)."""
 
@@ -292,7 +292,7 @@ class FrameBatch:
         ]
 
 
-SyncEvent = FrameSynced | SyncLocked | SyncLost | Slip | BytesSkipped
+SyncEvent = FrameSynced | SyncLocked | SyncLost | Slip | SearchSkipped
 
 
 class SyncState(enum.StrEnum):
@@ -334,7 +334,7 @@ class MarkerScanner:
 
     ``_buf`` holds the octets not yet consumed, ``_base`` the absolute bit index of its
     bit 0, ``_pos`` the receiver's position in it. Bits passed over while searching are
-    counted from ``_skip_start`` and reported as one :class:`BytesSkipped` when a marker is
+    counted from ``_skip_start`` and reported as one :class:`SearchSkipped` when a marker is
     found or the stream ends. Subclasses set ``detect_inverted`` and a ``stats`` with a
     ``skipped_bits`` counter.
     """
@@ -364,7 +364,7 @@ class MarkerScanner:
 
     def _emit_skip(self, out: list[Any]) -> None:
         if self._skip_bits:
-            out.append(BytesSkipped(self._skip_bits // 8, self._skip_bits, self._skip_start))
+            out.append(SearchSkipped(self._skip_bits // 8, self._skip_bits, self._skip_start))
             self.stats.skipped_bits += self._skip_bits
             self._skip_bits = 0
 

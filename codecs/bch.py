@@ -1,7 +1,7 @@
 """BCH(63,56) codeblocks of the TC Synchronization and Channel Coding, CCSDS 231.0-B-3 §3.
 
 A codeblock is 8 octets: 7 information octets (56 bits), 7 parity bits and one filler bit
-(231.0-B-3 §3, ccsds-facts §1.9):
+(231.0-B-3 §3, specs/sources.md §1.9):
 
 - generator polynomial g(x) = x^7 + x^6 + x^2 + 1 (= (x + 1)(x^6 + x + 1), an expurgated
   Hamming code with minimum distance 4);
@@ -21,7 +21,7 @@ Everything here works on numpy arrays of many codeblocks at once: the parity of 
 codeblocks is 7 table look-ups over ``m``-element arrays (a byte-wise CRC-7 with a table
 derived from g(x) at import), never a per-bit loop.
 
-Test vectors: yamcs ``BchCltuGeneratorTest`` (originally SpacePyLibrary), facts §1.15.
+Test vectors: yamcs ``BchCltuGeneratorTest`` (originally SpacePyLibrary), specs/sources.md §1.15.
 """
 
 from __future__ import annotations

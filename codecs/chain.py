@@ -28,7 +28,7 @@ Chain names (case-insensitive, parts separated by ``-``):
 
 Without RS (``tm-uncoded``) nothing can check a codeblock, so every CADU the synchronizer
 delivers becomes a :class:`FrameDecoded` (a false acquisition included): check the frame's FECF
-at the frame layer. With RS, a codeblock that fails any codeword is a :class:`FrameRejected` and
+at the frame layer. With RS, a codeblock that fails any codeword is a :class:`CodedUnitRejected` and
 its octets are never delivered as a frame.
 
 Extra parts: ``norand`` / ``rand`` (randomizer off / on), ``conv`` / ``dual`` (RS symbol basis),
@@ -48,9 +48,9 @@ import numpy as np
 
 from linkstack.codecs.asm import (
     ASM_OCTETS,
-    BytesSkipped,
     FrameBatch,
     FrameSynchronizer,
+    SearchSkipped,
     Slip,
     SyncLocked,
     SyncLost,
@@ -72,16 +72,16 @@ __all__ = [
     "ChainDecoder",
     "ChainEvent",
     "ChainStats",
+    "CodedUnitRejected",
     "CodingChain",
     "FrameDecoded",
-    "FrameRejected",
 ]
 
 TC_MAX_FRAME_LENGTH = 1024
-"""232.0-B-3 §4.1.2: the 10-bit Frame Length field (ccsds-facts §1.2)."""
+"""232.0-B-3 §4.1.2: the 10-bit Frame Length field (specs/sources.md §1.2)."""
 TC_HEADER_OCTETS = 5
 USLP_MAX_FRAME_LENGTH = 65536
-"""732.1-B-2 §4.1.2.7: the 16-bit Frame Length field (ccsds-facts §1.6)."""
+"""732.1-B-2 §4.1.2.7: the 16-bit Frame Length field (specs/sources.md §1.6)."""
 USLP_HEADER_OCTETS = 7
 """The non-truncated USLP primary header without VC Frame Count: where its length field ends."""
 
@@ -121,7 +121,7 @@ class FrameDecoded:
 
 
 @dataclass(frozen=True, slots=True)
-class FrameRejected:
+class CodedUnitRejected:
     """A CADU / CLTU was found but no trustworthy frame came out of it.
 
     ``data`` is what was received (de-randomized), for diagnostics only: it is *not* a frame.
@@ -134,7 +134,7 @@ class FrameRejected:
     failed_codewords: tuple[int, ...] = ()
 
 
-ChainEvent = FrameDecoded | FrameRejected | SyncLocked | SyncLost | Slip | BytesSkipped
+ChainEvent = FrameDecoded | CodedUnitRejected | SyncLocked | SyncLost | Slip | SearchSkipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +420,7 @@ def tc_frame_length(data: bytes) -> int:
 
 
 USLP_VERSION = 0b1100
-"""Transfer Frame Version Number of USLP (ccsds-facts §1.6); TC's is 0 (two bits)."""
+"""Transfer Frame Version Number of USLP (specs/sources.md §1.6); TC's is 0 (two bits)."""
 
 
 def carried_frame_length(data: bytes) -> int:
@@ -434,8 +434,8 @@ def carried_frame_length(data: bytes) -> int:
 class ChainDecoder:
     """Stateful sans-IO receiver of a :class:`CodingChain`: feed bytes, get events.
 
-    Events: :class:`FrameDecoded`, :class:`FrameRejected`, and the synchronizer's
-    :class:`SyncLocked`, :class:`SyncLost`, :class:`Slip`, :class:`BytesSkipped`. Call
+    Events: :class:`FrameDecoded`, :class:`CodedUnitRejected`, and the synchronizer's
+    :class:`SyncLocked`, :class:`SyncLost`, :class:`Slip`, :class:`SearchSkipped`. Call
     :meth:`flush` at the end of the stream.
     """
 
@@ -514,7 +514,7 @@ class ChainDecoder:
             for i in range(n):
                 if failed_rows[i]:
                     bad = tuple(int(j) for j in np.flatnonzero(res.failed[i]))
-                    out.append(FrameRejected(
+                    out.append(CodedUnitRejected(
                         f"uncorrectable Reed-Solomon codeword(s) {list(bad)} of {rs.interleave}",
                         offsets[i], bytes(blocks[i]), bad,
                     ))
@@ -555,7 +555,7 @@ class ChainDecoder:
                     reason = (f"CLTU ended ({res.end_reason.value}) after {len(data)} octets; "
                               f"the frame length field says {length}")
             if reason is not None:
-                out.append(FrameRejected(reason, item.bit_offset, data))
+                out.append(CodedUnitRejected(reason, item.bit_offset, data))
                 self._failures += 1
                 continue
             out.append(FrameDecoded(data[: carried_frame_length(data)], res.corrected,

@@ -2,7 +2,7 @@
 
 A CLTU is the 16-bit start sequence ``EB90``, the BCH(63,56) codeblocks of one transfer
 frame (:mod:`linkstack.codecs.bch`; the last codeblock filled with ``0x55`` octets) and the
-8-octet tail sequence ``C5C5C5C5C5C5C579`` (231.0-B-3 §4, ccsds-facts §1.8/§1.9). When the
+8-octet tail sequence ``C5C5C5C5C5C5C579`` (231.0-B-3 §4, specs/sources.md §1.8/§1.9). When the
 TC randomizer (231.0-B-3 §6) is in use, it is applied to the frame *before* BCH encoding, and
 the fill is added after it (so the fill is not randomized).
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linkstack.codecs import bch
-from linkstack.codecs.asm import BytesSkipped, MarkerScanner, extract_octets
+from linkstack.codecs.asm import MarkerScanner, SearchSkipped, extract_octets
 from linkstack.codecs.bch import CODEBLOCK_OCTETS, INFO_OCTETS, BchMode
 from linkstack.codecs.randomizer import TC_RANDOMIZER
 from linkstack.errors import ConfigError, DecodeError, EncodeError, TruncatedError
@@ -57,9 +57,9 @@ __all__ = [
 ]
 
 START_SEQUENCE = bytes.fromhex("EB90")
-"""CLTU start sequence, 231.0-B-3 §4 (facts §1.8)."""
+"""CLTU start sequence, 231.0-B-3 §4 (specs/sources.md §1.8)."""
 TAIL_SEQUENCE = bytes.fromhex("C5C5C5C5C5C5C579")
-"""CLTU tail sequence, 231.0-B-3 §4 (facts §1.8)."""
+"""CLTU tail sequence, 231.0-B-3 §4 (specs/sources.md §1.8)."""
 
 _START = 0xEB90
 _TAIL_ARRAY = np.frombuffer(TAIL_SEQUENCE, dtype=np.uint8)
@@ -213,7 +213,7 @@ class CltuDecoded:
     inverted: bool = False
 
 
-CltuEvent = CltuDecoded | BytesSkipped
+CltuEvent = CltuDecoded | SearchSkipped
 
 
 @dataclass(slots=True)

@@ -14,7 +14,8 @@ batches of symbols at once:
 The CCSDS symbols on the wire are not in the conventional (polynomial) basis
 {α^7, ..., α, 1} but in Berlekamp's dual basis (CCSDS 131.0-B-3 §4.2 and annex F).  The
 conversion is a GF(2)-linear map given by an 8 x 8 bit matrix; its rows, as published with
-libfec's ``gen_ccsds_tal.c`` (facts §1.11), are :data:`DUAL_BASIS_MATRIX_ROWS`.  From them:
+libfec's ``gen_ccsds_tal.c`` (specs/sources.md §1.11), are :data:`DUAL_BASIS_MATRIX_ROWS`.
+From them:
 
 - :data:`TO_DUAL` (libfec's ``Taltab``): conventional → dual basis,
 - :data:`FROM_DUAL` (libfec's ``Tal1tab``): dual → conventional basis (its inverse).

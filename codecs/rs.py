@@ -533,7 +533,7 @@ class ReedSolomon:
 
 
 def _check_tables() -> None:
-    """Cheap import-time sanity check of the field constants (facts §1.11)."""
+    """Cheap import-time sanity check of the field constants (specs/sources.md §1.11)."""
     if int(EXP[ROOT_STEP]) != 0xAD or int(LOG[0xAD]) != ROOT_STEP:  # pragma: no cover
         raise AssertionError("α^11 must be 0xAD in GF(2^8)/0x187")
     if int(FROM_DUAL[TO_DUAL[0x5A]]) != 0x5A:  # pragma: no cover

@@ -1,6 +1,6 @@
 """Fast pack/unpack derived from one ``construct`` ``BitStruct`` declaration.
 
-DESIGN.md principle 2: each header is declared once with ``construct``. A ``BitStruct``
+specs/architecture.md principle 2: each header is declared once with ``construct``. A ``BitStruct``
 parses at ~25 µs, too slow for the per-packet hot path, so :class:`BitHeader` reads the
 declaration (field names, bit widths, constants) and generates two small functions that
 do the same work with one ``int.from_bytes`` and shifts (~1 µs). The construct object

@@ -1,7 +1,8 @@
 """Latency breakdown: split one message's time on one hop into where it was spent.
 
-DESIGN.md principle 5: time is accounted, not guessed. For each hop a message crosses, the
-simulator records *intervals* (virtual time) in which something happened to the message:
+specs/architecture.md principle 5: time is accounted, not guessed. For each hop a message
+crosses, the simulator records *intervals* (virtual time) in which something happened to the
+message:
 
 - ``coding``: its frames were being encoded or decoded (channel coding compute),
 - ``serialization``: one of its frames that was eventually delivered was being clocked out,

@@ -1,6 +1,6 @@
 """Discrete-event engine: trio under a mock clock, one seeded random source.
 
-DESIGN.md principle 3: ``trio`` drives the simulators in *virtual* time.  A
+specs/architecture.md principle 3: ``trio`` drives the simulators in *virtual* time.  A
 :class:`trio.testing.MockClock` with ``autojump_threshold=0`` jumps the clock to the
 next deadline as soon as every task is blocked, so an hour of link time runs as fast
 as the CPU can process the events in it, and a run is a pure function of its seed.

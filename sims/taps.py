@@ -1,28 +1,20 @@
-"""Time accounting: where every unit spent its time, per hop and end to end.
+"""Per-hop time accounting: where every unit spent its time on one link direction.
 
-DESIGN.md principle 5 ("time is accounted, not guessed").  Two instruments:
+specs/architecture.md principle 5 ("time is accounted, not guessed").
 
-* :class:`Tap` — attached to one link :class:`~linkstack.sims.link.Direction` (a
-  *hop*).  For each unit it records when the unit entered the transmit queue, when
-  its serialization started and ended, and when its last bit arrived, split into
-  the components *queueing*, *serialization*, *propagation* and *reorder* (the
-  extra delay of a reordered unit), or the reason it was lost.  It also keeps
-  running totals (:class:`HopTotals`), so an hour-long run can account for every
-  unit with bounded memory (``max_records`` keeps only the latest records).
-  Layers above the link fill the other components of a hop -- coding compute, ARQ
-  waiting -- per unit with :meth:`Tap.annotate` (by the unit's ``seq``) or in the
-  totals only with :meth:`Tap.add`.
+:class:`Tap` — attached to one link :class:`~linkstack.sims.link.Direction` (a
+*hop*).  For each unit it records when the unit entered the transmit queue, when
+its serialization started and ended, and when its last bit arrived, split into
+the components *queueing*, *serialization*, *propagation* and *reorder* (the
+extra delay of a reordered unit), or the reason it was lost.  It also keeps
+running totals (:class:`HopTotals`), so an hour-long run can account for every
+unit with bounded memory (``max_records`` keeps only the latest records).
+Layers above the link fill the other components of a hop -- coding compute, ARQ
+waiting -- per unit with :meth:`Tap.annotate` (by the unit's ``seq``) or in the
+totals only with :meth:`Tap.add`.
 
-* :class:`Ledger` — the end-to-end view of a *trace* (one prompt, one answer, one
-  frame ...).  Every layer adds the time intervals ("spans") it is responsible for:
-  the link adds queueing / serialization / propagation spans from each
-  :class:`~linkstack.sims.link.Delivery`, the coding layer adds ``coding`` spans,
-  the ARQ adds ``arq_wait`` spans (from a loss to the retransmission), the model
-  endpoint adds ``inference``.  :meth:`Ledger.breakdown` sums them per hop and
-  component and proves the sum: ``sum(components) - overlap + unaccounted == total``
-  where *unaccounted* is time covered by no span and *overlap* is time claimed
-  twice.  When the spans tile the trace's interval, both are zero and the
-  components add up exactly to the measured total.
+The end-to-end view of one prompt -- every instant of each hop given to one component, rows
+that sum to the measured total -- is :mod:`linkstack.sims.breakdown`'s; a tap counts per hop.
 
 All times are integer nanoseconds of simulated time (:mod:`linkstack.sims.engine`).
 """
@@ -30,7 +22,6 @@ All times are integer nanoseconds of simulated time (:mod:`linkstack.sims.engine
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -42,11 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LINK_COMPONENTS",
-    "Breakdown",
     "Component",
     "HopTotals",
-    "Ledger",
-    "Span",
     "Tap",
     "TapRecord",
 ]
@@ -193,9 +181,6 @@ class Tap:
         hop: name of the hop (usually the direction's name).
         max_records: keep at most this many latest :class:`TapRecord` (``None``: all,
             ``0``: none; the totals are always kept).
-        ledger: optional :class:`Ledger` that receives the link spans of each unit.
-        trace_of: maps a unit's ``meta`` to the trace ids it belongs to (required
-            with ``ledger``); return an empty iterable for untraced units.
     """
 
     def __init__(
@@ -203,19 +188,13 @@ class Tap:
         hop: str,
         *,
         max_records: int | None = None,
-        ledger: Ledger | None = None,
-        trace_of: Callable[[Any], Iterable[Hashable]] | None = None,
     ) -> None:
         if max_records is not None and max_records < 0:
             raise ValueError("max_records must be >= 0 or None")
-        if ledger is not None and trace_of is None:
-            raise ValueError("a ledger needs trace_of to map units to traces")
         self.hop = hop
         self.records: deque[TapRecord] = deque(maxlen=max_records)
         self._keep = max_records != 0
         self.totals = HopTotals()
-        self.ledger = ledger
-        self.trace_of = trace_of
 
     # -- called by the link ----------------------------------------------------------
 
@@ -262,12 +241,6 @@ class Tap:
                     delivery.propagation_ns, delivery.reorder_ns, delivery.bit_errors, loss,
                 )
             )
-        if self.ledger is not None and self.trace_of is not None:
-            for trace in self.trace_of(delivery.meta):
-                if loss is None:
-                    self.ledger.add_delivery(trace, self.hop, delivery)
-                else:
-                    self.ledger.note_loss(trace, self.hop, loss, delivery.t_arrival)
 
     def record_drop(self, seq: int, meta: Any, octets: int, t_enqueued: int, count: int = 1
                     ) -> None:
@@ -280,9 +253,6 @@ class Tap:
                 TapRecord(self.hop, seq, meta, octets * count, t_enqueued, None, None, None, 0, 0,
                           0, "queue_full")
             )
-        if self.ledger is not None and self.trace_of is not None:
-            for trace in self.trace_of(meta):
-                self.ledger.note_loss(trace, self.hop, "queue_full", t_enqueued)
 
     def record_bulk(self, bulk: BulkDelivery) -> None:
         """Account a bulk batch (aggregated: no per-unit records)."""
@@ -378,148 +348,3 @@ class Tap:
                     f"max {t.max_ns.get(component, 0) / 1e6:12.6f} ms"
                 )
         return "\n".join(lines)
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """An interval of a trace's life attributed to one hop and component."""
-
-    hop: str
-    component: Component
-    start_ns: int
-    end_ns: int
-
-    @property
-    def ns(self) -> int:
-        return self.end_ns - self.start_ns
-
-
-@dataclass(frozen=True)
-class Breakdown:
-    """Sum of a trace's spans per (hop, component), with the proof of the sum.
-
-    ``sum(ns for _, _, ns in items) - overlap_ns + unaccounted_ns == total_ns``.
-    """
-
-    trace: Hashable
-    start_ns: int
-    end_ns: int
-    items: tuple[tuple[str, Component, int], ...]
-    covered_ns: int
-    overlap_ns: int
-    losses: tuple[tuple[str, str, int], ...]
-
-    @property
-    def total_ns(self) -> int:
-        return self.end_ns - self.start_ns
-
-    @property
-    def unaccounted_ns(self) -> int:
-        return self.total_ns - self.covered_ns
-
-    @property
-    def components_ns(self) -> int:
-        return sum(ns for _, _, ns in self.items)
-
-    def by_component(self) -> dict[Component, int]:
-        result: dict[Component, int] = {}
-        for _, component, ns in self.items:
-            result[component] = result.get(component, 0) + ns
-        return result
-
-    def format(self) -> str:
-        """A table that sums to the total (rows for unaccounted and overlap if any)."""
-        width = max([len(hop) for hop, _, _ in self.items] + [12])
-        lines = [f"trace {self.trace!r}: total {self.total_ns / 1e6:.6f} ms"]
-        for hop, component, ns in self.items:
-            share = 100.0 * ns / self.total_ns if self.total_ns else 0.0
-            lines.append(
-                f"  {hop:<{width}} {component.value:<14} {ns / 1e6:14.6f} ms {share:6.2f} %"
-            )
-        if self.unaccounted_ns:
-            lines.append(
-                f"  {'':<{width}} {'unaccounted':<14} {self.unaccounted_ns / 1e6:14.6f} ms"
-            )
-        if self.overlap_ns:
-            lines.append(f"  {'':<{width}} {'overlap':<14} {-self.overlap_ns / 1e6:14.6f} ms")
-        lines.append(f"  {'':<{width}} {'sum':<14} {self.total_ns / 1e6:14.6f} ms")
-        for hop, reason, t in self.losses:
-            lines.append(f"  lost on {hop} ({reason}) at {t / 1e9:.9f} s")
-        return "\n".join(lines)
-
-
-class Ledger:
-    """End-to-end spans of traces (see module docstring)."""
-
-    def __init__(self) -> None:
-        self._spans: dict[Hashable, list[Span]] = {}
-        self._marks: dict[Hashable, list[int]] = {}
-        self._losses: dict[Hashable, list[tuple[str, str, int]]] = {}
-
-    def traces(self) -> list[Hashable]:
-        return list(dict.fromkeys([*self._spans, *self._marks, *self._losses]))
-
-    def mark(self, trace: Hashable, t_ns: int) -> None:
-        """Extend the trace's interval to include ``t_ns`` (e.g. its creation, its end)."""
-        self._marks.setdefault(trace, []).append(int(t_ns))
-
-    def span(self, trace: Hashable, hop: str, component: Component, start_ns: int, end_ns: int
-             ) -> None:
-        if end_ns < start_ns:
-            raise ValueError(f"span ends before it starts: {start_ns} > {end_ns}")
-        self._spans.setdefault(trace, []).append(
-            Span(hop, Component(component), int(start_ns), int(end_ns))
-        )
-
-    def add_delivery(self, trace: Hashable, hop: str, delivery: Delivery) -> None:
-        """The link's spans for one delivered unit: queueing, serialization, propagation."""
-        t_prop = delivery.t_tx_end + delivery.propagation_ns
-        self.span(trace, hop, Component.QUEUEING, delivery.t_enqueued, delivery.t_tx_start)
-        self.span(trace, hop, Component.SERIALIZATION, delivery.t_tx_start, delivery.t_tx_end)
-        self.span(trace, hop, Component.PROPAGATION, delivery.t_tx_end, t_prop)
-        if delivery.reorder_ns:
-            self.span(trace, hop, Component.REORDER, t_prop, delivery.t_arrival)
-
-    def note_loss(self, trace: Hashable, hop: str, reason: str, t_ns: int) -> None:
-        self._losses.setdefault(trace, []).append((hop, reason, int(t_ns)))
-
-    def spans(self, trace: Hashable) -> list[Span]:
-        return list(self._spans.get(trace, ()))
-
-    def intervals_s(self, trace: Hashable, hop: str | None = None
-                    ) -> dict[str, list[tuple[float, float]]]:
-        """The trace's spans as ``{component: [(start_s, end_s), ...]}`` in seconds (all
-        hops, or one), the input format of :func:`linkstack.sims.breakdown.split_intervals`."""
-        result: dict[str, list[tuple[float, float]]] = {}
-        for span in self._spans.get(trace, ()):
-            if hop is None or span.hop == hop:
-                result.setdefault(span.component.value, []).append(
-                    (span.start_ns / 1e9, span.end_ns / 1e9)
-                )
-        return result
-
-    def breakdown(self, trace: Hashable) -> Breakdown:
-        spans = sorted(self._spans.get(trace, ()), key=lambda s: (s.start_ns, s.end_ns))
-        points = [s.start_ns for s in spans] + [s.end_ns for s in spans]
-        points += self._marks.get(trace, [])
-        if not points:
-            raise KeyError(trace)
-        start, end = min(points), max(points)
-        items: dict[tuple[str, Component], int] = {}
-        covered = 0
-        reach = start
-        for s in spans:
-            items[(s.hop, s.component)] = items.get((s.hop, s.component), 0) + s.ns
-            if s.end_ns > reach:
-                covered += s.end_ns - max(s.start_ns, reach)
-                reach = s.end_ns
-        total_items = sum(items.values())
-        return Breakdown(
-            trace=trace,
-            start_ns=start,
-            end_ns=end,
-            items=tuple((hop, component, ns) for (hop, component), ns in items.items()),
-            covered_ns=covered,
-            overlap_ns=total_items - covered,
-            losses=tuple(self._losses.get(trace, ())),
-        )

@@ -1,7 +1,7 @@
 """Tuning the protocol settings of a scenario for its channel conditions.
 
-The search space is derived from the scenario's path (:func:`linkstack.sims.roundtrip.plan_path`)
-and the settings the hop endpoints read (:func:`linkstack.sims.roundtrip.build_endpoints`):
+The search space is derived from the scenario's path (:func:`linkstack.sims.topology.plan_path`)
+and the settings the hop endpoints read (:func:`linkstack.sims.topology.build_endpoints`):
 
 RF hop (TC uplink with COP-1, TM downlink; :mod:`linkstack.hops.rf`):
     the FOP-1 managed parameters (CCSDS 232.1-B-2 §5.1) ``t1_initial`` (Timer_Initial_Value),
@@ -50,9 +50,9 @@ from typing import Any
 from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError, LinkstackError
 from linkstack.payload.backend import ModelBackend
-from linkstack.sims.roundtrip import plan_path
 from linkstack.sims.scenario import Scenario, apply_overrides, parse_scenario
 from linkstack.sims.sweep import Evaluation, Stats, evaluate, prepare, read_scenario_source
+from linkstack.sims.topology import plan_path
 
 __all__ = [
     "Knob",

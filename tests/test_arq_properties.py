@@ -31,15 +31,15 @@ from linkstack.arq.common import (
 )
 from linkstack.arq.farm1 import Farm1, FarmState
 from linkstack.arq.fop1 import Fop1, FopDirective, FopState
-from linkstack.arq.loopback import (
+from linkstack.frames.clcw import Clcw
+from linkstack.sims import engine
+from linkstack.sims.arq_loopback import (
     ChannelModel,
     LoopbackConfig,
     _percentile,
     default_tx_limit,
     run_loopback,
 )
-from linkstack.frames.clcw import Clcw
-from linkstack.sims import engine
 from linkstack.sims.engine import NS_PER_S, run_simulation
 from linkstack.sims.link import Delivery, LossReason
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from linkstack.codecs.asm import (
     ASM,
     ASM_BYTES,
-    BytesSkipped,
     FrameBatch,
     FrameSynced,
     FrameSynchronizer,
+    SearchSkipped,
     Slip,
     SyncLocked,
     SyncLost,
@@ -31,7 +31,8 @@ ASM_BITS = np.unpackbits(np.frombuffer(ASM_BYTES, dtype=np.uint8))
 
 
 def test_asm_value() -> None:
-    # 131.0-B-3 §8.3; gr-satellites `_syncword` '00011010110011111111110000011101' (facts §1.8)
+    # 131.0-B-3 §8.3; gr-satellites `_syncword` '00011010110011111111110000011101'
+    # (specs/sources.md §1.8)
     assert bytes.fromhex("1ACFFC1D") == ASM_BYTES
     assert "".join(map(str, ASM_BITS)) == "00011010110011111111110000011101"
     assert attach_asm(b"\x01\x02") == bytes.fromhex("1ACFFC1D0102")
@@ -223,7 +224,7 @@ def test_recovers_every_cadu_at_random_bit_offsets(
     # every inserted gap is reported: a slip when within the window, else a skip
     inner = gaps[: n_frames - 1]
     slips = [e for e in events if isinstance(e, Slip)]
-    skips = [e for e in events if isinstance(e, BytesSkipped)]
+    skips = [e for e in events if isinstance(e, SearchSkipped)]
     assert [s.bits for s in slips] == [g for g in inner if 0 < g <= slip_window]
     expected_skips = ([lead] if lead else []) + [g for g in inner if g > slip_window]
     if tail:
@@ -259,7 +260,7 @@ def test_state_transitions_search_check_lock() -> None:
     # up to the middle of the second CADU: the first one is delivered, unconfirmed
     cut = (5 + cadu_bits + cadu_bits // 2) // 8
     ev = sync.feed(built.stream[:cut])
-    assert [type(e) for e in ev] == [BytesSkipped, FrameSynced]
+    assert [type(e) for e in ev] == [SearchSkipped, FrameSynced]
     assert ev[0].bits == 5 and not ev[1].locked
     assert sync.state is SyncState.CHECK
     ev = sync.feed(built.stream[cut:])
@@ -278,7 +279,7 @@ def test_check_count_zero_locks_on_first_marker() -> None:
     built = clean(2)
     sync = FrameSynchronizer(44, check_count=0)
     ev = sync.feed(built.stream)
-    assert [type(e).__name__ for e in ev] == ["BytesSkipped", "FrameSynced", "SyncLocked",
+    assert [type(e).__name__ for e in ev] == ["SearchSkipped", "FrameSynced", "SyncLocked",
                                               "FrameSynced"]
     # SyncLocked follows the CADU whose marker completed the check (here: the first one)
     assert ev[2].bit_offset == built.offsets[0]
@@ -330,7 +331,7 @@ def test_without_flywheel_a_damaged_marker_loses_that_frame() -> None:
     assert [f.codeblock for f in frames] == [built.codeblocks[i] for i in (0, 1, 3, 4)]
     lost = [e for e in ev if isinstance(e, SyncLost)]
     assert len(lost) == 1 and lost[0].was_locked
-    skipped = [e for e in ev if isinstance(e, BytesSkipped)]
+    skipped = [e for e in ev if isinstance(e, SearchSkipped)]
     assert skipped[1].bits == 44 * 8 and skipped[1].bit_offset == built.offsets[2]
 
 
@@ -344,7 +345,7 @@ def test_flywheel_exhausted_discards_held_frames_and_searches_again() -> None:
     assert lost[0].bit_offset == built.offsets[2]
     frames = frames_of(ev)
     assert [f.codeblock for f in frames] == [built.codeblocks[i] for i in (0, 1, 5)]
-    skipped = [e for e in ev if isinstance(e, BytesSkipped)]
+    skipped = [e for e in ev if isinstance(e, SearchSkipped)]
     assert skipped[1].bits == 3 * 44 * 8
     assert sync.stats.discarded_frames == 2
 
@@ -357,7 +358,7 @@ def test_inserted_garbage_with_flywheel_loses_nothing() -> None:
     assert [f.codeblock for f in frames] == built.codeblocks
     assert [f.bit_offset for f in frames] == built.offsets
     assert not any(f.flywheel for f in frames)
-    assert [e.bits for e in ev if isinstance(e, BytesSkipped)][1] == 77
+    assert [e.bits for e in ev if isinstance(e, SearchSkipped)][1] == 77
 
 
 def test_held_frames_at_end_of_stream() -> None:
@@ -466,7 +467,7 @@ def test_fuzz_random_bytes(chunks: list[bytes], cadu_length: int, tol: int, flyw
     for chunk in chunks:
         events += sync.feed(chunk)
     events += sync.flush()
-    kinds = (FrameSynced, SyncLocked, SyncLost, Slip, BytesSkipped)
+    kinds = (FrameSynced, SyncLocked, SyncLost, Slip, SearchSkipped)
     assert all(isinstance(e, kinds) for e in events)
     for f in frames_of(events):
         assert len(f.cadu_bytes) == cadu_length

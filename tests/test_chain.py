@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkstack.codecs.asm import ASM_BYTES, BytesSkipped, Slip, SyncLocked, SyncLost
+from linkstack.codecs.asm import ASM_BYTES, SearchSkipped, Slip, SyncLocked, SyncLost
 from linkstack.codecs.chain import (
     ChainDecoder,
+    CodedUnitRejected,
     CodingChain,
     FrameDecoded,
-    FrameRejected,
 )
 from linkstack.codecs.cltu import encode_cltu
 from linkstack.codecs.randomizer import TC_RANDOMIZER, TM_RANDOMIZER
@@ -147,13 +147,13 @@ def test_overhead() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# encoder wiring against published vectors (facts §1.15) and the randomizer
+# encoder wiring against published vectors (specs/sources.md §1.15) and the randomizer
 
 
 def test_tm_rs_dual_basis_vector() -> None:
     msg = bytes(range(223))
     cadu = CodingChain.from_name("tm-rs-255-223-i1-norand").encode_frame(msg)
-    # libfec encode_rs_ccsds, facts §1.15
+    # libfec encode_rs_ccsds, specs/sources.md §1.15
     assert cadu == ASM_BYTES + msg + bytes.fromhex(
         "4ffb92dd557ec67f27fb8982cf58f8fd028ad117fcef6b2793d0418826578651")
 
@@ -169,7 +169,7 @@ def test_tm_rs_dual_basis_vector() -> None:
     ],
 )
 def test_tm_rs_conventional_vectors(name: str, msg: bytes, parity: str) -> None:
-    # libfec / galois / reedsolo agree on these (facts §1.15)
+    # libfec / galois / reedsolo agree on these (specs/sources.md §1.15)
     assert CodingChain.from_name(name).encode_frame(msg) == ASM_BYTES + msg + bytes.fromhex(parity)
 
 
@@ -223,7 +223,7 @@ def test_clean_round_trip_at_any_bit_offset(name: str, seed: int, lead: int) -> 
     decoder = chain.decoder()
     events = run(decoder, stream, rng)
     assert [e.frame for e in decoded(events)] == frames
-    assert not [e for e in events if isinstance(e, FrameRejected)]
+    assert not [e for e in events if isinstance(e, CodedUnitRejected)]
     stats = decoder.stats
     assert (stats.frames, stats.corrected_symbols, stats.failures, stats.slips) == (
         len(frames), 0, 0, 0)
@@ -293,7 +293,7 @@ def test_rs_chain_rejects_beyond_capability(name: str, seed: int) -> None:
     corrupt_rs(stream, chain, rng, counts)
     decoder = chain.decoder()
     events = run(decoder, bytes(stream), rng)
-    rejected = [e for e in events if isinstance(e, FrameRejected)]
+    rejected = [e for e in events if isinstance(e, CodedUnitRejected)]
     got = decoded(events)
     # the sync never slipped: rejected frames sit at their own CADU positions
     cadu_bits = chain.cadu_length * 8 if chain.cadu_length else 0
@@ -322,7 +322,7 @@ def test_tm_chain_through_slips_and_garbage() -> None:
     events = run(decoder, stream, rng)
     assert [e.frame for e in decoded(events)] == frames
     assert [e.bits for e in events if isinstance(e, Slip)] == [1]
-    assert [e.bits for e in events if isinstance(e, BytesSkipped)][:2] == [13, 999]
+    assert [e.bits for e in events if isinstance(e, SearchSkipped)][:2] == [13, 999]
     assert any(isinstance(e, SyncLost) for e in events)
     assert sum(isinstance(e, SyncLocked) for e in events) == 2
     stats = decoder.stats
@@ -379,7 +379,7 @@ def test_tc_double_error_rejects_frame_but_not_after_its_end() -> None:
     bad[2 + 8 * 4] ^= 0x11  # double error in codeblock 4: the frame is cut short
     events = run(chain.decoder(), bytes(bad), rng)
     assert decoded(events) == []
-    (rej,) = [e for e in events if isinstance(e, FrameRejected)]
+    (rej,) = [e for e in events if isinstance(e, CodedUnitRejected)]
     assert "uncorrectable" in rej.reason and rej.data == frame[:28]
     tail_hit = bytearray(cltu)
     tail_hit[-8] ^= 0x11  # the tail damaged: the frame was complete before it

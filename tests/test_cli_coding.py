@@ -155,9 +155,9 @@ def test_cltu_decode_reports_rejections(app: typer.Typer, runner: CliRunner) -> 
         (["cadu", "encode", "--code", "tm-rs-255-223-i7"], b"", 2, "i7"),
         (["cadu", "encode", "--code", "tc-bch"], b"", 2, "cltu"),
         (["cltu", "encode", "--code", "tm-rs-255-239-i1"], b"", 2, "cadu"),
-        (["cadu", "encode"], b"\x00" * 1000, 1, "1115"),
-        (["cltu", "encode"], b"\x00\x00\x00\x20\x00", 1, "frame length"),
-        (["cltu", "encode", "--hex"], b"zz\n", 1, "not hex"),
+        (["cadu", "encode"], b"\x00" * 1000, 2, "1115"),
+        (["cltu", "encode"], b"\x00\x00\x00\x20\x00", 2, "frame length"),
+        (["cltu", "encode", "--hex"], b"zz\n", 2, "not hex"),
         (["cadu", "decode", "--code", "tm-uncoded"], b"", 2, "frame_length"),
     ],
 )

@@ -44,7 +44,7 @@ def run(app: typer.Typer, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-USLP_VECTOR = "c123406200140107e0" "1042c005000301020304" "b44f"  # ccsds-facts §1.15
+USLP_VECTOR = "c123406200140107e0" "1042c005000301020304" "b44f"  # specs/sources.md §1.15
 
 
 def test_decode_uslp_vector_json(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstack.codecs import bch
-from linkstack.codecs.asm import BytesSkipped
+from linkstack.codecs.asm import SearchSkipped
 from linkstack.codecs.bch import BchMode
 from linkstack.codecs.cltu import (
     START_SEQUENCE,
@@ -31,7 +31,7 @@ from linkstack.errors import (
     UncorrectableError,
 )
 
-# facts §1.15: yamcs BchCltuGeneratorTest (originally SpacePyLibrary), re-derived there
+# specs/sources.md §1.15: yamcs BchCltuGeneratorTest (originally SpacePyLibrary), re-derived there
 BCH_VECTORS = [
     ("22F600FF00421A", 0x12),
     ("8CC00E010D1906", 0x5A),
@@ -41,7 +41,7 @@ BCH_VECTORS = [
 
 # SpacePyLibrary UnitTest/testData.py: TC_FRAME_01 (256 octets) and CLTU_01. That CLTU ends
 # with the older all-0x55 tail (ESA PSS); 231.0-B-3 §4 and yamcs use C5C5C5C5C5C5C579
-# (facts §1.8), so only the start sequence and the 37 codeblocks are compared.
+# (specs/sources.md §1.8), so only the start sequence and the 37 codeblocks are compared.
 TC_FRAME_01 = bytes.fromhex(
     "22F600FF00421A8C C00E010D19060200 0001000000000100 0000FF000000000F"
     "0001FF000000000F 0002FF000000000F 0003FF000000000F 0004FF000000000F"
@@ -244,7 +244,7 @@ def test_cltu_round_trip(frame: bytes, randomize: bool) -> None:
     assert res.codeblocks == n and res.corrected == 0 and res.rejected == 0
     assert res.octets == len(cltu)
     assert res.frame_data[: len(frame)] == frame
-    # the fill is 0x55 and is added after randomization (facts §1.9: yamcs makeCltu)
+    # the fill is 0x55 and is added after randomization (specs/sources.md §1.9: yamcs makeCltu)
     fill = len(res.frame_data) - len(frame)
     raw = decode_cltu(cltu)
     assert raw.frame_data[len(frame):] == b"\x55" * fill
@@ -347,7 +347,7 @@ def test_stream_decoder_finds_cltus_at_any_bit_offset(
         expected_offsets.append(pos + len(idle) * 8)
         pos += (len(idle) + cltu_length(len(f))) * 8
     assert [e.bit_offset for e in got] == expected_offsets
-    skipped = sum(e.bits for e in events if isinstance(e, BytesSkipped))
+    skipped = sum(e.bits for e in events if isinstance(e, SearchSkipped))
     assert skipped + sum(e.result.octets * 8 for e in got) == len(data) * 8
     assert dec.stats.cltus == len(frames) == dec.stats.complete
 
@@ -407,8 +407,8 @@ def test_fuzz_stream_decoder(chunks: list[bytes], mode: BchMode, inverted: bool)
     for chunk in chunks:
         events += dec.feed(chunk)
     events += dec.flush()
-    assert all(isinstance(e, CltuDecoded | BytesSkipped) for e in events)
-    total = sum(e.bits for e in events if isinstance(e, BytesSkipped))
+    assert all(isinstance(e, CltuDecoded | SearchSkipped) for e in events)
+    total = sum(e.bits for e in events if isinstance(e, SearchSkipped))
     total += sum(e.result.octets * 8 for e in events if isinstance(e, CltuDecoded))
     assert total >= 8 * sum(map(len, chunks))  # rejected codeblocks are searched again
 

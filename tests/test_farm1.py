@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from linkstack.arq.common import Delivered, FrameType
 from linkstack.arq.farm1 import (
     FARM1_STATE_TABLE,
-    ControlCommand,
     Farm1,
     FarmEvent,
     FarmState,
@@ -26,6 +25,7 @@ from linkstack.arq.farm1 import (
 )
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
+from linkstack.frames.tc import BcCommand, ControlCommand
 
 NA = "n/a"
 EXPECTED: dict[str, list[str]] = {
@@ -220,12 +220,12 @@ def test_lockout_then_unlock_then_set_vr() -> None:
     assert farm.state is FarmState.S3 and farm.clcw().lockout
     # Set V(R) does not unlock (only counts)
     out = farm.receive(FrameType.BC, 0, bytes.fromhex("820005"))
-    assert out == [ControlCommand("set_vr", 5)] and farm.vr == 50 and farm.lockout
+    assert out == [BcCommand(ControlCommand.SET_VR, 5)] and farm.vr == 50 and farm.lockout
     # AD frames are discarded in Lockout, even the expected one
     assert farm.receive(FrameType.AD, 50, b"y")[0].event is FarmEvent.E1
     assert farm.vr == 50
     out = farm.receive(FrameType.BC, 0, b"\x00")
-    assert out == [ControlCommand("unlock")] and farm.state is FarmState.S1
+    assert out == [BcCommand(ControlCommand.UNLOCK)] and farm.state is FarmState.S1
     farm.receive(FrameType.BC, 0, bytes.fromhex("820005"))
     assert farm.vr == 5
     clcw = farm.clcw()
@@ -235,8 +235,8 @@ def test_lockout_then_unlock_then_set_vr() -> None:
 
 
 def test_control_command_parsing() -> None:
-    assert parse_control_command(b"\x00") == ControlCommand("unlock")
-    assert parse_control_command(bytes.fromhex("8200ff")) == ControlCommand("set_vr", 255)
+    assert parse_control_command(b"\x00") == BcCommand(ControlCommand.UNLOCK)
+    assert parse_control_command(bytes.fromhex("8200ff")) == BcCommand(ControlCommand.SET_VR, 255)
     for bad in (b"", b"\x00\x00", bytes.fromhex("8201ff"), bytes.fromhex("8200"),
                 bytes.fromhex("830000"), bytes.fromhex("82000000")):
         assert parse_control_command(bad) is None

@@ -511,7 +511,7 @@ def test_starts_in_initial_and_rejects_ad_until_initiated() -> None:
 
 
 def test_bc_control_commands() -> None:
-    # 232.0-B-4 §4.1.3.3: Unlock = 00, Set V(R) = 82 00 V(R) (ccsds-facts §1.13; YM, OC).
+    # 232.0-B-4 §4.1.3.3: Unlock = 00, Set V(R) = 82 00 V(R) (specs/sources.md §1.13; YM, OC).
     assert unlock_command() == bytes.fromhex("00")
     assert set_vr_command(0xA5) == bytes.fromhex("8200A5")
 

@@ -19,12 +19,12 @@ from linkstack.errors import ChecksumError, DecodeError, EncodeError, TruncatedE
 
 
 def test_crc16_check_value() -> None:
-    # CRC-16/IBM-3740 check value (ccsds-facts.md §1.7; catalogue of parametrised CRCs).
+    # CRC-16/IBM-3740 check value (specs/sources.md §1.7; catalogue of parametrised CRCs).
     assert crc16_ccitt(b"123456789") == 0x29B1
 
 
 def test_crc32_proximity1_check_value() -> None:
-    # Proximity-1 CRC-32 (poly 0x00A00805) check value, ccsds-facts.md §1.15.
+    # Proximity-1 CRC-32 (poly 0x00A00805) check value, specs/sources.md §1.15.
     assert crc32_proximity1(b"123456789") == 0x51693C0C
 
 

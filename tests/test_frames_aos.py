@@ -44,7 +44,7 @@ from linkstack.spp.packet import SpacePacket, idle_packet
 
 
 def test_fhec_yamcs_vectors() -> None:
-    # yamcs AosFrameHeaderErrorCorrTest (ccsds-facts §1.5 names the code it implements).
+    # yamcs AosFrameHeaderErrorCorrTest (specs/sources.md §1.5 names the code it implements).
     assert fhec_parity(0x1234, 0x56) == 0x94DC
     assert fhec_parity(0x369C, 0xFA) == 0x457C
     assert fhec_correct(0x1234, 0x56, 0x94DC) == (0x1234, 0x56, 0x94DC, 0)
@@ -59,7 +59,7 @@ def test_fhec_yamcs_vectors() -> None:
 # "python-calculate" avoids numba compilation (tens of seconds) for this tiny field.
 GF16 = galois.GF(2**4, irreducible_poly=0x13, compile="python-calculate")
 # RS(15,11) over GF(16) with x^4+x+1, α = x, roots α^6..α^9 (c = 6), shortened by 5 by
-# encoding 6-symbol messages: the FHEC code as yamcs declares it (ccsds-facts §1.5).
+# encoding 6-symbol messages: the FHEC code as yamcs declares it (specs/sources.md §1.5).
 ORACLE = galois.ReedSolomon(15, 11, c=6, field=GF16)
 
 
@@ -141,7 +141,7 @@ def test_bitheader_agrees_with_construct(scid: int, vcid: int, count: int, repla
     assert fast == PRIMARY_HEADER.build(dict(zip(HEADER.names, values, strict=True)))
     parsed = PRIMARY_HEADER.parse(fast)
     assert HEADER.unpack(fast) == tuple(int(parsed[n]) for n in HEADER.names)
-    # Independent arithmetic (astro frame.go layout, ccsds-facts §1.5).
+    # Independent arithmetic (astro frame.go layout, specs/sources.md §1.5).
     word = (0b01 << 14) | (scid << 6) | vcid
     sig = (int(replay) << 7) | (int(usage) << 6) | cycle
     assert fast == word.to_bytes(2, "big") + count.to_bytes(3, "big") + bytes([sig])

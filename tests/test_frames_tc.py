@@ -89,7 +89,7 @@ def test_spacepy_vector_decode_and_reassemble() -> None:
 
 
 def test_trailing_fill_is_ignored() -> None:
-    # After CLTU decoding a frame may be followed by 0x55 fill (ccsds-facts §1.9).
+    # After CLTU decoding a frame may be followed by 0x55 fill (specs/sources.md §1.9).
     frame = TcFrame.decode(TC_FRAME_02 + b"\x55" * 5, SPACEPY_CONFIG)
     assert frame.encode(SPACEPY_CONFIG) == TC_FRAME_02
 
@@ -111,7 +111,8 @@ def test_bitheader_agrees_with_construct(bypass: bool, ctrl: bool, scid: int, vc
     p = PRIMARY_HEADER.parse(fast)
     assert HEADER.unpack(fast) == (int(p.bypass_flag), int(p.control_command_flag), p.scid,
                                    p.vcid, p.frame_length, p.frame_sequence_number)
-    # Independent shift arithmetic, as yamcs TcFrameFactory builds the words (ccsds-facts §1.2).
+    # Independent shift arithmetic, as yamcs TcFrameFactory builds the words
+    # (specs/sources.md §1.2).
     w1 = scid | (int(bypass) << 13) | (int(ctrl) << 12)
     w2 = (vcid << 10) | length
     assert fast == w1.to_bytes(2, "big") + w2.to_bytes(2, "big") + bytes([ns])
@@ -212,7 +213,7 @@ def test_invalid_frame_type_is_a_typed_error() -> None:
 
 
 def test_bc_control_commands() -> None:
-    # ccsds-facts §1.13: Unlock = 00, Set V(R) = 82 00 VR (yamcs, OC).
+    # specs/sources.md §1.13: Unlock = 00, Set V(R) = 82 00 VR (yamcs, OC).
     assert unlock_command() == b"\x00"
     assert set_vr_command(0xA5) == b"\x82\x00\xa5"
     assert parse_control_command(b"\x00") == BcCommand(ControlCommand.UNLOCK)
@@ -243,7 +244,7 @@ def test_segment_header_managed_parameter_is_enforced() -> None:
 
 def test_maximum_frame_length_1024() -> None:
     # 232.0-B-4 §4.1.2.7: 10-bit Frame Length = total - 1, so 1024 octets at most
-    # (CryptoLib TC_MAX_FRAME_SIZE, astro MaxFrameLength; ccsds-facts §1.2).
+    # (CryptoLib TC_MAX_FRAME_SIZE, astro MaxFrameLength; specs/sources.md §1.2).
     config = TcChannelConfig(has_fecf=True)
     assert config.data_field_capacity() == 1017
     raw = TcFrame(1, 1, data_field=bytes(1017)).encode(config)

@@ -46,7 +46,7 @@ def _sp_fecf(body: bytes) -> bytes:
 
 def test_fhp_special_values() -> None:
     # yamcs TmFrameDecoder and Wireshark packet-vcdu.c: 0x7FF = no packet start, 0x7FE =
-    # only idle data. ravisuhag/astro pkg/aos/frame.go has them swapped (ccsds-facts §1.3,
+    # only idle data. ravisuhag/astro pkg/aos/frame.go has them swapped (specs/sources.md §1.3,
     # §2 item 3); this test pins linkstack to the first two sources.
     assert FHP_NO_PACKET_START == 0x7FF
     assert FHP_IDLE_DATA == 0x7FE
@@ -59,7 +59,7 @@ def test_fhp_special_values() -> None:
 
 @st.composite
 def frame_fields(draw: st.DrawFn) -> dict:
-    # spacepackets rejects 2048 (ccsds-facts §2 item 4); 2048 is covered by tm_cases.
+    # spacepackets rejects 2048 (specs/sources.md §2 item 4); 2048 is covered by tm_cases.
     length = draw(st.integers(40, 300) | st.sampled_from([892, 1115, 1784, 2047]))
     has_fecf = draw(st.booleans())
     has_ocf = draw(st.booleans())
@@ -131,8 +131,8 @@ def test_spacepackets_decodes_linkstack_frame(f: dict) -> None:
 
 
 def test_2048_octet_frame() -> None:
-    # 2048 is the TM maximum (131.0-B via spacepackets' own comment; ccsds-facts §1.3).
-    # spacepackets 0.32 rejects length >= 2048 (ccsds-facts §2 item 4), so this size is
+    # 2048 is the TM maximum (131.0-B via spacepackets' own comment; specs/sources.md §1.3).
+    # spacepackets 0.32 rejects length >= 2048 (specs/sources.md §2 item 4), so this size is
     # checked against linkstack's own round trip and the 2047 interop above.
     config = TmChannelConfig(2048, has_fecf=True)
     frame = TmFrame(5, 1, data_field=(bytes(range(256)) * 8)[: config.data_field_capacity()])

@@ -42,11 +42,11 @@ from linkstack.frames.uslp import (
 )
 from linkstack.spp.packet import SpacePacket, idle_packet
 
-TC_PACKET = bytes.fromhex("1042c005000301020304")  # ccsds-facts §1.15 (spacepackets encoding)
+TC_PACKET = bytes.fromhex("1042c005000301020304")  # specs/sources.md §1.15 (spacepackets encoding)
 
 
 def test_facts_vector() -> None:
-    # ccsds-facts §1.15: spacepackets builds SCID 0x1234, VCID 3, MAP 1, VCF count length 1
+    # specs/sources.md §1.15: spacepackets builds SCID 0x1234, VCID 3, MAP 1, VCF count length 1
     # = 7, rule 111, UPID 0, TFDZ = the TC packet, CRC-16 FECF as:
     expected = bytes.fromhex("c123406200140107e0") + TC_PACKET + bytes.fromhex("b44f")
     frame = UslpFrame(0x1234, 3, 1, TC_PACKET, TfdzConstructionRule.NO_SEGMENTATION,
@@ -264,7 +264,7 @@ def test_crc32_fecf_matches_independent_crc(case: tuple[UslpFrame, UslpChannelCo
 
 def _crc32_prox1_bitwise(data: bytes) -> int:
     # Straight bitwise CRC: poly 0x00A00805, init 0, no reflection, no final XOR
-    # (ccsds-facts §1.7, 732.1-B-2 §4.1.6.2 / 211.2-B); independent of crcmod.
+    # (specs/sources.md §1.7, 732.1-B-2 §4.1.6.2 / 211.2-B); independent of crcmod.
     crc = 0
     for byte in data:
         crc ^= byte << 24
@@ -401,7 +401,7 @@ def test_truncated_frames() -> None:
 
 
 def test_limits() -> None:
-    # 16-bit Frame Length field = total - 1: 65536 octets at most (ccsds-facts §1.6).
+    # 16-bit Frame Length field = total - 1: 65536 octets at most (specs/sources.md §1.6).
     assert MAX_FRAME_LENGTH == 65536
     config = UslpChannelConfig(fecf_size=2)
     big = UslpFrame(1, 1, 0, bytes(config.data_field_capacity()))

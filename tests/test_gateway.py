@@ -27,8 +27,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from linkstack.drivers.service import LocalEndpointService, PromptService, ServiceResult
 from linkstack.errors import ConfigError
-from linkstack.gateway import (
+from linkstack.gateway.mqtt import (
     Gateway,
     GatewayConfig,
     MalformedPrompt,
@@ -40,7 +41,6 @@ from linkstack.gateway import (
 from linkstack.payload.backend import FinishReason, Generation, RecordedBackend
 from linkstack.payload.endpoint import EndpointConfig
 from linkstack.payload.messages import GenerationParams
-from linkstack.service import LocalEndpointService, PromptService, ServiceResult
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
@@ -419,8 +419,8 @@ def test_gateway_forwards_over_the_udp_rf_link(broker: Mosquitto) -> None:
     """The gateway as the ground station of a satellite across the RF hop (COP-1 over TC
     CLTUs up, TM CADUs with the CLCW down), over real UDP sockets; the status topic carries
     the link's COP-1 state and frame counters."""
+    from linkstack.drivers.udp import PacedBackend, UdpGroundService, UdpSatellite, rf_hop_config
     from linkstack.sims.scenario import load_scenario
-    from linkstack.udp import PacedBackend, UdpGroundService, UdpSatellite, rf_hop_config
 
     hop = rf_hop_config(load_scenario("default")).config
     sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
@@ -475,7 +475,7 @@ def test_gateway_over_the_simulated_stack(broker: Mosquitto) -> None:
     """The lead's SimulatedLinkService (the scenario's whole stack in virtual time) behind
     the gateway: the result carries the per-hop breakdown of the simulation."""
     from linkstack.sims.scenario import load_scenario
-    from linkstack.sims.service import SimulatedLinkService
+    from linkstack.sims.simulated_service import SimulatedLinkService
 
     service = SimulatedLinkService(load_scenario("default"), recorded())
     sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")

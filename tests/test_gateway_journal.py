@@ -1,4 +1,4 @@
-"""The gateway's prompt journal (linkstack/gateway_journal.py), and a gateway process killed
+"""The gateway's prompt journal (linkstack/gateway/journal.py), and a gateway process killed
 with prompts in hand: restarted on the same journal, it answers them (real mosquitto broker,
 real ``linkstack gateway`` processes)."""
 
@@ -16,7 +16,7 @@ import pytest
 from test_gateway import MOSQUITTO, Mosquitto, PahoClient, free_port, needs_broker
 
 from linkstack.errors import ConfigError
-from linkstack.gateway_journal import PromptJournal
+from linkstack.gateway.journal import PromptJournal
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "sims" / "scenarios" / "gemma-recorded.json"

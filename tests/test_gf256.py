@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from linkstack.codecs import gf256
 
-# The matrix rows as published with libfec's gen_ccsds_tal.c (ccsds-facts §1.11).
+# The matrix rows as published with libfec's gen_ccsds_tal.c (specs/sources.md §1.11).
 TAL_ROWS = (0x8D, 0xEF, 0xEC, 0x86, 0xFA, 0x99, 0xAF, 0x7B)
 
 
@@ -39,7 +39,7 @@ def dual_by_columns(value: int) -> int:
 
 
 def test_field_constants() -> None:
-    # ccsds-facts §1.11: alpha^11 = 0xAD in GF(2^8) with F(x) = 0x187.
+    # specs/sources.md §1.11: alpha^11 = 0xAD in GF(2^8) with F(x) = 0x187.
     assert gf256.FIELD_POLY == 0x187
     assert int(gf256.EXP[11]) == 0xAD
     assert int(gf256.LOG[0xAD]) == 11
@@ -94,7 +94,7 @@ def test_mul_arrays_broadcasts() -> None:
 
 
 def test_dual_basis_spot_values() -> None:
-    # Spot values of libfec's Taltab (ccsds-facts §1.11).
+    # Spot values of libfec's Taltab (specs/sources.md §1.11).
     assert [int(gf256.TO_DUAL[i]) for i in (1, 2, 3, 4)] == [0x7B, 0xAF, 0xD4, 0x99]
     assert gf256.DUAL_BASIS_MATRIX_ROWS == TAL_ROWS
 

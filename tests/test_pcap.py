@@ -1,4 +1,4 @@
-"""linkstack.pcap: classic libpcap files of linkstack units, checked against the format's
+"""linkstack.capture.pcap: classic libpcap files of linkstack units, checked against the format's
 published layout, against scapy's reader (an independent implementation) and, when tshark is
 installed, against Wireshark's own CCSDS dissector."""
 
@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap
 
-from linkstack.errors import ConfigError, DecodeError
-from linkstack.pcap import (
+from linkstack.capture.pcap import (
     LINKTYPE_RAW,
     MAX_UNIT_OCTETS,
     PORTS,
@@ -28,6 +27,7 @@ from linkstack.pcap import (
     ipv4_udp,
     read_pcap,
 )
+from linkstack.errors import ConfigError, DecodeError
 from linkstack.spp.packet import PacketType, SequenceFlags, SpacePacket
 
 
@@ -207,9 +207,9 @@ def test_wireshark_ccsds_dissector_decodes_space_packets(tmp_path) -> None:
 
 
 def test_capture_of_a_uslp_uplink_names_its_frames_uslp() -> None:
+    from linkstack.capture.pcap import capture_for
     from linkstack.frames.uslp import UslpFrame
     from linkstack.hops.rf import RfGround, RfHopConfig
-    from linkstack.pcap import capture_for
 
     packet = SpacePacket(0x100, 3, b"a prompt, say", PacketType.TC).encode()
     hop = RfHopConfig(uplink_frame="uslp")
@@ -230,13 +230,13 @@ def test_capture_of_a_uslp_uplink_names_its_frames_uslp() -> None:
 def test_capture_for_each_hop_endpoint() -> None:
     """capture_for writes each unit a hop endpoint sends, the frame recovered from it, and the
     packets; the frames decode back (linkstack decoders) to the packet that was sent."""
+    from linkstack.capture.pcap import capture_for
     from linkstack.codecs.chain import CodingChain
     from linkstack.frames.tc import TcFrame
     from linkstack.frames.tm import TmChannelConfig, TmFrame
     from linkstack.frames.uslp import UslpFrame
     from linkstack.hops.isl import IslEndpoint, IslHopConfig
     from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
-    from linkstack.pcap import capture_for
 
     packet = SpacePacket(0x100, 3, b"a prompt, say", PacketType.TC).encode()
     hop = RfHopConfig()

@@ -15,8 +15,9 @@ from linkstack.codecs.randomizer import (
     lfsr_sequence,
 )
 
-# First octets, ccsds-facts §1.10: TM from yamcs `Randomizer` and gr-satellites
-# `ccsds_descrambler`; TC from yamcs `RandomizerTest` (first 5) and the facts' recomputation.
+# First octets, specs/sources.md §1.10: TM from yamcs `Randomizer` and gr-satellites
+# `ccsds_descrambler`; TC from yamcs `RandomizerTest` (first 5) and the recomputation
+# recorded there.
 TM_FIRST = bytes.fromhex("FF480EC09A0D70BC8E2C93ADA7B746CE")
 TC_FIRST = bytes.fromhex("FF399E5A68E906F56C89")
 

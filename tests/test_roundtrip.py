@@ -16,8 +16,9 @@ from linkstack.payload.client import PromptClient
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams
 from linkstack.payload.transport import TransportConfig
-from linkstack.sims.roundtrip import plan_path, rf_config, run_roundtrip
+from linkstack.sims.roundtrip import run_roundtrip
 from linkstack.sims.scenario import load_scenario, parse_scenario
+from linkstack.sims.topology import plan_path, rf_config
 
 R_UP, R_DOWN, R_ISL = 64_000.0, 2_000_000.0, 1.0e9
 D_RF, D_ISL = 0.004, 0.006
@@ -237,8 +238,8 @@ def test_real_model_round_trip_through_the_default_scenario() -> None:
 
 
 def test_pcap_of_a_run_holds_every_unit_frame_and_packet(tmp_path) -> None:
+    from linkstack.capture.pcap import read_pcap
     from linkstack.frames.tm import TmChannelConfig, TmFrame
-    from linkstack.pcap import read_pcap
 
     path = tmp_path / "run.pcap"
     sc = parse_scenario(clean_scenario())

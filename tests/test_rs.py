@@ -1,9 +1,11 @@
 """CCSDS Reed-Solomon (CCSDS 131.0-B-3 §4): vectors, oracles, properties, fuzz.
 
 Oracles used here (never the code under test):
-- the published parity vectors of ccsds-facts §1.15 (libfec, galois and reedsolo agree on them);
+- the published parity vectors of specs/sources.md §1.15 (libfec, galois and reedsolo agree
+  on them);
 - ``reedsolo.RSCodec(nsym=2E, nsize=255, fcr=128-E, prim=0x187, generator=0xAD, c_exp=8)`` for
-  random data (``generator`` is the field element α^11 = 0xAD, not the exponent 11 — facts §1.11);
+  random data (``generator`` is the field element α^11 = 0xAD, not the exponent 11 —
+  specs/sources.md §1.11);
 - a dual-basis transform built here from the matrix rows by bit-column parities;
 - interleaving done here by plain slicing (octet n belongs to codeword n mod I, §4.3).
 """
@@ -37,7 +39,7 @@ from linkstack.errors import (
 
 # ---------------------------------------------------------------- independent reference
 
-# Conventional→dual matrix rows as published with libfec's gen_ccsds_tal.c (ccsds-facts §1.11).
+# Conventional→dual matrix rows as published with libfec's gen_ccsds_tal.c (specs/sources.md §1.11).
 TAL_ROWS = (0x8D, 0xEF, 0xEC, 0x86, 0xFA, 0x99, 0xAF, 0x7B)
 
 
@@ -51,7 +53,7 @@ def _to_dual(value: int) -> int:
 
 REF_TO_DUAL = bytes(_to_dual(v) for v in range(256))
 REF_FROM_DUAL = bytes(REF_TO_DUAL.index(v) for v in range(256))
-FCR = {16: 112, 8: 120}  # ccsds-facts §1.11: first root 128-E, in powers of alpha^11
+FCR = {16: 112, 8: 120}  # specs/sources.md §1.11: first root 128-E, in powers of alpha^11
 CODECS = {
     e: reedsolo.RSCodec(nsym=2 * e, nsize=255, fcr=FCR[e], prim=0x187, generator=0xAD, c_exp=8)
     for e in (8, 16)
@@ -99,7 +101,7 @@ def random_bytes(rng: random.Random, n: int) -> bytes:
 
 def test_generator_polynomial() -> None:
     g16 = generator_polynomial(16)
-    # ccsds-facts §1.11 (checked against libfec): E=16 coefficients begin 1, 91, 127, 86, ...
+    # specs/sources.md §1.11 (checked against libfec): E=16 coefficients begin 1, 91, 127, 86, ...
     assert g16[:8] == (1, 91, 127, 86, 16, 30, 13, 235)
     assert len(g16) == 33 and g16 == g16[::-1]
     g8 = generator_polynomial(8)
@@ -116,7 +118,7 @@ MSG_E16 = bytes(range(0x00, 0xDF))  # 0x00..0xDE, 223 octets
 
 
 def test_published_vector_e16_conventional() -> None:
-    # ccsds-facts §1.15 (libfec, galois and reedsolo agree)
+    # specs/sources.md §1.15 (libfec, galois and reedsolo agree)
     rs = ReedSolomon(e=16, dual_basis=False)
     block = rs.encode(MSG_E16)
     assert block[:223] == MSG_E16
@@ -124,7 +126,7 @@ def test_published_vector_e16_conventional() -> None:
 
 
 def test_published_vector_e16_dual_basis() -> None:
-    # ccsds-facts §1.15: message octets read as dual-basis symbols, libfec encode_rs_ccsds
+    # specs/sources.md §1.15: message octets read as dual-basis symbols, libfec encode_rs_ccsds
     rs = ReedSolomon(e=16)
     assert rs.dual_basis
     block = rs.encode(MSG_E16)
@@ -133,14 +135,15 @@ def test_published_vector_e16_dual_basis() -> None:
 
 
 def test_published_vector_e8_conventional() -> None:
-    # ccsds-facts §1.15: message 0x00..0xEE (239 octets), E=8, conventional basis
+    # specs/sources.md §1.15: message 0x00..0xEE (239 octets), E=8, conventional basis
     rs = ReedSolomon(e=8, dual_basis=False)
     block = rs.encode(bytes(range(0xEF)))
     assert block[239:].hex() == "2aa9a33235aefe260e3c55be8f495000"
 
 
 def test_published_vector_e16_shortened() -> None:
-    # ccsds-facts §1.15: E=16, virtual fill Q=100, message 0x00..0x7A (123 octets), conventional
+    # specs/sources.md §1.15: E=16, virtual fill Q=100, message 0x00..0x7A (123 octets),
+    # conventional basis
     rs = ReedSolomon(e=16, virtual_fill=100, dual_basis=False)
     assert (rs.data_length, rs.codeblock_length) == (123, 155)
     block = rs.encode(bytes(range(0x7B)))
@@ -148,7 +151,8 @@ def test_published_vector_e16_shortened() -> None:
 
 
 def test_reedsolo_generator_trap_is_a_different_code() -> None:
-    # ccsds-facts §1.11: generator=11 builds another (valid) code; our parity must not match it.
+    # specs/sources.md §1.11: generator=11 builds another (valid) code; our parity must not
+    # match it.
     wrong = reedsolo.RSCodec(nsym=32, nsize=255, fcr=112, prim=0x187, generator=11, c_exp=8)
     msg = random_bytes(random.Random(7), 223)
     ours = ReedSolomon(e=16, dual_basis=False).encode(msg)
@@ -161,7 +165,7 @@ def test_reedsolo_generator_trap_is_a_different_code() -> None:
 @pytest.mark.parametrize("dual", [True, False])
 @pytest.mark.parametrize("q", [0, 1, 100])
 def test_random_data_against_reedsolo(e: int, interleave: int, dual: bool, q: int) -> None:
-    # Random data: constant messages are codewords of every such code (facts §1.11).
+    # Random data: constant messages are codewords of every such code (specs/sources.md §1.11).
     rng = random.Random(f"{e}-{interleave}-{dual}-{q}")
     rs = ReedSolomon(e=e, interleave=interleave, virtual_fill=q, dual_basis=dual)
     assert rs.data_length == interleave * (255 - 2 * e - q)
@@ -174,7 +178,7 @@ def test_random_data_against_reedsolo(e: int, interleave: int, dual: bool, q: in
 
 
 def test_dual_basis_codeword_fails_conventional_check() -> None:
-    # ccsds-facts §1.11: mixing the two conventions is detected (not silently accepted).
+    # specs/sources.md §1.11: mixing the two conventions is detected (not silently accepted).
     rng = random.Random(3)
     dual = ReedSolomon(e=16, interleave=4)
     conv = ReedSolomon(e=16, interleave=4, dual_basis=False)
@@ -532,7 +536,7 @@ def test_config_errors(kwargs: dict[str, object], key: str) -> None:
 def test_lengths_and_repr() -> None:
     assert ReedSolomon(e=np.int64(8), interleave=np.int32(2)).data_length == 2 * 239
     rs = ReedSolomon(e=16, interleave=5)
-    assert (rs.data_length, rs.codeblock_length) == (1115, 1275)  # facts §1.11: 223·I
+    assert (rs.data_length, rs.codeblock_length) == (1115, 1275)  # specs/sources.md §1.11: 223·I
     assert ReedSolomon(e=16, interleave=8).data_length == 1784
     assert ReedSolomon(e=8, interleave=4, virtual_fill=39).data_length == 800
     assert "interleave=5" in repr(rs)

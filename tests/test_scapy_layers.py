@@ -1,5 +1,5 @@
-"""linkstack.scapy_layers: frames and packets encoded by linkstack, written with
-linkstack.pcap, read back with scapy's ``rdpcap``; every decoded field must equal the value
+"""linkstack.capture.scapy_layers: frames and packets encoded by linkstack, written with
+linkstack.capture.pcap, read back with scapy's ``rdpcap``; every decoded field must equal the value
 encoded. Also: the field lists are the construct declarations' fields, and scapy-built bytes
 equal linkstack's encoders."""
 
@@ -14,15 +14,8 @@ from scapy.packet import Packet, Raw
 from scapy.utils import rdpcap
 
 from linkstack.bitfields import BitHeader
-from linkstack.codecs.crc import compute_fecf
-from linkstack.frames import aos, clcw, tc, tm, uslp
-from linkstack.frames.aos import AosChannelConfig, AosFrame
-from linkstack.frames.clcw import Clcw
-from linkstack.frames.tc import TcChannelConfig, TcFrame
-from linkstack.frames.tm import TmChannelConfig, TmFrame
-from linkstack.frames.uslp import UslpChannelConfig, UslpFrame
-from linkstack.pcap import PcapWriter
-from linkstack.scapy_layers import (
+from linkstack.capture.pcap import PcapWriter
+from linkstack.capture.scapy_layers import (
     CLCW,
     FECF,
     FECF32,
@@ -34,6 +27,13 @@ from linkstack.scapy_layers import (
     fields_from_struct,
     managed_parameters,
 )
+from linkstack.codecs.crc import compute_fecf
+from linkstack.frames import aos, clcw, tc, tm, uslp
+from linkstack.frames.aos import AosChannelConfig, AosFrame
+from linkstack.frames.clcw import Clcw
+from linkstack.frames.tc import TcChannelConfig, TcFrame
+from linkstack.frames.tm import TmChannelConfig, TmFrame
+from linkstack.frames.uslp import UslpChannelConfig, UslpFrame
 from linkstack.spp import packet as spp
 from linkstack.spp.packet import PacketType, SequenceFlags, SpacePacket
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from linkstack.drivers.service import PromptService
 from linkstack.payload.backend import Generation, RecordedBackend
-from linkstack.service import PromptService
 from linkstack.sims.scenario import load_scenario
-from linkstack.sims.service import SimulatedLinkService
+from linkstack.sims.simulated_service import SimulatedLinkService
 
 ANSWER = Generation("Paris is the capital of France.", 12, 8, 0.5)
 

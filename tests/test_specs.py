@@ -4,7 +4,7 @@ The committed ``specs/`` must equal a fresh build; every header table must list 
 its construct declaration; every worked example's octets, read back from the committed
 Markdown, must decode to the values shown; every test the compliance table names must exist.
 Independent oracles where there are some: the spacepackets library and the published vectors
-of ccsds-facts §1.15 for the Space Packet, TM and USLP examples.
+of specs/sources.md §1.15 for the Space Packet, TM and USLP examples.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from linkstack import specs
 from linkstack.arq import farm1, fop1
 from linkstack.bitfields import BitHeader
 from linkstack.cli.specs import register
-from linkstack.specgen_compliance import BOOKS, Book, Feature, Status, check_books, missing_tests
-from linkstack.specgen_render import (
+from linkstack.specgen import build as specs
+from linkstack.specgen.compliance import BOOKS, Book, Feature, Support, check_books, missing_tests
+from linkstack.specgen.render import (
     SPARE,
     FieldDoc,
     HeaderSpec,
@@ -127,7 +127,7 @@ def test_committed_specs_equal_a_fresh_build(built: dict[str, str], tmp_path: Pa
 
 
 def test_build_is_deterministic_across_hash_seeds(built: dict[str, str], tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from linkstack import specs; "
+    code = ("import sys; from pathlib import Path; from linkstack.specgen import build as specs; "
             "specs.write(Path(sys.argv[1]), Path(sys.argv[2]))")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     subprocess.run([sys.executable, "-c", code, str(tmp_path), str(ROOT)], check=True, env=env,
@@ -296,7 +296,7 @@ def test_examples_match_published_vectors_and_spacepackets() -> None:
     from spacepackets.uslp.frame import FrameType, TransferFrame, VarFrameProperties
 
     octets, rows = _example_octets_and_rows("space-packet.md", "spp.tc_packet")
-    # ccsds-facts §1.15: spacepackets encodes this packet as 1042c005000301020304.
+    # specs/sources.md §1.15: spacepackets encodes this packet as 1042c005000301020304.
     assert octets.hex() == "1042c005000301020304"
     hdr = SpacePacketHeader.unpack(octets)
     shown = {r[1]: r[4] for r in rows}
@@ -305,7 +305,7 @@ def test_examples_match_published_vectors_and_spacepackets() -> None:
     assert _num(shown["Packet Data Length"]) == hdr.data_len
 
     octets, rows = _example_octets_and_rows("uslp.md", "uslp.variable_frame")
-    # ccsds-facts §1.15: the USLP vector c123406200140107e0 + packet + b44f.
+    # specs/sources.md §1.15: the USLP vector c123406200140107e0 + packet + b44f.
     assert octets.hex() == "c123406200140107e0" + "1042c005000301020304" + "b44f"
     frame = TransferFrame.unpack(octets, FrameType.VARIABLE,
                                  VarFrameProperties(False, True, 0, 0))
@@ -387,15 +387,15 @@ def test_compliance_verifier_rejects_missing_tests_and_bad_statuses() -> None:
                           "tests/test_specs.py::test_bit_diagram_of_a_small_declaration[p]"],
                          ROOT) == ["tests/test_specs.py::test_no_such_test",
                                    "tests/test_no_such_file.py::test_x"]
-    bad = Book("X", "x", "x.md", (Feature("X-1", "f", "§1", Status.SUPPORTED,
+    bad = Book("X", "x", "x.md", (Feature("X-1", "f", "§1", Support.SUPPORTED,
                                           ("tests/test_specs.py::test_gone",)),))
     with pytest.raises(SpecBuildError, match="test_gone"):
         check_books([bad], ROOT)
-    untested = Book("X", "x", "x.md", (Feature("X-1", "f", "§1", Status.PARTIAL),))
+    untested = Book("X", "x", "x.md", (Feature("X-1", "f", "§1", Support.PARTIAL),))
     with pytest.raises(SpecBuildError, match="names no test"):
         check_books([untested], ROOT)
     claimed = Book("X", "x", "x.md", (Feature(
-        "X-1", "f", "§1", Status.NOT_SUPPORTED,
+        "X-1", "f", "§1", Support.NOT_SUPPORTED,
         ("tests/test_specs.py::test_bit_diagram_of_a_small_declaration",)),))
     with pytest.raises(SpecBuildError, match="not supported but names tests"):
         check_books([claimed], ROOT)

@@ -1,6 +1,6 @@
 """Space Packet primary header and secondary header (CCSDS 133.0-B-2 §4.1).
 
-The oracle is the independent ``spacepackets`` package (SP in ccsds-facts.md)."""
+The oracle is the independent ``spacepackets`` package (SP in specs/sources.md)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def packets(draw: st.DrawFn) -> SpacePacket:
 
 # -- fixed vector ------------------------------------------------------------------------------
 def test_ccsds_facts_tc_vector() -> None:
-    # ccsds-facts.md §1.15: TC packet, APID 0x42, seq 5, unsegmented, data 01020304.
+    # specs/sources.md §1.15: TC packet, APID 0x42, seq 5, unsegmented, data 01020304.
     vector = bytes.fromhex("1042c005000301020304")
     p = SpacePacket(0x42, 5, bytes.fromhex("01020304"), PacketType.TC)
     assert p.encode() == vector

@@ -19,8 +19,8 @@ from linkstack.cli.sweep import register
 from linkstack.errors import ConfigError
 from linkstack.payload.backend import Generation, RecordedBackend
 from linkstack.sims.memo import MemoBackend
-from linkstack.sims.roundtrip import build_endpoints, plan_path
 from linkstack.sims.sweep import evaluate, prepare, read_scenario_source
+from linkstack.sims.topology import build_endpoints, plan_path
 from linkstack.sims.tune import (
     _rank,
     dump_toml,

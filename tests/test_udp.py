@@ -20,18 +20,11 @@ import pytest
 from scapy.utils import rdpcap
 from typer.testing import CliRunner
 
-from linkstack.channel_proxy import ChannelDirection, ChannelProfile, ChannelProxy
-from linkstack.errors import ConfigError
-from linkstack.frames.tm import TmChannelConfig
-from linkstack.hops.rf import RfHopConfig
-from linkstack.payload.backend import FinishReason, Generation, RecordedBackend
-from linkstack.payload.transport import PROMPT_APID, RESULT_APID
-from linkstack.pcap import node_addresses, read_pcap
-from linkstack.scapy_layers import CLCW, SPP, TCFrame, TMFrame, managed_parameters
-from linkstack.service import ServiceResult
-from linkstack.sims.link import FixedDelay
-from linkstack.sims.scenario import load_scenario
-from linkstack.udp import (
+from linkstack.capture.pcap import node_addresses, read_pcap
+from linkstack.capture.scapy_layers import CLCW, SPP, TCFrame, TMFrame, managed_parameters
+from linkstack.drivers.channel_proxy import ChannelDirection, ChannelProfile, ChannelProxy
+from linkstack.drivers.service import ServiceResult
+from linkstack.drivers.udp import (
     PacedBackend,
     UdpGroundService,
     UdpSatellite,
@@ -39,6 +32,13 @@ from linkstack.udp import (
     rf_hop_config,
     transport_for,
 )
+from linkstack.errors import ConfigError
+from linkstack.frames.tm import TmChannelConfig
+from linkstack.hops.rf import RfHopConfig
+from linkstack.payload.backend import FinishReason, Generation, RecordedBackend
+from linkstack.payload.transport import PROMPT_APID, RESULT_APID
+from linkstack.sims.link import FixedDelay
+from linkstack.sims.scenario import load_scenario
 
 ANSWERS = {
     "What is the capital of France?": ("Paris is the capital of France.", 69, 8, 0.05),

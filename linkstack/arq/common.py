@@ -6,8 +6,8 @@ Two ARQ families live in :mod:`linkstack.arq`:
   CLCW) and :mod:`linkstack.arq.farm1` (receiving end, sliding window, CLCW generation);
 - selective repeat for high-rate, long-delay links: :mod:`linkstack.arq.sr`.
 
-Both are sans-IO (DESIGN.md principle 1): they are fed with frames, reports and the current
-time ``now`` (seconds, any epoch) and return lists of *events*. The events and the
+Both are sans-IO (specs/architecture.md principle 1): they are fed with frames, reports and
+the current time ``now`` (seconds, any epoch) and return lists of *events*. The events and the
 :class:`ArqCounters` defined here are shared, so that a simulator can run COP-1 and selective
 repeat over the same channel and compare them field by field.
 

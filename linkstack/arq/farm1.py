@@ -44,13 +44,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from linkstack.arq.common import ArqCounters, Delivered, FrameType
-from linkstack.errors import ConfigError
+from linkstack.errors import ConfigError, DecodeError
 from linkstack.frames.clcw import COP_1, Clcw
+from linkstack.frames.tc import BcCommand, ControlCommand
+from linkstack.frames.tc import parse_control_command as _parse_bc
 
 __all__ = [
     "FARM1_EVENT_CONDITIONS",
     "FARM1_STATE_TABLE",
-    "ControlCommand",
+    "BcCommand",
     "Farm1",
     "FarmAction",
     "FarmEvent",
@@ -187,21 +189,16 @@ def state_table_rows() -> list[tuple[str, str, list[str]]]:
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class ControlCommand:
-    """A COP-1 control command carried by a Type-BC frame (232.0-B-4 §4.1.3.3)."""
+def parse_control_command(data: bytes) -> BcCommand | None:
+    """The control command of a BC frame, or None for anything else (FARM-1 event E9).
 
-    name: str  # "unlock" or "set_vr"
-    vr: int | None = None
-
-
-def parse_control_command(data: bytes) -> ControlCommand | None:
-    """Unlock is exactly ``00``; Set V(R) is exactly ``82 00 V(R)``; anything else is None."""
-    if data == b"\x00":
-        return ControlCommand("unlock")
-    if len(data) == 3 and data[0] == 0x82 and data[1] == 0x00:
-        return ControlCommand("set_vr", data[2])
-    return None
+    The wire format is the TC frame layer's (:func:`linkstack.frames.tc.parse_control_command`,
+    232.0-B-4 §4.1.3.3); FARM-1 only turns its error into "not a valid BC frame".
+    """
+    try:
+        return _parse_bc(data)
+    except DecodeError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +273,7 @@ class Farm1:
         elif frame_type is FrameType.BC:
             cmd = parse_control_command(data)
             event = FarmEvent.E9 if cmd is None else (
-                FarmEvent.E7 if cmd.name == "unlock" else FarmEvent.E8)
+                FarmEvent.E7 if cmd.command is ControlCommand.UNLOCK else FarmEvent.E8)
         else:
             event = FarmEvent.E9
         return self._run(event, frame_type, ns, data)

@@ -1,6 +1,6 @@
 """``linkstack arq``: run COP-1 or selective repeat over a simulated link and measure it.
 
-The run is :func:`linkstack.arq.loopback.run_loopback`: both directions are
+The run is :func:`linkstack.sims.arq_loopback.run_loopback`: both directions are
 :class:`linkstack.sims.link.Direction` simulators in the virtual time of
 :mod:`linkstack.sims.engine`, seeded with ``--seed`` (same seed, same output).
 
@@ -9,7 +9,7 @@ Example::
     linkstack arq --protocol sr --packets 2000 --loss 0.05 --delay 0.02 --rate 1e6 --seed 1
 
 prints delivered, duplicated, out-of-order and lost packets, retransmissions, goodput and the
-latency percentiles; ``--json`` prints the full :class:`linkstack.arq.loopback.LoopbackResult`.
+latency percentiles; ``--json`` prints the full :class:`linkstack.sims.arq_loopback.LoopbackResult`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Annotated, Any
 
 import typer
 
-from linkstack.arq.loopback import ChannelModel, LoopbackConfig, LoopbackResult, run_loopback
 from linkstack.errors import ConfigError
+from linkstack.sims.arq_loopback import ChannelModel, LoopbackConfig, LoopbackResult, run_loopback
 
 
 class Protocol(enum.StrEnum):

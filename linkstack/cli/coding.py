@@ -21,12 +21,13 @@ from typing import Annotated, Any, BinaryIO
 
 import typer
 
+from linkstack.cli.options import fail
 from linkstack.codecs.chain import (
     USLP_VERSION,
     ChainDecoder,
+    CodedUnitRejected,
     CodingChain,
     FrameDecoded,
-    FrameRejected,
     carried_frame_length,
 )
 from linkstack.errors import ConfigError, DecodeError, LinkstackError, TruncatedError
@@ -42,7 +43,7 @@ InputArg = Annotated[
 OutOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Write the output here instead of stdout.")
 ]
-HexOpt = Annotated[
+HexTextFlag = Annotated[
     bool, typer.Option("--hex", help="Hex text, one item per line, for input and output.")
 ]
 InterleaveOpt = Annotated[
@@ -128,11 +129,6 @@ def _report(stats: dict[str, Any], as_json: bool, to_file: bool) -> None:
         typer.echo(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in stats.items()), err=True)
 
 
-def _fail(exc: LinkstackError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
-
-
 def _tc_frames(data: bytes) -> list[bytes]:
     """Split concatenated TC or USLP frames with their Frame Length fields."""
     frames = []
@@ -198,7 +194,7 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
         for event in events:
             if isinstance(event, FrameDecoded):
                 sink.write(event.frame)
-            elif isinstance(event, FrameRejected):
+            elif isinstance(event, CodedUnitRejected):
                 rejected.append(f"bit {event.bit_offset}: {event.reason}")
 
     try:
@@ -235,7 +231,7 @@ def register(app: typer.Typer) -> None:
         randomize: RandOpt = None,
         frame_length: FrameLengthOpt = None,
         out: OutOpt = None,
-        hex_text: HexOpt = False,
+        hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Encode TM transfer frames into CADUs."""
@@ -243,7 +239,7 @@ def register(app: typer.Typer) -> None:
             chain = _chain(code, interleave, randomize, frame_length, "tm")
             _encode(chain, source, out, hex_text, as_json)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
     @cadu.command("decode")
     def cadu_decode(
@@ -254,7 +250,7 @@ def register(app: typer.Typer) -> None:
         randomize: RandOpt = None,
         frame_length: FrameLengthOpt = None,
         out: OutOpt = None,
-        hex_text: HexOpt = False,
+        hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Find CADUs in a bit stream (any bit offset) and decode the TM frames."""
@@ -262,7 +258,7 @@ def register(app: typer.Typer) -> None:
             chain = _chain(code, interleave, randomize, frame_length, "tm")
             _decode(chain, source, out, hex_text, as_json)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
     @cltu.command("encode")
     def cltu_encode(
@@ -270,7 +266,7 @@ def register(app: typer.Typer) -> None:
         code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
         randomize: RandOpt = None,
         out: OutOpt = None,
-        hex_text: HexOpt = False,
+        hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Encode TC (or USLP) transfer frames into CLTUs."""
@@ -278,7 +274,7 @@ def register(app: typer.Typer) -> None:
             chain = _chain(code, None, randomize, None, "tc")
             _encode(chain, source, out, hex_text, as_json)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
     @cltu.command("decode")
     def cltu_decode(
@@ -286,7 +282,7 @@ def register(app: typer.Typer) -> None:
         code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
         randomize: RandOpt = None,
         out: OutOpt = None,
-        hex_text: HexOpt = False,
+        hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Find CLTUs in a bit stream and decode the TC (or USLP) frames."""
@@ -294,7 +290,7 @@ def register(app: typer.Typer) -> None:
             chain = _chain(code, None, randomize, None, "tc")
             _decode(chain, source, out, hex_text, as_json)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
 
     app.add_typer(cadu, name="cadu")
     app.add_typer(cltu, name="cltu")

@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from linkstack.cli.options import fail
 from linkstack.errors import (
     ConfigError,
     DecodeError,
@@ -123,7 +124,7 @@ LABELS: dict[str, str] = {
 
 LayerOpt = Annotated[str, typer.Option("--layer", "-l", help="spp, tc, tm, aos or uslp.",
                                        case_sensitive=False)]
-HexOpt = Annotated[str | None, typer.Option("--hex", help="The octets as hex text.")]
+HexArg = Annotated[str | None, typer.Option("--hex", help="The octets as hex text.")]
 FileArg = Annotated[Path | None, typer.Argument(help="Binary file holding one frame "
                                                 "('-' = stdin).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -608,20 +609,6 @@ def _padded(data: bytes, capacity: int, pad: bool, layer: str) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
-def _fail(exc: LinkstackError | ValueError) -> typer.Exit:
-    if isinstance(exc, DecodeError):
-        msg = (f"error: {exc.layer} decode failed: field {exc.field} at offset {exc.offset}: "
-               f"{exc.reason} ({type(exc).__name__})")
-    elif isinstance(exc, EncodeError):
-        msg = f"error: {exc.layer} encode failed: field {exc.field}: {exc.reason}"
-    elif isinstance(exc, ConfigError):
-        msg = f"error: {exc.key}: {exc.reason}"
-    else:
-        msg = f"error: {exc}"
-    typer.echo(msg, err=True)
-    return typer.Exit(2)
-
-
 def _read_input(hex_text: str | None, path: Path | None) -> bytes:
     if (hex_text is None) == (path is None):
         raise ConfigError("give exactly one of --hex HEX or FILE", key="input")
@@ -651,7 +638,7 @@ def register(app: typer.Typer) -> None:
     def decode(
         layer: LayerOpt,
         file: FileArg = None,
-        hex_text: HexOpt = None,
+        hex_text: HexArg = None,
         as_json: JsonOpt = False,
         fecf: FecfOpt = True,
         fecf_size: FecfSizeOpt = 2,
@@ -669,7 +656,7 @@ def register(app: typer.Typer) -> None:
         try:
             report = decode_report(layer, _read_input(hex_text, file), opts)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         if as_json:
             typer.echo(json.dumps(report))
         else:
@@ -704,9 +691,9 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"not hex: {exc}", key="--data") from None
             raw = build(layer, field or [], payload, opts, pad)
         except LinkstackError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         except TypeError as exc:  # e.g. a field the frame type does not accept together
-            raise _fail(ValueError(str(exc))) from None
+            raise fail(ValueError(str(exc))) from None
         typer.echo(raw.hex())
 
     app.add_typer(frame_app, name="frame")

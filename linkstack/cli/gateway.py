@@ -1,4 +1,4 @@
-"""``linkstack gateway``: the MQTT ground gateway (see :mod:`linkstack.gateway`).
+"""``linkstack gateway``: the MQTT ground gateway (see :mod:`linkstack.gateway.mqtt`).
 
 ::
 
@@ -9,8 +9,8 @@
 With ``--peer`` the gateway is the ground station of ``linkstack serve --role satellite``
 (prompts cross the RF hop over UDP, ``--service udp``); without it each prompt runs through the
 scenario's whole stack in virtual time (``--service sim``,
-:class:`linkstack.sims.service.SimulatedLinkService`). ``--service local`` skips the link: the
-payload codec and the model endpoint in this process.
+:class:`linkstack.sims.simulated_service.SimulatedLinkService`). ``--service local``
+skips the link: the payload codec and the model endpoint in this process.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from linkstack.cli.options import SetOpt
 from linkstack.errors import ConfigError, LinkstackError
 
 
 async def _main(args: dict[str, Any]) -> int:
-    from linkstack.gateway import Gateway, GatewayConfig, compute_spacecraft, parse_broker_url
+    from linkstack.gateway.mqtt import Gateway, GatewayConfig, compute_spacecraft, parse_broker_url
     from linkstack.sims.scenario import load_scenario
 
     host, port = parse_broker_url(args["broker"])
@@ -45,12 +46,12 @@ async def _main(args: dict[str, Any]) -> int:
     service: Any
     if service_kind == "sim":
         from linkstack.cli.run import load_backend
-        from linkstack.sims.service import SimulatedLinkService
+        from linkstack.sims.simulated_service import SimulatedLinkService
 
         service = SimulatedLinkService(scenario, load_backend(args["model"], args["backend"]))
     elif service_kind == "local":
         from linkstack.cli.serve import _backend
-        from linkstack.service import LocalEndpointService
+        from linkstack.drivers.service import LocalEndpointService
 
         service = LocalEndpointService(_backend(args["model"], args["backend"]))
     elif service_kind == "udp":
@@ -58,7 +59,7 @@ async def _main(args: dict[str, Any]) -> int:
             raise ConfigError("--service udp needs --peer (the satellite's address)",
                               key="peer")
         from linkstack.cli.serve import _pcap
-        from linkstack.udp import (
+        from linkstack.drivers.udp import (
             UdpGroundService,
             parse_address,
             realtime_epoch_ns,
@@ -109,8 +110,7 @@ def register(app: typer.Typer) -> None:
             "--broker", help="mqtt://HOST:PORT of the MQTT broker.")],
         scenario: Annotated[str, typer.Option(
             "--scenario", help="Scenario name (sims/scenarios) or TOML file.")] = "default",
-        sets: Annotated[list[str] | None, typer.Option(
-            "--set", help="Override a scenario key: KEY=VALUE (repeatable).")] = None,
+        sets: SetOpt = None,
         spacecraft: Annotated[str | None, typer.Option(
             "--spacecraft", help="Topic spacecraft (default: the scenario's compute "
             "satellite, sat1 in the default scenario).")] = None,

@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from linkstack.cli.options import BackendOpt, ModelOpt, ScenarioSeedOpt, SetOpt
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -77,17 +78,14 @@ def register(app: typer.Typer) -> None:
     def run(
         scenario: Annotated[str, typer.Argument(
             help="Scenario name (sims/scenarios) or TOML file.")] = DEFAULT_SCENARIO,
-        sets: Annotated[list[str] | None, typer.Option(
-            "--set", help="Override a scenario key: KEY=VALUE (repeatable).")] = None,
+        sets: SetOpt = None,
         prompts: Annotated[int | None, typer.Option(
             "--prompts", min=1, help="Number of prompts (cycles the scenario's list).")] = None,
         prompt: Annotated[list[str] | None, typer.Option(
             "--prompt", help="A prompt text (repeatable; replaces the scenario's list).")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
-        model: Annotated[Path | None, typer.Option(
-            "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")] = None,
-        backend: Annotated[str, typer.Option(
-            "--backend", help="llama (default) or recorded:FILE (replay, for tests).")] = "llama",
+        seed: ScenarioSeedOpt = None,
+        model: ModelOpt = None,
+        backend: BackendOpt = "llama",
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         pcap: Annotated[Path | None, typer.Option(
             "--pcap", help="Write every unit, frame and packet sent to this pcap file "

@@ -28,6 +28,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from linkstack.cli.options import SetOpt
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -42,7 +43,7 @@ def _scenario(name: str, sets: list[str] | None) -> Any:
 def _backend(model: Path | None, backend: str) -> Any:
     """The model backend named on the command line; a recording is replayed in real time."""
     from linkstack.cli.run import load_backend
-    from linkstack.udp import PacedBackend
+    from linkstack.drivers.udp import PacedBackend
 
     be = load_backend(model, backend)
     return PacedBackend(be) if backend.startswith("recorded:") else be  # type: ignore[arg-type]
@@ -53,7 +54,7 @@ def _pcap(path: Path | None, scenario: Any, epoch_ns: int) -> Any:
     scenario's node addresses, or None."""
     if path is None:
         return None
-    from linkstack.pcap import PcapWriter, node_addresses
+    from linkstack.capture.pcap import PcapWriter, node_addresses
 
     return PcapWriter(path, nanosecond=True, epoch_ns=epoch_ns, autoflush=True,
                       addresses=node_addresses(scenario.nodes))
@@ -95,7 +96,12 @@ async def _prompts_from_stdin() -> Any:
 
 
 async def _ground(args: dict[str, Any]) -> int:
-    from linkstack.udp import UdpGroundService, parse_address, realtime_epoch_ns, rf_hop_config
+    from linkstack.drivers.udp import (
+        UdpGroundService,
+        parse_address,
+        realtime_epoch_ns,
+        rf_hop_config,
+    )
 
     scenario = _scenario(args["scenario"], args["sets"])
     path = rf_hop_config(scenario)
@@ -140,7 +146,7 @@ async def _iterate(items: list[str]) -> Any:
 
 
 async def _satellite(args: dict[str, Any]) -> int:
-    from linkstack.udp import UdpSatellite, parse_address, realtime_epoch_ns, rf_hop_config
+    from linkstack.drivers.udp import UdpSatellite, parse_address, realtime_epoch_ns, rf_hop_config
 
     scenario = _scenario(args["scenario"], args["sets"])
     path = rf_hop_config(scenario)
@@ -167,8 +173,8 @@ async def _satellite(args: dict[str, Any]) -> int:
 
 
 async def _channel(args: dict[str, Any]) -> int:
-    from linkstack.channel_proxy import ChannelProfile, ChannelProxy
-    from linkstack.udp import parse_address, rf_hop_config
+    from linkstack.drivers.channel_proxy import ChannelProfile, ChannelProxy
+    from linkstack.drivers.udp import parse_address, rf_hop_config
 
     scenario = _scenario(args["scenario"], args["sets"])
     path_hop = rf_hop_config(scenario).hop
@@ -221,8 +227,6 @@ def _run(coro: Any) -> None:
 
 ScenarioOpt = Annotated[str, typer.Option(
     "--scenario", help="Scenario name (sims/scenarios) or TOML file; its first hop is used.")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a scenario key: KEY=VALUE (repeatable).")]
 
 
 def register(app: typer.Typer) -> None:

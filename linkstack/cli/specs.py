@@ -1,6 +1,6 @@
 """``linkstack specs build [--out DIR] [--check]``: generate or check the framing specs.
 
-Writes the Markdown pages of ``specs/`` (see :mod:`linkstack.specs`) from the code. With
+Writes the Markdown pages of ``specs/`` (see :mod:`linkstack.specgen.build`) from the code. With
 ``--check`` nothing is written: the command compares the directory with a fresh build, lists
 the files that differ on stderr and exits 1 if any does (0 when up to date). A build that
 cannot be made — a field doc out of date with its declaration, a worked example that does not
@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from linkstack import specs
+from linkstack.specgen import build as specs
 
 __all__ = ["register"]
 

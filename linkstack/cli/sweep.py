@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from linkstack.cli.options import ModelOpt, ScenarioSeedOpt
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -72,9 +73,8 @@ def register(app: typer.Typer) -> None:
             "--set", help="Fixed override KEY=VALUE (repeatable).")] = None,
         prompts: Annotated[int | None, typer.Option(
             "--prompts", min=1, help="Prompts per run (cycles the scenario's list).")] = None,
-        seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
-        model: Annotated[Path | None, typer.Option(
-            "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")] = None,
+        seed: ScenarioSeedOpt = None,
+        model: ModelOpt = None,
         backend: Annotated[str, typer.Option(
             "--backend", help="llama (default) or recorded:FILE.")] = "llama",
     ) -> None:
@@ -138,9 +138,8 @@ def register(app: typer.Typer) -> None:
             "--prompts", min=1, help="Prompts per run (cycles the scenario's list).")] = None,
         repeat: Annotated[int, typer.Option(
             "--repeat", min=1, help="Runs per evaluation, seeds seed..seed+N-1.")] = 1,
-        seed: Annotated[int | None, typer.Option("--seed", min=0)] = None,
-        model: Annotated[Path | None, typer.Option(
-            "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")] = None,
+        seed: ScenarioSeedOpt = None,
+        model: ModelOpt = None,
         backend: Annotated[str, typer.Option(
             "--backend", help="llama (default) or recorded:FILE.")] = "llama",
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,

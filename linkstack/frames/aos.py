@@ -20,7 +20,7 @@ Layout (big-endian, MSB first)::
 FHEC: a Reed-Solomon (10,6) code over GF(16), field polynomial x^4+x+1, generator roots
 α^6..α^9, over the 6 information nibbles = the 16-bit (TFVN|SCID|VCID) word and the 8-bit
 Signaling Field (the VC Frame Count is not protected). yamcs builds it as RS(15,11)
-``nroots=4 symsize=4 fcr=6 prim=1 gfpoly=0x13`` shortened by 5 (ccsds-facts §1.5). The
+``nroots=4 symsize=4 fcr=6 prim=1 gfpoly=0x13`` shortened by 5 (specs/sources.md §1.5). The
 encoder and the decoder (up to 2 nibble errors, bounded-distance) are implemented here
 with 16-entry tables; the tests check them against galois and yamcs' published vectors.
 """
@@ -84,9 +84,9 @@ FHEC_SIZE = 2
 DATA_UNIT_HEADER_SIZE = 2
 OCF_SIZE = 4
 FECF_SIZE = 2
-MAX_FRAME_LENGTH = 2048  # same physical-channel limit as TM (131.0-B coding); ccsds-facts §1.3
+MAX_FRAME_LENGTH = 2048  # same physical-channel limit as TM (131.0-B coding); specs/sources.md §1.3
 MAX_VCID = 63
-IDLE_VCID = 63  # yamcs AosFrameDecoder, astro OIDVCID (ccsds-facts §1.5)
+IDLE_VCID = 63  # yamcs AosFrameDecoder, astro OIDVCID (specs/sources.md §1.5)
 VC_FRAME_COUNT_MODULUS = 1 << 24
 
 BDP_ALL_VALID = 0x3FFF

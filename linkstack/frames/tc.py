@@ -14,11 +14,11 @@ Layout (all big-endian, MSB first)::
 Frame types (§4.1.2.3, bypass / control command): 0/0 AD (sequence-controlled data),
 1/0 BD (expedited data), 1/1 BC (COP-1 control command). 0/1 is not a valid frame type:
 the decoder raises :class:`DecodeError` naming ``control_command_flag`` so the caller
-discards the frame (FARM-1 event E9 in OC's naming, ccsds-facts §1.13).
+discards the frame (FARM-1 event E9 in OC's naming, specs/sources.md §1.13).
 
 Maximum frame length: 1024 octets. The Frame Length field is 10 bits (total - 1), so
 1024 is the largest length it can express; CryptoLib ``TC_MAX_FRAME_SIZE 1024`` and astro
-``MaxFrameLength=1024`` agree (ccsds-facts §1.2). yamcs accepts up to 65535, which the
+``MaxFrameLength=1024`` agree (specs/sources.md §1.2). yamcs accepts up to 65535, which the
 standard does not allow.
 """
 
@@ -66,7 +66,7 @@ MAX_VCID = 63
 MAX_MAP_ID = 63
 FRAME_SEQUENCE_MODULUS = 256
 
-# BC control commands (232.0-B-4 §4.1.3.3 / 232.1-B-2; ccsds-facts §1.13).
+# BC control commands (232.0-B-4 §4.1.3.3 / 232.1-B-2; specs/sources.md §1.13).
 UNLOCK = b"\x00"
 SET_VR_PREFIX = b"\x82\x00"
 
@@ -284,7 +284,7 @@ def tc_header_fields(buf: bytes, offset: int = 0) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------------------
-# BC frames: COP-1 control commands (232.0-B-4 §4.1.3.3, ccsds-facts §1.13)
+# BC frames: COP-1 control commands (232.0-B-4 §4.1.3.3, specs/sources.md §1.13)
 # --------------------------------------------------------------------------------------
 
 

@@ -18,12 +18,12 @@ Layout (big-endian, MSB first)::
 First Header Pointer special values (§4.1.2.7.6 / .7): ``0x7FF`` no packet starts in this
 frame, ``0x7FE`` the frame holds only idle data. Sources: yamcs ``TmFrameDecoder``, Wireshark
 ``packet-vcdu.c``. ravisuhag/astro ``pkg/aos/frame.go`` has the two swapped
-(ccsds-facts §1.3, §2 item 3) — linkstack follows the first two.
+(specs/sources.md §1.3, §2 item 3) — linkstack follows the first two.
 
 The frame length is fixed per physical channel (a managed parameter, :class:`TmChannelConfig`),
 at most 2048 octets: that limit is the one spacepackets ``tm_frame.py`` cites from 131.0-B
-(TM Synchronization and Channel Coding) and ccsds-facts §1.3 records. spacepackets 0.32
-itself rejects ``length >= 2048`` (ccsds-facts §2 item 4); linkstack accepts 2048.
+(TM Synchronization and Channel Coding) and specs/sources.md §1.3 records. spacepackets 0.32
+itself rejects ``length >= 2048`` (specs/sources.md §2 item 4); linkstack accepts 2048.
 
 Hot path: :meth:`TmFrame.decode` uses the :class:`~linkstack.bitfields.BitHeader` fast
 unpack generated from :data:`PRIMARY_HEADER`, never a construct parse.
@@ -69,7 +69,7 @@ SECONDARY_ID = BitHeader(LAYER, SECONDARY_HEADER_ID)
 PRIMARY_HEADER_SIZE = 6
 OCF_SIZE = 4
 FECF_SIZE = 2
-MAX_FRAME_LENGTH = 2048  # 131.0-B via spacepackets tm_frame.py; ccsds-facts §1.3.
+MAX_FRAME_LENGTH = 2048  # 131.0-B via spacepackets tm_frame.py; specs/sources.md §1.3.
 MAX_SECONDARY_HEADER_LENGTH = 64  # ID octet + up to 63 data octets (6-bit length = total - 1)
 MAX_VCID = 7
 FRAME_COUNT_MODULUS = 256

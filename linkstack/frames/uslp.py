@@ -22,10 +22,10 @@ rules 000 (packets spanning frames, with FHP), 001/010 (MAPA_SDU start/continuat
 LVOP); variable-length frames use 011 (octet stream) and 100..111 (segments, no
 segmentation) without the pointer. Truncated frames (4-octet header, no OCF, no frame
 count, 1-octet TFDF header) exist only on variable-length channels and their length is a
-managed parameter (spacepackets cites 732.1-B-2 p.161; ccsds-facts §1.6).
+managed parameter (spacepackets cites 732.1-B-2 p.161; specs/sources.md §1.6).
 
 Maximum frame length: 65536 octets, the 16-bit Frame Length field (total - 1) (astro
-``usdl``; ccsds-facts §1.6). The FHP/LVOP all-ones value means no packet starts (FHP) or
+``usdl``; specs/sources.md §1.6). The FHP/LVOP all-ones value means no packet starts (FHP) or
 the SDU does not end (LVOP) in this frame.
 """
 
@@ -117,7 +117,7 @@ FIXED_LENGTH_RULES = frozenset({0b000, 0b001, 0b010})
 
 
 class UslpProtocolId(IntEnum):
-    """USLP Protocol Identifiers (SANA registry; ccsds-facts §1.6)."""
+    """USLP Protocol Identifiers (SANA registry; specs/sources.md §1.6)."""
 
     SPACE_PACKETS = 0
     COP_1 = 1

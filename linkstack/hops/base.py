@@ -1,4 +1,4 @@
-"""The interface every hop endpoint offers to a driver (DESIGN.md principle 1, sans-IO).
+"""The interface every hop endpoint offers to a driver (specs/architecture.md principle 1, sans-IO).
 
 A driver (the virtual-time simulator, the UDP process) does four things with an endpoint:
 

@@ -11,7 +11,7 @@ frames, and a virtual channel.  Both uplink frame types give them:
   frames, none on BD and BC frames (VC Frame Count Length 0).  The Transfer Frame Data Field
   uses construction rule 111 (no segmentation): a data frame holds one Space Packet (USLP
   Protocol Identifier 0), a control frame the COP-1 control command (UPID 1: Unlock
-  ``00``, Set V(R) ``82 00 V(R)``, ccsds-facts §1.13).  Variable-length frames with a
+  ``00``, Set V(R) ``82 00 V(R)``, specs/sources.md §1.13).  Variable-length frames with a
   CRC-16 FECF, MAP 0, SCID as the source.
 
 A received frame of either type becomes a :class:`Cop1Frame` (what FARM-1 needs) or a
@@ -172,7 +172,7 @@ class UslpCop1Frames(_Counted):
             self._intake.rejected += 1
             return FrameRejected(DecodeError(problem[1], layer="uslp", field=problem[0],
                                              offset=0))
-        # 8-bit N(S): the low octet of a longer count (ccsds-facts §1.6)
+        # 8-bit N(S): the low octet of a longer count (specs/sources.md §1.6)
         return Cop1Frame(frame.vcid, ft, frame.vc_frame_count & 0xFF, frame.data_field)
 
 

@@ -14,7 +14,7 @@ in its OCF (232.0-B-4 §4.2.1), Reed-Solomon coded, randomized and ASM-prefixed 
 (131.0-B-3). The ground decodes, demultiplexes, and feeds each CLCW to FOP-1.
 
 Ground operations (what the operator of a COP-1 link does, as in
-:mod:`linkstack.arq.loopback`): the AD service is initiated at start; after an alert
+:mod:`linkstack.sims.arq_loopback`): the AD service is initiated at start; after an alert
 (transmission limit, T1, lockout, synchronisation), the operator waits ``recovery_wait``
 seconds for a fresh CLCW, sorts the frames FOP-1 gave up into delivered (N(S) < N(R)) and not,
 puts the latter back at the head of the queue, and re-initiates the AD service — with Unlock

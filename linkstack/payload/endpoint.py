@@ -5,8 +5,8 @@ reassembles and decodes Prompts, checks them, queues them, and hands jobs to its
 driver runs each job on the backend (in a thread, or inline while virtual time stands still)
 and gives the :class:`~linkstack.payload.backend.Generation` back to :meth:`complete`, which
 returns the Result packets to downlink. The endpoint never reads a clock, sleeps, or touches
-a socket (DESIGN.md principle 1); time comes in as ``now`` (seconds, any epoch, monotonic),
-and the queue's timer is explicit (:meth:`next_deadline` / :meth:`on_timer`).
+a socket (specs/architecture.md principle 1); time comes in as ``now`` (seconds, any epoch,
+monotonic), and the queue's timer is explicit (:meth:`next_deadline` / :meth:`on_timer`).
 
 A driver loop::
 

@@ -299,8 +299,9 @@ def _fast_parse(fast: Any, buf: bytes) -> Any:
 
 
 def _parse(struct: c.Struct, fast: Any, buf: bytes) -> tuple[Any, _Offsets]:
-    """Parse with the compiled declaration (DESIGN.md principle 2); on any failure, walk the
-    declaration field by field, which raises the DecodeError naming the field and offset."""
+    """Parse with the compiled declaration (specs/architecture.md principle 2); on any
+    failure, walk the declaration field by field, which raises the DecodeError naming the field
+    and offset."""
     values = _fast_parse(fast, buf)
     if values is None:
         walked, offsets = _walk(struct, buf)  # raises; returns only if the two disagree

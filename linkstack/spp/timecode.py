@@ -24,7 +24,7 @@ Encoding a value the format cannot hold exactly raises :class:`EncodeError` unle
 ``truncate=True`` (then the value is rounded down to the format's resolution, as on-board
 clocks do). Decoders raise only :mod:`linkstack.errors` types, naming the field and offset.
 
-Traps seen in other implementations (ccsds-facts.md style, not copied): one Rust library
+Traps seen in other implementations (specs/sources.md §2 item 8; not copied): one Rust library
 scales the CUC fine time by ``2**(8n) - 1`` instead of ``2**(8n)``; yamcs reads the second
 P-field octet's coarse count at two different bit positions in its CUC decoder.
 """

@@ -15,8 +15,8 @@ import construct as c
 
 from linkstack.payload import messages as m
 from linkstack.payload import transport
-from linkstack.specgen_frames import SPP_HEADER, check
-from linkstack.specgen_render import (
+from linkstack.specgen.frames import SPP_HEADER, check
+from linkstack.specgen.render import (
     Example,
     FieldDoc,
     HeaderSpec,

@@ -2,7 +2,7 @@
 
 The field texts below are data keyed by the construct field names of each declaration; the
 generator refuses to build when a declaration gains, loses or renames a field that the dict
-does not follow (:meth:`~linkstack.specgen_render.HeaderSpec.check_docs`). Every worked
+does not follow (:meth:`~linkstack.specgen.render.HeaderSpec.check_docs`). Every worked
 example is built by running the code printed with it and decoded with the layer's decoder.
 """
 
@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from linkstack.codecs.crc import crc16_ccitt, crc32_proximity1
 from linkstack.frames import aos, clcw, tc, tm, uslp
-from linkstack.specgen_render import (
+from linkstack.specgen.render import (
     SPARE,
     Example,
     FieldDoc,
@@ -197,7 +197,8 @@ SPP_EXAMPLE = Example(
     key="spp.tc_packet",
     title="a telecommand packet (the spacepackets interoperability vector)",
     intro="APID 0x42, sequence count 5, unsegmented, four octets of user data. The same octets "
-          "are produced by the independent `spacepackets` library (ccsds-facts §1.15).",
+          "are produced by the independent `spacepackets` library "
+          "([sources.md](sources.md) §1.15).",
     code="""
 from linkstack.spp.packet import PacketType, SpacePacket
 
@@ -1023,7 +1024,7 @@ USLP_EXAMPLE = Example(
     title="a variable-length frame carrying one Space Packet (the spacepackets vector)",
     intro="SCID 0x1234, VC 3, MAP 1, a 1-octet VC Frame Count of 7, rule 111 (no "
           "segmentation), protocol 0 (Space Packets), CRC-16 FECF. The independent "
-          "`spacepackets` library produces the same octets (ccsds-facts §1.15).",
+          "`spacepackets` library produces the same octets ([sources.md](sources.md) §1.15).",
     code="""
 from linkstack.frames.uslp import (TfdzConstructionRule, UslpChannelConfig, UslpFrame,
                                    UslpProtocolId)

@@ -40,7 +40,7 @@ Delivery guarantees (at least once, end to end, across broker restarts):
   that result again.
 - The gateway *process* dying loses the prompts it had acknowledged and not answered (the
   broker considers them delivered) -- unless it keeps a journal (``journal=``, ``linkstack
-  gateway --journal FILE``, :mod:`linkstack.gateway_journal`): every prompt taken is written
+  gateway --journal FILE``, :mod:`linkstack.gateway.journal`): every prompt taken is written
   there before it is worked on, and marked answered once the broker has the result; a gateway
   started on the same journal forwards the unanswered ones again.
 """
@@ -60,9 +60,9 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from linkstack.drivers.service import PromptService, ServiceResult
 from linkstack.errors import ConfigError
-from linkstack.gateway_journal import PromptJournal
-from linkstack.service import PromptService, ServiceResult
+from linkstack.gateway.journal import PromptJournal
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def parse_broker_url(url: str) -> tuple[str, int]:
 def compute_spacecraft(scenario: Any) -> str:
     """The compute satellite of a scenario: the node farthest (in hops) from the ground
     station — ``sat1`` in the default scenario (the same rule as the round trip's path)."""
-    from linkstack.sims.roundtrip import plan_path
+    from linkstack.sims.topology import plan_path
 
     hops = plan_path(scenario, getattr(getattr(scenario, "run", None), "compute", None))
     return str(hops[-1].forward.destination)
@@ -201,7 +201,7 @@ class GatewayConfig:
         latency_window: results kept for the latency percentiles.
         remember_results: results kept to answer redelivered prompts.
         journal: file of the prompts taken and not yet answered (None: no journal); a
-            gateway started on it forwards them again (:mod:`linkstack.gateway_journal`).
+            gateway started on it forwards them again (:mod:`linkstack.gateway.journal`).
         journal_sync: fsync each journal record (survives a power cut, not only a crash).
     """
 
@@ -259,7 +259,8 @@ class _Outgoing:
 
 
 class Gateway:
-    """Bridge MQTT prompts to a :class:`~linkstack.service.PromptService` (module docstring).
+    """Bridge MQTT prompts to a :class:`~linkstack.drivers.service.PromptService`
+    (module docstring).
 
     ``await gateway.run()`` runs until cancelled, reconnecting to the broker whenever the
     connection drops; cancelled, it publishes a retained ``"gateway": "offline"`` status.

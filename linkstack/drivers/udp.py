@@ -7,21 +7,22 @@ octets the simulator puts on its virtual link:
 - the **ground** (:class:`UdpGroundService`): :class:`~linkstack.hops.rf.RfGround` (FOP-1, TC
   frames in CLTUs out; TM frames with the CLCW in CADUs in) under a
   :class:`~linkstack.payload.client.PromptClient`. It is a
-  :class:`~linkstack.service.PromptService`, so the MQTT gateway can forward prompts over it.
+  :class:`~linkstack.drivers.service.PromptService`, so the MQTT gateway can forward prompts
+  over it.
 - the **satellite** (:class:`UdpSatellite`): :class:`~linkstack.hops.rf.RfSpace` (FARM-1 in,
   TM with CLCW out) under the onboard :class:`~linkstack.payload.endpoint.ModelEndpoint`,
   whose jobs run on a model backend in a worker thread
-  (:class:`~linkstack.service.EndpointRunner`).
+  (:class:`~linkstack.drivers.service.EndpointRunner`).
 
-:class:`HopLink` is the whole driver (DESIGN.md principle 3: no protocol logic here): it feeds
-each datagram to the endpoint's ``receive``, sends what ``poll`` returns, and sleeps until the
-endpoint's ``next_deadline()`` or the next event; real time is ``loop.time()`` (monotonic
-seconds). An optional ``linkstack channel`` process between the two
-(:mod:`linkstack.channel_proxy`) adds the link's delay, rate and losses.
+:class:`HopLink` is the whole driver (specs/architecture.md principle 3: no protocol logic
+here): it feeds each datagram to the endpoint's ``receive``, sends what ``poll`` returns, and
+sleeps until the endpoint's ``next_deadline()`` or the next event; real time is
+``loop.time()`` (monotonic seconds). An optional ``linkstack channel`` process between the two
+(:mod:`linkstack.drivers.channel_proxy`) adds the link's delay, rate and losses.
 
-With a :class:`~linkstack.pcap.PcapWriter`, each process writes everything it sends
-(:class:`linkstack.pcap.SendCapture`): the coded unit, the transfer frame inside it (recovered
-by a private decoder of the same coding chain) and the Space Packets it originates, with
+With a :class:`~linkstack.capture.pcap.PcapWriter`, each process writes everything it sends
+(:class:`linkstack.capture.pcap.SendCapture`): the coded unit, the transfer frame inside it
+(recovered by a private decoder of the same coding chain) and the Space Packets it originates, with
 wall-clock timestamps.
 """
 
@@ -35,6 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from linkstack.capture.pcap import PcapWriter, SendCapture, capture_for
+from linkstack.drivers.service import (
+    EndpointRunner,
+    ServiceResult,
+    TimerTask,
+    result_info,
+    status_name,
+    wait_event,
+)
 from linkstack.errors import ConfigError, LinkstackError
 from linkstack.hops.base import HopEndpoint
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
@@ -43,15 +53,6 @@ from linkstack.payload.client import PromptClient, RequestTimedOut, ResultReceiv
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams, Result
 from linkstack.payload.transport import TransportConfig
-from linkstack.pcap import PcapWriter, SendCapture, capture_for
-from linkstack.service import (
-    EndpointRunner,
-    ServiceResult,
-    TimerTask,
-    result_info,
-    status_name,
-    wait_event,
-)
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class RfPath:
     builds them from the first hop of the path), the hop's link specs, and the node names."""
 
     config: RfHopConfig
-    hop: Any  # linkstack.sims.roundtrip.Hop: .forward / .back LinkSpecs
+    hop: Any  # linkstack.sims.topology.Hop: .forward / .back LinkSpecs
     ground: str
     spacecraft: str
 
@@ -97,7 +98,7 @@ def rf_hop_config(scenario: Any) -> RfPath:
     the compute spacecraft at the end of the path (``sat1`` in the default scenario): the
     satellite process runs the model itself; hops beyond the first (laser ISLs) exist only in
     the virtual-time simulation (``linkstack run``)."""
-    from linkstack.sims.roundtrip import build_endpoints, plan_path
+    from linkstack.sims.topology import build_endpoints, plan_path
 
     path = plan_path(scenario, getattr(getattr(scenario, "run", None), "compute", None))
     hop = path[0]
@@ -158,7 +159,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 @dataclass
-class LinkStats:
+class UdpLinkStats:
     units_sent: int = 0
     units_received: int = 0
     octets_sent: int = 0
@@ -181,7 +182,7 @@ class HopLink:
         self.endpoint = endpoint
         self.on_packets = on_packets
         self.capture = capture
-        self.stats = LinkStats()
+        self.stats = UdpLinkStats()
         self.socket_errors = 0
         self.peer: Address | None = None
         self.address: Address | None = None
@@ -306,7 +307,7 @@ class _Request:
 
 
 class UdpGroundService(_Node):
-    """The ground station: a :class:`~linkstack.service.PromptService` over the RF hop.
+    """The ground station: a :class:`~linkstack.drivers.service.PromptService` over the RF hop.
 
     ``ask`` sends the prompt's packets through :class:`~linkstack.hops.rf.RfGround` and waits
     for the result. Breakdown (sums to ``total_s``): ``onboard.queueing`` and

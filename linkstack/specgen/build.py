@@ -28,12 +28,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkstack.specgen_coding import CLTU_PAGE, TM_CODING_PAGE
-from linkstack.specgen_compliance import compliance_page
-from linkstack.specgen_cop import COP1_PAGE, SR_PAGE
-from linkstack.specgen_frames import AOS_PAGE, SPP_PAGE, TC_PAGE, TM_PAGE, USLP_PAGE
-from linkstack.specgen_payload import PAYLOAD_PAGE
-from linkstack.specgen_render import GENERATED_NOTE, Page, SpecBuildError, md_table
+from linkstack.specgen.coding import CLTU_PAGE, TM_CODING_PAGE
+from linkstack.specgen.compliance import compliance_page
+from linkstack.specgen.cop import COP1_PAGE, SR_PAGE
+from linkstack.specgen.frames import AOS_PAGE, SPP_PAGE, TC_PAGE, TM_PAGE, USLP_PAGE
+from linkstack.specgen.payload import PAYLOAD_PAGE
+from linkstack.specgen.render import GENERATED_NOTE, Page, SpecBuildError, md_table
 
 __all__ = [
     "GENERATED_NOTE",
@@ -61,7 +61,7 @@ COMPLIANCE = "compliance.md"
 
 def default_root() -> Path:
     """The repository root: the directory holding ``pyproject.toml`` next to the package."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parent.parent.parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def latency_example() -> LatencyExample | None:
     from linkstack.sims.roundtrip import run_roundtrip
     from linkstack.sims.scenario import load_scenario
 
-    recording = Path(__file__).resolve().parent.parent / "sims" / "scenarios" / RECORDING
+    recording = Path(__file__).resolve().parents[2] / "sims" / "scenarios" / RECORDING
     scenario = load_scenario("default")
     prompt = scenario.run.prompts[0]
     backend = RecordedBackend.from_json(recording.read_text())
@@ -235,7 +235,8 @@ def _static_floor() -> str:
 def _measured() -> str:
     example = latency_example()
     if example is None:
-        return ("## A measured breakdown\n\nNot available yet: `linkstack.specs.latency_example()` "
+        return ("## A measured breakdown\n\nNot available yet: "
+                "`linkstack.specgen.build.latency_example()` "
                 "returns None until the end-to-end run is wired to it. When it is, this "
                 "section shows the breakdown of one prompt/result exchange of the default "
                 "scenario and the command that reproduces it.")
@@ -420,11 +421,17 @@ def _readme() -> str:
         "`tests/test_specs.py` regenerates them and fails if the committed files differ, checks "
         "that every field table lists every field of its declaration, and decodes the worked "
         "examples' octets again to compare with the values shown. The texts (meanings, allowed "
-        "values, sections) live in `linkstack/specgen_*.py`, as dicts keyed by the construct "
+        "values, sections) live in `linkstack/specgen/`, as dicts keyed by the construct "
         "field names. Section numbers refer to the Blue Book issue named on each page; the "
         "field-level ones were compiled from the code's docstrings and public implementations "
-        "without the Blue Book text at hand (see `ccsds-facts.md`), so check them against the "
-        "issue before citing them.",
+        "without the Blue Book text at hand (see [sources.md](sources.md)), so check them "
+        "against the issue before citing them.",
+        "",
+        "Two pages here are written by hand, not generated: [architecture.md](architecture.md) "
+        "(what linkstack is, the repository layout, the design principles the code cites as "
+        "\"principle N\", the data flow of a prompt) and [sources.md](sources.md) (the CCSDS "
+        "layouts, constants and test vectors the code relies on, each with its source, and the "
+        "bugs found in other implementations; the code cites it by section, \"§1.x\").",
     ]
     return "\n".join(parts) + "\n"
 

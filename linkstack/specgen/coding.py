@@ -12,8 +12,8 @@ from linkstack.codecs import asm, bch, cltu, rs
 from linkstack.codecs.chain import CodingChain, FrameDecoded
 from linkstack.codecs.randomizer import TC_RANDOMIZER, TM_RANDOMIZER, Randomizer
 from linkstack.frames import tc, tm
-from linkstack.specgen_frames import TM_HEADER, check, fecf_row, octets_row, zone_rows
-from linkstack.specgen_render import (
+from linkstack.specgen.frames import TM_HEADER, check, fecf_row, octets_row, zone_rows
+from linkstack.specgen.render import (
     Example,
     FieldDoc,
     FieldInfo,

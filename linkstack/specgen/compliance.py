@@ -15,18 +15,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from linkstack.specgen_render import SpecBuildError, md_table
+from linkstack.specgen.render import SpecBuildError, md_table
 
-__all__ = ["BOOKS", "Book", "Feature", "Status", "compliance_page", "missing_tests"]
+__all__ = ["BOOKS", "Book", "Feature", "Support", "compliance_page", "missing_tests"]
 
 
-class Status(enum.Enum):
+class Support(enum.Enum):
     SUPPORTED = "supported"
     PARTIAL = "partial"
     NOT_SUPPORTED = "not supported"
 
 
-S, P, N = Status.SUPPORTED, Status.PARTIAL, Status.NOT_SUPPORTED
+S, P, N = Support.SUPPORTED, Support.PARTIAL, Support.NOT_SUPPORTED
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Feature:
     item: str
     feature: str
     section: str
-    status: Status
+    status: Support
     tests: tuple[str, ...] = ()
     note: str = ""
 

@@ -10,14 +10,14 @@ Implementations:
   :class:`~linkstack.payload.endpoint.ModelEndpoint` → a
   :class:`~linkstack.payload.backend.ModelBackend` → Result packets → the client); only the
   hops are missing.
-- :class:`linkstack.udp.UdpGroundService`: the same client at a ground station, carrying the
+- :class:`linkstack.drivers.udp.UdpGroundService`: the same client at a ground station, carrying the
   packets over the RF hop (COP-1, TC/CLTU up, TM/CADU down) as UDP datagrams to a
   ``linkstack serve --role satellite`` process.
 
 Result ``status`` strings are the payload Result statuses in lower case (``ok``,
 ``unknown_model``, ``prompt_too_long``, ``busy``, ``timeout``, ``malformed``,
 ``backend_error``); ``breakdown`` maps ``segment.component`` to seconds and sums to
-``total_s`` (DESIGN.md principle 5).
+``total_s`` (specs/architecture.md principle 5).
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
 
 class TimerTask:
     """Runs ``on_timer(now)`` whenever ``next_deadline()`` passes (an engine's explicit timers,
-    DESIGN.md principle 1); :meth:`kick` after feeding the engine re-reads the deadline."""
+    specs/architecture.md principle 1); :meth:`kick` after feeding the engine re-reads the
+    deadline."""
 
     def __init__(self, next_deadline: Callable[[], float | None],
                  on_timer: Callable[[float], object], clock: Callable[[], float]) -> None:

@@ -24,8 +24,8 @@ from linkstack.arq.common import (
     Undelivered,
 )
 from linkstack.frames import clcw, tc
-from linkstack.specgen_frames import check, octets_row
-from linkstack.specgen_render import (
+from linkstack.specgen.frames import check, octets_row
+from linkstack.specgen.render import (
     SPARE,
     Example,
     FieldDoc,
@@ -358,7 +358,7 @@ def cop1_trace() -> str:
         "first transmission of N(S) = 1 (times are illustrative: the engines are sans-IO and "
         "take `now` as an argument). FOP-1 state transitions include the Lower Procedures' "
         "accept events (E41) that follow each transmission. The code is "
-        "`linkstack.specgen_cop.cop1_trace`.",
+        "`linkstack.specgen.cop.cop1_trace`.",
         "",
         md_table(("t (s)", "Engine", "Input", "Events", "State", "Output"), rows),
     ])
@@ -458,7 +458,7 @@ and return events; the timer is exposed as `next_deadline()` / `on_timer(now)`.
 - `linkstack.arq.fop1`: `Fop1`, `FOP1_STATE_TABLE`, `FOP1_EVENT_CONDITIONS`, `state_table_rows`.
 - `linkstack.arq.farm1`: `Farm1`, `FARM1_STATE_TABLE`, `FARM1_EVENT_CONDITIONS`,
   `state_table_rows`.
-- `linkstack.arq.loopback`: COP-1 over a lossy channel in virtual time, with the operator's
+- `linkstack.sims.arq_loopback`: COP-1 over a lossy channel in virtual time, with the operator's
   recovery after an alert (`linkstack arq` command).
 - `linkstack.hops.cop1_frames`: COP-1 over TC or USLP frames; `linkstack.hops.rf`: the RF hop
   (FOP-1 and the operator on the ground, FARM-1 on board, the CLCW in the downlink's OCF).

@@ -1,7 +1,7 @@
 """scapy dissectors for the Space Packet, TC, TM, AOS and USLP headers and the CLCW.
 
 Every field list here is *derived* from the one ``construct`` declaration of its header
-(DESIGN.md principle 2): :func:`fields_from_struct` walks the declaration —
+(specs/architecture.md principle 2): :func:`fields_from_struct` walks the declaration —
 ``linkstack.spp.packet.PRIMARY_HEADER`` (CCSDS 133.0-B-2 §4.1.3),
 ``linkstack.frames.tc.PRIMARY_HEADER`` / ``SEGMENT_HEADER`` (232.0-B-4 §4.1.2, §4.1.3.2),
 ``linkstack.frames.tm.PRIMARY_HEADER`` / ``SECONDARY_HEADER_ID`` (132.0-B-3 §4.1.2, §4.1.3),
@@ -13,7 +13,7 @@ the declaration has a ``construct.If`` (USLP's optional header parts) the scapy 
 ``ConditionalField`` that evaluates the declaration's *own* condition on the fields dissected
 so far. A field added to a declaration therefore appears in the dissector without an edit here.
 
-Layers and bindings (ports: :data:`linkstack.pcap.PORTS`)::
+Layers and bindings (ports: :data:`linkstack.capture.pcap.PORTS`)::
 
     UDP:52001 / SPP / Raw(packet data field)
     UDP:52002 / TCFrame / Raw(data field) / FECF
@@ -33,7 +33,7 @@ USLP FECF size / Insert Zone). Like Wireshark's protocol preferences, they are m
 
 Building works too: ``bytes(SPP(apid=5, packet_sequence_count=1) / b"abc")`` fills the Packet
 Data Length, ``bytes(TCFrame(...) / data / FECF())`` the Frame Length and the CRC
-(CCSDS 232.0-B-4 §4.1.4.2; CRC-16/CCITT-FALSE, ccsds-facts §1.7).
+(CCSDS 232.0-B-4 §4.1.4.2; CRC-16/CCITT-FALSE, specs/sources.md §1.7).
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ from scapy.layers.inet import UDP
 from scapy.packet import Packet, Raw, bind_layers
 
 from linkstack.bitfields import BitHeader
+from linkstack.capture.pcap import PORTS
 from linkstack.codecs.crc import compute_fecf
 from linkstack.frames import aos, clcw, tc, tm, uslp
 from linkstack.frames.aos import AosChannelConfig, AosDataUnit
 from linkstack.frames.tc import TcChannelConfig
 from linkstack.frames.tm import TmChannelConfig
 from linkstack.frames.uslp import TfdzConstructionRule, UslpChannelConfig, UslpProtocolId
-from linkstack.pcap import PORTS
 from linkstack.spp import packet as spp
 from linkstack.spp.packet import PacketType, SequenceFlags
 
@@ -346,7 +346,7 @@ class FECF(Packet):
 
 
 class FECF32(Packet):
-    """USLP 4-octet FECF, the Proximity-1 CRC-32 (732.1-B-2 §4.1.6; ccsds-facts §1.7)."""
+    """USLP 4-octet FECF, the Proximity-1 CRC-32 (732.1-B-2 §4.1.6; specs/sources.md §1.7)."""
 
     name = "FECF-32"
     fields_desc: ClassVar[list[Field[Any, Any]]] = [_AutoXIntField("fecf", None)]

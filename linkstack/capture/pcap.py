@@ -13,7 +13,7 @@ tshark, tcpdump and scapy open as they are:
   (:data:`PORTS`, source port = destination port) and whose *addresses say the nodes*
   (:meth:`PcapWriter.address`: ``10.0.0.1``, ``10.0.0.2``, ... in order of first use, so a
   ground station and two satellites become three hosts in Wireshark's Conversations view).
-  :mod:`linkstack.scapy_layers` binds its dissectors to these ports; Wireshark's built-in
+  :mod:`linkstack.capture.scapy_layers` binds its dissectors to these ports; Wireshark's built-in
   CCSDS (Space Packet) dissector is reached with ``-d udp.port==52001,ccsds`` (see the README).
 
 The IPv4 and UDP checksums are computed (RFC 791, RFC 768), so no tool flags the records as

@@ -1,7 +1,7 @@
 """The gateway's prompt journal: what it took and has not answered, on disk.
 
 The broker forgets a QoS 1 prompt once the gateway has acknowledged it, so a gateway *process*
-that dies afterwards would lose it (:mod:`linkstack.gateway`). With a journal the gateway
+that dies afterwards would lose it (:mod:`linkstack.gateway.mqtt`). With a journal the gateway
 writes each prompt it takes (``taken``) before working on it, and notes its answer
 (``answered``) once the broker has acknowledged the result; a gateway started on the same
 journal forwards every prompt taken and not answered again. Results are then at least once

@@ -82,8 +82,8 @@ from linkstack.sims.link import Delivery, Direction, DownIntervals, Reorder
 __all__ = [
     "UNLIMITED_RATE_BPS",
     "ChannelModel",
-    "LinkStats",
     "LoopbackConfig",
+    "LoopbackLinkStats",
     "LoopbackResult",
     "default_tx_limit",
     "run_loopback",
@@ -151,7 +151,7 @@ class ChannelModel:
 
 
 @dataclass
-class LinkStats:
+class LoopbackLinkStats:
     """What happened on one direction: frames (and octets) sent, frames lost, copies that
     arrived (``duplicated``), frames that arrived with a reordering delay."""
 
@@ -239,8 +239,8 @@ class LoopbackResult:
     timeout: float
     sender: ArqCounters
     receiver: ArqCounters
-    forward_link: LinkStats
-    return_link: LinkStats
+    forward_link: LoopbackLinkStats
+    return_link: LoopbackLinkStats
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -333,12 +333,12 @@ class _Hop:
     """One direction of the loopback: the simulated :class:`Direction`, what the harness
     counts on it, and which frames are still on their way."""
 
-    def __init__(self, run: _Run, name: str, channel: ChannelModel,
+    def __init__(self, run: _LoopbackRun, name: str, channel: ChannelModel,
                  receive: Callable[[Any], None]) -> None:
         self._run = run
         self._receive = receive
         self.direction = channel.direction(name, on_delivery=self._arrived)
-        self.stats = LinkStats()
+        self.stats = LoopbackLinkStats()
         self._copies = channel.dup > 0
         self._in_flight: set[int] = set()
         self._last_seq = 0
@@ -394,7 +394,7 @@ class _Hop:
             self._release()
 
 
-class _Run:
+class _LoopbackRun:
     """One run, built and driven inside the simulation."""
 
     def __init__(self, cfg: LoopbackConfig) -> None:
@@ -506,7 +506,7 @@ class _Run:
         )
 
 
-class _Cop1Run(_Run):
+class _Cop1Run(_LoopbackRun):
     def __init__(self, cfg: LoopbackConfig) -> None:
         super().__init__(cfg)
         self.k = min(cfg.window, 127)
@@ -661,7 +661,7 @@ class _Cop1Run(_Run):
         self._handle(self.fop.on_timer(_now()))
 
 
-class _SrRun(_Run):
+class _SrRun(_LoopbackRun):
     def __init__(self, cfg: LoopbackConfig) -> None:
         super().__init__(cfg)
         self.rto0 = cfg.t1 or 2 * self.rtt_estimate + 0.001

@@ -1,9 +1,9 @@
 """A prompt service over the simulated stack (for the MQTT gateway and other ground apps).
 
-:class:`SimulatedLinkService` implements :class:`linkstack.service.PromptService`: every prompt
-is carried through the whole scenario — Space Packets, frames, coding, COP-1 and selective
-repeat over the simulated RF and laser links — to the onboard endpoint and back, in virtual
-time (:func:`linkstack.sims.roundtrip.run_roundtrip`), with the given model backend. The
+:class:`SimulatedLinkService` implements :class:`linkstack.drivers.service.PromptService`:
+every prompt is carried through the whole scenario — Space Packets, frames, coding, COP-1 and
+selective repeat over the simulated RF and laser links — to the onboard endpoint and back,
+in virtual time (:func:`linkstack.sims.roundtrip.run_roundtrip`), with the given model backend. The
 simulation runs in a worker thread, one prompt at a time (the model is not re-entrant), so the
 asyncio caller stays responsive. Prompt *n* uses the seed ``scenario.seed + n``: each gets its
 own channel realisation, and a restarted service repeats the same sequence.
@@ -16,9 +16,9 @@ import dataclasses
 import threading
 from typing import Any
 
+from linkstack.drivers.service import ServiceResult
 from linkstack.errors import LinkstackError
 from linkstack.payload.backend import ModelBackend
-from linkstack.service import ServiceResult
 from linkstack.sims.roundtrip import RunReport, percentile, run_roundtrip
 from linkstack.sims.scenario import Scenario
 

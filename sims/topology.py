@@ -1,0 +1,208 @@
+"""Scenario -> hops: the path a prompt takes and the stack each hop runs.
+
+:func:`plan_path` reads the scenario's nodes and links and returns the chain of :class:`Hop`
+from the ground station to the compute satellite; :func:`build_endpoints` turns one hop into its
+pair of sans-IO endpoints (:mod:`linkstack.hops`): an RF hop (COP-1 over TC or USLP frames in
+CLTUs up, TM or USLP with the CLCW down) or an ISL hop (USLP frames, selective repeat, RS). The
+virtual-time round trip (:mod:`linkstack.sims.roundtrip`), the constellation simulator and the
+real-time UDP driver (:mod:`linkstack.drivers.udp`) all wire their stacks here, so one scenario
+means the same stack in every driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from linkstack.errors import ConfigError
+from linkstack.hops.base import HopEndpoint
+from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES
+from linkstack.hops.isl import IslEndpoint, IslHopConfig
+from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
+from linkstack.sims.scenario import LinkSpec, Scenario
+
+__all__ = ["LAG_MEANS", "Hop", "build_endpoints", "plan_path", "rf_config", "worst_lag_s"]
+
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One hop of the path: its name, the two link directions, the nodes at each end."""
+
+    name: str
+    kind: str  # "rf" or "isl"
+    forward: LinkSpec  # towards the compute node
+    back: LinkSpec
+
+
+def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
+    """The chain of hops from the ground station to the compute satellite.
+
+    The compute node is ``compute`` or, by default, the satellite farthest (in hops) from the
+    ground station. Each hop needs both directions; the forward one's ``stack.arq`` says the
+    kind: ``cop-1`` (RF hop: TC or USLP frames up, its return must be ``tm``) or ``sr`` (ISL
+    hop, USLP frames). Without ``arq``, ``tc`` frames mean COP-1 and ``uslp`` frames SR.
+    """
+    grounds = [n for n, s in scenario.nodes.items() if s.kind == "ground_station"]
+    if len(grounds) != 1:
+        raise ConfigError(f"need exactly one ground station, found {len(grounds)}", key="nodes")
+    links = scenario.links
+    # breadth-first from the ground over forward links
+    paths: dict[str, list[str]] = {grounds[0]: []}
+    frontier = [grounds[0]]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for lname, spec in links.items():
+                if spec.source == node and spec.destination not in paths:
+                    paths[spec.destination] = [*paths[node], lname]
+                    nxt.append(spec.destination)
+        frontier = nxt
+    target = compute or max(paths, key=lambda n: len(paths[n]))
+    if target not in paths or not paths[target]:
+        raise ConfigError(f"no path from {grounds[0]} to {target}", key="nodes")
+    hops = []
+    for lname in paths[target]:
+        fwd = links[lname]
+        back = next((s for s in links.values()
+                     if s.source == fwd.destination and s.destination == fwd.source), None)
+        if back is None:
+            raise ConfigError(f"link {lname} has no return direction", key=f"links.{lname}")
+        hops.append(Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back))
+    return hops
+
+
+_ARQ_FRAMES = {"cop-1": ("tc", "uslp"), "sr": ("uslp",)}
+"""Hop ARQ -> the frame types it runs over (forward direction)."""
+
+
+def _hop_kind(fwd: LinkSpec, back: LinkSpec) -> str:
+    """``rf`` (COP-1) or ``isl`` (selective repeat), checked against the frame types."""
+    frame = (fwd.stack.frame or "").lower()
+    implied = {"tc": "cop-1", "uslp": "sr"}
+    if fwd.stack.arq is None and frame not in implied:
+        raise ConfigError(f"unsupported frame {fwd.stack.frame!r} (tc or uslp)",
+                          key=f"links.{fwd.name}.stack.frame")
+    arq = (fwd.stack.arq or implied[frame]).lower()
+    if arq not in _ARQ_FRAMES:
+        raise ConfigError(f"unsupported arq {fwd.stack.arq!r} (cop-1 or sr)",
+                          key=f"links.{fwd.name}.stack.arq")
+    if frame not in _ARQ_FRAMES[arq]:
+        raise ConfigError(f"unsupported frame {fwd.stack.frame!r} for {arq} "
+                          f"({' or '.join(_ARQ_FRAMES[arq])})", key=f"links.{fwd.name}.stack.frame")
+    if arq == "cop-1":
+        if (back.stack.frame or "tm").lower() not in DOWNLINK_FRAMES:
+            raise ConfigError("the return of a COP-1 uplink must be TM or USLP (the CLCW "
+                              "rides in its OCF)", key=f"links.{back.name}.stack.frame")
+        return "rf"
+    return "isl"
+
+
+def _param(spec: LinkSpec, name: str, default: Any) -> Any:
+    return spec.stack.arq_params.get(name, default)
+
+
+def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
+    """(near end, far end) endpoints of ``hop`` from the scenario's stack tables.
+
+    A setting the stack refuses is a :class:`ConfigError` naming the scenario key."""
+    try:
+        return _build_endpoints(hop)
+    except ConfigError as exc:
+        back = exc.key in ("downlink_code", "downlink_frame_length", "downlink_frame",
+                           "clcw_interval")
+        name = _SCENARIO_KEYS.get(exc.key)
+        reason = exc.reason if name is not None else f"{exc.key}: {exc.reason}"
+        table = hop.back if back else hop.forward
+        raise ConfigError(reason, key=f"links.{table.name}.stack.{name or 'coding'}") from None
+
+
+# hop configuration fields -> their scenario keys (anything else comes from a coding chain name)
+_SCENARIO_KEYS = {
+    "frame_length": "frame_length", "downlink_frame_length": "frame_length",
+    "uplink_max_frame_length": "frame_length", "max_frame_length": "frame_length",
+    "uplink_frame": "frame", "downlink_frame": "frame",
+    "downlink_code": "coding", "uplink_code": "coding", "code": "coding", "vcid": "vcid",
+    "window": "arq_params.window_width", "farm_window": "arq_params.farm_window_width",
+    "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
+    "clcw_interval": "arq_params.clcw_interval", "recovery_wait": "arq_params.recovery_wait",
+    "bc_hold": "arq_params.bc_hold",
+    "initial_rto": "arq_params.initial_rto", "min_rto": "arq_params.min_rto",
+    "max_rto": "arq_params.max_rto", "rto_backoff": "arq_params.rto_backoff",
+}
+
+
+LAG_MEANS = 10.0
+"""A link's worst extra lag, for the COP-1 defaults below: this many mean extra delays of its
+(exponential) reordering or duplication -- exceeded by one unit in e**10, about 22 000."""
+
+
+def worst_lag_s(spec: LinkSpec, unit_octets: int) -> float:
+    """How much later than its nominal arrival a unit of ``spec`` (at most ``unit_octets``
+    long) may arrive; 0 for a link that neither reorders nor duplicates. :data:`LAG_MEANS`
+    mean extra delays each, and a copy (of a unit perhaps reordered too) comes one
+    serialization after its original."""
+    lag = 0.0
+    if spec.reorder is not None and spec.reorder.fraction > 0:
+        lag += LAG_MEANS * spec.reorder.mean_delay_s
+    if spec.duplicate is not None and spec.duplicate.fraction > 0:
+        lag += 8 * unit_octets / spec.rate_bps + LAG_MEANS * spec.duplicate.mean_delay_s
+    return lag
+
+
+def rf_config(hop: Hop) -> RfHopConfig:
+    """The RF hop's managed parameters from its two stack tables (hop kind ``rf``).
+
+    COP-1 assumes links that neither reorder nor duplicate. When the scenario's RF links do
+    (``[reorder]``, ``[duplicate]``), the defaults of ``bc_hold`` and ``recovery_wait`` follow
+    the rule of :class:`~linkstack.hops.rf.RfHopConfig` with :func:`worst_lag_s` of the
+    two directions: ``bc_hold = lag``, ``recovery_wait = max(1 s, 2 x (delay + lag))``;
+    ``arq_params`` set them explicitly otherwise.
+    """
+    fwd, back = hop.forward, hop.back
+    window = int(_param(fwd, "window_width", 10))
+    cfg = RfHopConfig(
+        vcid=fwd.stack.vcid or 0,
+        uplink_frame=(fwd.stack.frame or "tc").lower(),
+        downlink_frame=(back.stack.frame or "tm").lower(),
+        uplink_code=fwd.stack.coding or "tc-bch-rand",
+        downlink_code=back.stack.coding or "tm-rs-255-223-i1",
+        downlink_frame_length=back.stack.frame_length,
+        uplink_max_frame_length=fwd.stack.frame_length or 1024,
+        window=window, farm_window=int(_param(fwd, "farm_window_width", max(2 * window, 2))),
+        t1=float(_param(fwd, "t1_initial", 3.0)),
+        transmission_limit=int(_param(fwd, "transmission_limit", 3)),
+        clcw_interval=float(_param(back, "clcw_interval", 1.0)),
+        recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
+        bc_hold=float(_param(fwd, "bc_hold", 0.0)),
+    )
+    longest = cfg.uplink_max_frame_length
+    up_unit = longest + cfg.uplink_chain().overhead(longest)  # the longest CLTU
+    lag = max(worst_lag_s(fwd, up_unit), worst_lag_s(back, cfg.downlink_chain().cadu_length or 0))
+    derived: dict[str, float] = {}  # the settings the scenario leaves to this rule
+    if lag > 0 and "bc_hold" not in fwd.stack.arq_params:
+        derived["bc_hold"] = lag
+    if lag > 0 and "recovery_wait" not in fwd.stack.arq_params:
+        delay = max(fwd.build_propagation().delay_ns(0),
+                    back.build_propagation().delay_ns(0)) / 1e9
+        derived["recovery_wait"] = max(1.0, 2 * (delay + lag))
+    return dataclasses.replace(cfg, **derived) if derived else cfg
+
+
+def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
+    fwd = hop.forward
+    if hop.kind == "rf":
+        cfg = rf_config(hop)
+        return RfGround(cfg), RfSpace(cfg)
+    cfg_isl = IslHopConfig(
+        vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
+        code=fwd.stack.coding or "tm-rs-255-223-i5",
+        frame_length=fwd.stack.frame_length,
+        window=int(_param(fwd, "window", 512)),
+        initial_rto=float(_param(fwd, "initial_rto", 0.2)),
+        min_rto=float(_param(fwd, "min_rto", 0.005)),
+        max_rto=float(_param(fwd, "max_rto", 5.0)),
+        fec=bool(_param(fwd, "fec", True)),
+    )
+    return IslEndpoint(cfg_isl, name=f"{hop.name}-a"), IslEndpoint(cfg_isl, name=f"{hop.name}-b")
