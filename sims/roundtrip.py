@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -128,13 +128,26 @@ class _Message:
     propagation: dict[str, float] = field(default_factory=dict)
 
 
-class _Port:
-    """One endpoint bound to the direction it transmits on, with its own transmit task."""
+class Accountant(Protocol):
+    """Who a :class:`Port` tells about each unit it received and accepted."""
 
-    def __init__(self, run: _Run, endpoint: HopEndpoint, tx: Direction, hop: str,
+    def account(self, hop: str, unit: Unit, d: Delivery, coding: tuple[float, float],
+                decoding: tuple[float, float]) -> None: ...
+
+
+class Port:
+    """One endpoint bound to the direction it transmits on, with its own transmit task.
+
+    ``quiet`` (optional) says when the endpoint's own timer may be ignored: the port then
+    sleeps until :meth:`kick`. The constellation uses it for the spacecraft end of an RF hop,
+    whose periodic CLCW is only needed while the ground end has frames outstanding.
+    """
+
+    def __init__(self, run: Accountant, endpoint: HopEndpoint, tx: Direction, hop: str,
                  coding_rate: float, on_packets: Callable[[list[bytes], float], None],
-                 capture: Any = None) -> None:
+                 capture: Any = None, quiet: Callable[[], bool] | None = None) -> None:
         self.run = run
+        self.quiet = quiet
         self.capture = capture  # a linkstack.capture.pcap.SendCapture, or None
         self.endpoint = endpoint
         self.tx = tx
@@ -165,7 +178,7 @@ class _Port:
                     await trio.sleep(enc)
                 await self.tx.send(unit.data, (unit, t0, t0 + enc))
             self.wake = trio.Event()
-            deadline = ep.next_deadline()
+            deadline = None if self.quiet is not None and self.quiet() else ep.next_deadline()
             with trio.move_on_at(deadline if deadline is not None else math.inf):
                 await self.wake.wait()
 
@@ -250,8 +263,8 @@ class _Run:
         rate = {"ground_station": opts.coding_rate_ground_bps or math.inf,
                 "satellite": opts.coding_rate_satellite_bps or math.inf}
         directions: dict[str, Direction] = {}
-        near_ports: list[_Port] = []
-        far_ports: list[_Port] = []
+        near_ports: list[Port] = []
+        far_ports: list[Port] = []
         for hop in self.hops:
             near, far = build_endpoints(hop)
             up = hop.forward.build_direction()
@@ -260,10 +273,10 @@ class _Run:
             near_kind = sc.nodes[hop.forward.source].kind
             far_kind = sc.nodes[hop.forward.destination].kind
             src, dst = hop.forward.source, hop.forward.destination
-            near_ports.append(_Port(self, near, up, hop.back.name,
+            near_ports.append(Port(self, near, up, hop.back.name,
                                     rate.get(near_kind, math.inf), self._noop,
                                     self._capture(near, src, dst)))
-            far_ports.append(_Port(self, far, down, hop.forward.name,
+            far_ports.append(Port(self, far, down, hop.forward.name,
                                    rate.get(far_kind, math.inf), self._noop,
                                    self._capture(far, dst, src)))
         # routing: packets out of hop i's far end go into hop i+1's near end (prompts);
@@ -312,11 +325,11 @@ class _Run:
     def _noop(packets: list[bytes], now: float) -> None:
         return None
 
-    async def _receiver(self, direction: Direction, port: _Port) -> None:
+    async def _receiver(self, direction: Direction, port: Port) -> None:
         async for delivery in direction.receive_channel:
             await port.receive(delivery)  # type: ignore[arg-type]
 
-    def _route_up(self, i: int, near_ports: list[_Port]) -> Callable[[list[bytes], float], None]:
+    def _route_up(self, i: int, near_ports: list[Port]) -> Callable[[list[bytes], float], None]:
         hop = self.hops[i].forward.name
 
         def route(packets: list[bytes], now: float) -> None:
@@ -329,7 +342,7 @@ class _Run:
                 self.onboard_wake.set()
         return route
 
-    def _route_down(self, i: int, far_ports: list[_Port]) -> Callable[[list[bytes], float], None]:
+    def _route_down(self, i: int, far_ports: list[Port]) -> Callable[[list[bytes], float], None]:
         hop = self.hops[i].back.name
 
         def route(packets: list[bytes], now: float) -> None:
@@ -345,7 +358,7 @@ class _Run:
                             self.result_done.set()
         return route
 
-    def _hand(self, port: _Port, hop: str, packets: list[bytes], now: float) -> None:
+    def _hand(self, port: Port, hop: str, packets: list[bytes], now: float) -> None:
         if port.capture is not None:
             port.capture.packets(packets, now)
         for p in packets:

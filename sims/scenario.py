@@ -348,11 +348,18 @@ class LinkSpec:
         tap: Tap | None = None,
         on_delivery: Callable[[Delivery | BulkDelivery], object] | None = None,
         seed: int | None = None,
+        propagation: Propagation | None = None,
+        visibility: Visibility | None = None,
     ) -> Direction:
-        """A fresh :class:`Direction` with this spec (fresh outage state too)."""
+        """A fresh :class:`Direction` with this spec (fresh outage state too).
+
+        ``propagation`` and ``visibility`` replace the spec's own geometry (a constellation
+        gives each hop the delay and contact windows of its two nodes)."""
         return Direction(
-            self.name, rate_bps=self.rate_bps, propagation=self.build_propagation(),
-            ber=self.ber, erasure=self.erasure, ge=self.ge, visibility=self.build_visibility(),
+            self.name, rate_bps=self.rate_bps,
+            propagation=self.build_propagation() if propagation is None else propagation,
+            ber=self.ber, erasure=self.erasure, ge=self.ge,
+            visibility=self.build_visibility() if visibility is None else visibility,
             reorder=self.reorder, queue_capacity=self.queue_capacity,
             queue_policy=self.queue_policy, deliver_lost=self.deliver_lost,
             duplicate=self.duplicate.fraction if self.duplicate else 0.0,

@@ -20,7 +20,8 @@ app = typer.Typer(
 
 # Sub-command modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "sweep", "serve", "gateway", "frame", "coding", "arq", "endpoint", "specs",
+    "run", "constellation", "sweep", "serve", "gateway", "frame", "coding", "arq", "endpoint",
+    "specs",
 )
 
 for _name in COMMAND_MODULES:

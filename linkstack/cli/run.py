@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from linkstack.cli.options import BackendOpt, ModelOpt, ScenarioSeedOpt, SetOpt
-from linkstack.errors import LinkstackError
+from linkstack.errors import ConfigError, LinkstackError
 
 DEFAULT_SCENARIO = "default"
 
@@ -26,6 +26,12 @@ def load_backend(model: Path | None, backend: str) -> object:
     if backend != "llama":
         raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
     return LlamaCppBackend(model)
+
+
+def _is_constellation(data: dict[str, object]) -> bool:
+    from linkstack.sims.constellation.scenario import is_constellation
+
+    return is_constellation(data)
 
 
 def render(report: object, console: Console) -> None:
@@ -90,17 +96,37 @@ def register(app: typer.Typer) -> None:
         pcap: Annotated[Path | None, typer.Option(
             "--pcap", help="Write every unit, frame and packet sent to this pcap file "
             "(virtual-time stamps).")] = None,
+        hours: Annotated[float | None, typer.Option(
+            "--hours", min=1e-6,
+            help="Constellation scenarios: hours of traffic (default: the scenario's "
+            "duration_s).")] = None,
     ) -> None:
         """Send prompts from the ground through the whole stack to the onboard model and back,
-        in virtual time, and print each answer with its latency breakdown."""
+        in virtual time, and print each answer with its latency breakdown.
+
+        A constellation scenario (one with a [constellation] table, e.g. star-compute) runs
+        its users' traffic instead, routed over the changing ISLs."""
         from linkstack.sims.roundtrip import run_roundtrip
-        from linkstack.sims.scenario import load_scenario
+        from linkstack.sims.scenario import load_scenario, read_scenario_source
 
         err = Console(stderr=True)
         overrides = list(sets or [])
         if seed is not None:
             overrides.append(f"scenario.seed={seed}")
         try:
+            if _is_constellation(read_scenario_source(scenario)):
+                from linkstack.cli.constellation import run_constellation_command
+
+                for name, value in (("--prompts", prompts), ("--prompt", prompt),
+                                    ("--pcap", pcap)):
+                    if value:
+                        raise ConfigError("not available for constellation scenarios "
+                                          "(their prompts come from [traffic])", key=name)
+                run_constellation_command(scenario, overrides, hours,
+                                          load_backend(model, backend), as_json)
+                return
+            if hours is not None:
+                raise ConfigError("only for constellation scenarios", key="--hours")
             sc = load_scenario(scenario, overrides)
             texts = list(prompt) if prompt else list(sc.run.prompts)
             if prompts is not None:

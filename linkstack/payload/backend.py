@@ -134,6 +134,20 @@ FLIGHT_PROFILES: dict[str, FlightProfile] = {
             "for 2 AVX2 cores here, and a 250 MB model streamed once per token through "
             "~1.5 GB/s memory; both point to two orders of magnitude or more.",
         ),
+        FlightProfile(
+            "three-body-744tops", 0.25,
+            "A satellite-class AI accelerator: each satellite of the Three-Body Computing "
+            "Constellation carries 744 TOPS (SatNews, 16 Feb 2026), 2.7x the 275 TOPS of a "
+            "Jetson AGX Orin. ASSUMPTION: memory of the AGX Orin class (~200 GB/s, 3x the "
+            "Orin Nano's 68 GB/s); a 270M Q4 model is launch- and bandwidth-bound, so ~2x "
+            "faster than the Orin Nano profile (0.5), not the ~20x of peak TOPS.",
+        ),
+        FlightProfile(
+            "h100-class", 0.1,
+            "A data-centre GPU in orbit (an NVIDIA H100 ran Gemma on Starcloud-1, launched "
+            "Nov 2025): 3.35 TB/s HBM3. ASSUMPTION: for a 270M model, kernel-launch overhead "
+            "dominates, so ~10x this machine rather than the ~100x of its bandwidth.",
+        ),
     )
 }
 """Named flight-computer profiles; add your own with :func:`register_profile`."""

@@ -9,6 +9,7 @@ here it never reads a clock: ``now`` is passed in, and :meth:`next_deadline` /
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
@@ -95,8 +96,7 @@ class PromptClient:
         self._sender = MessageSender(self.config.prompt_apid, packet_type=PacketType.TC,
                                      max_data_length=self.config.max_data_length,
                                      counter=self.counter)
-        self._receiver = MessageReceiver([self.config.result_apid], expect=MessageType.RESULT,
-                                         max_message=self.config.max_message)
+        self._receivers: dict[Hashable, MessageReceiver] = {}
         self.pending: dict[int, PendingRequest] = {}
 
     def _take_id(self) -> int:
@@ -121,10 +121,19 @@ class PromptClient:
         return rid, packets
 
     def receive_packet(self, packet: SpacePacket | bytes | bytearray | memoryview,
-                       now: float) -> list[ClientEvent]:
-        """Take one downlinked result packet at ``now``; return events."""
+                       now: float, *, source: Hashable = None) -> list[ClientEvent]:
+        """Take one downlinked result packet at ``now``; return events.
+
+        ``source`` names the spacecraft it came from when several answer on the same APID (a
+        constellation): Packet Sequence Counts run per source (133.0-B-2 §4.1.3.4.3), so each
+        gets its own reassembly and sequence check."""
+        receiver = self._receivers.get(source)
+        if receiver is None:
+            receiver = self._receivers[source] = MessageReceiver(
+                [self.config.result_apid], expect=MessageType.RESULT,
+                max_message=self.config.max_message)
         out: list[ClientEvent] = []
-        for event in self._receiver.feed(packet, now):
+        for event in receiver.feed(packet, now):
             if isinstance(event, MessageReceived):
                 result = event.message
                 assert isinstance(result, Result)
@@ -137,6 +146,10 @@ class PromptClient:
             else:
                 out.append(event)
         return out
+
+    def forget_source(self, source: Hashable) -> None:
+        """Drop the reassembly and sequence state of ``source`` (it will send no more)."""
+        self._receivers.pop(source, None)
 
     def cancel(self, request_id: int) -> None:
         """Stop waiting for ``request_id`` (a later Result becomes an UnmatchedResult)."""

@@ -47,6 +47,7 @@ should advance its virtual clock by :meth:`Job.scaled_inference_s` before callin
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from linkstack.errors import ConfigError, DecodeError, ProtocolError
@@ -189,9 +190,7 @@ class ModelEndpoint:
         self.config = config or EndpointConfig()
         t = self.config.transport
         self.profile = get_profile(self.config.profile)
-        self._receiver = MessageReceiver(
-            [t.prompt_apid], expect=MessageType.PROMPT, max_message=t.max_message,
-            reassembly_timeout_s=self.config.reassembly_timeout_s)
+        self._receivers: dict[Hashable, MessageReceiver] = {}
         self._sender = MessageSender(t.result_apid, packet_type=PacketType.TM,
                                      max_data_length=t.max_data_length, counter=counter)
         self._queue: deque[Job] = deque()
@@ -208,13 +207,29 @@ class ModelEndpoint:
         return len(self._running)
 
     # -- input ---------------------------------------------------------------------------------
+    def _receiver_for(self, source: Hashable) -> MessageReceiver:
+        receiver = self._receivers.get(source)
+        if receiver is None:
+            t = self.config.transport
+            receiver = self._receivers[source] = MessageReceiver(
+                [t.prompt_apid], expect=MessageType.PROMPT, max_message=t.max_message,
+                reassembly_timeout_s=self.config.reassembly_timeout_s)
+        return receiver
+
     def receive_packet(self, packet: SpacePacket | bytes | bytearray | memoryview,
-                       now: float) -> list[EndpointEvent]:
+                       now: float, *, source: Hashable = None) -> list[EndpointEvent]:
         """Take one prompt packet (object or octets) at time ``now``; return events.
 
         Rejections come back as :class:`ResultSent` events carrying the packets to downlink.
+        ``source`` names the sender when several send on the same APID (the ground stations of
+        a constellation): Packet Sequence Counts run per source (133.0-B-2 §4.1.3.4.3), so each
+        source gets its own reassembly and sequence check.
         """
-        return self._handle(self._receiver.feed(packet, now), now)
+        return self._handle(self._receiver_for(source).feed(packet, now), now)
+
+    def forget_source(self, source: Hashable) -> None:
+        """Drop the reassembly and sequence state of ``source`` (it will send no more)."""
+        self._receivers.pop(source, None)
 
     def _handle(self, events: list[TransportEvent], now: float) -> list[EndpointEvent]:
         out: list[EndpointEvent] = []
@@ -329,7 +344,8 @@ class ModelEndpoint:
     def next_deadline(self) -> float | None:
         """Earliest deadline among queued prompts and partial prompts (None: no timer)."""
         deadlines = [j.deadline for j in self._queue if j.deadline is not None]
-        reassembly = self._receiver.next_deadline()
+        reassembly = min((d for r in self._receivers.values()
+                          if (d := r.next_deadline()) is not None), default=None)
         if reassembly is not None:
             deadlines.append(reassembly)
         return min(deadlines) if deadlines else None
@@ -337,7 +353,9 @@ class ModelEndpoint:
     def on_timer(self, now: float) -> list[EndpointEvent]:
         """Answer every queued prompt whose deadline has passed with ``TIMEOUT``, and every
         partial prompt past the reassembly timeout with ``MALFORMED``."""
-        out: list[EndpointEvent] = self._handle(self._receiver.on_timer(now), now)
+        out: list[EndpointEvent] = []
+        for receiver in self._receivers.values():
+            out.extend(self._handle(receiver.on_timer(now), now))
         keep: deque[Job] = deque()
         for job in self._queue:
             if job.deadline is not None and now >= job.deadline:
