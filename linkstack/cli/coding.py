@@ -150,6 +150,24 @@ def _tc_frames(data: bytes) -> list[bytes]:
     return frames
 
 
+TmCodeOpt = Annotated[str, typer.Option("--code", "-c", help=(
+    "TM chain: tm-uncoded, or tm-rs-255-223-iN / tm-rs-255-239-iN (RS E=16 or 8, interleaving "
+    "N = 1..8); -norand drops the randomizer, e.g. tm-rs-255-223-i5-norand."))]
+TcCodeOpt = Annotated[str, typer.Option("--code", "-c", help=(
+    "TC chain: tc-bch (BCH(63,56) codeblocks) or tc-bch-rand (with the TC randomizer)."))]
+
+
+def _run(action: Any, code: str, interleave: int | None, randomize: bool | None,
+         frame_length: int | None, kind: str, source: Path | None, out: Path | None,
+         hex_text: bool, as_json: bool) -> None:
+    """One ``cadu``/``cltu`` command: build the chain, then encode or decode."""
+    try:
+        action(_chain(code, interleave, randomize, frame_length, kind), source, out, hex_text,
+               as_json)
+    except LinkstackError as exc:
+        raise fail(exc) from None
+
+
 def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,
             as_json: bool) -> None:
     stream = _open_input(source)
@@ -225,8 +243,7 @@ def register(app: typer.Typer) -> None:
     @cadu.command("encode")
     def cadu_encode(
         source: InputArg = None,
-        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = (
-            "tm-rs-255-223-i5"),
+        code: TmCodeOpt = "tm-rs-255-223-i5",
         interleave: InterleaveOpt = None,
         randomize: RandOpt = None,
         frame_length: FrameLengthOpt = None,
@@ -235,17 +252,13 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Encode TM transfer frames into CADUs."""
-        try:
-            chain = _chain(code, interleave, randomize, frame_length, "tm")
-            _encode(chain, source, out, hex_text, as_json)
-        except LinkstackError as exc:
-            raise fail(exc) from None
+        _run(_encode, code, interleave, randomize, frame_length, "tm", source, out, hex_text,
+             as_json)
 
     @cadu.command("decode")
     def cadu_decode(
         source: InputArg = None,
-        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = (
-            "tm-rs-255-223-i5"),
+        code: TmCodeOpt = "tm-rs-255-223-i5",
         interleave: InterleaveOpt = None,
         randomize: RandOpt = None,
         frame_length: FrameLengthOpt = None,
@@ -254,43 +267,32 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Find CADUs in a bit stream (any bit offset) and decode the TM frames."""
-        try:
-            chain = _chain(code, interleave, randomize, frame_length, "tm")
-            _decode(chain, source, out, hex_text, as_json)
-        except LinkstackError as exc:
-            raise fail(exc) from None
+        _run(_decode, code, interleave, randomize, frame_length, "tm", source, out, hex_text,
+             as_json)
 
     @cltu.command("encode")
     def cltu_encode(
         source: InputArg = None,
-        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
+        code: TcCodeOpt = "tc-bch",
         randomize: RandOpt = None,
         out: OutOpt = None,
         hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Encode TC (or USLP) transfer frames into CLTUs."""
-        try:
-            chain = _chain(code, None, randomize, None, "tc")
-            _encode(chain, source, out, hex_text, as_json)
-        except LinkstackError as exc:
-            raise fail(exc) from None
+        _run(_encode, code, None, randomize, None, "tc", source, out, hex_text, as_json)
 
     @cltu.command("decode")
     def cltu_decode(
         source: InputArg = None,
-        code: Annotated[str, typer.Option("--code", "-c", help="Chain name.")] = "tc-bch",
+        code: TcCodeOpt = "tc-bch",
         randomize: RandOpt = None,
         out: OutOpt = None,
         hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Find CLTUs in a bit stream and decode the TC (or USLP) frames."""
-        try:
-            chain = _chain(code, None, randomize, None, "tc")
-            _decode(chain, source, out, hex_text, as_json)
-        except LinkstackError as exc:
-            raise fail(exc) from None
+        _run(_decode, code, None, randomize, None, "tc", source, out, hex_text, as_json)
 
     app.add_typer(cadu, name="cadu")
     app.add_typer(cltu, name="cltu")
