@@ -277,3 +277,23 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
                                    "--out", str(out), "--report", str(report)])
     assert res.exit_code == 0, res.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_long_isl_routes_with_links_breaking_near_the_poles() -> None:
+    # Everything to one satellite, inter-plane links off above 20 deg of latitude: routes of
+    # ~20 hops that must follow the +Grid and change as satellites cross the limit.
+    sc = load_constellation("walker-2800", [
+        "routing.policy=fixed", "routing.compute=sat-10-25",
+        "constellation.isl.polar_limit_deg=20", "constellation.slots=64",
+        "constellation.queue_limit=100000", "routing.segment_s=60"])
+    report = run_constellation(sc, backend(), duration_s=8.0)
+    s = report.summary()
+    assert s["answered"] == s["prompts"] > 50 and s["mean_hops"] > 10
+    assert len({p.request_id for p in report.prompts}) == s["prompts"]
+    for p in report.prompts:
+        assert p.route_up[-1] == "sat-10-25" == p.route_down[0]
+        sats = [tuple(int(x) for x in n.split("-")[1:]) for n in p.route_up[1:]]
+        for (pa, sa), (pb, sb) in itertools.pairwise(sats):
+            intra = pa == pb and (sa - sb) % 50 in (1, 49)
+            inter = (pa - pb) % 56 in (1, 55)  # adjacent planes (the seam shifts the slot)
+            assert intra or inter, (pa, sa, pb, sb)

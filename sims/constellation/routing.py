@@ -282,6 +282,7 @@ class RoutingTable:
         scale = max(scale, float(np.max(np.abs(arr.start))) if contacts else 0.0, 1.0)
         self._margin_s: float = 1e-9 * scale
         self._guides: dict[frozenset[int], _Guide] = {}
+        self._checked: set[frozenset[Any]] = set()
         self._windows: dict[tuple[frozenset[int], int], tuple[array[float], array[float]]] = {}
         self._window_graphs: dict[int, csr_matrix] = {}
 
@@ -312,13 +313,20 @@ class RoutingTable:
         """
         n = self.n_nodes
         src = int(src)
-        if isinstance(destinations, int | np.integer):
-            dests = {int(destinations)}
+        if not 0 <= src < n:
+            raise ValueError(f"node {src} is not in this plan (0..{n - 1})")
+        if isinstance(destinations, frozenset) and destinations in self._checked:
+            dests = set(destinations)  # a set checked before (a run asks the same ones often)
         else:
-            dests = {int(d) for d in destinations}
-        for v in (src, *dests):
-            if not 0 <= v < n:
-                raise ValueError(f"node {v} is not in this plan (0..{n - 1})")
+            if isinstance(destinations, int | np.integer):
+                dests = {int(destinations)}
+            else:
+                dests = {int(d) for d in destinations}
+            for v in dests:
+                if not 0 <= v < n:
+                    raise ValueError(f"node {v} is not in this plan (0..{n - 1})")
+            if isinstance(destinations, frozenset) and len(self._checked) < _GUIDE_CACHE_SIZE:
+                self._checked.add(destinations)
         if size_bits < 0:
             raise ValueError("size_bits must be >= 0")
         ex_nodes = {int(v) for v in excluded_nodes}

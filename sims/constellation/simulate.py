@@ -78,7 +78,7 @@ from linkstack.sims.constellation.orbits import (
     parse_tle,
 )
 from linkstack.sims.constellation.plan import ContactPlan
-from linkstack.sims.constellation.routing import RoutingTable
+from linkstack.sims.constellation.routing import Route, RoutingTable
 from linkstack.sims.constellation.scenario import ConstellationScenario
 from linkstack.sims.link import Delivery, Direction, DownIntervals
 from linkstack.sims.roundtrip import Port, percentile
@@ -521,7 +521,7 @@ class _Run:
         if policy in ("ingress", "no-isl") and ingress in world.computing:
             return self._assign(ingress)
         if policy == "no-isl":  # the first computing satellite in view of the station
-            route = world.table_no_isl.route(station, world.computing, now, size_bits=size)
+            route = self._route(world.table_no_isl, station, world.computing, now, size)
             return None if route is None else self._assign(route.dst)
         least = self._least_load()
         level = self.by_load[least]
@@ -532,7 +532,7 @@ class _Run:
         best = int(np.argmin(delays))
         if math.isfinite(delays[best]):
             return self._assign(int(candidates[best]))
-        route = world.table.route(station, frozenset(level), now, size_bits=size)
+        route = self._route(world.table, station, frozenset(level), now, size)
         return None if route is None else self._assign(route.dst)
 
     def _least_load(self) -> int:
@@ -565,7 +565,10 @@ class _Run:
         size = msg.octets * 8
         while node not in dests:
             now = engine.now()
-            route = table.route(node, dests, now, size_bits=size, guided=len(dests) > 1)
+            # A* bounds are cached per destination set: worth it for sets asked again and again
+            # (all stations, the fixed satellite), not for a one-off computing satellite
+            guided = len(dests) > 1 or self.sc.routing.policy == "fixed"
+            route = self._route(table, node, dests, now, size, guided=guided)
             if route is None:
                 if now + ROUTE_RETRY_S > self.world.plan.horizon_s:
                     return None
@@ -588,6 +591,12 @@ class _Run:
             await crossing.done.wait()
             node = contact.to
         return node
+
+    def _route(self, table: RoutingTable, node: int, dests: frozenset[int], now: float,
+               size: float, *, guided: bool = True) -> Route | None:
+        """Earliest arrival; ground stations are ends, never relays (down and up again)."""
+        return table.route(node, dests, now, size_bits=size, guided=guided,
+                           excluded_nodes=self.world.station_set - dests - {node})
 
     def _endpoint(self, sat: int) -> ModelEndpoint:
         ep = self.endpoints.get(sat)
