@@ -24,6 +24,22 @@ COMMAND_MODULES: tuple[str, ...] = (
     "specs",
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from linkstack import __version__
+
+        typer.echo(f"linkstack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """A CCSDS-style space link protocol stack for AI payload traffic."""
+
+
 for _name in COMMAND_MODULES:
     importlib.import_module(f"linkstack.cli.{_name}").register(app)
 
