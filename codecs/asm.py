@@ -140,7 +140,8 @@ def _windows(buf: np.ndarray, q0: int, q1: int, nbits: int) -> np.ndarray:
         | seg[4 : n + 4]
     )
     shifts = (40 - nbits - np.arange(8, dtype=np.uint64)).astype(np.uint64)
-    return (v[:, None] >> shifts[None, :]) & np.uint64((1 << nbits) - 1)
+    windows: np.ndarray = (v[:, None] >> shifts[None, :]) & np.uint64((1 << nbits) - 1)
+    return windows
 
 
 def find_pattern(

@@ -42,7 +42,7 @@ must equal I·(k - Q), or it sets Q when the name gives none), ``bch_mode``, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -509,7 +509,8 @@ class ChainDecoder:
                 continue
             res = rs.decode_many(np.ascontiguousarray(blocks))
             raw = res.data.tobytes()
-            failed_rows = res.failed.any(axis=1)
+            # a 1-D bool array: the stubs also allow a scalar (axis=None)
+            failed_rows = cast(np.ndarray, res.failed.any(axis=1))
             corrected = res.corrected.tolist()
             for i in range(n):
                 if failed_rows[i]:

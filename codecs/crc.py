@@ -14,14 +14,18 @@ The CRC over a whole frame *including* its FECF is zero (the residue), which is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import crcmod
 
 from linkstack.errors import ChecksumError, TruncatedError
 
-crc16_ccitt = crcmod.mkCrcFun(0x11021, initCrc=0xFFFF, rev=False, xorOut=0x0000)
+crc16_ccitt: Callable[[bytes], int] = crcmod.mkCrcFun(
+    0x11021, initCrc=0xFFFF, rev=False, xorOut=0x0000)
 """CRC-16/IBM-3740 of ``data`` as an int (crcmod's C extension)."""
 
-crc32_proximity1 = crcmod.mkCrcFun(0x100A00805, initCrc=0, rev=False, xorOut=0)
+crc32_proximity1: Callable[[bytes], int] = crcmod.mkCrcFun(
+    0x100A00805, initCrc=0, rev=False, xorOut=0)
 """Proximity-1 CRC-32 of ``data`` as an int."""
 
 FECF_SIZES = (2, 4)

@@ -146,4 +146,5 @@ def gf_pow(a: int, n: int) -> int:
 def mul_arrays(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """Element-wise product of two broadcastable uint8 arrays of field elements."""
     index = (np.asarray(a, dtype=np.intp) << 8) | np.asarray(b, dtype=np.intp)
-    return MUL_FLAT[index]
+    product: npt.NDArray[np.uint8] = MUL_FLAT[index]
+    return product

@@ -97,14 +97,18 @@ class Randomizer:
     def apply(self, data: bytes | bytearray | memoryview) -> bytes:
         """Randomize (or de-randomize: it is the same XOR) one CADU codeblock / TC frame."""
         arr = np.frombuffer(data, dtype=np.uint8)
-        return np.bitwise_xor(arr, self.sequence(arr.size)).tobytes()
+        out: np.ndarray = np.bitwise_xor(arr, self.sequence(arr.size))
+        return out.tobytes()
 
     def apply_array(self, blocks: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """XOR every row of a 2-D uint8 array ``[m, n]`` with the first ``n`` octets, in one
         numpy operation (the sequence restarts for every row: one row = one codeblock)."""
+        result: np.ndarray
         if blocks.ndim == 1:
-            return np.bitwise_xor(blocks, self.sequence(blocks.shape[0]), out=out)
-        return np.bitwise_xor(blocks, self.sequence(blocks.shape[1])[None, :], out=out)
+            result = np.bitwise_xor(blocks, self.sequence(blocks.shape[0]), out=out)
+        else:
+            result = np.bitwise_xor(blocks, self.sequence(blocks.shape[1])[None, :], out=out)
+        return result
 
     def __repr__(self) -> str:
         poly = " + ".join(f"x^{e}" if e > 1 else ("x" if e == 1 else "1") for e in self.exponents)

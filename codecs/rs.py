@@ -289,7 +289,8 @@ class ReedSolomon:
                 field="data",
             )
         parity = self._parity(buf.reshape(1, self._ks, self.interleave))
-        return bytes(data) + parity[0].T.tobytes()
+        tail: bytes = parity[0].T.tobytes()
+        return bytes(data) + tail
 
     def encode_many(self, data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         """Encode uint8 [m, data_length] frames into uint8 [m, codeblock_length] codeblocks."""

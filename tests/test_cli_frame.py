@@ -91,6 +91,10 @@ def test_decode_tc_segments_and_bc(app: typer.Typer) -> None:
     bc = TcFrame(1, 1, 0, b"\x82\x00\x09", True, True).encode(TcChannelConfig())
     code, out, _ = run(app, "decode", "-l", "tc", "--hex", bc.hex(), "--json")
     assert json.loads(out)["control_command"] == {"command": "SET_VR", "vr": 9}
+    # Type-AD: TcFrameType.AD is 0, so falsy; it must still be reported by name.
+    ad = TcFrame(1, 1, 5, b"\x01\x02").encode(TcChannelConfig())
+    code, out, _ = run(app, "decode", "-l", "tc", "--hex", ad.hex(), "--json")
+    assert code == 0 and json.loads(out)["header"]["frame_type"] == "AD"
 
 
 def test_decode_aos_with_fhec_insert_zone_ocf(app: typer.Typer, tmp_path: Path) -> None:

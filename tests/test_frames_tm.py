@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fastcrc
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from spacepackets.ccsds.tm_frame import (
     MasterChannelId,
@@ -197,12 +197,16 @@ def test_flipped_bit_caught_by_fecf(case: tuple[TmFrame, TmChannelConfig],
                                     data: st.DataObject) -> None:
     frame, config = case
     config = TmChannelConfig(config.frame_length, has_fecf=True)
+    cap = config.data_field_capacity(
+        ocf=frame.ocf is not None,
+        secondary_header_length=0 if frame.secondary_header is None
+        else 1 + len(frame.secondary_header))
+    # The FECF takes 2 octets of the data field: an FHP that pointed into them no longer fits.
+    fhp = frame.first_header_pointer
+    assume(frame.synchronization_flag or fhp in (FHP_NO_PACKET_START, FHP_IDLE_DATA)
+           or fhp < cap)
     frame = TmFrame(frame.scid, frame.vcid, frame.mc_frame_count, frame.vc_frame_count,
-                    frame.first_header_pointer,
-                    frame.data_field[:config.data_field_capacity(
-                        ocf=frame.ocf is not None,
-                        secondary_header_length=0 if frame.secondary_header is None
-                        else 1 + len(frame.secondary_header))],
+                    fhp, frame.data_field[:cap],
                     frame.ocf, frame.secondary_header, frame.synchronization_flag,
                     frame.packet_order_flag, frame.segment_length_id)
     raw = bytearray(frame.encode(config))

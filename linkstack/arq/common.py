@@ -11,6 +11,10 @@ the current time ``now`` (seconds, any epoch) and return lists of *events*. The 
 :class:`ArqCounters` defined here are shared, so that a simulator can run COP-1 and selective
 repeat over the same channel and compare them field by field.
 
+``FrameType`` is the TC frame layer's :class:`~linkstack.frames.tc.TcFrameType` (``AD``, ``BD``,
+``BC``, with ``bypass_flag``, ``control_command_flag`` and ``from_flags``) under the name COP-1
+uses (232.1-B-2 §2.2): one enum for the one concept, owned by the wire format.
+
 Events a sender returns: :class:`SduAccepted` / :class:`SduRejected` (flow control),
 :class:`Acknowledged` (the peer confirmed the SDU), :class:`Undelivered` (the engine gave the
 SDU up: it is reported by sequence number and by the caller's handle, never dropped silently),
@@ -20,9 +24,10 @@ returns: :class:`Delivered` (an SDU for the higher layer, in order).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from linkstack.frames.tc import TcFrameType as FrameType
 
 __all__ = [
     "Acknowledged",
@@ -35,34 +40,6 @@ __all__ = [
     "TransmitFrame",
     "Undelivered",
 ]
-
-
-class FrameType(enum.Enum):
-    """TC Transfer Frame types seen by COP-1 (CCSDS 232.0-B-4 §4.1.2.3, 232.1-B-2 §2.2).
-
-    ``AD``: sequence-controlled data (Bypass Flag 0, Control Command Flag 0);
-    ``BD``: expedited data (1, 0); ``BC``: COP-1 control command (1, 1). The fourth
-    combination (0, 1) is illegal: :meth:`from_flags` returns ``None`` for it.
-    """
-
-    AD = "AD"
-    BD = "BD"
-    BC = "BC"
-
-    @property
-    def bypass_flag(self) -> int:
-        return 0 if self is FrameType.AD else 1
-
-    @property
-    def control_command_flag(self) -> int:
-        return 1 if self is FrameType.BC else 0
-
-    @classmethod
-    def from_flags(cls, bypass_flag: int, control_command_flag: int) -> FrameType | None:
-        """Frame type from the two TC header flags; ``None`` for the illegal (0, 1)."""
-        if bypass_flag:
-            return cls.BC if control_command_flag else cls.BD
-        return None if control_command_flag else cls.AD
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,11 +41,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from linkstack.arq.common import ArqCounters, Delivered, FrameType
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.frames.clcw import COP_1, Clcw
+from linkstack.frames.tc import FRAME_SEQUENCE_MODULUS as MODULUS
 from linkstack.frames.tc import BcCommand, ControlCommand
 from linkstack.frames.tc import parse_control_command as _parse_bc
 
@@ -54,6 +55,7 @@ __all__ = [
     "FARM1_STATE_TABLE",
     "BcCommand",
     "Farm1",
+    "Farm1Event",
     "FarmAction",
     "FarmEvent",
     "FarmState",
@@ -62,8 +64,6 @@ __all__ = [
     "parse_control_command",
     "state_table_rows",
 ]
-
-MODULUS = 256
 
 
 class FarmState(enum.IntEnum):
@@ -211,6 +211,13 @@ class FrameDiscarded:
     reason: str
 
 
+Farm1Event = Delivered | FrameDiscarded | BcCommand
+"""Everything a :class:`Farm1` call returns: an FDU for the Higher Procedures
+(:class:`~linkstack.arq.common.Delivered`), a discarded frame with the reason, or the control
+command of a BC frame FARM-1 executed (:class:`~linkstack.frames.tc.BcCommand`). Not to be
+confused with :class:`FarmEvent`, the events (E1..E11) of the state table."""
+
+
 class Farm1:
     """FARM-1 for one TC Virtual Channel (CCSDS 232.1-B-2 §6).
 
@@ -258,10 +265,11 @@ class Farm1:
         self.no_bit_lock = False
         self.counters = ArqCounters()
         self.last_transition: tuple[FarmEvent, FarmState, FarmState] | None = None
-        self._out: list[Any] = []
+        self._out: list[Farm1Event] = []
 
     # -- inputs ----------------------------------------------------------------------------
-    def receive(self, frame_type: FrameType | None, ns: int, data: bytes) -> list[Any]:
+    def receive(self, frame_type: FrameType | None, ns: int,
+                data: bytes) -> list[Farm1Event]:
         """A valid TC frame for this VC arrived (232.1-B-2 §6.3.2: frame validation is done
         before). ``frame_type`` None stands for the illegal flag combination (E9)."""
         data = bytes(data)
@@ -279,11 +287,11 @@ class Farm1:
         return self._run(event, frame_type, ns, data)
 
     def receive_flags(self, bypass_flag: int, control_command_flag: int, ns: int,
-                      data: bytes) -> list[Any]:
+                      data: bytes) -> list[Farm1Event]:
         """Like :meth:`receive`, from the two TC primary header flags."""
         return self.receive(FrameType.from_flags(bypass_flag, control_command_flag), ns, data)
 
-    def release(self, count: int = 1) -> list[Any]:
+    def release(self, count: int = 1) -> list[Farm1Event]:
         """The Higher Procedures freed ``count`` buffer places (E10, buffer release signal)."""
         self.buffered = max(0, self.buffered - count)
         return self._run(FarmEvent.E10, None, 0, b"")
@@ -315,7 +323,7 @@ class Farm1:
 
     # -- the state machine -------------------------------------------------------------------
     def _run(self, event: FarmEvent, frame_type: FrameType | None, ns: int,
-             data: bytes) -> list[Any]:
+             data: bytes) -> list[Farm1Event]:
         state = self.state
         t = FARM1_STATE_TABLE[(event, state)]
         if not t.applicable:  # pragma: no cover - unreachable by construction (see module doc)

@@ -20,8 +20,8 @@ implementations: dariol83/ccsds ``FopEngine`` (DL), oresat ``ccsds-cop`` (OC) an
 
 The engine never reads a clock: every call takes ``now`` (seconds), and the timer is exposed
 as :meth:`Fop1.next_deadline` / :meth:`Fop1.on_timer`. Every call returns the list of events
-it produced (:class:`~linkstack.arq.common.TransmitFrame` requests for the Lower Procedures,
-responses, alerts); alerts are events, never exceptions.
+it produced, each a :data:`Fop1Event` (:class:`~linkstack.arq.common.TransmitFrame` requests for
+the Lower Procedures, responses, alerts); alerts are events, never exceptions.
 
 Lower Procedures. In the Blue Book each 'Transmit Request for Frame' is answered by the
 Lower Procedures with Accept or Reject (events E41..E46), and FOP-1 sends nothing else of
@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from linkstack.arq.common import (
     Acknowledged,
@@ -50,6 +50,7 @@ from linkstack.arq.common import (
 )
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import COP_1, Clcw
+from linkstack.frames.tc import FRAME_SEQUENCE_MODULUS as MODULUS
 
 __all__ = [
     "FOP1_EVENT_CONDITIONS",
@@ -59,6 +60,7 @@ __all__ = [
     "DirectiveResponse",
     "DirectiveResponseKind",
     "Fop1",
+    "Fop1Event",
     "FopAction",
     "FopDirective",
     "FopEvent",
@@ -72,8 +74,8 @@ __all__ = [
     "unlock_command",
 ]
 
-MODULUS = 256
-"""N(S), V(S), N(R) and NN(R) are 8-bit: all arithmetic is modulo 256 (232.1-B-2 §5.2.1)."""
+# N(S), V(S), N(R) and NN(R) are 8-bit: all arithmetic is modulo MODULUS, 256 (232.1-B-2
+# §5.2.1), the TC frame layer's FRAME_SEQUENCE_MODULUS (re-exported here as MODULUS).
 
 
 def unlock_command() -> bytes:
@@ -487,6 +489,16 @@ class Suspended:
     suspend_state: int
 
 
+Fop1Event = (
+    TransmitFrame | SduAccepted | SduRejected | Acknowledged | Undelivered | Alert
+    | DirectiveResponse | Suspended
+)
+"""Everything a :class:`Fop1` call returns: requests to the Lower Procedures
+(:class:`~linkstack.arq.common.TransmitFrame`), responses to FDU requests and directives,
+confirmations, the Suspend notification and alerts. Not to be confused with :class:`FopEvent`,
+the events (E1..E46) of the state table."""
+
+
 @dataclass(slots=True)
 class SentFrame:
     """A master copy on the Sent_Queue (232.1-B-2 §5.1.5), with its To_Be_Retransmitted_Flag."""
@@ -597,7 +609,7 @@ class Fop1:
         self.last_transition: tuple[FopEvent, FopState, FopState] | None = None
         self.history: deque[tuple[FopEvent, FopState, FopState]] = deque(maxlen=256)
         self._pending_directive: tuple[FopDirective | None, Any, Any] | None = None
-        self._out: list[Any] = []
+        self._out: list[Fop1Event] = []
         self._lower: deque[FrameType] = deque()
 
     # -- properties ------------------------------------------------------------------------
@@ -611,17 +623,17 @@ class Fop1:
         return (self.vs - self.nnr) % MODULUS
 
     # -- inputs ----------------------------------------------------------------------------
-    def request_ad(self, data: bytes, handle: Any = None, *, now: float) -> list[Any]:
+    def request_ad(self, data: bytes, handle: Any = None, *, now: float) -> list[Fop1Event]:
         """'Request to Transfer FDU' for a Type-AD FDU (E19 / E20)."""
         event = FopEvent.E19 if self.wait_queue is None else FopEvent.E20
         return self._run(event, _Ctx(now, data=bytes(data), handle=handle))
 
-    def request_bd(self, data: bytes, handle: Any = None, *, now: float) -> list[Any]:
+    def request_bd(self, data: bytes, handle: Any = None, *, now: float) -> list[Fop1Event]:
         """'Request to Transfer FDU' for a Type-BD FDU (E21 / E22)."""
         event = FopEvent.E21 if self.bd_out_ready else FopEvent.E22
         return self._run(event, _Ctx(now, data=bytes(data), handle=handle))
 
-    def on_clcw(self, clcw: Clcw, *, now: float) -> list[Any]:
+    def on_clcw(self, clcw: Clcw, *, now: float) -> list[Fop1Event]:
         """A CLCW arrived (E1..E15, E101..E103). CLCWs of other VCIDs are ignored."""
         if clcw.vcid != self.vcid:
             return []
@@ -629,13 +641,14 @@ class Fop1:
         return self._run(self._classify_clcw(clcw), _Ctx(now, clcw=clcw))
 
     def directive(self, directive: FopDirective, qualifier: Any = None, *, now: float,
-                  tag: Any = None) -> list[Any]:
+                  tag: Any = None) -> list[Fop1Event]:
         """A directive from Management (E23..E40). An out-of-range qualifier makes it an
         invalid directive (E40)."""
         event = self._classify_directive(directive, qualifier)
         return self._run(event, _Ctx(now, directive=directive, qualifier=qualifier, tag=tag))
 
-    def lower_response(self, frame_type: FrameType, accepted: bool, *, now: float) -> list[Any]:
+    def lower_response(self, frame_type: FrameType, accepted: bool, *,
+                       now: float) -> list[Fop1Event]:
         """Accept / Reject from the Lower Procedures for the outstanding request (E41..E46)."""
         event = _LOWER_EVENTS[(frame_type, bool(accepted))]
         return self._run(event, _Ctx(now, frame_type=frame_type))
@@ -644,7 +657,7 @@ class Fop1:
         """When the timer T1 expires, or None if it is not running."""
         return self.timer_deadline
 
-    def on_timer(self, now: float) -> list[Any]:
+    def on_timer(self, now: float) -> list[Fop1Event]:
         """Call at or after :meth:`next_deadline` (E16, E104, E17, E18); early calls do nothing."""
         if self.timer_deadline is None or now < self.timer_deadline:
             return []
@@ -657,36 +670,37 @@ class Fop1:
         return self._run(event, _Ctx(now))
 
     # -- directive shortcuts -----------------------------------------------------------------
-    def initiate_ad(self, *, now: float, clcw_check: bool = False, tag: Any = None) -> list[Any]:
+    def initiate_ad(self, *, now: float, clcw_check: bool = False,
+                    tag: Any = None) -> list[Fop1Event]:
         d = (FopDirective.INITIATE_AD_WITH_CLCW_CHECK if clcw_check
              else FopDirective.INITIATE_AD_WITHOUT_CLCW_CHECK)
         return self.directive(d, now=now, tag=tag)
 
-    def initiate_ad_with_unlock(self, *, now: float, tag: Any = None) -> list[Any]:
+    def initiate_ad_with_unlock(self, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.INITIATE_AD_WITH_UNLOCK, now=now, tag=tag)
 
-    def initiate_ad_with_set_vr(self, vr: int, *, now: float, tag: Any = None) -> list[Any]:
+    def initiate_ad_with_set_vr(self, vr: int, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.INITIATE_AD_WITH_SET_VR, vr, now=now, tag=tag)
 
-    def terminate(self, *, now: float, tag: Any = None) -> list[Any]:
+    def terminate(self, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.TERMINATE_AD, now=now, tag=tag)
 
-    def resume(self, *, now: float, tag: Any = None) -> list[Any]:
+    def resume(self, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.RESUME_AD, now=now, tag=tag)
 
-    def set_vs(self, vs: int, *, now: float, tag: Any = None) -> list[Any]:
+    def set_vs(self, vs: int, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.SET_VS, vs, now=now, tag=tag)
 
-    def set_window_width(self, k: int, *, now: float, tag: Any = None) -> list[Any]:
+    def set_window_width(self, k: int, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.SET_FOP_SLIDING_WINDOW, k, now=now, tag=tag)
 
-    def set_t1_initial(self, t1: float, *, now: float, tag: Any = None) -> list[Any]:
+    def set_t1_initial(self, t1: float, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.SET_T1_INITIAL, t1, now=now, tag=tag)
 
-    def set_transmission_limit(self, limit: int, *, now: float, tag: Any = None) -> list[Any]:
+    def set_transmission_limit(self, limit: int, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.SET_TRANSMISSION_LIMIT, limit, now=now, tag=tag)
 
-    def set_timeout_type(self, tt: int, *, now: float, tag: Any = None) -> list[Any]:
+    def set_timeout_type(self, tt: int, *, now: float, tag: Any = None) -> list[Fop1Event]:
         return self.directive(FopDirective.SET_TIMEOUT_TYPE, tt, now=now, tag=tag)
 
     # -- classification (232.1-B-2 table 5-1, event columns) -------------------------------------
@@ -750,7 +764,7 @@ class Fop1:
         return FopEvent.E40  # pragma: no cover - every directive is matched above
 
     # -- the state machine -------------------------------------------------------------------
-    def _run(self, event: FopEvent, ctx: _Ctx) -> list[Any]:
+    def _run(self, event: FopEvent, ctx: _Ctx) -> list[Fop1Event]:
         self._dispatch(event, ctx)
         while self._lower:
             frame_type = self._lower.popleft()
@@ -978,7 +992,13 @@ class Fop1:
         self._out.append(Alert(code.value, reason))
 
 
-def _alert_action(code: AlertCode) -> Any:
+class _Action(Protocol):
+    """One action of the state table, run as ``action(fop, ctx, event)``."""
+
+    def __call__(self, fop: Fop1, ctx: _Ctx, event: FopEvent, /) -> None: ...
+
+
+def _alert_action(code: AlertCode) -> _Action:
     def run(fop: Fop1, ctx: _Ctx, event: FopEvent) -> None:
         fop._alert(code, ctx, event)
     return run
@@ -990,7 +1010,7 @@ def _start_timer_action(fop: Fop1, ctx: _Ctx, event: FopEvent) -> None:
     fop._start_timer(ctx)
 
 
-_ACTIONS: dict[FopAction, Any] = {
+_ACTIONS: dict[FopAction, _Action] = {
     FopAction.ACCEPT_FDU: Fop1._accept_fdu,
     FopAction.REJECT_FDU: Fop1._reject_fdu,
     FopAction.ACCEPT_DIRECTIVE: Fop1._accept_directive,

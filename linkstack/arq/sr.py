@@ -79,7 +79,9 @@ __all__ = [
     "SrData",
     "SrFrameKind",
     "SrReceiver",
+    "SrReceiverEvent",
     "SrSender",
+    "SrSenderEvent",
     "TransmitSrFrame",
     "decode_sr_frame",
 ]
@@ -212,6 +214,15 @@ class TransmitSrFrame:
     retransmission: bool = False
 
 
+SrSenderEvent = TransmitSrFrame | Acknowledged | Undelivered
+"""Everything an :class:`SrSender` call returns: data frames to send, confirmations, and the
+SDUs given up by :meth:`SrSender.abort`."""
+
+SrReceiverEvent = TransmitSrFrame | Delivered
+"""Everything an :class:`SrReceiver` call returns: ack frames to send and SDUs delivered in
+order."""
+
+
 @dataclass(frozen=True, slots=True)
 class SrConfig:
     """Selective-repeat parameters (shared by sender and receiver; each uses its own).
@@ -308,7 +319,7 @@ class SrSender:
         self._largest_acked_tx = -1
         self._parked: set[int] = set()
         self._timer: float | None = None
-        self._out: list[Any] = []
+        self._out: list[SrSenderEvent] = []
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -324,14 +335,14 @@ class SrSender:
         """Nothing queued and nothing in flight."""
         return not self._inflight and not self._backlog
 
-    def send(self, data: bytes, handle: Any = None, *, now: float) -> list[Any]:
+    def send(self, data: bytes, handle: Any = None, *, now: float) -> list[SrSenderEvent]:
         if len(data) > 0xFFFF:
             raise ConfigError(f"SDU of {len(data)} octets exceeds 65535", key="data")
         self._backlog.append((bytes(data), handle))
         self._pump(now)
         return self._flush()
 
-    def receive_ack(self, frame: bytes | SrAck, *, now: float) -> list[Any]:
+    def receive_ack(self, frame: bytes | SrAck, *, now: float) -> list[SrSenderEvent]:
         """Process an ack frame (bytes are decoded; a data frame here is a DecodeError)."""
         ack = decode_sr_frame(frame) if isinstance(frame, bytes | bytearray) else frame
         if not isinstance(ack, SrAck):
@@ -345,7 +356,7 @@ class SrSender:
         """Expiry of the retransmission timer, or None when it is not running."""
         return self._timer
 
-    def on_timer(self, now: float) -> list[Any]:
+    def on_timer(self, now: float) -> list[SrSenderEvent]:
         """RTO expiry (RFC 6298 §5.4-5.6): every frame in flight for at least RTO is
         retransmitted (``fec``: only the oldest, the others are parked), the RTO backs off
         (x ``rto_backoff``, up to ``max_rto``) and the timer restarts."""
@@ -370,7 +381,7 @@ class SrSender:
         self._timer = now + self.rto
         return self._flush()
 
-    def abort(self) -> list[Any]:
+    def abort(self) -> list[SrSenderEvent]:
         """Give up everything: an :class:`Undelivered` for every SDU in flight or queued."""
         for seq in sorted(self._inflight):
             o = self._inflight[seq]
@@ -389,7 +400,7 @@ class SrSender:
         return self._flush()
 
     # -- internals ---------------------------------------------------------------------------
-    def _flush(self) -> list[Any]:
+    def _flush(self) -> list[SrSenderEvent]:
         out, self._out = self._out, []
         return out
 
@@ -514,13 +525,13 @@ class SrReceiver:
         self._unacked = 0
         self._ack_deadline: float | None = None
         self._echo: tuple[int, float] | None = None  # (seq, arrival time) for the next ack
-        self._out: list[Any] = []
+        self._out: list[SrReceiverEvent] = []
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def receive(self, frame: bytes | SrData, *, now: float) -> list[Any]:
+    def receive(self, frame: bytes | SrData, *, now: float) -> list[SrReceiverEvent]:
         """Process a data frame (bytes are decoded; an ack frame here is a DecodeError)."""
         data = decode_sr_frame(frame) if isinstance(frame, bytes | bytearray) else frame
         if not isinstance(data, SrData):
@@ -551,7 +562,7 @@ class SrReceiver:
     def next_deadline(self) -> float | None:
         return self._ack_deadline
 
-    def on_timer(self, now: float) -> list[Any]:
+    def on_timer(self, now: float) -> list[SrReceiverEvent]:
         if self._ack_deadline is None or now < self._ack_deadline:
             return []
         self._send_ack(now)

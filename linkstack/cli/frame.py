@@ -281,7 +281,8 @@ def _decode_tc(buf: bytes, opts: Options) -> dict[str, Any]:
     length = tc_frame_length(buf)
     fields: dict[str, Any] = {"transfer_frame_version_number": 0, **_fields(frame),
                               "frame_length": length - 1,
-                              "frame_type": frame.frame_type.name if frame.frame_type else None}
+                              "frame_type": (None if frame.frame_type is None
+                                             else frame.frame_type.name)}
     if frame.map_id is None:
         fields.pop("map_id")
         fields.pop("sequence_flags")

@@ -72,11 +72,35 @@ SET_VR_PREFIX = b"\x82\x00"
 
 
 class TcFrameType(IntEnum):
-    """Frame type from (Bypass Flag, Control Command Flag), §4.1.2.3."""
+    """Frame type from (Bypass Flag, Control Command Flag), §4.1.2.3; the value is the two
+    flags as a 2-bit number.
+
+    ``AD``: sequence-controlled data (Bypass Flag 0, Control Command Flag 0); ``BD``: expedited
+    data (1, 0); ``BC``: COP-1 control command (1, 1). The fourth combination (0, 1) is not a
+    frame type: :func:`frame_type_of` and :meth:`from_flags` return ``None`` for it. COP-1
+    (:mod:`linkstack.arq`) uses this same enum under the name ``FrameType``.
+
+    The value of ``AD`` is 0, so ``AD`` is falsy: test a ``TcFrameType | None`` with
+    ``is None``, never by truth value.
+    """
 
     AD = 0b00
     BD = 0b10
     BC = 0b11
+
+    @property
+    def bypass_flag(self) -> int:
+        return self.value >> 1
+
+    @property
+    def control_command_flag(self) -> int:
+        return self.value & 1
+
+    @classmethod
+    def from_flags(cls, bypass_flag: int, control_command_flag: int) -> TcFrameType | None:
+        """Frame type from the two header flags (any truthy value is 1); ``None`` for the
+        invalid combination (0, 1)."""
+        return frame_type_of(bool(bypass_flag), bool(control_command_flag))
 
 
 def frame_type_of(bypass_flag: bool, control_command_flag: bool) -> TcFrameType | None:

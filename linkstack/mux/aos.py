@@ -9,7 +9,7 @@ parameter per VC). With nothing to send, an idle frame goes out on VC 63 (§4.1.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from linkstack.errors import ConfigError
 from linkstack.frames.aos import (
@@ -38,8 +38,8 @@ class AosMultiplexer:
     """Sending side of one AOS Master Channel for M_PDU (packet) VCs."""
 
     def __init__(self, scid: int, config: AosChannelConfig, vcids: Iterable[int] = (0,), *,
-                 policy: str = "round_robin", priorities: Mapping[Hashable, int] | None = None,
-                 weights: Mapping[Hashable, int] | None = None) -> None:
+                 policy: str = "round_robin", priorities: Mapping[int, int] | None = None,
+                 weights: Mapping[int, int] | None = None) -> None:
         vcs = list(vcids)
         for v in vcs:
             if config.data_unit(v) is not AosDataUnit.M_PDU:
@@ -62,6 +62,7 @@ class AosMultiplexer:
         put in frames of the VCs that carry one."""
         cfg = self.config
         picked = self.zones.next_zone(flush=flush)
+        tags: tuple[object, ...]
         if picked is None:
             if not flush:
                 return None
@@ -69,7 +70,7 @@ class AosMultiplexer:
                 IDLE_VCID)), None, (), True)
         else:
             key, zone = picked
-            vcid = int(key)  # type: ignore[call-overload]
+            vcid = int(key)
             zone_data, fhp, tags = zone.data, zone.first_header_pointer, zone.tags
             idle = zone.idle_octets == len(zone.data)
         if cfg.has_ocf(vcid) and ocf is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.mux.packet_zone import (
@@ -23,7 +23,7 @@ from linkstack.mux.packet_zone import (
     PacketZoneBuilder,
     Zone,
 )
-from linkstack.mux.scheduler import VcScheduler
+from linkstack.mux.scheduler import K, VcScheduler
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class OutgoingFrame:
         return ch[0] if isinstance(ch, tuple) else ch  # type: ignore[return-value]
 
 
-class ZoneMultiplexer:
+class ZoneMultiplexer(Generic[K]):
     """Per-channel packet zones and a scheduler choosing the channel of each frame.
 
     Args:
@@ -58,24 +58,23 @@ class ZoneMultiplexer:
 
     def __init__(
         self,
-        channels: Iterable[Hashable],
-        capacity: Callable[[Hashable], int],
+        channels: Iterable[K],
+        capacity: Callable[[K], int],
         convention: FhpConvention,
         *,
         policy: str = "round_robin",
-        priorities: Mapping[Hashable, int] | None = None,
-        weights: Mapping[Hashable, int] | None = None,
+        priorities: Mapping[K, int] | None = None,
+        weights: Mapping[K, int] | None = None,
     ) -> None:
         keys = list(channels)
-        self.scheduler = VcScheduler(keys, policy, priorities=priorities,  # type: ignore[arg-type]
-                                     weights=weights)  # type: ignore[arg-type]
+        self.scheduler = VcScheduler(keys, policy, priorities=priorities, weights=weights)
         self.builders = {k: PacketZoneBuilder(convention) for k in keys}
         self.capacity = {k: capacity(k) for k in keys}
         for k, cap in self.capacity.items():
             if cap < 1:
                 raise ConfigError(f"channel {k!r} has no room for data", key="capacity")
 
-    def add_packet(self, channel: Hashable, packet: bytes, tag: object = None) -> None:
+    def add_packet(self, channel: K, packet: bytes, tag: object = None) -> None:
         """Queue an encoded Space Packet on ``channel``."""
         try:
             builder = self.builders[channel]
@@ -83,12 +82,12 @@ class ZoneMultiplexer:
             raise ConfigError(f"channel {channel!r} is not configured", key="channel") from None
         builder.add_packet(packet, tag)
 
-    def pending_octets(self, channel: Hashable | None = None) -> int:
+    def pending_octets(self, channel: K | None = None) -> int:
         if channel is not None:
             return self.builders[channel].pending_octets
         return sum(b.pending_octets for b in self.builders.values())
 
-    def next_zone(self, *, flush: bool = False) -> tuple[Hashable, Zone] | None:
+    def next_zone(self, *, flush: bool = False) -> tuple[K, Zone] | None:
         """The channel and zone of the next frame, or None when no channel has a full zone
         (with ``flush``: no data at all)."""
         cap = self.capacity

@@ -15,15 +15,22 @@ frame ready and returns the one to send.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
+from typing import Generic, TypeVar
 
 from linkstack.errors import ConfigError
 
 POLICIES = ("priority", "round_robin")
 
+K = TypeVar("K", bound=Hashable)
+"""A channel key: a VCID, or a ``(vcid, map_id)`` pair where MAPs are multiplexed too."""
 
-class VcScheduler:
+
+class VcScheduler(Generic[K]):
     """Choose the next virtual channel to emit a frame on.
+
+    The channels are VCIDs or, where MAPs are multiplexed too, ``(vcid, map_id)`` pairs (any
+    hashable key: the scheduler is generic in it).
 
     Args:
         vcids: the configured VCs, in round-robin order.
@@ -34,11 +41,11 @@ class VcScheduler:
 
     def __init__(
         self,
-        vcids: Collection[int],
+        vcids: Collection[K],
         policy: str = "round_robin",
         *,
-        priorities: Mapping[int, int] | None = None,
-        weights: Mapping[int, int] | None = None,
+        priorities: Mapping[K, int] | None = None,
+        weights: Mapping[K, int] | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"unknown policy {policy!r}, choose from {POLICIES}", key="policy")
@@ -61,7 +68,7 @@ class VcScheduler:
         self._turn = 0  # index into vcids of the VC whose turn it is
         self._used = 0  # frames the current VC already had in this turn
 
-    def pick(self, ready: Collection[int]) -> int | None:
+    def pick(self, ready: Collection[K]) -> K | None:
         """Return the VC to serve among ``ready`` (``None`` if none is ready)."""
         if not ready:
             return None

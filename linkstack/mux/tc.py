@@ -16,7 +16,7 @@ reports wrong orders instead of gluing them.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
@@ -51,8 +51,9 @@ class TcMultiplexer:
 
     def __init__(self, scid: int, config: TcChannelConfig,
                  channels: Iterable[tuple[int, int]] = ((0, 0),), *, bypass: bool = False,
-                 policy: str = "round_robin", priorities: Mapping[Hashable, int] | None = None,
-                 weights: Mapping[Hashable, int] | None = None) -> None:
+                 policy: str = "round_robin",
+                 priorities: Mapping[tuple[int, int], int] | None = None,
+                 weights: Mapping[tuple[int, int], int] | None = None) -> None:
         keys = [(int(v), int(m)) for v, m in channels]
         for v, m in keys:
             if not (0 <= v <= 63 and 0 <= m <= 63):
@@ -61,8 +62,7 @@ class TcMultiplexer:
         self.scid = scid
         self.config = config
         self.bypass = bypass
-        self.scheduler = VcScheduler(keys, policy, priorities=priorities,  # type: ignore[arg-type]
-                                     weights=weights)  # type: ignore[arg-type]
+        self.scheduler = VcScheduler(keys, policy, priorities=priorities, weights=weights)
         self.queues: dict[tuple[int, int], deque[tuple[SequenceFlags, bytes, object]]] = {
             k: deque() for k in keys}
 

@@ -92,7 +92,7 @@ class TmMultiplexer:
             zone = PacketZoneBuilder(_TM).build(cap, flush=True)
             assert zone is not None
         else:
-            vcid, zone = picked  # type: ignore[assignment]
+            vcid, zone = picked
         vc_count = self.vc_frame_counts[vcid]
         frame = TmFrame(
             self.scid, vcid, self.mc_frame_count, vc_count, zone.first_header_pointer,

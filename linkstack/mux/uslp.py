@@ -11,7 +11,7 @@ it to find lost frames.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from linkstack.errors import ConfigError
 from linkstack.frames.uslp import (
@@ -46,8 +46,8 @@ class UslpMultiplexer:
                  channels: Iterable[tuple[int, int]] = ((0, 0),), *,
                  vc_frame_count_length: int = 1, ocf: bool = False,
                  policy: str = "round_robin",
-                 priorities: Mapping[Hashable, int] | None = None,
-                 weights: Mapping[Hashable, int] | None = None) -> None:
+                 priorities: Mapping[tuple[int, int], int] | None = None,
+                 weights: Mapping[tuple[int, int], int] | None = None) -> None:
         if not config.fixed:
             raise ConfigError("the packet service (rule 000) needs fixed-length frames",
                               key="frame_length")
@@ -86,7 +86,7 @@ class UslpMultiplexer:
         picked = self.zones.next_zone(flush=flush)
         if picked is None:
             return None
-        (vcid, map_id), zone = picked  # type: ignore[misc]
+        (vcid, map_id), zone = picked
         count = self.vc_frame_counts[vcid]
         frame = UslpFrame(
             self.scid, vcid, map_id, zone.data,

@@ -274,7 +274,7 @@ def _tc_octets(t: TransmitFrame) -> bytes:
 def _describe(ev: Any) -> str | None:
     if isinstance(ev, TransmitFrame):
         kind = "retransmit" if ev.retransmission else "transmit"
-        return (f"{kind} {ev.frame_type.value} frame N(S)={ev.ns}: "
+        return (f"{kind} {ev.frame_type.name} frame N(S)={ev.ns}: "
                 f"`{_tc_octets(ev).hex(' ')}`")
     if isinstance(ev, Acknowledged):
         return f"acknowledged N(S)={ev.seq}"

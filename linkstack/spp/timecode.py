@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from fractions import Fraction
+from typing import Any, cast
 
 import construct as c
 
@@ -138,7 +139,8 @@ def _fraction(value: object, fld: str) -> Fraction | int:
     if isinstance(value, int | Fraction):
         return value
     try:
-        return Fraction(value)  # type: ignore[arg-type]
+        # Fraction takes a Rational, float, Decimal or str and raises TypeError otherwise.
+        return Fraction(cast(Any, value))
     except (ValueError, OverflowError, TypeError) as exc:
         raise EncodeError(f"{value!r} is not a finite number of seconds", layer=LAYER,
                           field=fld) from exc
