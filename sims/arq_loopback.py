@@ -76,8 +76,9 @@ from linkstack.arq.sr import SrConfig, SrFrameKind, SrReceiver, SrSender, Transm
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
 from linkstack.sims import engine
+from linkstack.sims.channel import DownIntervals, Reorder
 from linkstack.sims.engine import NS_PER_S, now_ns, run_simulation
-from linkstack.sims.link import Delivery, Direction, DownIntervals, Reorder
+from linkstack.sims.link import Delivery, Direction
 
 __all__ = [
     "UNLIMITED_RATE_BPS",

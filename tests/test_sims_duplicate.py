@@ -13,15 +13,9 @@ import pytest
 from sim_stats import Z999, ser_ns, wilson
 
 from linkstack.sims import engine
+from linkstack.sims.channel import DownIntervals, Reorder
 from linkstack.sims.engine import NS_PER_S, run_simulation
-from linkstack.sims.link import (
-    BulkDelivery,
-    Delivery,
-    Direction,
-    DownIntervals,
-    LossReason,
-    Reorder,
-)
+from linkstack.sims.link import BulkDelivery, Delivery, Direction, LossReason
 from linkstack.sims.taps import Component, Tap
 
 

@@ -18,20 +18,16 @@ from hypothesis import strategies as st
 from sim_stats import Z999, ser_ns, wilson
 
 from linkstack.sims import engine
-from linkstack.sims.engine import NS_PER_S, now_ns, run_simulation
-from linkstack.sims.link import (
-    BulkDelivery,
-    Delivery,
-    Direction,
+from linkstack.sims.bit_errors import flip_bits
+from linkstack.sims.channel import (
     DownIntervals,
     GilbertElliott,
-    Link,
-    LossReason,
     PeriodicWindows,
     PointingLosses,
     Reorder,
-    flip_bits,
 )
+from linkstack.sims.engine import NS_PER_S, now_ns, run_simulation
+from linkstack.sims.link import BulkDelivery, Delivery, Direction, Link, LossReason
 from linkstack.sims.taps import Component, Tap
 
 
@@ -334,7 +330,7 @@ def test_gilbert_elliott_out_of_lock_bursts_in_bulk(mean_burst: float) -> None:
 
 
 def test_fair_coin_counts_are_binomial_half() -> None:
-    from linkstack.sims.link import _fair_coin_counts
+    from linkstack.sims.bit_errors import _fair_coin_counts
 
     rng = np.random.default_rng(4)
     sizes = (1, 2, 7, 14, 63, 64, 65, 300)
@@ -351,7 +347,7 @@ def test_fair_coin_counts_are_binomial_half() -> None:
 
 
 def test_randints_are_uniform_even_when_the_modulus_needs_rejection() -> None:
-    from linkstack.sims.link import _randints
+    from linkstack.sims.bit_errors import _randints
 
     rng = np.random.default_rng(5)
     n = 3 << 61  # 2**64 mod n == 2**62: a quarter of the raw words must be redrawn
@@ -372,7 +368,7 @@ def test_randints_are_uniform_even_when_the_modulus_needs_rejection() -> None:
 
 @pytest.mark.parametrize("k", [1, 3, 12, 13, 40, 400])
 def test_uniform_subset_is_sorted_distinct_and_uniform(k: int) -> None:
-    from linkstack.sims.link import _uniform_subset
+    from linkstack.sims.bit_errors import _uniform_subset
 
     rng = np.random.default_rng(k)
     n, trials = 1000, 3000

@@ -13,8 +13,9 @@ import pytest
 
 from linkstack.errors import ConfigError
 from linkstack.sims import geometry
+from linkstack.sims.channel import FixedDelay, PeriodicWindows, PointingLosses
 from linkstack.sims.engine import NS_PER_S, run_simulation
-from linkstack.sims.link import Delivery, FixedDelay, PeriodicWindows, PointingLosses
+from linkstack.sims.link import Delivery
 from linkstack.sims.profiles import load_profiles, profile, profile_names
 from linkstack.sims.scenario import (
     apply_overrides,

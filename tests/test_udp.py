@@ -37,7 +37,7 @@ from linkstack.frames.tm import TmChannelConfig
 from linkstack.hops.rf import RfHopConfig
 from linkstack.payload.backend import FinishReason, Generation, RecordedBackend
 from linkstack.payload.transport import PROMPT_APID, RESULT_APID
-from linkstack.sims.link import FixedDelay
+from linkstack.sims.channel import FixedDelay
 from linkstack.sims.scenario import load_scenario
 
 ANSWERS = {
@@ -130,7 +130,7 @@ def test_channel_erasures_and_bit_errors_are_seeded() -> None:
 def test_channel_gilbert_elliott_bursts_match_the_model() -> None:
     """The proxy flips bits with the simulator's Gilbert-Elliott process: with BER 1 in the
     bad state and 0 in the good one, runs of flipped bits are the bad sojourns (mean 20)."""
-    from linkstack.sims.link import GilbertElliott
+    from linkstack.sims.channel import GilbertElliott
 
     ge = GilbertElliott(1 / 500, 1 / 20, ber_good=0.0, ber_bad=1.0)
     d = ChannelDirection(ChannelProfile("x", rate_bps=1e6, ge=ge), seed=3)
@@ -145,7 +145,7 @@ def test_channel_gilbert_elliott_bursts_match_the_model() -> None:
 
 
 def test_channel_reorders_and_duplicates() -> None:
-    from linkstack.sims.link import Reorder
+    from linkstack.sims.channel import Reorder
 
     profile = ChannelProfile("x", rate_bps=80_000, propagation=FixedDelay(0.01),
                              reorder=Reorder(0.3, 0.05), duplicate=0.25, duplicate_delay_s=0.02,

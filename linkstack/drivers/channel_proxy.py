@@ -11,7 +11,7 @@ sent on when it would have arrived:
 
 the same timing law as the virtual-time simulator (:mod:`linkstack.sims.link`). On the way, a
 unit is lost with probability ``erasure`` (a frame erasure); bits are flipped by the
-simulator's own bit-error process (:class:`~linkstack.sims.link.BitErrorProcess`: the
+simulator's own bit-error process (:class:`~linkstack.sims.bit_errors.BitErrorProcess`: the
 profile's ``ber`` and, if given, its Gilbert–Elliott bursts, on the direction's bit clock;
 bit 0 = MSB of octet 0; the receiving decoder corrects or rejects them); a ``reorder``
 fraction of the units is held back by an exponential extra delay; a ``duplicate`` fraction
@@ -36,15 +36,8 @@ from typing import Any, cast
 import numpy as np
 
 from linkstack.errors import ConfigError
-from linkstack.sims.link import (
-    BitErrorProcess,
-    FixedDelay,
-    GilbertElliott,
-    Propagation,
-    Reorder,
-    Visibility,
-    flip_bits,
-)
+from linkstack.sims.bit_errors import BitErrorProcess, flip_bits
+from linkstack.sims.channel import FixedDelay, GilbertElliott, Propagation, Reorder, Visibility
 
 NS = 1_000_000_000
 

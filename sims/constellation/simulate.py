@@ -70,6 +70,7 @@ from linkstack.payload.messages import GenerationParams, Result, Status
 from linkstack.payload.transport import TransportConfig
 from linkstack.sims import engine
 from linkstack.sims.breakdown import COMPONENTS, HopRecord, split_intervals
+from linkstack.sims.channel import DownIntervals
 from linkstack.sims.constellation.contacts import IslPolicy, build_contact_plan, topology_links
 from linkstack.sims.constellation.orbits import (
     Constellation,
@@ -80,7 +81,7 @@ from linkstack.sims.constellation.orbits import (
 from linkstack.sims.constellation.plan import ContactPlan
 from linkstack.sims.constellation.routing import Route, RoutingTable
 from linkstack.sims.constellation.scenario import ConstellationScenario
-from linkstack.sims.link import Delivery, Direction, DownIntervals
+from linkstack.sims.link import Delivery, Direction
 from linkstack.sims.roundtrip import Port, percentile
 from linkstack.sims.topology import Hop, build_endpoints, rf_config
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
@@ -476,7 +477,7 @@ class _Run:
             self.compute_of[rid] = compute
             record.compute = self.world.name(compute)
             arrived = await self._carry(msg, packets, station, frozenset({compute}),
-                                        self._table_for())
+                                        self._table_for(), hint=ingress)
             if arrived is None:
                 record.status = "no_route"
                 self._unload(rid)
@@ -560,15 +561,21 @@ class _Run:
             self._move(sat, -1)
 
     async def _carry(self, msg: _Message, packets: list[bytes], node: int,
-                     dests: frozenset[int], table: RoutingTable) -> int | None:
-        """Move ``msg`` from ``node`` hop by hop until it is at one of ``dests``."""
+                     dests: frozenset[int], table: RoutingTable, hint: Route | None = None
+                     ) -> int | None:
+        """Move ``msg`` from ``node`` hop by hop until it is at one of ``dests``. ``hint`` is
+        a route from ``node`` computed at this very instant (the ingress route, when the entry
+        satellite computes): it is taken instead of asking again."""
         size = msg.octets * 8
         while node not in dests:
             now = engine.now()
             # A* bounds are cached per destination set: worth it for sets asked again and again
             # (all stations, the fixed satellite), not for a one-off computing satellite
             guided = len(dests) > 1 or self.sc.routing.policy == "fixed"
-            route = self._route(table, node, dests, now, size, guided=guided)
+            if hint is not None and hint.src == node and hint.dst in dests:
+                route, hint = hint, None
+            else:
+                route = self._route(table, node, dests, now, size, guided=guided)
             if route is None:
                 if now + ROUTE_RETRY_S > self.world.plan.horizon_s:
                     return None
