@@ -23,7 +23,8 @@ Around the engines
     ``linkstack.cli``         the ``linkstack`` command (commands only)
 
 Virtual time (repo ``sims/``, installed as ``linkstack.sims``)
-    ``engine``, ``link``, ``channel``, ``bit_errors``, ``geometry``, ``scenario``, ``topology`` (scenario -> hops),
+    ``engine``, ``link``, ``channel``, ``bit_errors``, ``geometry``, ``scenario``,
+    ``topology`` (scenario -> hops),
     ``roundtrip``, ``breakdown``, ``sweep``, ``tune``, ``arq_loopback``, and
     ``constellation`` (orbits, contacts, routing and traffic over many satellites)
 """

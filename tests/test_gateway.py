@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -74,40 +75,53 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """A mosquitto process with persistence on, on a free loopback port."""
+    """A mosquitto process with persistence on, on a free loopback port.
+
+    Subclasses change :meth:`config` and :attr:`ports` (test_gateway_security.py: TLS
+    listeners, authentication, an ACL)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.port = free_port()
+        self.ports = [self.port]  # the listeners start() waits for
         self.conf = folder / "mosquitto.conf"
-        # started as root, mosquitto drops to the "mosquitto" user, which cannot write the
-        # persistence file under pytest's private tmp folders: stay the user we are
-        user = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(
-            f"{user}listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {folder}/\n"
-            "persistence_file mosquitto.db\n"
-            "autosave_interval 1\n"
-            "max_queued_messages 100000\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n")
         self.log = folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @staticmethod
+    def user_line() -> str:
+        # started as root, mosquitto drops to the "mosquitto" user, which cannot write the
+        # persistence file (nor read keys) under pytest's private tmp folders: stay who we are
+        return "user root\n" if os.geteuid() == 0 else ""
+
+    def config(self) -> str:
+        return (f"{self.user_line()}listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence true\n"
+                f"persistence_location {self.folder}/\n"
+                "persistence_file mosquitto.db\n"
+                "autosave_interval 1\n"
+                "max_queued_messages 100000\n"
+                "log_dest stderr\nlog_type error\nlog_type warning\n")
+
     def start(self) -> None:
         assert MOSQUITTO is not None
+        self.conf.write_text(self.config())
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stderr=log)
         deadline = time.monotonic() + 10
+        waiting = list(self.ports)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {self.log.read_text()}")
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+                if s.connect_ex(("127.0.0.1", waiting[0])) == 0:
+                    waiting.pop(0)
+                    if not waiting:
+                        return
+                    continue
             time.sleep(0.02)
-        raise RuntimeError("mosquitto did not open its port")
+        raise RuntimeError(f"mosquitto did not open port {waiting[0]}")
 
     def stop(self) -> None:
         """A clean shutdown (SIGTERM): mosquitto writes its persistence file."""
@@ -149,34 +163,52 @@ class Received:
 
 @dataclass
 class PahoClient:
-    """A persistent-session paho client with automatic reconnection."""
+    """A persistent-session paho client with automatic reconnection; optionally over TLS
+    (``tls``) and with a user name and password. ``connacks`` lists the broker's answers to
+    its CONNECTs, ``connected`` is set by the first that accepts it."""
 
     port: int
     client_id: str
-    subscribe: str | None = None
+    subscribe: str | list[str] | None = None
     received: list[Received] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.connacks: list[str] = []
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              clean_session=False)
+        if self.tls is not None:
+            self.c.tls_set_context(self.tls)
+        if self.username is not None:
+            self.c.username_pw_set(self.username, self.password)
         self.c.reconnect_delay_set(0.05, 0.5)
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.connect("127.0.0.1", self.port, keepalive=30)
         self.c.loop_start()
 
-    def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
-        if self.subscribe:
-            client.subscribe(self.subscribe, qos=1)
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    *args: Any) -> None:
+        self.connacks.append(str(reason))
+        if reason.is_failure:
+            return
+        self.connected.set()
+        topics = [self.subscribe] if isinstance(self.subscribe, str) else self.subscribe or []
+        for topic in topics:
+            client.subscribe(topic, qos=1)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self.lock:
             self.received.append(Received(msg.topic, bytes(msg.payload), msg.qos,
                                           bool(msg.retain)))
 
-    def publish(self, topic: str, payload: bytes | str) -> None:
-        self.c.publish(topic, payload, qos=1)  # queued by paho while disconnected
+    def publish(self, topic: str, payload: bytes | str,
+                retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.c.publish(topic, payload, qos=1, retain=retain)  # queued while away
 
     def snapshot(self) -> list[Received]:
         with self.lock:
@@ -198,7 +230,8 @@ async def until(cond: Callable[[], bool], timeout: float = 20.0,
 
 async def with_gateway(broker: Mosquitto, service: PromptService,
                        body: Callable[[Gateway], Any], **config: Any) -> Gateway:
-    gw = Gateway(service, GatewayConfig(port=broker.port, reconnect_max_s=0.5, **config))
+    gw = Gateway(service, GatewayConfig(**{"port": broker.port, "reconnect_max_s": 0.5,
+                                           **config}))
     task = asyncio.get_running_loop().create_task(gw.run())
     try:
         await asyncio.wait_for(gw.connected.wait(), 10)
@@ -585,12 +618,16 @@ def test_parse_prompt_fuzz(payload: bytes) -> None:
 
 
 def test_broker_url() -> None:
-    assert parse_broker_url("mqtt://example.org:1884") == ("example.org", 1884)
-    assert parse_broker_url("mqtt://127.0.0.1") == ("127.0.0.1", 1883)
-    assert parse_broker_url("localhost:99") == ("localhost", 99)
-    for bad in ("mqtts://h:1", "mqtt://", "mqtt://h:port"):
-        with pytest.raises(ConfigError):
+    assert parse_broker_url("mqtt://example.org:1884") == ("example.org", 1884, False)
+    assert parse_broker_url("mqtt://127.0.0.1") == ("127.0.0.1", 1883, False)
+    assert parse_broker_url("localhost:99") == ("localhost", 99, False)
+    assert parse_broker_url("mqtts://example.org") == ("example.org", 8883, True)
+    assert parse_broker_url("mqtts://[::1]:8884") == ("::1", 8884, True)
+    for bad in ("http://h:1", "mqtt://", "mqtts://", "mqtt://h:port",
+                "mqtts://user:secret@h:1", "mqtts://user@h"):
+        with pytest.raises(ConfigError) as err:
             parse_broker_url(bad)
+        assert err.value.key == "broker" and "secret" not in str(err.value)
 
 
 def test_percentiles_against_statistics() -> None:

@@ -39,6 +39,18 @@ def test_pending_prompts_survive_reopening_and_the_file_is_compacted(tmp_path: P
     assert again.skipped == 0
 
 
+def test_the_journal_is_private_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"taken": "a", "prompt": "{\\"id\\": \\"a\\", \\"prompt\\": \\"x\\"}"}\n')
+    path.chmod(0o644)  # an older journal, readable by everyone
+    (tmp_path / "journal.jsonl.tmp").write_text("left by a crash")
+    (tmp_path / "journal.jsonl.tmp").chmod(0o644)
+    j = PromptJournal(path)
+    j.taken("b", b'{"id": "b", "prompt": "y"}')
+    assert [json.loads(p)["id"] for p in PromptJournal(path).pending()] == ["a", "b"]
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_record_cut_by_a_crash_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     j = PromptJournal(path)

@@ -11,12 +11,24 @@ With ``--peer`` the gateway is the ground station of ``linkstack serve --role sa
 scenario's whole stack in virtual time (``--service sim``,
 :class:`linkstack.sims.simulated_service.SimulatedLinkService`). ``--service local``
 skips the link: the payload codec and the model endpoint in this process.
+
+Over TLS, with a client certificate and/or a user name and password::
+
+    LINKSTACK_MQTT_PASSWORD=... linkstack gateway --broker mqtts://broker.example:8883 \\
+        --ca-file ca.pem --cert-file gateway.pem --key-file gateway.key --username gateway
+
+The password comes from ``--password-file`` (mode 0600) or the environment variable
+``LINKSTACK_MQTT_PASSWORD``, never from the command line. An option error, an unusable or
+unprotected certificate, key or password file, and a broker that refuses the first connection
+(certificate not trusted, host name mismatch, credentials refused) are one ``error:`` line
+naming the option, and exit status 2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -24,16 +36,60 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from linkstack.cli.options import SetOpt
 from linkstack.errors import ConfigError, LinkstackError
 
+# GatewayConfig / security keys → the option that sets them (errors name the option)
+_OPTION_OF_KEY = {
+    "broker": "--broker", "spacecraft": "--spacecraft", "service": "--service",
+    "peer": "--peer", "journal": "--journal", "ca_file": "--ca-file",
+    "cert_file": "--cert-file", "key_file": "--key-file", "username": "--username",
+    "password_file": "--password-file", "password": "--password-file",
+}
+
+
+def _credentials(args: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(username, password) from ``--username`` and ``--password-file`` or the environment."""
+    from linkstack.gateway.security import PASSWORD_ENV, read_password_file
+
+    username = args["username"]
+    if username is None:
+        if args["password_file"] is not None:
+            raise ConfigError("needs --username", key="password_file")
+        return None, None
+    if not username:
+        raise ConfigError("empty", key="username")
+    if args["password_file"] is not None:
+        return username, read_password_file(args["password_file"], "password_file")
+    password = os.environ.get(PASSWORD_ENV)
+    if password is None:
+        raise ConfigError(f"needs a password: --password-file FILE (mode 0600) or the "
+                          f"environment variable {PASSWORD_ENV}", key="username")
+    if not password:
+        raise ConfigError("is empty", key=PASSWORD_ENV)
+    return username, password
+
+
+def _path(value: Path | None) -> str | None:
+    return None if value is None else str(value)
+
 
 async def _main(args: dict[str, Any]) -> int:
     from linkstack.gateway.mqtt import Gateway, GatewayConfig, compute_spacecraft, parse_broker_url
+    from linkstack.gateway.security import client_tls_context
     from linkstack.sims.scenario import load_scenario
 
-    host, port = parse_broker_url(args["broker"])
+    host, port, tls = parse_broker_url(args["broker"])
+    username, password = _credentials(args)
+    security: dict[str, Any] = {
+        "tls": tls, "ca_file": _path(args["ca_file"]), "cert_file": _path(args["cert_file"]),
+        "key_file": _path(args["key_file"]), "username": username, "password": password}
+    # the options and the files they name are checked before anything starts
+    GatewayConfig(host=host, port=port, **security)
+    if tls:
+        client_tls_context(security["ca_file"], security["cert_file"], security["key_file"])
     scenario = load_scenario(args["scenario"], list(args["sets"] or []))
     spacecraft = args["spacecraft"] or compute_spacecraft(scenario)
     node = scenario.nodes.get(spacecraft)
@@ -76,9 +132,14 @@ async def _main(args: dict[str, Any]) -> int:
     config = GatewayConfig(host=host, port=port, spacecraft=spacecraft,
                            client_id=args["client_id"], max_in_flight=args["max_in_flight"],
                            status_interval_s=args["status_interval"],
-                           journal=str(args["journal"]) if args["journal"] else None)
+                           journal=_path(args["journal"]), **security)
     gateway = Gateway(service, config)
-    print(f"gateway for {spacecraft} ({service_kind} service) on mqtt://{host}:{port}: "
+    auth = ", ".join(
+        ([f"CA {config.ca_file}" if config.ca_file else "system CAs"] if tls else [])
+        + ([f"client certificate {config.cert_file}"] if config.cert_file else [])
+        + ([f"user {username}"] if username else []))
+    print(f"gateway for {spacecraft} ({service_kind} service) on "
+          f"{'mqtts' if tls else 'mqtt'}://{host}:{port}{f' ({auth})' if auth else ''}: "
           f"prompts on {gateway.prompt_topic}, results on {gateway.result_prefix}<id>, "
           f"status on {gateway.status_topic}", file=sys.stderr, flush=True)
     task = asyncio.current_task()
@@ -107,7 +168,8 @@ def register(app: typer.Typer) -> None:
     @app.command("gateway")
     def gateway(
         broker: Annotated[str, typer.Option(
-            "--broker", help="mqtt://HOST:PORT of the MQTT broker.")],
+            "--broker", help="mqtt://HOST:PORT (plain TCP) or mqtts://HOST:PORT (TLS, port "
+            "8883 by default) of the MQTT broker.")],
         scenario: Annotated[str, typer.Option(
             "--scenario", help="Scenario name (sims/scenarios) or TOML file.")] = "default",
         sets: SetOpt = None,
@@ -139,6 +201,20 @@ def register(app: typer.Typer) -> None:
         journal: Annotated[Path | None, typer.Option(
             "--journal", help="File of the prompts taken and not yet answered; started on "
             "it again after a crash, the gateway forwards them again.")] = None,
+        ca_file: Annotated[Path | None, typer.Option(
+            "--ca-file", help="mqtts: PEM CA certificate(s) the broker's certificate must "
+            "chain to (default: the system's trusted CAs).")] = None,
+        cert_file: Annotated[Path | None, typer.Option(
+            "--cert-file", help="mqtts: PEM client certificate (with --key-file).")] = None,
+        key_file: Annotated[Path | None, typer.Option(
+            "--key-file", help="mqtts: PEM private key of --cert-file, unencrypted, mode "
+            "0600.")] = None,
+        username: Annotated[str | None, typer.Option(
+            "--username", help="mqtts: MQTT user name; the password comes from "
+            "--password-file or the environment variable LINKSTACK_MQTT_PASSWORD.")] = None,
+        password_file: Annotated[Path | None, typer.Option(
+            "--password-file", help="File holding the password (one line), mode 0600.")
+        ] = None,
     ) -> None:
         """Bridge MQTT prompts (linkstack/<spacecraft>/prompt) to the link and publish the
         results and the link status; QoS 1, reconnects and resumes after a broker restart."""
@@ -146,11 +222,17 @@ def register(app: typer.Typer) -> None:
                 "spacecraft": spacecraft, "service": service, "listen": listen, "peer": peer,
                 "model": model, "backend": backend, "client_id": client_id,
                 "max_in_flight": max_in_flight, "status_interval": status_interval,
-                "pcap": pcap, "journal": journal}
+                "pcap": pcap, "journal": journal, "ca_file": ca_file, "cert_file": cert_file,
+                "key_file": key_file, "username": username, "password_file": password_file}
         try:
             code = asyncio.run(_main(args))
         except LinkstackError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            # one line (no wrapping), the setting named by its option
+            if isinstance(exc, ConfigError) and exc.key in _OPTION_OF_KEY:
+                message = f"{_OPTION_OF_KEY[exc.key]}: {exc.reason}"
+            else:
+                message = str(exc)
+            Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             code = 130

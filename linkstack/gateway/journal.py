@@ -13,7 +13,8 @@ The file is JSON lines, appended and flushed record by record (``fsync`` too wit
     {"taken": "<id>", "prompt": "<the prompt message as received>"}
     {"answered": "<id>"}
 
-On opening, the file is rewritten with the pending prompts only. A line that does not parse
+On opening, the file is rewritten (mode 0600: prompts are the users' data) with the pending
+prompts only. A line that does not parse
 (the tail of a record cut by a crash) is skipped and counted in :attr:`PromptJournal.skipped`.
 The window left: the MQTT client acknowledges a message as it hands it over, so a crash
 between that acknowledgement and the ``taken`` record loses the prompt (microseconds).
@@ -61,7 +62,10 @@ class PromptJournal:
 
     def _rewrite(self) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
+        # the prompts are the users' data: readable by the gateway's user only (mode 0600)
+        tmp.unlink(missing_ok=True)  # (a crash's leftover keeps its mode otherwise)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
             for key, prompt in self._pending.items():
                 f.write(self._line({"taken": key, "prompt": prompt.decode()}))
             f.flush()

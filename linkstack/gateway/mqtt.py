@@ -43,6 +43,16 @@ Delivery guarantees (at least once, end to end, across broker restarts):
   gateway --journal FILE``, :mod:`linkstack.gateway.journal`): every prompt taken is written
   there before it is worked on, and marked answered once the broker has the result; a gateway
   started on the same journal forwards the unanswered ones again.
+
+Security (:mod:`linkstack.gateway.security`): with ``tls=True`` (``mqtts://``) the connection
+is TLS 1.2+ with the broker's certificate verified (``ca_file``) and its host name checked; the
+gateway authenticates with a client certificate (``cert_file``, ``key_file``) and/or a user
+name and password. What each identity may do is the broker's access control list: only the
+gateway's identity should read ``prompt`` and write ``result/#`` and ``status``, users write
+``prompt`` and read ``result/#`` (README, "The MQTT ground gateway"). A first connection that
+the broker or its certificate refuses (untrusted certificate, wrong host name, failed
+handshake, credentials refused) stops :meth:`Gateway.run` with a :class:`ConfigError`; once
+connected, every failure is retried as a broker outage.
 """
 
 from __future__ import annotations
@@ -55,7 +65,7 @@ import math
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -63,6 +73,7 @@ import aiomqtt
 from linkstack.drivers.service import PromptService, ServiceResult
 from linkstack.errors import ConfigError
 from linkstack.gateway.journal import PromptJournal
+from linkstack.gateway.security import client_tls_context, refusal, reset_hint
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +85,32 @@ NO_ID_TOPIC_LEVEL = "_"
 _FORBIDDEN_ID_CHARS = frozenset("/+#\x00")
 
 
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """``mqtt://HOST:PORT`` (port 1883 if omitted) → (host, port)."""
+class BrokerUrl(NamedTuple):
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_broker_url(url: str) -> BrokerUrl:
+    """``mqtt://HOST:PORT`` (plain TCP, port 1883 if omitted) or ``mqtts://HOST:PORT`` (TLS,
+    port 8883 if omitted) → (host, port, tls). No credentials in the URL: a password there
+    would be on the command line and in the process list."""
     parts = urlsplit(url if "://" in url else f"mqtt://{url}")
-    if parts.scheme not in ("mqtt", "tcp"):
-        raise ConfigError(f"{url!r}: only mqtt:// (plain TCP) is supported", key="broker")
+    tls = parts.scheme in ("mqtts", "ssl")
+    if parts.scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
+        raise ConfigError(f"{url!r}: mqtt://HOST:PORT (plain TCP) or mqtts://HOST:PORT (TLS)",
+                          key="broker")
+    if "@" in parts.netloc:
+        raise ConfigError("no user name or password in the URL (they would show in the "
+                          "process list): use the username and password settings",
+                          key="broker")
     if not parts.hostname:
         raise ConfigError(f"{url!r}: no host", key="broker")
     try:
-        port = parts.port or 1883
+        port = parts.port or (8883 if tls else 1883)
     except ValueError:
         raise ConfigError(f"{url!r}: bad port", key="broker") from None
-    return parts.hostname, port
+    return BrokerUrl(parts.hostname, port, tls)
 
 
 def compute_spacecraft(scenario: Any) -> str:
@@ -203,6 +228,13 @@ class GatewayConfig:
         journal: file of the prompts taken and not yet answered (None: no journal); a
             gateway started on it forwards them again (:mod:`linkstack.gateway.journal`).
         journal_sync: fsync each journal record (survives a power cut, not only a crash).
+        tls: TLS to the broker (TLS 1.2+, certificate verified, host name checked).
+        ca_file: PEM file of the CA certificate(s) the broker's certificate must chain to
+            (None: the system's trusted CAs).
+        cert_file / key_file: PEM client certificate and its unencrypted private key (mode
+            0600), both or neither.
+        username / password: MQTT user name and password (TLS only; the password is left
+            out of ``repr``).
     """
 
     host: str = "127.0.0.1"
@@ -219,8 +251,30 @@ class GatewayConfig:
     remember_results: int = 10000
     journal: str | None = None
     journal_sync: bool = False
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) is not None and not self.tls:
+                raise ConfigError("needs TLS (an mqtts:// broker)", key=name)
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("a client certificate needs both cert_file and key_file",
+                              key="key_file" if self.key_file is None else "cert_file")
+        if self.password is not None and self.username is None:
+            raise ConfigError("a password needs a username", key="username")
+        if self.username is not None:
+            if not self.username:
+                raise ConfigError("empty", key="username")
+            if self.password is None:
+                raise ConfigError("a username needs a password", key="password")
+            if not self.tls:
+                raise ConfigError("the password would cross the network in clear: use TLS "
+                                  "(an mqtts:// broker)", key="username")
         if not self.spacecraft or _FORBIDDEN_ID_CHARS & set(self.spacecraft):
             raise ConfigError("empty or contains / + # NUL", key="spacecraft")
         if self.max_in_flight < 1:
@@ -284,6 +338,10 @@ class Gateway:
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._started = time.time()
+        # (files checked before the journal is touched)
+        self._tls = (client_tls_context(self.config.ca_file, self.config.cert_file,
+                                        self.config.key_file) if self.config.tls else None)
+        self._client_log = _ClientLog()
         self.journal = (PromptJournal(self.config.journal, sync=self.config.journal_sync)
                         if self.config.journal else None)
         self._replay = self.journal.pending() if self.journal is not None else []
@@ -394,13 +452,26 @@ class Gateway:
             self.handle_prompt(payload)
         try:
             while True:
+                failure: BaseException | None = None
                 try:
                     await self._session()
                 except* aiomqtt.MqttError as group:
-                    log.warning("broker connection: %s", group.exceptions[0])
+                    failure = group.exceptions[0]
                 # Python 3.11's TaskGroup can turn a cancellation that meets a failing child
                 # into an ExceptionGroup: never swallow the request to stop
                 _reraise_cancellation()
+                if failure is not None:
+                    # never connected yet: a refusal is the configuration's fault, final
+                    held = self._client_log.last_error if self._client_log.hold else None
+                    fatal = refusal(failure, host=cfg.host, port=cfg.port,
+                                    username=cfg.username,
+                                    client_certificate=cfg.cert_file is not None,
+                                    socket_error=held) if self._client_log.hold else None
+                    if fatal is not None:
+                        raise fatal
+                    hint = reset_hint(failure) if cfg.tls and self._client_log.hold else ""
+                    log.warning("broker connection: %s%s%s", failure,
+                                f" ({held})" if held else "", hint)
                 if self.connected.is_set():
                     self.stats.disconnects += 1
                     self.connected.clear()
@@ -417,10 +488,14 @@ class Gateway:
         cfg = self.config
         will = aiomqtt.Will(self.status_topic, json.dumps(
             {"spacecraft": cfg.spacecraft, "gateway": "offline"}).encode(), qos=1, retain=True)
+        self._client_log.last_error = None
         async with aiomqtt.Client(cfg.host, cfg.port, identifier=cfg.identifier,
                                   clean_session=False, will=will, keepalive=cfg.keepalive_s,
-                                  timeout=10.0) as client:
+                                  timeout=10.0, tls_context=self._tls, username=cfg.username,
+                                  password=cfg.password,
+                                  logger=self._client_log) as client:  # type: ignore[arg-type]
             await client.subscribe(self.prompt_topic, qos=1)
+            self._client_log.hold = False
             self.stats.connects += 1
             self.connected.set()
             self._queue_status()
@@ -467,6 +542,27 @@ class Gateway:
         while True:
             await asyncio.sleep(self.config.status_interval_s)
             self._queue_status()
+
+
+class _ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger of the gateway's MQTT client (aiomqtt's ``mqtt`` logger, which paho-mqtt
+    logs to as well) that remembers the last error logged, and holds errors back while
+    ``hold`` is set (until the first connection): they go into the gateway's own message."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("mqtt"), {})
+        self.hold = True
+        self.last_error: str | None = None
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level >= logging.ERROR:
+            try:
+                self.last_error = str(msg) % args if args else str(msg)
+            except (TypeError, ValueError):
+                self.last_error = str(msg)
+            if self.hold:
+                return
+        super().log(level, msg, *args, **kwargs)
 
 
 def _reraise_cancellation() -> None:
