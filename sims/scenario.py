@@ -29,7 +29,7 @@ Schema (every table refuses keys not listed)::
                         | "slant" (elevation_deg, altitude_km) | "chord" (separation_deg,
                         altitude_km, min_grazing_km = 0) | "pass" (uses [pass]); altitude_km
                         defaults to the satellite node's.  Required for a link.
-      [ge]              Gilbert–Elliott burst channel, per bit (link.GilbertElliott):
+      [ge]              Gilbert–Elliott burst channel, per bit (channel.GilbertElliott):
                         model = "gilbert-elliott" (default) | "none"; ONE of the pairs
                         (p_gb, p_bg) | (mean_good_bits, mean_bad_bits) |
                         (mean_good_s, mean_bad_s); ber_good (0), ber_bad (0.5)
@@ -49,7 +49,15 @@ Schema (every table refuses keys not listed)::
                         ("cop-1" over tc or uslp frames, its return tm or uslp; "sr" over
                         uslp; the round trip takes tc -> cop-1, uslp -> sr when absent),
                         vcid (0..63), ocf (bool),
+                        sdls (the SA that secures this direction: its name or SPI in the
+                        [security] SA file; needs [security]),
                         [stack.arq_params] (str / int / float / bool values)
+    [security]          where SDLS (CCSDS 355.0-B-2) finds its SAs and keys — never the keys:
+      sa_file           the SA file (TOML, linkstack.sdls.config); a relative path is taken
+                        from the working directory (required)
+      key_file          the key file (TOML, private to its owner: linkstack.sdls.keys); if
+                        absent, the path in the environment variable LINKSTACK_SDLS_KEY_FILE,
+                        else the SA file's own key_file setting
 
 Merging a link with its profile: key by key; a sub-table whose ``model`` differs
 from the profile's replaces it; in ``[ge]`` a link giving one pair of the three
@@ -61,6 +69,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -71,30 +80,29 @@ from typing import Any
 
 from linkstack.errors import ConfigError
 from linkstack.sims import geometry
-from linkstack.sims.link import (
-    BulkDelivery,
-    Delivery,
-    Direction,
+from linkstack.sims.channel import (
     DownIntervals,
     FixedDelay,
     GilbertElliott,
-    Link,
     PeriodicWindows,
     PointingLosses,
     Propagation,
     Reorder,
     Visibility,
 )
+from linkstack.sims.link import BulkDelivery, Delivery, Direction, Link
 from linkstack.sims.profiles import load_profiles
 from linkstack.sims.taps import Tap
 
 __all__ = [
+    "KEY_FILE_ENV",
     "LinkSpec",
     "NodeSpec",
     "OutageSpec",
     "PassSpec",
     "PropagationSpec",
     "Scenario",
+    "SecuritySpec",
     "StackSpec",
     "apply_overrides",
     "load_scenario",
@@ -109,6 +117,8 @@ _FRAME_MAX = {"tc": 1024, "tm": 2048, "aos": 65536, "uslp": 65536}
 # §4.1.1); USLP: 16-bit frame length field (732.1-B-2).  AOS frames are fixed per physical
 # channel; the stack checks the exact header overheads.
 _GE_FORMS = (("p_gb", "p_bg"), ("mean_good_bits", "mean_bad_bits"), ("mean_good_s", "mean_bad_s"))
+KEY_FILE_ENV = "LINKSTACK_SDLS_KEY_FILE"
+"""Environment variable naming the SDLS key file when ``[security]`` gives no ``key_file``."""
 
 
 # --------------------------------------------------------------------------------------
@@ -286,6 +296,28 @@ class StackSpec:
     vcid: int | None = None
     ocf: bool | None = None
     arq_params: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    sdls: str | int | None = None
+    """The SA securing this direction (its name or SPI in the ``[security]`` SA file)."""
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    """The ``[security]`` table: where the SDLS SAs and keys are (paths only, never keys).
+
+    ``key_file`` None: the path in the environment variable :data:`KEY_FILE_ENV`, else the
+    SA file's own ``key_file`` setting (:meth:`key_path`).
+    """
+
+    sa_file: str
+    key_file: str | None = None
+
+    def key_path(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The key file to use: ``key_file``, else ``$LINKSTACK_SDLS_KEY_FILE``, else None
+        (the SA file's own ``key_file`` setting, if any)."""
+        if self.key_file is not None:
+            return self.key_file
+        env = os.environ if environ is None else environ
+        return env.get(KEY_FILE_ENV) or None
 
 
 @dataclass(frozen=True)
@@ -406,6 +438,7 @@ class Scenario:
     nodes: Mapping[str, NodeSpec]
     links: Mapping[str, LinkSpec]
     run: RunSpec = field(default_factory=RunSpec)
+    security: SecuritySpec | None = None
 
     def build_directions(
         self,
@@ -552,15 +585,8 @@ def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ())
 # --------------------------------------------------------------------------------------
 
 
-def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | None = None
-                   ) -> Scenario:
-    """Validate a raw scenario dict (as read by ``tomllib``) into a :class:`Scenario`.
-
-    ``profiles`` defaults to the built-in profiles; the scenario's own ``[profiles]``
-    tables amend them.
-    """
-    top = _Table(dict(data), "")
-
+def parse_meta(top: _Table) -> tuple[str, str, int, float]:
+    """The ``[scenario]`` table every scenario has: name, description, seed, duration_s."""
     meta = top.table("scenario")
     if meta is None:
         raise ConfigError("required table is missing", key="scenario")
@@ -569,6 +595,18 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
     seed = meta.integer("seed", 0, lo=0, hi=2**63 - 1)
     duration_s = meta.number("duration_s", 3600.0, lo=0.0, lo_open=True)
     meta.done()
+    return name, description, seed, duration_s
+
+
+def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | None = None
+                   ) -> Scenario:
+    """Validate a raw scenario dict (as read by ``tomllib``) into a :class:`Scenario`.
+
+    ``profiles`` defaults to the built-in profiles; the scenario's own ``[profiles]``
+    tables amend them.
+    """
+    top = _Table(dict(data), "")
+    name, description, seed, duration_s = parse_meta(top)
 
     available = copy.deepcopy(dict(load_profiles() if profiles is None else profiles))
     local = top.table("profiles")
@@ -613,10 +651,28 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
                                         profile_mode=False)
     links_table.done()
     run = _parse_run(top.table("run"), nodes)
+    security = _parse_security(top.table("security"))
     top.done()
     if not links:
         raise ConfigError("a scenario needs at least one link", key="links")
-    return Scenario(name, description, seed, duration_s, nodes, links, run)
+    if security is None:
+        for spec in links.values():
+            if spec.stack.sdls is not None:
+                raise ConfigError("needs a [security] table naming the SA file (sa_file)",
+                                  key=f"links.{spec.name}.stack.sdls")
+    return Scenario(name, description, seed, duration_s, nodes, links, run, security)
+
+
+def _parse_security(t: _Table | None) -> SecuritySpec | None:
+    if t is None:
+        return None
+    sa_file = t.string("sa_file")
+    key_file = t.string("key_file", None)
+    t.done()
+    for name, value in (("sa_file", sa_file), ("key_file", key_file)):
+        if value is not None and not value.strip():
+            raise ConfigError("must be a file path", key=t.path(name))
+    return SecuritySpec(sa_file, key_file)
 
 
 def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
@@ -901,6 +957,13 @@ def _parse_stack(t: _Table | None) -> StackSpec:
     arq = t.string("arq", None, pattern=_NAME)
     vcid = t.integer("vcid", None, lo=0, hi=63)
     ocf = t.boolean("ocf", None)
+    sdls = t.raw("sdls", None)
+    if sdls is not None and (
+            isinstance(sdls, bool) or not isinstance(sdls, int | str)
+            or (isinstance(sdls, int) and not 0 <= sdls <= 0xFFFF)
+            or (isinstance(sdls, str) and not (sdls.isdigit() or _NAME.match(sdls)))):
+        raise ConfigError(f"{sdls!r} is neither an SA name nor an SPI (0..65535)",
+                          key=t.path("sdls"))
     params_table = t.table("arq_params")
     params: dict[str, str | int | float | bool] = {}
     if params_table is not None:
@@ -914,4 +977,4 @@ def _parse_stack(t: _Table | None) -> StackSpec:
             params[pname] = value
         params_table.done()
     t.done()
-    return StackSpec(frame, length, coding, arq, vcid, ocf, params)
+    return StackSpec(frame, length, coding, arq, vcid, ocf, params, sdls)

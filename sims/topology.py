@@ -7,6 +7,12 @@ CLTUs up, TM or USLP with the CLCW down) or an ISL hop (USLP frames, selective r
 virtual-time round trip (:mod:`linkstack.sims.roundtrip`), the constellation simulator and the
 real-time UDP driver (:mod:`linkstack.drivers.udp`) all wire their stacks here, so one scenario
 means the same stack in every driver.
+
+SDLS: a direction whose stack names an SA (``sdls``) is secured with it. Each end gets its own
+SA database holding that one SA, loaded from the ``[security]`` SA and key files: the sending
+end's counters and the receiving end's anti-replay state are separate, as on two spacecraft,
+and no end verifies frames secured for another direction. The hop's frames shrink by the SA's
+overhead (:func:`rf_config`, and the ISL endpoint from its SA).
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from linkstack.hops.base import HopEndpoint
 from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES
 from linkstack.hops.isl import IslEndpoint, IslHopConfig
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
-from linkstack.sims.scenario import LinkSpec, Scenario
+from linkstack.hops.security import HopSdls
+from linkstack.sdls.config import find_sa, key_file_setting, load_sa_file, read_sa_file
+from linkstack.sdls.errors import KeyFileError
+from linkstack.sdls.sa import SecurityAssociation
+from linkstack.sdls.services import Algorithm
+from linkstack.sims.scenario import KEY_FILE_ENV, LinkSpec, Scenario, SecuritySpec
 
 __all__ = ["LAG_MEANS", "Hop", "build_endpoints", "plan_path", "rf_config", "worst_lag_s"]
 
@@ -28,12 +39,14 @@ __all__ = ["LAG_MEANS", "Hop", "build_endpoints", "plan_path", "rf_config", "wor
 
 @dataclass(frozen=True)
 class Hop:
-    """One hop of the path: its name, the two link directions, the nodes at each end."""
+    """One hop of the path: its name, the two link directions, the nodes at each end, and
+    where the SDLS SAs of its directions are (the scenario's ``[security]``, if any)."""
 
     name: str
     kind: str  # "rf" or "isl"
     forward: LinkSpec  # towards the compute node
     back: LinkSpec
+    security: SecuritySpec | None = None
 
 
 def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
@@ -62,6 +75,7 @@ def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
     target = compute or max(paths, key=lambda n: len(paths[n]))
     if target not in paths or not paths[target]:
         raise ConfigError(f"no path from {grounds[0]} to {target}", key="nodes")
+    _check_security(scenario)
     hops = []
     for lname in paths[target]:
         fwd = links[lname]
@@ -69,7 +83,7 @@ def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
                      if s.source == fwd.destination and s.destination == fwd.source), None)
         if back is None:
             raise ConfigError(f"link {lname} has no return direction", key=f"links.{lname}")
-        hops.append(Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back))
+        hops.append(Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back, scenario.security))
     return hops
 
 
@@ -110,8 +124,10 @@ def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
     try:
         return _build_endpoints(hop)
     except ConfigError as exc:
+        if exc.key.startswith(("links.", "security.")):
+            raise
         back = exc.key in ("downlink_code", "downlink_frame_length", "downlink_frame",
-                           "clcw_interval")
+                           "clcw_interval", "downlink_sdls_overhead")
         name = _SCENARIO_KEYS.get(exc.key)
         reason = exc.reason if name is not None else f"{exc.key}: {exc.reason}"
         table = hop.back if back else hop.forward
@@ -128,6 +144,7 @@ _SCENARIO_KEYS = {
     "t1": "arq_params.t1_initial", "transmission_limit": "arq_params.transmission_limit",
     "clcw_interval": "arq_params.clcw_interval", "recovery_wait": "arq_params.recovery_wait",
     "bc_hold": "arq_params.bc_hold",
+    "uplink_sdls_overhead": "sdls", "downlink_sdls_overhead": "sdls",
     "initial_rto": "arq_params.initial_rto", "min_rto": "arq_params.min_rto",
     "max_rto": "arq_params.max_rto", "rto_backoff": "arq_params.rto_backoff",
 }
@@ -149,6 +166,96 @@ def worst_lag_s(spec: LinkSpec, unit_octets: int) -> float:
     if spec.duplicate is not None and spec.duplicate.fraction > 0:
         lag += 8 * unit_octets / spec.rate_bps + LAG_MEANS * spec.duplicate.mean_delay_s
     return lag
+
+
+def _sdls_error(exc: ConfigError, key: str) -> ConfigError:
+    return ConfigError(str(exc), key=key)
+
+
+def _sa_of(hop: Hop, spec: LinkSpec) -> SecurityAssociation | None:
+    """The SA (parameters only, no key) that secures direction ``spec``, or None."""
+    ref = spec.stack.sdls
+    if ref is None:
+        return None
+    key = f"links.{spec.name}.stack.sdls"
+    if hop.security is None:
+        raise ConfigError("needs a [security] table naming the SA file (sa_file)", key=key)
+    try:
+        sas = read_sa_file(hop.security.sa_file)
+    except ConfigError as exc:
+        raise _sdls_error(exc, "security.sa_file") from None
+    sa = find_sa(sas, ref)
+    if sa is None:
+        known = ", ".join(f"{s.name} ({s.spi})" if s.name else str(s.spi) for s in sas)
+        raise ConfigError(f"no SA {ref!r} in {hop.security.sa_file} (SAs: {known or 'none'})",
+                          key=key)
+    return sa
+
+
+def _check_security(scenario: Scenario) -> None:
+    """Every ``sdls`` names an SA of the SA file, and no two directions share an SA, or an
+    AES-GCM key: two senders under one key would reuse IVs (both count from the same value),
+    which breaks GCM's confidentiality and integrity (NIST SP 800-38D §8)."""
+    used = {name: spec for name, spec in scenario.links.items() if spec.stack.sdls is not None}
+    if not used:
+        return
+    by_spi: dict[int, str] = {}
+    gcm_keys: dict[int, str] = {}
+    for name, spec in used.items():
+        hop = Hop(name, "", spec, spec, scenario.security)
+        sa = _sa_of(hop, spec)
+        assert sa is not None
+        key = f"links.{name}.stack.sdls"
+        if sa.spi in by_spi:
+            raise ConfigError(f"SA {sa.spi} already secures links.{by_spi[sa.spi]}: an SA "
+                              "secures one direction", key=key)
+        by_spi[sa.spi] = name
+        if sa.algorithm is Algorithm.AES_GCM and sa.key_id is not None:
+            if sa.key_id in gcm_keys:
+                raise ConfigError(f"SA {sa.spi} uses key {sa.key_id} like the AES-GCM SA of "
+                                  f"links.{gcm_keys[sa.key_id]}: two senders under one GCM key "
+                                  "reuse IVs; give each direction its own key", key=key)
+            gcm_keys[sa.key_id] = name
+
+
+def _overhead(hop: Hop, spec: LinkSpec) -> int:
+    sa = _sa_of(hop, spec)
+    return 0 if sa is None else sa.overhead
+
+
+def _key_path(hop: Hop) -> str:
+    """The key file: ``[security] key_file``, else ``$LINKSTACK_SDLS_KEY_FILE``, else the SA
+    file's own ``key_file`` setting."""
+    assert hop.security is not None
+    path = hop.security.key_path()
+    if path is None:
+        try:
+            own = key_file_setting(hop.security.sa_file)
+        except ConfigError as exc:
+            raise _sdls_error(exc, "security.sa_file") from None
+        if own is None:
+            raise ConfigError(f"no key file: give key_file here, or set the environment "
+                              f"variable {KEY_FILE_ENV}", key="security.key_file")
+        path = str(own)
+    return path
+
+
+def _hop_sdls(hop: Hop, spec: LinkSpec) -> HopSdls | None:
+    """One end's SDLS for direction ``spec``: a fresh SA database holding its one SA, with
+    the keys read from the key file for this end alone (key states are per end)."""
+    sa = _sa_of(hop, spec)
+    if sa is None:
+        return None
+    assert hop.security is not None
+    path = _key_path(hop)
+    try:
+        db = load_sa_file(hop.security.sa_file, path, spis=(sa.spi,))
+    except KeyFileError as exc:
+        raise _sdls_error(exc, "security.key_file") from None
+    except ConfigError as exc:
+        key = "security.key_file" if exc.key.startswith("key") else "security.sa_file"
+        raise _sdls_error(exc, key) from None
+    return HopSdls(db, sa.spi)
 
 
 def rf_config(hop: Hop) -> RfHopConfig:
@@ -176,6 +283,8 @@ def rf_config(hop: Hop) -> RfHopConfig:
         clcw_interval=float(_param(back, "clcw_interval", 1.0)),
         recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
         bc_hold=float(_param(fwd, "bc_hold", 0.0)),
+        uplink_sdls_overhead=_overhead(hop, fwd),
+        downlink_sdls_overhead=_overhead(hop, back),
     )
     longest = cfg.uplink_max_frame_length
     up_unit = longest + cfg.uplink_chain().overhead(longest)  # the longest CLTU
@@ -190,11 +299,27 @@ def rf_config(hop: Hop) -> RfHopConfig:
     return dataclasses.replace(cfg, **derived) if derived else cfg
 
 
+def _sdls_end(make: Any, keys: dict[str, LinkSpec]) -> Any:
+    """``make()``; an SDLS setting an endpoint refuses names its direction's ``sdls`` key."""
+    try:
+        return make()
+    except ConfigError as exc:
+        spec = keys.get(exc.key)
+        if spec is None:
+            raise
+        raise ConfigError(exc.reason, key=f"links.{spec.name}.stack.sdls") from None
+
+
 def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
-    fwd = hop.forward
+    fwd, back = hop.forward, hop.back
     if hop.kind == "rf":
         cfg = rf_config(hop)
-        return RfGround(cfg), RfSpace(cfg)
+        rf_keys = {"uplink_sdls": fwd, "downlink_sdls": back}
+        ground = _sdls_end(lambda: RfGround(cfg, uplink_sdls=_hop_sdls(hop, fwd),
+                                            downlink_sdls=_hop_sdls(hop, back)), rf_keys)
+        space = _sdls_end(lambda: RfSpace(cfg, uplink_sdls=_hop_sdls(hop, fwd),
+                                          downlink_sdls=_hop_sdls(hop, back)), rf_keys)
+        return ground, space
     cfg_isl = IslHopConfig(
         vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
         code=fwd.stack.coding or "tm-rs-255-223-i5",
@@ -205,4 +330,12 @@ def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
         max_rto=float(_param(fwd, "max_rto", 5.0)),
         fec=bool(_param(fwd, "fec", True)),
     )
-    return IslEndpoint(cfg_isl, name=f"{hop.name}-a"), IslEndpoint(cfg_isl, name=f"{hop.name}-b")
+    near = _sdls_end(lambda: IslEndpoint(cfg_isl, name=f"{hop.name}-a",
+                                         tx_sdls=_hop_sdls(hop, fwd),
+                                         rx_sdls=_hop_sdls(hop, back)),
+                     {"tx_sdls": fwd, "rx_sdls": back})
+    far = _sdls_end(lambda: IslEndpoint(cfg_isl, name=f"{hop.name}-b",
+                                        tx_sdls=_hop_sdls(hop, back),
+                                        rx_sdls=_hop_sdls(hop, fwd)),
+                    {"tx_sdls": back, "rx_sdls": fwd})
+    return near, far

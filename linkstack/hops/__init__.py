@@ -4,6 +4,8 @@
   CLTUs on the uplink, TM frames with the CLCW in the OCF in CADUs on the downlink.
 - :mod:`linkstack.hops.isl` satellite ↔ satellite laser link: USLP frames carrying a
   selective-repeat ARQ over Reed-Solomon coded CADUs, both ways.
+- :mod:`linkstack.hops.security` optional SDLS (355.0-B-2) on any hop direction: frames
+  secured before the coding chain, verified before anything above the frames sees them.
 
 Each endpoint takes Space Packets and the time, and gives coded units (one CLTU or CADU each)
 to put on the physical channel; the simulators (virtual time) and the UDP driver (real time)

@@ -41,6 +41,8 @@ class TmDownlink:
         self.config = TmChannelConfig(frame_length=frame_length, has_fecf=True, has_ocf=True)
         self.mux = TmMultiplexer(scid, self.config, (vcid,))
         self.demux = TmDemultiplexer(scid, self.config)
+        self.vcids = (vcid, self.mux.idle_vcid)
+        """The VCs the frames go out on: the data VC and the Only Idle Data VC."""
 
     def add_packet(self, packet: bytes, tag: object = None) -> None:
         self.mux.add_packet(self.vcid, packet, tag)
@@ -73,6 +75,8 @@ class UslpDownlink:
         self.mux = UslpMultiplexer(scid, self.config, [(vcid, 0)], vc_frame_count_length=1,
                                    ocf=True)
         self.demux = UslpDemultiplexer(scid, self.config)
+        self.vcids = (vcid,)
+        """The VCs the frames go out on (idle frames too)."""
         self._capacity = self.config.data_field_capacity(vc_frame_count_length=1, ocf=True,
                                                          tfdz_construction_rules=0)
         if self._capacity < 7:

@@ -15,6 +15,12 @@ holds thousands of frames in flight; go-back-N also resends a whole window per l
 the pipe full; ``fec=True`` tells it the link is coded (hybrid ARQ, see :mod:`linkstack.arq.sr`).
 Why not fixed-length USLP frames: the standard allows octet streams only on variable-length
 VCs (§4.1.4.2.2.4), so the frame is variable-length and filled to the codeblock size.
+
+With SDLS (``tx_sdls`` / ``rx_sdls``, :mod:`linkstack.hops.security`) every frame — SR data
+and SR acknowledgements alike — is secured after it is built, its clear frame shorter than the
+codeblock by the SA's overhead so that the secured frame fills it, and verified on arrival
+before the SR sender or receiver sees it: a forged acknowledgement cannot make the sender
+drop frames the far end never received.
 """
 
 from __future__ import annotations
@@ -42,12 +48,14 @@ from linkstack.frames.uslp import (
     UslpProtocolId,
 )
 from linkstack.hops.base import Reception, Unit
+from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
 from linkstack.mux.packet_zone import (
     FhpConvention,
     PacketExtracted,
     PacketExtractor,
     PacketZoneBuilder,
 )
+from linkstack.sdls.engine import FrameRejected as SdlsRejected
 
 _USLP = FhpConvention.for_layer("uslp")
 SR_DATA_OVERHEAD = 7  # SR data frame header (linkstack.arq.sr): flags, seq(32), length(16)
@@ -86,9 +94,14 @@ class IslHopConfig:
 
 
 class IslEndpoint:
-    """One end of the ISL hop (SR sender + SR receiver over USLP in CADUs)."""
+    """One end of the ISL hop (SR sender + SR receiver over USLP in CADUs).
 
-    def __init__(self, config: IslHopConfig, *, name: str = "isl") -> None:
+    ``tx_sdls`` secures the frames this end sends, ``rx_sdls`` verifies the frames it
+    receives (the SAs of the two directions, :mod:`linkstack.hops.security`).
+    """
+
+    def __init__(self, config: IslHopConfig, *, name: str = "isl",
+                 tx_sdls: HopSdls | None = None, rx_sdls: HopSdls | None = None) -> None:
         self.name = name
         self.config = config
         self.chain = (CodingChain.from_name(config.code) if config.frame_length is None else
@@ -96,12 +109,28 @@ class IslEndpoint:
         if self.chain.frame_length is None:
             raise ConfigError(f"{config.code} has no fixed codeblock", key="code")
         self.frame_length = self.chain.frame_length
-        self.uslp_config = UslpChannelConfig(frame_length=None, fecf_size=2,
-                                             max_frame_length=self.frame_length)
+        channel = UslpChannelConfig(frame_length=None, fecf_size=2,
+                                    max_frame_length=self.frame_length)
+        self.tx_sdls: SdlsLayer | None = None
+        self.rx_sdls: SdlsLayer | None = None
+        if tx_sdls is not None:
+            self.tx_sdls = SdlsLayer(tx_sdls, channel, scid=config.scid, vcids=(config.vcid,),
+                                     key="tx_sdls")
+        if rx_sdls is not None:
+            self.rx_sdls = SdlsLayer(rx_sdls, channel, scid=config.scid, vcids=(config.vcid,),
+                                     key="rx_sdls")
+        self.rx_config = channel
+        # the clear frames this end builds: with SDLS, the SA's overhead short of the codeblock
+        clear = channel if self.tx_sdls is None else self.tx_sdls.clear
+        assert isinstance(clear, UslpChannelConfig)
+        self.uslp_config = clear
         self.tfdz_capacity = self.uslp_config.data_field_capacity(
             tfdz_construction_rules=TfdzConstructionRule.OCTET_STREAM)
         self.zone_capacity = self.tfdz_capacity - SR_DATA_OVERHEAD - FHP_OCTETS
         if self.zone_capacity < 8:
+            if self.tx_sdls is not None:
+                raise ConfigError(f"{self.frame_length}-octet frames are too short once SDLS "
+                                  f"adds {self.tx_sdls.overhead} octets", key="tx_sdls")
             raise ConfigError(f"{self.frame_length}-octet frames are too short", key="code")
         self.decoder = self.chain.decoder()
         self.builder = PacketZoneBuilder(_USLP)
@@ -124,17 +153,17 @@ class IslEndpoint:
             self._tags[self._seq] = zone.tags
             self._seq += 1
             payload = zone.first_header_pointer.to_bytes(FHP_OCTETS, "big") + zone.data
-            self._handle(self.tx.send(payload, zone.tags, now=now))
+            self._handle(self.tx.send(payload, zone.tags, now=now), now)
 
     def poll(self, now: float) -> list[Unit]:
         out, self._out = self._out, []
         return out
 
-    def _handle(self, events: list[Any]) -> list[bytes]:
+    def _handle(self, events: list[Any], now: float) -> list[bytes]:
         packets: list[bytes] = []
         for ev in events:
             if isinstance(ev, TransmitSrFrame):
-                self._transmit(ev)
+                self._transmit(ev, now)
             elif isinstance(ev, Delivered):
                 data = ev.data
                 fhp = int.from_bytes(data[:FHP_OCTETS], "big")
@@ -147,7 +176,7 @@ class IslEndpoint:
                 self.undelivered += 1
         return packets
 
-    def _transmit(self, ev: TransmitSrFrame) -> None:
+    def _transmit(self, ev: TransmitSrFrame, now: float) -> None:
         cfg = self.config
         tfdz = ev.data + bytes(self.tfdz_capacity - len(ev.data))
         frame = UslpFrame(
@@ -156,6 +185,8 @@ class IslEndpoint:
             uslp_protocol_id=UslpProtocolId.USER_OCTET_STREAM,
             bypass_sequence_control_flag=True,
         ).encode(self.uslp_config)
+        if self.tx_sdls is not None:  # every transmission: a fresh IV / ARSN
+            frame = self.tx_sdls.protect(frame, now)
         data = ev.kind is SrFrameKind.DATA
         tags = self._tags.get(ev.seq, ()) if data else ()
         self._out.append(Unit(self.chain.encode_frame(frame), tags,
@@ -168,8 +199,15 @@ class IslEndpoint:
             if not isinstance(ev, FrameDecoded):
                 rec.notes.append(ev)
                 continue
+            data = ev.frame
+            if self.rx_sdls is not None:
+                clear = self.rx_sdls.verify(data, now)
+                if isinstance(clear, SdlsRejected):
+                    rec.notes.append(clear)  # neither SR data nor an SR ack goes further
+                    continue
+                data = clear
             try:
-                frame = UslpFrame.decode(ev.frame, self.uslp_config)
+                frame = UslpFrame.decode(data, self.rx_config)
                 if frame.scid != self.config.scid or frame.vcid != self.config.vcid:
                     raise DecodeError("not this link's SCID/VCID", layer="uslp", field="vcid",
                                       offset=0)
@@ -180,10 +218,10 @@ class IslEndpoint:
                 continue
             if isinstance(sr, SrData):
                 before = self.rx.counters.frames_discarded
-                rec.packets.extend(self._handle(self.rx.receive(sr, now=now)))
+                rec.packets.extend(self._handle(self.rx.receive(sr, now=now), now))
                 rec.accepted = rec.accepted or self.rx.counters.frames_discarded == before
             elif isinstance(sr, SrAck):
-                self._handle(self.tx.receive_ack(sr, now=now))
+                self._handle(self.tx.receive_ack(sr, now=now), now)
         return rec
 
     # -- timers and status -----------------------------------------------------------------
@@ -193,8 +231,8 @@ class IslEndpoint:
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> None:
-        self._handle(self.tx.on_timer(now))
-        self._handle(self.rx.on_timer(now))
+        self._handle(self.tx.on_timer(now), now)
+        self._handle(self.rx.on_timer(now), now)
 
     @property
     def idle(self) -> bool:
@@ -205,4 +243,5 @@ class IslEndpoint:
             "sender": self.tx.counters.as_dict(), "receiver": self.rx.counters.as_dict(),
             "in_flight": self.tx.outstanding, "backlog": self.tx.backlog,
             "frames_rejected": self.frames_rejected, "undelivered": self.undelivered,
+            **sdls_status(self.tx_sdls, self.rx_sdls),
         }

@@ -13,6 +13,12 @@ Downlink (spacecraft → ground): packets multiplexed into fixed-length TM Trans
 in its OCF (232.0-B-4 §4.2.1), Reed-Solomon coded, randomized and ASM-prefixed into CADUs
 (131.0-B-3). The ground decodes, demultiplexes, and feeds each CLCW to FOP-1.
 
+Security (optional, :mod:`linkstack.hops.security`): with an SA per direction, every uplink
+frame (AD, BD and BC) is secured after FOP-1 builds it — once per transmission — and verified
+on board before FARM-1 sees it; every downlink frame (idle frames too) is secured after the
+multiplexer builds it and verified on the ground before the demultiplexer reads its packets
+or FOP-1 its CLCW. A rejected frame is counted by reason in ``status()["sdls_rejected"]``.
+
 Ground operations (what the operator of a COP-1 link does, as in
 :mod:`linkstack.sims.arq_loopback`): the AD service is initiated at start; after an alert
 (transmission limit, T1, lockout, synchronisation), the operator waits ``recovery_wait``
@@ -46,8 +52,11 @@ from linkstack.frames.clcw import Clcw
 from linkstack.hops.base import Reception, Unit, split_packets
 from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES, ClcwDownlink, clcw_downlink
 from linkstack.hops.cop1_frames import UPLINK_FRAMES, Cop1Frames, cop1_frames
+from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
 from linkstack.mux.channel import FrameDuplicate, FrameRejected, OcfReceived
 from linkstack.mux.packet_zone import PacketExtracted
+from linkstack.sdls.engine import FrameRejected as SdlsRejected
+from linkstack.sdls.layout import ChannelConfig
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
 
 _MODULUS = 256
@@ -83,6 +92,12 @@ class RfHopConfig:
             order): a late copy of a Set V(R) landing after newer AD frames moves V(R) under
             the operator, and packets are skipped or taken twice. Set it to the link's worst
             extra lag (0: off).
+        uplink_sdls_overhead / downlink_sdls_overhead: octets SDLS adds to every frame of
+            that direction (the SA's Security Header and Trailer, 355.0-B-2), 0 without SDLS.
+            COP-1 and the multiplexer build frames that much shorter than
+            ``uplink_max_frame_length`` / the downlink frame length, so that the secured
+            frames fit the channel; the endpoints then need the SA (``uplink_sdls``,
+            ``downlink_sdls``) and check that its overhead is this.
     """
 
     scid: int = 0x2A
@@ -100,6 +115,8 @@ class RfHopConfig:
     clcw_interval: float = 1.0
     recovery_wait: float = 1.0
     bc_hold: float = 0.0
+    uplink_sdls_overhead: int = 0
+    downlink_sdls_overhead: int = 0
 
     def __post_init__(self) -> None:
         if self.farm_window % 2 or not 2 <= self.farm_window <= 254:
@@ -112,20 +129,37 @@ class RfHopConfig:
                 raise ConfigError("must be > 0", key=key)
         if not self.bc_hold >= 0:
             raise ConfigError("must be >= 0", key="bc_hold")
+        for key in ("uplink_sdls_overhead", "downlink_sdls_overhead"):
+            if getattr(self, key) < 0:
+                raise ConfigError("must be >= 0", key=key)
         if self.uplink_frame not in UPLINK_FRAMES:
             raise ConfigError(f"{self.uplink_frame!r}: COP-1 runs over "
                               f"{' or '.join(UPLINK_FRAMES)} frames", key="uplink_frame")
         try:
-            self.uplink_frames()
+            self.uplink_channel()
         except ConfigError as exc:
             raise ConfigError(exc.reason, key="uplink_max_frame_length") from None
+        if self.uplink_sdls_overhead:
+            try:
+                if self.uplink_frames().capacity(self.vcid) < PRIMARY_HEADER_SIZE + 1:
+                    raise ConfigError("no room for a Space Packet", key="capacity")
+            except ConfigError as exc:
+                raise ConfigError(f"{exc.reason} once SDLS adds {self.uplink_sdls_overhead} "
+                                  "octets", key="uplink_sdls_overhead") from None
         if self.downlink_frame not in DOWNLINK_FRAMES:
             raise ConfigError(f"{self.downlink_frame!r}: the CLCW comes down in "
                               f"{' or '.join(DOWNLINK_FRAMES)} frames", key="downlink_frame")
 
     def uplink_frames(self) -> Cop1Frames:
-        """Encoder/decoder of the uplink frames (:mod:`linkstack.hops.cop1_frames`)."""
-        return cop1_frames(self.uplink_frame, self.scid, self.uplink_max_frame_length)
+        """Encoder/decoder of the uplink frames (:mod:`linkstack.hops.cop1_frames`): the
+        clear frames, ``uplink_sdls_overhead`` octets short of the channel's maximum."""
+        return cop1_frames(self.uplink_frame, self.scid,
+                           self.uplink_max_frame_length - self.uplink_sdls_overhead)
+
+    def uplink_channel(self) -> ChannelConfig:
+        """The uplink physical channel's managed parameters (the frames as transmitted)."""
+        frames = cop1_frames(self.uplink_frame, self.scid, self.uplink_max_frame_length)
+        return frames.config
 
     def uplink_chain(self) -> CodingChain:
         """The uplink CLTU chain; its receiver takes CLTUs as long as the longest frame."""
@@ -151,29 +185,68 @@ class RfHopConfig:
             key = "downlink_frame_length" if exc.key == "frame_length" else "downlink_code"
             raise ConfigError(exc.reason, key=key) from None
 
-    def downlink_frames(self, chain: CodingChain) -> ClcwDownlink:
-        """Multiplexer and demultiplexer of the downlink frames (one VC, CLCW in the OCF)."""
+    def downlink_frames(self, chain: CodingChain, *, secured: bool = False) -> ClcwDownlink:
+        """Multiplexer and demultiplexer of the downlink frames (one VC, CLCW in the OCF):
+        the clear frames, ``downlink_sdls_overhead`` octets shorter than the chain's — or,
+        with ``secured``, the frames as transmitted."""
         if chain.frame_length is None:
             raise ConfigError(f"{self.downlink_code} is not a TM (CADU) chain",
                               key="downlink_code")
         try:
-            return clcw_downlink(self.downlink_frame, self.scid, self.vcid, chain.frame_length)
+            down = clcw_downlink(self.downlink_frame, self.scid, self.vcid, chain.frame_length)
         except ConfigError as exc:
             raise ConfigError(exc.reason, key="downlink_frame_length") from None
+        if secured or not self.downlink_sdls_overhead:
+            return down
+        try:
+            return clcw_downlink(self.downlink_frame, self.scid, self.vcid,
+                                 chain.frame_length - self.downlink_sdls_overhead)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.reason} once SDLS adds {self.downlink_sdls_overhead} "
+                              "octets", key="downlink_sdls_overhead") from None
+
+
+def _sdls_layer(sdls: HopSdls | None, overhead: int, channel: ChannelConfig, scid: int,
+                vcids: tuple[int, ...], key: str) -> SdlsLayer | None:
+    """The SDLS layer of one direction, checked against the hop configuration's overhead."""
+    if sdls is None:
+        if overhead:
+            raise ConfigError(f"the hop leaves {overhead} octets per frame for SDLS, but no SA "
+                              "is given", key=key)
+        return None
+    layer = SdlsLayer(sdls, channel, scid=scid, vcids=vcids, key=key)
+    if layer.overhead != overhead:
+        raise ConfigError(f"SA {layer.spi} adds {layer.overhead} octets per frame, the hop "
+                          f"configuration says {overhead} ({key}_overhead)", key=key)
+    return layer
 
 
 class RfGround:
-    """Ground end of the RF hop: FOP-1 + TC/CLTU out, CADU/TM + CLCW in."""
+    """Ground end of the RF hop: FOP-1 + TC/CLTU out, CADU/TM + CLCW in.
+
+    ``uplink_sdls`` secures the uplink frames, ``downlink_sdls`` verifies the downlink
+    frames (:mod:`linkstack.hops.security`); each is needed iff the configuration's overhead
+    for that direction is not 0.
+    """
 
     name = "rf-ground"
 
-    def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
+    def __init__(self, config: RfHopConfig, *, now: float = 0.0,
+                 uplink_sdls: HopSdls | None = None,
+                 downlink_sdls: HopSdls | None = None) -> None:
         self.config = config
         self.frames = config.uplink_frames()
         self.uplink = config.uplink_chain()
         downlink = config.downlink_chain()
         self.decoder = downlink.decoder()
         self.demux = config.downlink_frames(downlink)
+        self.uplink_sdls = _sdls_layer(uplink_sdls, config.uplink_sdls_overhead,
+                                       config.uplink_channel(), config.scid, (config.vcid,),
+                                       "uplink_sdls")
+        self.downlink_sdls = _sdls_layer(
+            downlink_sdls, config.downlink_sdls_overhead,
+            config.downlink_frames(downlink, secured=True).config, config.scid,
+            self.demux.vcids, "downlink_sdls")
         self.fop = Fop1(config.vcid, window_width=config.window, t1_initial=config.t1,
                         transmission_limit=config.transmission_limit, timeout_type=0)
         self._out: list[Unit] = []
@@ -217,7 +290,7 @@ class RfGround:
     def _handle(self, events: list[Any], now: float) -> None:
         for ev in events:
             if isinstance(ev, TransmitFrame):
-                self._transmit(ev)
+                self._transmit(ev, now)
                 if ev.frame_type is FrameType.BC and self.config.bc_hold > 0:
                     self._hold_until = now + self.config.bc_hold
             elif isinstance(ev, Acknowledged):
@@ -230,9 +303,11 @@ class RfGround:
                 self.alerts[ev.code] += 1
                 self._recover_after = now + self.config.recovery_wait
 
-    def _transmit(self, ev: TransmitFrame) -> None:
+    def _transmit(self, ev: TransmitFrame, now: float) -> None:
         ft = ev.frame_type
         frame = self.frames.encode(ev.vcid, ft, ev.ns, ev.data)
+        if self.uplink_sdls is not None:  # every transmission: a fresh IV / ARSN
+            frame = self.uplink_sdls.protect(frame, now)
         sdu = self._sdus.get(ev.handle) if ft is not FrameType.BC else None
         tags = (sdu[1],) if sdu is not None and sdu[1] is not None else ()
         self._out.append(Unit(self.uplink.encode_frame(frame), tags, ft.name, len(frame),
@@ -245,8 +320,15 @@ class RfGround:
             if not isinstance(ev, FrameDecoded):
                 rec.notes.append(ev)
                 continue
+            frame = ev.frame
+            if self.downlink_sdls is not None:
+                clear = self.downlink_sdls.verify(frame, now)
+                if isinstance(clear, SdlsRejected):
+                    rec.notes.append(clear)  # nothing of it, not even the CLCW, goes further
+                    continue
+                frame = clear
             good = True
-            for e in self.demux.receive_frame(ev.frame):
+            for e in self.demux.receive_frame(frame):
                 if isinstance(e, PacketExtracted):
                     rec.packets.append(e.packet)
                 elif isinstance(e, OcfReceived):
@@ -310,20 +392,34 @@ class RfGround:
             "frames_rejected": self.demux.demux.rejected,
             "frames_duplicate": self.demux.demux.duplicates,
             "counters": self.fop.counters.as_dict(),
+            **sdls_status(self.uplink_sdls, self.downlink_sdls),
         }
 
 
 class RfSpace:
-    """Spacecraft end of the RF hop: CLTU/TC + FARM-1 in, TM + CLCW in the OCF out."""
+    """Spacecraft end of the RF hop: CLTU/TC + FARM-1 in, TM + CLCW in the OCF out.
+
+    ``uplink_sdls`` verifies the uplink frames before FARM-1, ``downlink_sdls`` secures the
+    downlink frames (:mod:`linkstack.hops.security`).
+    """
 
     name = "rf-space"
 
-    def __init__(self, config: RfHopConfig, *, now: float = 0.0) -> None:
+    def __init__(self, config: RfHopConfig, *, now: float = 0.0,
+                 uplink_sdls: HopSdls | None = None,
+                 downlink_sdls: HopSdls | None = None) -> None:
         self.config = config
         self.frames = config.uplink_frames()
         self.decoder = config.uplink_chain().decoder()
         self.downlink = config.downlink_chain()
         self.mux = config.downlink_frames(self.downlink)
+        self.uplink_sdls = _sdls_layer(uplink_sdls, config.uplink_sdls_overhead,
+                                       config.uplink_channel(), config.scid, (config.vcid,),
+                                       "uplink_sdls")
+        self.downlink_sdls = _sdls_layer(
+            downlink_sdls, config.downlink_sdls_overhead,
+            config.downlink_frames(self.downlink, secured=True).config, config.scid,
+            self.mux.vcids, "downlink_sdls")
         self.farm = Farm1(config.vcid, window_width=config.farm_window)
         self._clcw_due = False
         self._next_clcw = now
@@ -341,7 +437,14 @@ class RfSpace:
             if not isinstance(ev, FrameDecoded):
                 rec.notes.append(ev)
                 continue
-            frame = self.frames.intake(ev.frame)
+            data = ev.frame
+            if self.uplink_sdls is not None:
+                clear = self.uplink_sdls.verify(data, now)
+                if isinstance(clear, SdlsRejected):
+                    rec.notes.append(clear)  # never reaches FARM-1
+                    continue
+                data = clear
+            frame = self.frames.intake(data)
             if isinstance(frame, FrameRejected):
                 rec.notes.append(frame.error)
                 continue
@@ -361,19 +464,22 @@ class RfSpace:
         ocf = self.farm.clcw().encode()
         units = []
         while self.mux.pending_octets():
-            units.append(self._cadu(self.mux.next_frame(ocf)))
+            units.append(self._cadu(self.mux.next_frame(ocf), now))
         if not units and (self._clcw_due or now >= self._next_clcw):
-            units.append(self._cadu(self.mux.next_frame(ocf)))
+            units.append(self._cadu(self.mux.next_frame(ocf), now))
         if units:
             self._clcw_due = False
             self._next_clcw = now + self.config.clcw_interval
             self.units_sent += len(units)
         return units
 
-    def _cadu(self, frame: Any) -> Unit:
+    def _cadu(self, frame: Any, now: float) -> Unit:
         kind = self.mux.layer.upper()
-        return Unit(self.downlink.encode_frame(frame.data), frame.tags,
-                    f"{kind}-IDLE" if frame.idle else kind, len(frame.data))
+        data = frame.data
+        if self.downlink_sdls is not None:
+            data = self.downlink_sdls.protect(data, now)
+        return Unit(self.downlink.encode_frame(data), frame.tags,
+                    f"{kind}-IDLE" if frame.idle else kind, len(data))
 
     def next_deadline(self) -> float | None:
         return self._next_clcw
@@ -388,4 +494,5 @@ class RfSpace:
             "vr": clcw.report_value, "lockout": clcw.lockout, "wait": clcw.wait,
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
             "frames_rejected": self.frames.rejected, "frames_sent": self.mux.frames_sent,
+            **sdls_status(self.downlink_sdls, self.uplink_sdls),
         }

@@ -28,7 +28,7 @@ Section numbers: 355.0-B-2 (July 2022) and 355.1-B-1 (February 2019) as read by 
 NASA CryptoLib's source comments cite different numbers for some of the same clauses.
 """
 
-from linkstack.sdls.config import load_sa_file, sa_from_dict
+from linkstack.sdls.config import find_sa, load_sa_file, read_sa_file, sa_from_dict
 from linkstack.sdls.counters import CounterStore, FileCounterStore, MemoryCounterStore
 from linkstack.sdls.engine import (
     FrameAccepted,
@@ -81,7 +81,9 @@ __all__ = [
     "SecurityHeader",
     "SequenceExhaustedError",
     "ServiceType",
+    "find_sa",
     "load_key_file",
     "load_sa_file",
+    "read_sa_file",
     "sa_from_dict",
 ]

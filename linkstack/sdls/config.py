@@ -24,6 +24,8 @@ Keys are *not* in this file: it names them by Key ID, and the key file (see
     auth_mask_fill = "ff"               # mask for octets past auth_mask: "ff" or "00"
     iv = "b6ac8e4963f49207ffd6374b"     # last IV sent/accepted (hex, default 0)
     arsn = "0123"                       # last ARSN sent/accepted (hex, default 0)
+    name = "tc-up"                      # optional label, unique in the file (a scenario's
+                                        # [links.X.stack] sdls names the SA by it or its SPI)
 
 Every error is a :class:`~linkstack.errors.ConfigError` whose ``key`` names the setting
 (``sa[1].mac_length``); an unknown setting is an error naming it.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +45,13 @@ from linkstack.sdls.keys import KeyRing, load_key_file
 from linkstack.sdls.sa import FrameType, SaDatabase, SaState, SecurityAssociation
 from linkstack.sdls.services import Algorithm, ServiceType
 
-__all__ = ["load_sa_file", "sa_from_dict"]
+__all__ = ["find_sa", "key_file_setting", "load_sa_file", "read_sa_file", "sa_from_dict"]
 
 _INT_FIELDS = ("spi", "scid", "key_id", "iv_length", "iv_transmitted_length", "arsn_length",
                "arsn_transmitted_length", "arsn_window", "pad_length_field_length",
                "mac_length")
 _SA_FIELDS = frozenset({*_INT_FIELDS, "frame", "vcids", "service", "algorithm", "state",
-                        "auth_mask", "auth_mask_fill", "iv", "arsn"})
+                        "auth_mask", "auth_mask_fill", "iv", "arsn", "name"})
 _REQUIRED = ("spi", "frame", "scid", "vcids", "service", "algorithm")
 _TOP_FIELDS = frozenset({"key_file", "sa"})
 
@@ -114,22 +117,18 @@ def sa_from_dict(entry: dict[str, Any], where: str = "sa") -> SecurityAssociatio
     for name in ("iv", "arsn"):
         if name in entry:
             kw[name] = int.from_bytes(_hex(entry[name], f"{where}.{name}"), "big")
+    if "name" in entry:
+        if not isinstance(entry["name"], str):
+            raise ConfigError("must be a string", key=f"{where}.name")
+        kw["name"] = entry["name"]
     try:
         return SecurityAssociation(**kw)
     except ConfigError as exc:
         raise ConfigError(exc.reason, key=f"{where}.{exc.key}") from None
 
 
-def load_sa_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None,
-                 *, keys: KeyRing | None = None,
-                 counters: CounterStore | None = None) -> SaDatabase:
-    """Load an SA file and its key file into an :class:`SaDatabase`.
-
-    The key file is ``key_file`` if given, else the file's ``key_file`` setting (relative
-    to the SA file), else ``keys`` (an already loaded ring), else no keys. ``counters``:
-    the counter store of a sending end (:mod:`linkstack.sdls.counters`).
-    """
-    p = Path(path)
+def _read(p: Path) -> tuple[dict[str, Any], list[tuple[str, SecurityAssociation]]]:
+    """The SA file's top-level table and its SAs (checked one by one, no keys needed)."""
     try:
         with p.open("rb") as fh:
             doc = tomllib.load(fh)
@@ -140,21 +139,86 @@ def load_sa_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] 
     for name in doc:
         if name not in _TOP_FIELDS:
             raise ConfigError(f"unknown key in {p}", key=name)
-    if key_file is None and "key_file" in doc:
-        if not isinstance(doc["key_file"], str):
-            raise ConfigError("must be a path string", key="key_file")
-        key_file = p.parent / doc["key_file"]
-    ring = load_key_file(key_file) if key_file is not None else (keys or KeyRing())
     entries = doc.get("sa", [])
     if not isinstance(entries, list):
         raise ConfigError(f"must be an array of tables ([[sa]]) in {p}", key="sa")
-    db = SaDatabase(ring, counters=counters)
+    sas: list[tuple[str, SecurityAssociation]] = []
+    names: set[str] = set()
     for i, entry in enumerate(entries):
         where = f"sa[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError("must be a table", key=where)
         try:
-            db.add(sa_from_dict(entry, where))
+            sa = sa_from_dict(entry, where)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.reason} ({p})", key=exc.key) from None
+        if sa.name is not None:
+            if sa.name in names:
+                raise ConfigError(f"name {sa.name!r} used twice ({p})", key=f"{where}.name")
+            names.add(sa.name)
+        sas.append((where, sa))
+    return doc, sas
+
+
+def read_sa_file(path: str | os.PathLike[str]) -> list[SecurityAssociation]:
+    """The SAs of an SA file, checked one by one, without their keys.
+
+    For planning (frame sizes from each SA's overhead, names): nothing here can secure or
+    verify a frame. :func:`load_sa_file` gives the working database.
+    """
+    return [sa for _, sa in _read(Path(path))[1]]
+
+
+def key_file_setting(path: str | os.PathLike[str]) -> Path | None:
+    """The SA file's own ``key_file`` setting (relative to the SA file), or None."""
+    p = Path(path)
+    doc, _ = _read(p)
+    if "key_file" not in doc:
+        return None
+    if not isinstance(doc["key_file"], str):
+        raise ConfigError("must be a path string", key="key_file")
+    return p.parent / doc["key_file"]
+
+
+def find_sa(sas: Iterable[SecurityAssociation], ref: int | str) -> SecurityAssociation | None:
+    """The SA whose SPI (an int, or a string of digits) or name is ``ref``, or None."""
+    if isinstance(ref, str) and ref.isdigit():
+        ref = int(ref)
+    for sa in sas:
+        if (sa.spi == ref) if isinstance(ref, int) else (sa.name == ref):
+            return sa
+    return None
+
+
+def load_sa_file(path: str | os.PathLike[str], key_file: str | os.PathLike[str] | None = None,
+                 *, keys: KeyRing | None = None, counters: CounterStore | None = None,
+                 spis: Iterable[int] | None = None) -> SaDatabase:
+    """Load an SA file and its key file into an :class:`SaDatabase`.
+
+    The key file is ``key_file`` if given, else the file's ``key_file`` setting (relative
+    to the SA file), else ``keys`` (an already loaded ring), else no keys. ``counters``:
+    the counter store of a sending end (:mod:`linkstack.sdls.counters`). ``spis``: only
+    these SAs go into the database (every SA of the file is still checked) — e.g. the one SA
+    of one direction of a link, so that the database verifies nothing secured for another.
+    """
+    p = Path(path)
+    doc, sas = _read(p)
+    if key_file is None and "key_file" in doc:
+        if not isinstance(doc["key_file"], str):
+            raise ConfigError("must be a path string", key="key_file")
+        key_file = p.parent / doc["key_file"]
+    wanted = None if spis is None else set(spis)
+    if wanted is not None:
+        missing = wanted - {sa.spi for _, sa in sas}
+        if missing:
+            raise ConfigError(f"no SA {min(missing)} in {p}", key="spi")
+    ring = load_key_file(key_file) if key_file is not None else (keys or KeyRing())
+    db = SaDatabase(ring, counters=counters)
+    for where, sa in sas:
+        if wanted is not None and sa.spi not in wanted:
+            continue
+        try:
+            db.add(sa)
         except ConfigError as exc:
             key = exc.key if exc.key.startswith(where) else f"{where}.{exc.key}"
             raise ConfigError(f"{exc.reason} ({p})", key=key) from None

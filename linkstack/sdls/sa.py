@@ -29,6 +29,7 @@ State only advances after the MAC has verified (the engine calls :meth:`SaDataba
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 MAX_SPI = 0xFFFF
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 MAX_IV_LENGTH = 32
 MAX_ARSN_LENGTH = 20  # CryptoLib ARSN_SIZE
 
@@ -178,6 +180,8 @@ class SecurityAssociation:
             0x00.
         state: SA state.
         iv / arsn: the last value sent (sending end) or accepted (receiving end).
+        name: an optional label (letters, digits, ``-``, ``_``) by which configurations
+            outside SDLS, such as a scenario's hop stack, refer to the SA.
     """
 
     spi: int
@@ -199,6 +203,7 @@ class SecurityAssociation:
     state: SaState = SaState.KEYED
     iv: int = 0
     arsn: int = 0
+    name: str | None = None
     last_procedure: SaProcedure | None = field(default=None, repr=False)
     _mask_cache: dict[int, int | None] = field(default_factory=dict, repr=False)
 
@@ -224,6 +229,9 @@ class SecurityAssociation:
 
         if not 0 <= self.spi <= MAX_SPI:
             raise bad("spi", f"outside 0..{MAX_SPI}")
+        if self.name is not None and not _NAME.match(self.name):
+            raise bad("name", f"{self.name!r}: letters, digits, '-' and '_', starting with a "
+                              "letter")
         if not 0 <= self.scid <= self.frame.max_scid:
             raise bad("scid", f"{self.scid} outside 0..{self.frame.max_scid} for "
                               f"{self.frame.value.upper()}")

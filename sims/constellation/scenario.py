@@ -61,6 +61,7 @@ from linkstack.sims.scenario import (
     _parse_direction,
     _Table,
     apply_overrides,
+    parse_meta,
     read_scenario_source,
 )
 
@@ -185,14 +186,7 @@ def parse_constellation(
     """Validate a raw constellation scenario dict (module docstring)."""
     raw = copy.deepcopy(dict(data))
     top = _Table(dict(data), "")
-    meta = top.table("scenario")
-    if meta is None:
-        raise ConfigError("required table is missing", key="scenario")
-    name = meta.string("name", "unnamed")
-    description = meta.string("description", "")
-    seed = meta.integer("seed", 0, lo=0, hi=2**63 - 1)
-    duration_s = meta.number("duration_s", 3600.0, lo=0.0, lo_open=True)
-    meta.done()
+    name, description, seed, duration_s = parse_meta(top)
 
     c = top.table("constellation")
     assert c is not None
