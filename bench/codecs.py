@@ -12,8 +12,10 @@ count against the code):
 - ``tm receive chain reedsolo``: the same job done the plain way — ``bytes.find`` for the ASM
   in the 8 bit-shifted copies of the stream, CADU by CADU, ``int`` XOR de-randomization and
   ``reedsolo.RSCodec`` per codeword (conventional basis, as reedsolo has no dual basis);
-- the speed-up, plus the chain with 8 symbol errors per codeword, the transmit chain and the
-  ASM search over noise (octets of input scanned per second).
+- the speed-up, plus the chain with 8 symbol errors per codeword, the chain with 8 errors and
+  16 erasures per codeword (2e + f = 2E; octet-aligned stream, the erased octets passed to
+  ``feed``), the transmit chain and the ASM search over noise (octets of input scanned per
+  second).
 
 Run: ``python bench/codecs.py``. Target: tm receive chain >= 25 MB/s.
 """
@@ -128,6 +130,36 @@ def corrupt(stream: bytes, chain: CodingChain, count: int, errors: int,
     return bytes(out)
 
 
+def corrupt_erase(stream: bytes, chain: CodingChain, errors: int, erasures: int,
+                  rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
+    """``errors`` symbol errors and ``erasures`` erased (zeroed) symbols in every codeword;
+    returns the stream and the sorted erased stream offsets."""
+    assert chain.rs is not None and chain.cadu_length is not None
+    out = np.frombuffer(stream, dtype=np.uint8).copy()
+    depth = chain.rs.interleave
+    per_cw = chain.rs.codeblock_length // depth
+    erased = []
+    for f in range(len(stream) // chain.cadu_length):
+        base = f * chain.cadu_length + 4
+        for j in range(depth):
+            picks = base + rng.choice(per_cw, size=errors + erasures, replace=False) * depth + j
+            out[picks[:errors]] ^= rng.integers(1, 256, errors, dtype=np.uint8)
+            out[picks[errors:]] = 0
+            erased.append(picks[errors:])
+    return out.tobytes(), np.sort(np.concatenate(erased))
+
+
+def chain_receive_erased(chain: CodingChain, stream: bytes, erased: np.ndarray) -> list[bytes]:
+    decoder = chain.decoder()
+    frames: list[bytes] = []
+    for i in range(0, len(stream), CHUNK):
+        lo, hi = np.searchsorted(erased, [i, i + CHUNK])
+        frames += [e.frame for e in decoder.feed(stream[i : i + CHUNK], erased[lo:hi] - i)
+                   if isinstance(e, FrameDecoded)]
+    frames += [e.frame for e in decoder.flush() if isinstance(e, FrameDecoded)]
+    return frames
+
+
 def run_chain(report: Callable[[str, float], None], note: Callable[[str], None]) -> None:
     rng = np.random.default_rng(131)
     chain = CodingChain.from_name("tm-rs-255-223-i5")
@@ -157,6 +189,11 @@ def run_chain(report: Callable[[str, float], None], note: Callable[[str], None])
     assert chain_receive(chain, noisy) == frames
     report("tm receive chain 8 errors/codeword",
            best_rate(lambda: chain_receive(chain, noisy), octets))
+    faded, erased = corrupt_erase(encoded, chain, 8, 16, rng)
+    assert chain_receive(chain, faded) != frames
+    assert chain_receive_erased(chain, faded, erased) == frames
+    report("tm receive chain 8 errors + 16 erasures/codeword",
+           best_rate(lambda: chain_receive_erased(chain, faded, erased), octets))
     report("tm transmit chain", best_rate(lambda: chain.encode(frames), octets))
 
     noise = rng.integers(0, 256, 4 << 20, dtype=np.uint8).tobytes()

@@ -21,7 +21,15 @@ State machine (all tolerances in marker bit errors):
     The marker must be seen at the predicted position (one CADU later) with at most
     ``lock_tolerance`` errors ``check_count`` times in a row; then :class:`SyncLocked` and LOCK
     (``check_count=0`` locks on the first marker). A miss in CHECK (after the slip search
-    below) returns to SEARCH, from the predicted position.
+    below) returns to SEARCH, from the predicted position, except for the first check:
+``False marker``
+    When the marker SEARCH found is never confirmed — the marker one CADU later misses (after
+    the slip search and, when locked at once, the flywheel) — it was most likely a chance
+    match in garbage, and the real stream may start less than one CADU after it. SEARCH then
+    resumes right after that marker (at its bit + 1), not after its whole CADU, so the first
+    real CADU is not lost. Its CADU was already delivered (unconfirmed), so those bits are
+    searched again: :class:`SyncLost` reports them as ``reused_bits``; the receive chain
+    rejects such a CADU (Reed-Solomon, or the FECF check of the chain).
 ``LOCK``
     Markers are checked at the predicted positions, many CADUs at a time (one shift-realign of
     the bytes, one reshape, one vectorized marker comparison). A marker that misses is looked
@@ -35,7 +43,9 @@ State machine (all tolerances in marker bit errors):
     so that a burst of inserted garbage costs no real CADU.
 
 Every bit of the input ends up in exactly one place: in a delivered CADU, in a positive slip,
-or in a :class:`SearchSkipped` (a negative slip re-uses bits). Tests check this accounting.
+or in a :class:`SearchSkipped`; a negative slip and a search resumed after a false marker
+(``SyncLost.reused_bits``) re-use bits. So delivered CADU bits + slip bits + skipped bits −
+reused bits = bits in. Tests check this accounting.
 
 For throughput, :meth:`FrameSynchronizer.feed_batches` returns runs of CADUs as
 :class:`FrameBatch` (``numpy`` arrays ``[k, cadu_length]``) for a vectorized receive chain;
@@ -236,12 +246,16 @@ class SyncLost:
     """The synchronizer went back to SEARCH, restarting at ``bit_offset``.
 
     ``was_locked`` is False for a failed CHECK; ``discarded_frames`` counts the flywheel CADUs
-    that were held and are dropped (their bits are searched again).
+    that were held and are dropped (their bits are searched again). ``reused_bits`` is
+    non-zero when the marker that started this acquisition was never confirmed (a false
+    marker, most likely): the search restarts right after it, inside its CADU, which was
+    already delivered, and these bits of that CADU are searched again.
     """
 
     bit_offset: int
     was_locked: bool
     discarded_frames: int = 0
+    reused_bits: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +321,11 @@ class SyncState(enum.StrEnum):
 
 @dataclass(slots=True)
 class SyncStats:
-    """Counters since construction."""
+    """Counters since construction.
+
+    ``false_markers`` counts acquisitions whose marker was never confirmed (SEARCH resumed
+    right after it), ``reused_bits`` the bits of their delivered CADUs searched again.
+    """
 
     frames: int = 0
     flywheel_frames: int = 0
@@ -318,6 +336,8 @@ class SyncStats:
     locks: int = 0
     discarded_frames: int = 0
     bits_in: int = 0
+    false_markers: int = 0
+    reused_bits: int = 0
 
     @property
     def skipped_octets(self) -> int:
@@ -460,6 +480,8 @@ class FrameSynchronizer(MarkerScanner):
         self._misses = 0
         self._held_first: int | None = None  # position of the first held flywheel CADU
         self._held_errors: list[int] = []
+        # position of the marker SEARCH found, until a second marker confirms it
+        self._unconfirmed: int | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -474,6 +496,12 @@ class FrameSynchronizer(MarkerScanner):
     def inverted(self) -> bool:
         """Polarity currently followed (True: the stream is complemented)."""
         return self._inverted
+
+    @property
+    def retained_bit(self) -> int:
+        """Absolute bit position of the oldest bit still buffered: no CADU delivered from now
+        on starts before it (receivers can forget per-octet state below it)."""
+        return self._base
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[SyncEvent]:
         """Add bytes of the stream; return the events they complete, in stream order."""
@@ -498,16 +526,34 @@ class FrameSynchronizer(MarkerScanner):
         """Like :meth:`flush`, with :class:`FrameBatch` runs."""
         out: list[SyncEvent | FrameBatch] = []
         self._run(out, final=True)
-        while self._held_first is not None:
-            # Held CADUs cannot be confirmed any more. A marker inside their span shows that
-            # they are misaligned: drop them and search there, as a flywheel loss would.
-            found = find_pattern(self._buf, self._held_first + 1, self.asm, 32,
-                                 self.search_tolerance, detect_inverted=self.detect_inverted)
-            if found is None:
-                self._release_held(out)
+        while self._held_first is not None or self._unconfirmed is not None:
+            held = self._held_first is not None
+            if held:
+                # Held CADUs cannot be confirmed any more. A marker inside their span (or
+                # inside the unconfirmed CADU before them) shows that they are misaligned:
+                # drop them and search there, as a flywheel loss would.
+                assert self._held_first is not None
+                start = self._unconfirmed if self._unconfirmed is not None else self._held_first
+                found = find_pattern(self._buf, start + 1, self.asm, 32, self.search_tolerance,
+                                     detect_inverted=self.detect_inverted)
+            elif self._marker_confirms(self._pos):
+                found = None  # the stream goes on as predicted, only its CADU is cut short
             else:
-                self._lose(out, self._held_first)
+                # The acquisition marker is unconfirmed and the stream ends within a CADU
+                # after it: a marker with a whole CADU before the end shows it was false.
+                assert self._unconfirmed is not None
+                found = find_pattern(self._buf, self._unconfirmed + 1, self.asm, 32,
+                                     self.search_tolerance, detect_inverted=self.detect_inverted,
+                                     end_bit=self._buf.size * 8 - self._bits + 1)
+            if found is not None:
+                restart = self._held_first if self._held_first is not None else self._pos
+                self._lose(out, restart)
                 self._run(out, final=True)
+            elif held:
+                self._release_held(out)
+                self._unconfirmed = None
+            else:
+                self._unconfirmed = None
         if self._state is not SyncState.SEARCH:
             self._skip_bits = 0  # (outside SEARCH nothing is being counted as skipped)
         self._skip_rest(out)
@@ -517,6 +563,14 @@ class FrameSynchronizer(MarkerScanner):
         return out
 
     # -- internals -------------------------------------------------------------------------
+
+    def _marker_confirms(self, pos: int) -> bool:
+        """The marker at ``pos`` is there, within the lock tolerance (current polarity)."""
+        word = self._marker_at(pos)
+        if word is None:
+            return False
+        d = (word ^ self.asm).bit_count()
+        return (32 - d if self._inverted else d) <= self.lock_tolerance
 
     def _marker_at(self, pos: int) -> int | None:
         """The 32-bit word at bit ``pos`` of the buffer, or None if outside it."""
@@ -569,6 +623,7 @@ class FrameSynchronizer(MarkerScanner):
                 self._state = SyncState.CHECK
                 self._confirm = -1
                 self._misses = 0
+                self._unconfirmed = p
                 continue
 
             # CHECK / LOCK: a CADU is predicted at self._pos
@@ -589,6 +644,8 @@ class FrameSynchronizer(MarkerScanner):
             bad = np.flatnonzero(dist > self.lock_tolerance)
             k = int(bad[0]) if bad.size else m
             if k:
+                if self._unconfirmed is not None and pos != self._unconfirmed:
+                    self._unconfirmed = None  # a second marker where predicted
                 if self._held_first is not None:
                     self._release_held(out)
                 self._batch(out, pos, block[:k], k, dist[:k],
@@ -658,14 +715,28 @@ class FrameSynchronizer(MarkerScanner):
             self._misses += 1
             self._pos = pos + L
             return True
-        # 4. sync lost: search again from the first CADU not delivered
+        # 4. sync lost: search again from the first CADU not delivered (or right after an
+        # unconfirmed marker, see _lose)
         self._lose(out, self._held_first if self._held_first is not None else pos)
         return True
 
     def _lose(self, out: list[SyncEvent | FrameBatch], restart: int) -> None:
-        """Back to SEARCH at ``restart``, dropping the held flywheel CADUs."""
+        """Back to SEARCH at ``restart``, dropping the held flywheel CADUs.
+
+        If the marker SEARCH found was never confirmed, it was most likely a false marker in
+        garbage and the real stream may begin less than a CADU after it: the search restarts
+        right after that marker instead, re-using the bits of its (delivered) CADU.
+        """
         discarded = len(self._held_errors)
-        out.append(SyncLost(self._base + restart, self._state is SyncState.LOCK, discarded))
+        reused = 0
+        if self._unconfirmed is not None:
+            restart = self._unconfirmed + 1
+            reused = self._bits - 1
+            self.stats.false_markers += 1
+            self.stats.reused_bits += reused
+            self._unconfirmed = None
+        out.append(SyncLost(self._base + restart, self._state is SyncState.LOCK, discarded,
+                            reused))
         self.stats.sync_losses += 1
         self.stats.discarded_frames += discarded
         self._held_first = None
@@ -683,6 +754,8 @@ class FrameSynchronizer(MarkerScanner):
             keep = self._pos - self.slip_window
             if self._held_first is not None:
                 keep = min(keep, self._held_first)
+            if self._unconfirmed is not None:
+                keep = min(keep, self._unconfirmed + 1)
         drop = max(0, keep) // 8
         if drop:
             self._buf = self._buf[drop:]
@@ -690,6 +763,8 @@ class FrameSynchronizer(MarkerScanner):
             self._pos -= drop * 8
             if self._held_first is not None:
                 self._held_first -= drop * 8
+            if self._unconfirmed is not None:
+                self._unconfirmed -= drop * 8
 
 
 def _expand(items: list[SyncEvent | FrameBatch]) -> list[SyncEvent]:

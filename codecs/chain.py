@@ -27,20 +27,41 @@ Chain names (case-insensitive, parts separated by ``-``):
 ===========================  ==================================================================
 
 Without RS (``tm-uncoded``) nothing can check a codeblock, so every CADU the synchronizer
-delivers becomes a :class:`FrameDecoded` (a false acquisition included): check the frame's FECF
-at the frame layer. With RS, a codeblock that fails any codeword is a :class:`CodedUnitRejected` and
+delivers becomes a :class:`FrameDecoded` (a false acquisition included), unless the chain checks
+the FECF (below). With RS, a codeblock that fails any codeword is a :class:`CodedUnitRejected` and
 its octets are never delivered as a frame.
 
+**FECF check** (part ``fecf``, CRC-16, or ``fecf32``, the 32-bit USLP FECF; override
+``fecf=True`` / ``2`` / ``4``): every frame that comes out of the decoder must end with a correct
+Frame Error Control Field (:mod:`linkstack.codecs.crc`: the CRC over the whole frame is zero),
+or it is a :class:`CodedUnitRejected` and counted in ``ChainStats.fecf_failures``. RS alone can
+pass a false frame: after a false ASM k octets (less than one CADU) before the real stream, the
+false CADU's codeblock is the real one slipped by k octets. Without virtual fill each of its
+codewords is then a cyclic shift of a received codeword with about k/I symbols replaced, and
+the code is cyclic: without the randomizer the false CADU "decodes" with about k/I corrections
+per codeword whenever that is at most E; with the randomizer too wherever each codeword's share
+of the randomizer sequence is itself a codeword, which holds (checked) for I = 1, 2, 4 and 8,
+and I = 5 with E = 8, but not for I = 3, or I = 5 with E = 16. The FECF rejects such a frame
+(it passes with probability 2^-16 with CRC-16). Only for links whose frames carry an FECF.
+
+**Erasures** (TM with RS): :meth:`ChainDecoder.feed` takes the offsets of the fed octets the
+channel marked lost; a codeblock octet is erased when any of its bits came from such an
+octet, and Reed-Solomon decodes errors and erasures (2·errors + erasures ≤ 2E per codeword). A
+frame of an uncoded chain with erased octets is rejected.
+
 Extra parts: ``norand`` / ``rand`` (randomizer off / on), ``conv`` / ``dual`` (RS symbol basis),
-``detect`` / ``correct`` (BCH decoder mode). Keyword overrides of :meth:`CodingChain.from_name`:
-``randomize``, ``dual_basis``, ``interleave``, ``virtual_fill``, ``frame_length`` (TM; for RS it
-must equal I·(k - Q), or it sets Q when the name gives none), ``bch_mode``, and the receiver's
-``search_tolerance``, ``lock_tolerance``, ``check_count``, ``flywheel``, ``slip_window``,
-``detect_inverted`` (TM), ``start_tolerance``, ``max_codeblocks``, ``detect_inverted`` (TC).
+``detect`` / ``correct`` (BCH decoder mode), ``fecf`` / ``fecf32``. Keyword overrides of
+:meth:`CodingChain.from_name`: ``randomize``, ``dual_basis``, ``interleave``, ``virtual_fill``,
+``frame_length`` (TM; for RS it must equal I·(k - Q), or it sets Q when the name gives none),
+``bch_mode``, ``fecf``, and the receiver's ``search_tolerance``, ``lock_tolerance``,
+``check_count``, ``flywheel``, ``slip_window``, ``detect_inverted`` (TM), ``start_tolerance``,
+``max_codeblocks``, ``detect_inverted`` (TC).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -64,6 +85,7 @@ from linkstack.codecs.cltu import (
     cltu_length,
     encode_cltu,
 )
+from linkstack.codecs.crc import FECF_SIZES, crc16_ccitt, crc32_proximity1
 from linkstack.codecs.randomizer import TM_RANDOMIZER
 from linkstack.codecs.rs import INTERLEAVE_DEPTHS, ReedSolomon
 from linkstack.errors import ConfigError, EncodeError
@@ -140,7 +162,10 @@ ChainEvent = FrameDecoded | CodedUnitRejected | SyncLocked | SyncLost | Slip | S
 @dataclass(frozen=True, slots=True)
 class ChainStats:
     """Receiver counters: frames delivered, symbols (TM) / bits (TC) corrected, frames
-    rejected, bit slips, octets skipped while searching, synchronization losses."""
+    rejected (``failures``, all reasons), bit slips, octets skipped while searching,
+    synchronization losses; ``fecf_failures``: of the rejected, those that failed the FECF
+    check; ``false_markers``: acquisitions never confirmed (the search resumed right after
+    the marker); ``erased_octets``: codeblock octets decoded as erasures (TM)."""
 
     frames: int
     corrected_symbols: int
@@ -149,6 +174,9 @@ class ChainStats:
     skipped_octets: int
     sync_losses: int = 0
     skipped_bits: int = 0
+    fecf_failures: int = 0
+    false_markers: int = 0
+    erased_octets: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -162,11 +190,25 @@ def _fail(part: str, name: str, reason: str) -> ConfigError:
     return ConfigError(f"{reason} (in chain name {name!r})", key=part)
 
 
+_FECF_PARTS = {"fecf": 2, "fecf32": 4}
+
+
+def _fecf_size(value: Any) -> int:
+    """The ``fecf`` override: True (CRC-16), False, or an FECF size 0, 2, 4."""
+    if isinstance(value, bool):
+        return 2 if value else 0
+    if isinstance(value, int) and value in (0, *FECF_SIZES):
+        return value
+    raise ConfigError(f"must be True, False, 0, 2 or 4 (FECF octets), not {value!r}",
+                      key="fecf")
+
+
 @dataclass(frozen=True)
 class CodingChain:
     """One configured coding chain; build it with :meth:`from_name`.
 
-    ``frame_length`` is the fixed TM frame length (octets per codeblock), None for TC.
+    ``frame_length`` is the fixed TM frame length (octets per codeblock), None for TC;
+    ``fecf`` the size of the FECF the receiver checks (0: none, 2: CRC-16, 4: CRC-32).
     """
 
     name: str
@@ -176,6 +218,7 @@ class CodingChain:
     rs: ReedSolomon | None = field(default=None, compare=False)  # the name says it all
     bch_mode: BchMode = BchMode.CORRECT
     receiver: dict[str, Any] = field(default_factory=dict, hash=False)
+    fecf: int = 0
 
     # -- construction ----------------------------------------------------------------------
 
@@ -192,11 +235,28 @@ class CodingChain:
                 raise ConfigError(f"must be True or False, not {value!r}", key=key)
             if key in _INT_KEYS and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ConfigError(f"must be an integer, not {value!r}", key=key)
+        # the FECF parts are the same for every chain: take them out here
+        fecf: int | None = None
+        for part in [p for p in parts[1:] if p in _FECF_PARTS]:
+            if fecf is not None:
+                raise _fail(part, name, "the FECF is given twice")
+            fecf = _FECF_PARTS[part]
+            parts.remove(part)
+        if "fecf" in overrides:
+            fecf = _fecf_size(overrides.pop("fecf"))
         if parts[0] == "tm":
-            return cls._tm(name, parts[1:], dict(overrides))
-        if parts[0] == "tc":
-            return cls._tc(name, parts[1:], dict(overrides))
-        raise _fail(parts[0], name, "a chain name starts with 'tm' or 'tc'")
+            chain = cls._tm(name, parts[1:], dict(overrides))
+        elif parts[0] == "tc":
+            chain = cls._tc(name, parts[1:], dict(overrides))
+        else:
+            raise _fail(parts[0], name, "a chain name starts with 'tm' or 'tc'")
+        if not fecf:
+            return chain
+        if chain.frame_length is not None and chain.frame_length <= fecf:
+            raise ConfigError(f"a {chain.frame_length}-octet frame cannot end with a "
+                              f"{fecf}-octet FECF", key="fecf")
+        suffix = "-fecf" if fecf == 2 else "-fecf32"
+        return dataclasses.replace(chain, name=chain.name + suffix, fecf=fecf)
 
     @classmethod
     def _flags(cls, name: str, parts: list[str], allowed: dict[str, tuple[str, Any]]
@@ -444,6 +504,10 @@ class ChainDecoder:
         self._frames = 0
         self._corrected = 0
         self._failures = 0
+        self._fecf_failures = 0
+        self._erased_octets = 0
+        self._fed = 0  # octets fed so far
+        self._erased = np.zeros(0, dtype=np.int64)  # erased stream octets not yet passed
         self._sync: FrameSynchronizer | None = None
         self._cltu: CltuDecoder | None = None
         if chain.kind == "tm":
@@ -462,25 +526,117 @@ class ChainDecoder:
         if self._sync is not None:
             s = self._sync.stats
             return ChainStats(self._frames, self._corrected, self._failures, s.slips,
-                              s.skipped_bits // 8, s.sync_losses, s.skipped_bits)
+                              s.skipped_bits // 8, s.sync_losses, s.skipped_bits,
+                              self._fecf_failures, s.false_markers, self._erased_octets)
         assert self._cltu is not None
         c = self._cltu.stats
         return ChainStats(self._frames, self._corrected, self._failures, 0,
-                          c.skipped_bits // 8, 0, c.skipped_bits)
+                          c.skipped_bits // 8, 0, c.skipped_bits, self._fecf_failures)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[ChainEvent]:
-        """Add received bytes; return the events they complete, in stream order."""
+    def feed(self, data: bytes | bytearray | memoryview,
+             erasures: Iterable[int] | None = None) -> list[ChainEvent]:
+        """Add received bytes; return the events they complete, in stream order.
+
+        ``erasures`` (TM): offsets in ``data`` of the octets the channel marked lost (their
+        values are not trusted; Reed-Solomon decodes them as erasures).
+        """
+        if erasures is not None:
+            self._note_erasures(len(data), erasures)
+        self._fed += len(data)
         if self._sync is not None:
-            return self._tm(self._sync.feed_batches(data))
+            events = self._tm(self._sync.feed_batches(data))
+            self._forget_erasures()
+            return events
         assert self._cltu is not None
         return self._tc(self._cltu.feed(data))
 
     def flush(self) -> list[ChainEvent]:
         """End of stream (see :meth:`FrameSynchronizer.flush` / :meth:`CltuDecoder.flush`)."""
         if self._sync is not None:
-            return self._tm(self._sync.flush_batches())
+            events = self._tm(self._sync.flush_batches())
+            self._forget_erasures()
+            return events
         assert self._cltu is not None
         return self._tc(self._cltu.flush())
+
+    # -- FECF and erasures -----------------------------------------------------------------
+
+    def _fecf_reason(self, frame: bytes, corrected: int) -> str | None:
+        """Why ``frame`` fails the chain's FECF check, or None (also when there is none)."""
+        size = self.chain.fecf
+        if not size:
+            return None
+        crc = crc16_ccitt(frame) if size == 2 else crc32_proximity1(frame)
+        if crc == 0:
+            return None
+        after = f" after {corrected} corrections" if corrected else ""
+        return (f"FECF check failed{after}: the CRC-{8 * size} over the {len(frame)}-octet "
+                f"frame is {crc:#0{2 + 2 * size}x}, not 0 (a false acquisition or a wrongly "
+                "decoded frame)")
+
+    def _note_erasures(self, length: int, erasures: Iterable[int]) -> None:
+        if self._sync is None:
+            raise ConfigError("a TC chain (BCH) takes no erasures; they are for TM "
+                              "Reed-Solomon chains", key="erasures")
+        arr = np.asarray(erasures if isinstance(erasures, np.ndarray) else list(erasures))
+        if arr.size == 0:
+            return
+        if arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise ConfigError(f"erasures are octet offsets (integers), not {arr.dtype} "
+                              f"values of shape {arr.shape}", key="erasures")
+        bad = arr[(arr < 0) | (arr >= length)]
+        if bad.size:
+            raise ConfigError(f"erasure offset {int(bad[0])} is outside the {length}-octet "
+                              "chunk fed with it", key="erasures")
+        self._erased = np.union1d(self._erased, arr.astype(np.int64) + self._fed)
+
+    def _forget_erasures(self) -> None:
+        """Drop the erased octets before everything the synchronizer still holds."""
+        if self._erased.size:
+            assert self._sync is not None
+            floor = self._sync.retained_bit // 8
+            self._erased = self._erased[np.searchsorted(self._erased, floor):]
+
+    def _erasure_mask(self, item: FrameBatch) -> np.ndarray | None:
+        """[k, codeblock_length] bool: codeblock octets with a bit from an erased octet."""
+        if not self._erased.size:
+            return None
+        cadu = self.chain.cadu_length
+        assert cadu is not None
+        offsets = item.bit_offsets
+        first = int(offsets[0]) // 8
+        last = (int(offsets[-1]) + 8 * cadu + 7) // 8
+        cand = self._erased[np.searchsorted(self._erased, first):
+                            np.searchsorted(self._erased, last)]
+        if not cand.size:
+            return None
+        mask = np.zeros((len(offsets), cadu), dtype=np.bool_)
+        for bit in (cand * 8, cand * 8 + 7):  # first and last bit of each erased octet
+            row = np.searchsorted(offsets, bit, side="right") - 1
+            inside = row >= 0
+            row = np.maximum(row, 0)
+            octet = (bit - offsets[row]) >> 3
+            inside &= octet < cadu
+            mask[row[inside], octet[inside]] = True
+        codeblocks = mask[:, ASM_OCTETS:]
+        if not codeblocks.any():
+            return None
+        return np.ascontiguousarray(codeblocks)
+
+    def _accept(self, out: list[ChainEvent], frame: bytes, corrected: int, offset: int,
+                marker_errors: int, item: FrameBatch, block: np.ndarray,
+                per: tuple[int, ...] = ()) -> None:
+        """Deliver ``frame`` unless it fails the FECF check."""
+        reason = self._fecf_reason(frame, corrected)
+        if reason is not None:
+            out.append(CodedUnitRejected(reason, offset, bytes(block)))
+            self._failures += 1
+            self._fecf_failures += 1
+            return
+        out.append(FrameDecoded(frame, corrected, offset, marker_errors, item.flywheel,
+                                item.inverted, per))
+        self._frames += 1
+        self._corrected += corrected
 
     # -- TM --------------------------------------------------------------------------------
 
@@ -500,14 +656,29 @@ class ChainDecoder:
             offsets = item.bit_offsets.tolist()
             errors = item.marker_errors.tolist()
             n = len(offsets)
+            erased = self._erasure_mask(item)
+            if erased is not None:
+                self._erased_octets += int(erased.sum())
             if rs is None:
                 raw = np.ascontiguousarray(blocks).tobytes()
                 for i in range(n):
-                    out.append(FrameDecoded(raw[i * fl : (i + 1) * fl], 0, offsets[i],
-                                            errors[i], item.flywheel, item.inverted))
-                self._frames += n
+                    if erased is not None and erased[i].any():
+                        out.append(CodedUnitRejected(
+                            f"{int(erased[i].sum())} octets of the frame were marked erased "
+                            "and the chain has no code to restore them",
+                            offsets[i], bytes(blocks[i]),
+                        ))
+                        self._failures += 1
+                        continue
+                    if not chain.fecf:
+                        out.append(FrameDecoded(raw[i * fl : (i + 1) * fl], 0, offsets[i],
+                                                errors[i], item.flywheel, item.inverted))
+                        self._frames += 1
+                        continue
+                    self._accept(out, raw[i * fl : (i + 1) * fl], 0, offsets[i], errors[i],
+                                 item, blocks[i])
                 continue
-            res = rs.decode_many(np.ascontiguousarray(blocks))
+            res = rs.decode_many(np.ascontiguousarray(blocks), erasures=erased)
             raw = res.data.tobytes()
             # a 1-D bool array: the stubs also allow a scalar (axis=None)
             failed_rows = cast(np.ndarray, res.failed.any(axis=1))
@@ -515,14 +686,21 @@ class ChainDecoder:
             for i in range(n):
                 if failed_rows[i]:
                     bad = tuple(int(j) for j in np.flatnonzero(res.failed[i]))
+                    with_erasures = "" if erased is None or not erased[i].any() else (
+                        f" with {int(erased[i].sum())} erased octets")
                     out.append(CodedUnitRejected(
-                        f"uncorrectable Reed-Solomon codeword(s) {list(bad)} of {rs.interleave}",
+                        f"uncorrectable Reed-Solomon codeword(s) {list(bad)} of "
+                        f"{rs.interleave}{with_erasures}",
                         offsets[i], bytes(blocks[i]), bad,
                     ))
                     self._failures += 1
                 else:
                     per = tuple(corrected[i])
                     total = sum(per)
+                    if chain.fecf:
+                        self._accept(out, raw[i * fl : (i + 1) * fl], total, offsets[i],
+                                     errors[i], item, blocks[i], per)
+                        continue
                     out.append(FrameDecoded(raw[i * fl : (i + 1) * fl], total, offsets[i],
                                             errors[i], item.flywheel, item.inverted, per))
                     self._frames += 1
@@ -559,8 +737,15 @@ class ChainDecoder:
                 out.append(CodedUnitRejected(reason, item.bit_offset, data))
                 self._failures += 1
                 continue
-            out.append(FrameDecoded(data[: carried_frame_length(data)], res.corrected,
-                                    item.bit_offset, 0, False, item.inverted))
+            frame = data[: carried_frame_length(data)]
+            reason = self._fecf_reason(frame, res.corrected)
+            if reason is not None:
+                out.append(CodedUnitRejected(reason, item.bit_offset, data))
+                self._failures += 1
+                self._fecf_failures += 1
+                continue
+            out.append(FrameDecoded(frame, res.corrected, item.bit_offset, 0, False,
+                                    item.inverted))
             self._frames += 1
             self._corrected += res.corrected
         return out

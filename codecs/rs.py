@@ -27,6 +27,21 @@ length exceeds E or differs from its degree, the number of distinct roots differ
 degree, a root falls in the virtual fill, an error value is zero, or the corrected word is not
 a codeword.
 
+Errors and erasures: the caller may name *erased* octets (the channel marked them lost; their
+received values are ignored). Codewords with erasures go to a second decoder, vectorized the
+same way: the erasure locator Γ(x) = ∏ (1 − β^p x) over the erased degrees p starts
+Berlekamp-Massey (Λ = B = Γ, L = f, steps f .. 2E−1: Blahut's errors-and-erasures form),
+whose result is the errata locator; the errata evaluator is
+Ω(x) = S(x)Λ(x) mod x^2E, and Forney gives every value (zero allowed at an erased position: the
+octet was right). A codeword with f erasures and e errors is corrected when 2e + f ≤ 2E. The
+decoder accepts a result only if it is a codeword at that distance from the received word
+(2·(symbols changed outside the erasures) + f ≤ 2E), so it is the unique such codeword: at
+2e + f = 2E + 1 no other codeword is within that distance (d = 2E + 1), so the codeword is
+always reported uncorrectable, never miscorrected; from 2e + f ≥ 2E + 2 on a miscorrection is
+possible, as beyond E errors without erasures. More than 2E erasures in a codeword make it
+uncorrectable whatever was received (even a received word that is a codeword: nothing could
+check it). The error-only path is not touched by any of this.
+
 ``encode``/``decode`` handle one codeblock (about 25 µs a call); ``encode_many``/``decode_many``
 handle batches and are the fast path (over 100 MB/s on one core, see bench/codecs_rs.py).
 """
@@ -35,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,6 +181,18 @@ def _tables(e: int, dual_basis: bool) -> _Tables:
     )
 
 
+@functools.cache
+def _chien_wide(e: int) -> _U8:
+    """Chien rows v·β^(-p·k) for k = 0..2E (the errata locator and evaluator of the
+    errors-and-erasures decoder have degree up to 2E); built on first use."""
+    kk = np.arange(2 * e + 1)[:, None]
+    p = np.arange(CODEWORD_LENGTH)[None, :]
+    pw = EXP[(-ROOT_STEP * p * kk) % ORDER]
+    chien = np.zeros((2 * e + 1, 256, 256), dtype=np.uint8)
+    chien[:, :, :CODEWORD_LENGTH] = MUL[np.arange(256)[None, :, None], pw[:, None, :]]
+    return chien.reshape(-1).view(np.dtype((np.void, 256)))
+
+
 def _is_int(value: object) -> bool:
     """An integer managed parameter (Python or numpy integer, not a bool)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -198,7 +226,8 @@ class RsResult:
     """Result of :meth:`ReedSolomon.decode` for one codeblock.
 
     ``data``: the I·(k-Q) information octets; ``corrected``: symbols corrected per codeword
-    (length I, codeword j holds codeblock octets j, j+I, j+2I, ...).
+    (length I, codeword j holds codeblock octets j, j+I, j+2I, ...), i.e. symbols whose value
+    was changed (an erased octet that was right is not counted).
     """
 
     data: bytes
@@ -210,7 +239,8 @@ class RsBatchResult:
     """Result of :meth:`ReedSolomon.decode_many` for m codeblocks.
 
     ``data``: uint8 [m, data_length] (for a failed codeword its octets are left as received);
-    ``corrected``: int [m, I] symbols corrected; ``failed``: bool [m, I] uncorrectable codewords.
+    ``corrected``: int [m, I] symbols corrected (changed); ``failed``: bool [m, I]
+    uncorrectable codewords.
     """
 
     data: _U8
@@ -327,30 +357,63 @@ class ReedSolomon:
 
     # ------------------------------------------------------------------ decoding
 
-    def decode(self, codeblock: bytes, *, base_offset: int = 0) -> RsResult:
+    def decode(
+        self, codeblock: bytes, *, base_offset: int = 0, erasures: Iterable[int] | None = None
+    ) -> RsResult:
         """Decode one codeblock (§4).
+
+        ``erasures``: offsets in the codeblock (0 ≤ offset < :attr:`codeblock_length`; octet n
+        is symbol n div I of codeword n mod I) of octets the channel marked lost. Their values
+        are ignored; a codeword with f erasures and e errors is corrected when 2e + f ≤ 2E.
 
         Raises :class:`~linkstack.errors.UncorrectableError` (field ``"codeword <j>"``, offset
         ``base_offset``, the codeblock's position in the caller's buffer) if any codeword is
-        uncorrectable, and :class:`~linkstack.errors.TruncatedError` /
-        :class:`~linkstack.errors.DecodeError` (field ``"codeblock"``) for a wrong length.
+        uncorrectable, :class:`~linkstack.errors.TruncatedError` /
+        :class:`~linkstack.errors.DecodeError` (field ``"codeblock"``) for a wrong length, and
+        :class:`~linkstack.errors.DecodeError` (field ``"erasures"``) for an erasure offset
+        outside the codeblock.
         """
         buf = np.frombuffer(codeblock, dtype=np.uint8)
         self._check_length(buf.shape[0], base_offset)
-        # Fast path: recomputed parity == received parity ⇔ every syndrome is zero.
-        parity = self._parity(buf[: self.data_length].reshape(1, self._ks, self.interleave))
-        if parity[0].T.tobytes() == bytes(buf[self.data_length :]):
-            return RsResult(bytes(buf[: self.data_length]), (0,) * self.interleave)
-        res = self.decode_many(buf.reshape(1, -1))
+        mask = self._erasure_mask(erasures, base_offset) if erasures is not None else None
+        if mask is None:
+            # Fast path: recomputed parity == received parity ⇔ every syndrome is zero.
+            parity = self._parity(buf[: self.data_length].reshape(1, self._ks, self.interleave))
+            if parity[0].T.tobytes() == bytes(buf[self.data_length :]):
+                return RsResult(bytes(buf[: self.data_length]), (0,) * self.interleave)
+        res = self.decode_many(buf.reshape(1, -1), erasures=mask)
         if res.failed.any():
             j = int(np.flatnonzero(res.failed[0])[0])
-            raise UncorrectableError(
-                f"more than E={self.e} symbol errors detected in codeword {j} of {self.interleave}",
-                layer=LAYER,
-                field=f"codeword {j}",
-                offset=base_offset,
-            )
+            f = 0 if mask is None else int(mask[0, j :: self.interleave].sum())
+            if f > self.parity_length:
+                reason = (f"{f} erasures in codeword {j} of {self.interleave}, more than "
+                          f"2E={2 * self.e}")
+            elif f:
+                reason = (f"codeword {j} of {self.interleave} is uncorrectable with its {f} "
+                          f"erasures: 2·errors + erasures > 2E={2 * self.e}")
+            else:
+                reason = (f"more than E={self.e} symbol errors detected in codeword {j} of "
+                          f"{self.interleave}")
+            raise UncorrectableError(reason, layer=LAYER, field=f"codeword {j}",
+                                     offset=base_offset)
         return RsResult(res.data[0].tobytes(), tuple(int(c) for c in res.corrected[0]))
+
+    def _erasure_mask(
+        self, erasures: Iterable[int], base_offset: int
+    ) -> npt.NDArray[np.bool_] | None:
+        """[1, codeblock_length] bool mask of the erasure offsets (None when there are none)."""
+        mask = np.zeros((1, self.codeblock_length), dtype=np.bool_)
+        for pos in erasures:
+            if not _is_int(pos) or not 0 <= int(pos) < self.codeblock_length:
+                raise DecodeError(
+                    f"erasure offset {pos!r} is not an octet of the {self.codeblock_length}-octet "
+                    "codeblock",
+                    layer=LAYER,
+                    field="erasures",
+                    offset=base_offset,
+                )
+            mask[0, int(pos)] = True
+        return mask if mask.any() else None
 
     def _check_length(self, length: int, base_offset: int) -> None:
         if length < self.codeblock_length:
@@ -368,8 +431,14 @@ class ReedSolomon:
                 offset=base_offset + self.codeblock_length,
             )
 
-    def decode_many(self, blocks: npt.NDArray[np.uint8]) -> RsBatchResult:
-        """Decode uint8 [m, codeblock_length] codeblocks; failures are reported in the mask."""
+    def decode_many(
+        self, blocks: npt.NDArray[np.uint8], erasures: npt.NDArray[np.bool_] | None = None
+    ) -> RsBatchResult:
+        """Decode uint8 [m, codeblock_length] codeblocks; failures are reported in the mask.
+
+        ``erasures``: optional bool [m, codeblock_length], True where the channel marked the
+        octet lost (see :meth:`decode`).
+        """
         arr = np.asarray(blocks)
         if arr.dtype != np.uint8:
             raise TypeError(f"decode_many needs a uint8 array, not {arr.dtype}")
@@ -388,6 +457,24 @@ class ReedSolomon:
         corrected = np.zeros((m, i_depth), dtype=np.int64)
         failed = np.zeros((m, i_depth), dtype=np.bool_)
         blocks3 = arr.reshape(m, ns, i_depth)
+        erased3: npt.NDArray[np.bool_] | None = None
+        counts: npt.NDArray[np.intp] | None = None  # erasures per codeword [m, I]
+        if erasures is not None:
+            mask = np.asarray(erasures)
+            if mask.dtype != np.bool_:
+                raise TypeError(f"erasures must be a bool array, not {mask.dtype}")
+            if mask.shape != arr.shape:
+                raise DecodeError(
+                    f"erasure mask of shape {mask.shape}, the codeblocks are {arr.shape}",
+                    layer=LAYER,
+                    field="erasures",
+                    offset=0,
+                )
+            if mask.any():
+                erased3 = mask.reshape(m, ns, i_depth)
+                counts = erased3.sum(axis=1)
+                # more than 2E erasures: nothing can be checked, whatever was received
+                failed |= counts > nroots
         bad_rows: list[npt.NDArray[np.intp]] = []
         bad_diff: list[_U8] = []
         for lo in range(0, m, self._chunk):
@@ -404,7 +491,19 @@ class ReedSolomon:
             rows = np.concatenate(bad_rows)  # codeword index = block * I + j
             diffs = np.concatenate(bad_diff)
             block_idx, cw_idx = np.divmod(rows, i_depth)
-            for lo in range(0, rows.shape[0], _ERROR_CHUNK):
+            if counts is not None:
+                assert erased3 is not None
+                f = counts[block_idx, cw_idx]
+                with_erasures = f > 0
+                if with_erasures.any():
+                    pick = with_erasures & (f <= nroots)
+                    self._decode_erasures(
+                        blocks3, erased3, data3, corrected, failed,
+                        block_idx[pick], cw_idx[pick], diffs[pick],
+                    )
+                    keep = ~with_erasures
+                    block_idx, cw_idx, diffs = block_idx[keep], cw_idx[keep], diffs[keep]
+            for lo in range(0, block_idx.shape[0], _ERROR_CHUNK):
                 sl = slice(lo, lo + _ERROR_CHUNK)
                 b, j = block_idx[sl], cw_idx[sl]
                 words = np.ascontiguousarray(blocks3[b, :, j])  # (nb, ns)
@@ -413,6 +512,158 @@ class ReedSolomon:
                 corrected[b, j] = np.where(ok, nerr, 0)
                 failed[b, j] = ~ok
         return RsBatchResult(data, corrected, failed)
+
+    def _decode_erasures(
+        self,
+        blocks3: _U8,
+        erased3: npt.NDArray[np.bool_],
+        data3: _U8,
+        corrected: npt.NDArray[np.int64],
+        failed: npt.NDArray[np.bool_],
+        block_idx: npt.NDArray[np.intp],
+        cw_idx: npt.NDArray[np.intp],
+        diffs: _U8,
+    ) -> None:
+        """Errors-and-erasures decoding of the listed codewords (1..2E erasures each, non-zero
+        parity difference), results written into ``data3``/``corrected``/``failed``."""
+        ks = self._ks
+        for lo in range(0, block_idx.shape[0], _ERROR_CHUNK):
+            sl = slice(lo, lo + _ERROR_CHUNK)
+            b, j = block_idx[sl], cw_idx[sl]
+            words = np.ascontiguousarray(blocks3[b, :, j])  # (nb, ns)
+            erased = np.ascontiguousarray(erased3[b, :, j])
+            changed, ok = self._correct_erasures(words, diffs[sl], erased)
+            data3[b[ok], :, j[ok]] = words[ok, :ks]
+            corrected[b, j] = np.where(ok, changed, 0)
+            failed[b, j] = ~ok
+
+    def _correct_erasures(
+        self, words: _U8, diff: _U8, erased: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """Correct codewords with erasures in place (wire basis, [nb, ns]).
+
+        ``erased`` [nb, ns] marks the erased symbols (1..2E per row). Returns (symbols
+        changed, ok); rows not ok are left untouched. Polynomials are coefficient-major, as
+        in :meth:`_correct`.
+        """
+        nroots, ns, t = self.parity_length, self._ns, self._t
+        nb = words.shape[0]
+        width = nroots + 2
+        syn = _xor_gather(t.syndrome, self._parity_base, np.ascontiguousarray(diff.T), nroots)
+        syn_t = np.ascontiguousarray(syn.view(np.uint8).reshape(nb, nroots).T)
+
+        # Erasure locator Γ(x) = ∏ (1 - β^p x), p = ns-1-s the degree of erased symbol s.
+        f = erased.sum(axis=1).astype(np.intp)
+        fmax = int(f.max())
+        slot = np.cumsum(erased, axis=1) - 1  # rank of each erased symbol in its row
+        row, sym = np.nonzero(erased)
+        locators = np.zeros((fmax, nb), dtype=np.intp)
+        locators[slot[row, sym], row] = EXP[(ROOT_STEP * (ns - 1 - sym)) % ORDER]
+        gamma = np.zeros((width, nb), dtype=np.intp)
+        gamma[0] = 1
+        for i in range(fmax):
+            # Γ ← Γ·(1 - X x): rows with fewer erasures multiply by 1 (X = 0)
+            gamma[1 : i + 2] ^= MUL_FLAT.take((locators[i] << 8) | gamma[: i + 1], mode="wrap")
+
+        lam, length = self._berlekamp_massey_erasures(syn_t, gamma, f)
+        degree = np.max((lam != 0) * np.arange(width)[:, None], axis=0)
+        # 2L - f ≤ 2E: errors e = L - f with 2e + f ≤ 2E
+        ok = (2 * length - f <= nroots) & (degree == length)
+        if not ok.any():
+            return length, ok
+        lmax = int(degree[ok].max())
+        lam_u8 = lam[: lmax + 1].astype(np.uint8)
+        lam_u8[:, ~ok] = 0
+
+        # Errata evaluator Ω(x) = S(x)Λ(x) mod x^2E.
+        s_hi = syn_t.astype(np.intp) << 8
+        omega = np.zeros((nroots, nb), dtype=np.uint8)
+        for jj in range(min(lmax + 1, nroots)):
+            omega[jj:] ^= MUL_FLAT.take(s_hi[: nroots - jj] | lam[jj], mode="wrap")
+        omega[:, ~ok] = 0
+        deriv = np.zeros((max(lmax, 1), nb), dtype=np.uint8)
+        deriv[0:lmax:2] = lam_u8[1 : lmax + 1 : 2]
+
+        lam_at = self._evaluate_wide(lam_u8)
+        roots = (lam_at == 0) & ok[:, None]
+        count = roots.sum(axis=1)
+        count_in = roots[:, :ns].sum(axis=1)
+        ok &= (count == length) & (count_in == length)
+        roots &= ok[:, None]
+        row, p = np.nonzero(roots)
+        if row.size == 0:
+            return length, ok
+        omega_at = self._evaluate_wide(omega)[row, p]
+        deriv_at = self._evaluate_wide(deriv)[row, p]
+        at_erasure = erased[row, ns - 1 - p]
+        # A zero value is fine where the octet was erased (it was right); elsewhere the
+        # locator has a false root.
+        bad_value = (deriv_at == 0) | ((omega_at == 0) & ~at_erasure)
+        if bad_value.any():
+            ok[row[bad_value]] = False
+            keep = ok[row]
+            row, p, omega_at, deriv_at = row[keep], p[keep], omega_at[keep], deriv_at[keep]
+            at_erasure = at_erasure[keep]
+        log_e = (
+            t.forney_log[p] + LOG[omega_at].astype(np.int32) - LOG[deriv_at].astype(np.int32)
+        ) % ORDER
+        value = np.where(omega_at == 0, 0, EXP[log_e]).astype(np.uint8)
+        if self.dual_basis:
+            value = TO_DUAL[value]
+        # The decoding radius: 2·(symbols changed outside the erasures) + f ≤ 2E.
+        nonzero = value != 0
+        outside = np.bincount(row[nonzero & ~at_erasure], minlength=nb)
+        changed = np.bincount(row[nonzero], minlength=nb)
+        ok &= 2 * outside + f <= nroots
+        fixed = words[ok].copy()
+        pos = np.cumsum(ok) - 1
+        keep = ok[row]
+        fixed[pos[row[keep]], ns - 1 - p[keep]] ^= value[keep]
+        check = self._parity(fixed[:, : self._ks, None])[:, 0, :]
+        good = (check == fixed[:, self._ks :]).all(axis=1)
+        ok_idx = np.flatnonzero(ok)
+        words[ok_idx[good]] = fixed[good]
+        ok[ok_idx[~good]] = False
+        return changed, ok
+
+    def _berlekamp_massey_erasures(
+        self, syndromes: _U8, gamma: npt.NDArray[np.intp], f: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Errata locators from Berlekamp-Massey started at the erasure locator.
+
+        Λ = B = Γ and L = f; steps r = f .. 2E-1 (each codeword starts at its own f and is
+        left alone before); Δ = Σ_i Λ_i S_(r-i); where Δ ≠ 0, Λ ← Λ - Δ·x·B, and when also
+        2L ≤ r + f the length becomes r + 1 + f - L and B ← Λ/Δ, else B ← x·B. 2E + 2
+        coefficients are kept (deg Λ ≤ L ≤ 2E for every codeword that can be accepted).
+        """
+        nroots = syndromes.shape[0]
+        width = gamma.shape[0]
+        srev = syndromes[::-1].astype(np.intp)
+        lam = gamma.copy()
+        bb = gamma.copy()
+        xb = np.zeros_like(bb)
+        length = f.copy()
+        for r in range(int(f.min()), nroots):
+            active = f <= r
+            w = min(r + 1, width)
+            c0 = nroots - 1 - r
+            products = MUL_FLAT.take((lam[:w] << 8) | srev[c0 : c0 + w], mode="wrap")
+            delta = np.where(active, np.bitwise_xor.reduce(products, axis=0), 0).astype(np.intp)
+            xb[1:] = bb[:-1]
+            update = (delta != 0) & (2 * length <= r + f)
+            lam_next = lam ^ MUL_FLAT.take((delta << 8) | xb, mode="wrap")
+            scaled = MUL_FLAT.take(_INV_HI.take(delta) | lam, mode="wrap")
+            np.copyto(bb, np.where(update, scaled, xb), where=active)
+            length = np.where(update, r + 1 + f - length, length)
+            lam = lam_next
+        return lam, length
+
+    def _evaluate_wide(self, coeffs: _U8) -> _U8:
+        """Like :meth:`_evaluate_all`, for up to 2E+1 coefficients."""
+        nb = coeffs.shape[1]
+        base = np.arange(coeffs.shape[0], dtype=np.uint16) * 256
+        words = _xor_gather(_chien_wide(self.e), base, np.ascontiguousarray(coeffs), 256)
+        return words.view(np.uint8).reshape(nb, 256)[:, :CODEWORD_LENGTH]
 
     def _correct(self, words: _U8, diff: _U8) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
         """Correct codewords in place (wire basis, [nb, ns]) from their parity difference.

@@ -221,23 +221,34 @@ def test_recovers_every_cadu_at_random_bit_offsets(
     assert all(f.cadu_bytes[:4] == ASM_BYTES or f.marker_errors for f in frames)
     assert not any(f.flywheel for f in frames)
 
-    # every inserted gap is reported: a slip when within the window, else a skip
+    # every inserted gap is reported: a slip when within the window, else a skip. A gap
+    # after a CADU that SEARCH found (the first, or one after a skip) leaves its marker
+    # unconfirmed: the search resumes right after that marker, so the skip also covers the
+    # rest of that CADU (cadu_bits - 1 bits, reported as re-used).
     inner = gaps[: n_frames - 1]
     slips = [e for e in events if isinstance(e, Slip)]
     skips = [e for e in events if isinstance(e, SearchSkipped)]
     assert [s.bits for s in slips] == [g for g in inner if 0 < g <= slip_window]
-    expected_skips = ([lead] if lead else []) + [g for g in inner if g > slip_window]
+    searched = [i == 0 or inner[i - 1] > slip_window for i in range(len(inner))]
+    resumed = [g > slip_window and s for g, s in zip(inner, searched, strict=True)]
+    expected_skips = ([lead] if lead else []) + [
+        g + (cadu_bits - 1 if r else 0) for g, r in zip(inner, resumed, strict=True)
+        if g > slip_window]
     if tail:
         expected_skips.append(tail + (-built.total_bits % 8))  # the stream's pad bits too
     elif built.total_bits % 8:
         expected_skips.append(-built.total_bits % 8)
     assert [s.bits for s in skips] == expected_skips
+    lost = [e for e in events if isinstance(e, SyncLost)]
+    assert sum(e.reused_bits for e in lost) == sum(resumed) * (cadu_bits - 1)
     # and the bit accounting closes
     total = len(built.stream) * 8
     assert len(frames) * cadu_bits + sum(s.bits for s in slips) + sum(
-        s.bits for s in skips) == total
+        s.bits for s in skips) - sum(e.reused_bits for e in lost) == total
     assert sync.stats.frames == n_frames
     assert sync.stats.skipped_bits == sum(s.bits for s in skips)
+    assert sync.stats.reused_bits == sum(e.reused_bits for e in lost)
+    assert sync.stats.false_markers == sum(resumed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,12 +298,21 @@ def test_check_count_zero_locks_on_first_marker() -> None:
 
 
 def test_failed_check_returns_to_search() -> None:
+    # the first marker is not confirmed: the search resumes right after it
     built = clean(2, gaps=[100, 0])
     sync = FrameSynchronizer(44, check_count=1, slip_window=0)
     ev = feed_chunks(sync, built.stream, np.random.default_rng(0))
     lost = [e for e in ev if isinstance(e, SyncLost)]
     assert len(lost) == 1 and not lost[0].was_locked
-    assert lost[0].bit_offset == built.offsets[0] + 44 * 8
+    assert lost[0].bit_offset == built.offsets[0] + 1
+    assert lost[0].reused_bits == 44 * 8 - 1
+    assert [f.codeblock for f in frames_of(ev)] == built.codeblocks
+    # a later failed check (the first marker was confirmed) resumes at the predicted marker
+    built = clean(4, gaps=[0, 0, 100, 0])
+    sync = FrameSynchronizer(44, check_count=3, slip_window=0)
+    ev = feed_chunks(sync, built.stream, np.random.default_rng(0))
+    lost = [e for e in ev if isinstance(e, SyncLost)]
+    assert [(e.bit_offset, e.reused_bits) for e in lost] == [(built.offsets[2] + 44 * 8, 0)]
     assert [f.codeblock for f in frames_of(ev)] == built.codeblocks
 
 
@@ -492,3 +512,127 @@ def test_fuzz_marker_rich_stream() -> None:
         sync = FrameSynchronizer(12, flywheel=2, slip_window=3, detect_inverted=inverted)
         ev = feed_chunks(sync, stream, rng, max_chunk=50)
         assert sync.stats.frames == len(frames_of(ev))
+
+
+# --------------------------------------------------------------------------------------------
+# a false marker in garbage less than one CADU before the real stream (issue 17)
+
+
+def with_false_marker(rng: np.random.Generator, n_frames: int, block_len: int, lead: int,
+                      distance: int, false_errors: int, tail: int, inverted: bool
+                      ) -> tuple[Built, int]:
+    """Real CADUs after ``lead`` garbage bits, with a marker planted (``false_errors`` bit
+    errors) ``distance`` bits before the first real marker; returns (stream, its position)."""
+    built = build(rng, n_frames, block_len, [0] * n_frames, [0] * n_frames, lead, tail)
+    bits = np.unpackbits(np.frombuffer(built.stream, dtype=np.uint8))[: built.total_bits]
+    false_at = lead - distance
+    marker = ASM_BITS.copy()
+    marker[rng.choice(32, size=false_errors, replace=False)] ^= 1
+    bits[false_at : false_at + 32] = marker
+    if inverted:
+        bits ^= 1
+    stream = np.packbits(bits).tobytes()
+    return Built(stream, built.total_bits, built.offsets, built.codeblocks,
+                 built.marker_errors), false_at
+
+
+def near_markers(built: Built, tol: int, inverted: bool, planted: int) -> bool:
+    """Like :func:`false_markers`, the planted marker excepted."""
+    bits = np.unpackbits(np.frombuffer(built.stream, dtype=np.uint8))[: built.total_bits]
+    windows = np.lib.stride_tricks.sliding_window_view(bits, 32)
+    dist = (windows != ASM_BITS).sum(axis=1)
+    near = (dist <= tol) | (dist >= 32 - tol) if inverted else dist <= tol
+    near[built.offsets] = False
+    near[planted] = False
+    return bool(near.any())
+
+
+@pytest.mark.parametrize("check_count", [0, 1, 2])
+@pytest.mark.parametrize("flywheel", [0, 2])
+@pytest.mark.parametrize("distance", [32, 8 * 13, 44 * 8 - 9])
+def test_false_marker_less_than_a_cadu_before_the_stream(check_count: int, flywheel: int,
+                                                         distance: int) -> None:
+    # Before the fix the search resumed after the whole false CADU, past the first real
+    # marker: that CADU was lost in every case.
+    rng = np.random.default_rng(distance)
+    for _ in range(20):
+        built, false_at = with_false_marker(rng, 5, 40, 500, distance, 0, 3, False)
+        if not near_markers(built, 2, False, false_at):
+            break
+    sync = FrameSynchronizer(44, check_count=check_count, flywheel=flywheel)
+    events = feed_chunks(sync, built.stream, rng)
+    frames = frames_of(events)
+    assert [f.bit_offset for f in frames] == [false_at, *built.offsets]
+    assert [f.codeblock for f in frames[1:]] == built.codeblocks
+    lost = [e for e in events if isinstance(e, SyncLost)]
+    assert [(e.bit_offset, e.reused_bits) for e in lost] == [(false_at + 1, 44 * 8 - 1)]
+    assert lost[0].discarded_frames == (flywheel if check_count == 0 else 0)
+    assert sync.stats.false_markers == 1
+    # the bits between the false marker and the real one are skipped (re-used)
+    skips = [e for e in events if isinstance(e, SearchSkipped)]
+    assert (skips[1].bit_offset, skips[1].bits) == (false_at + 1, distance - 1)
+
+
+def test_false_marker_before_a_single_cadu_is_resolved_at_flush() -> None:
+    # one real CADU: no marker follows the false one's predicted position, the stream ends
+    rng = np.random.default_rng(4)
+    built, false_at = with_false_marker(rng, 1, 40, 200, 100, 1, 0, False)
+    assert not near_markers(built, 2, False, false_at)
+    sync = FrameSynchronizer(44)
+    events = sync.feed(built.stream)
+    assert [f.bit_offset for f in frames_of(events)] == [false_at]
+    events += sync.flush()
+    assert [f.bit_offset for f in frames_of(events)] == [false_at, built.offsets[0]]
+    assert frames_of(events)[1].codeblock == built.codeblocks[0]
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_frames=st.integers(1, 6),
+    block_len=st.integers(30, 120),
+    tol=st.integers(0, 3),
+    check_count=st.integers(0, 2),
+    flywheel=st.integers(0, 3),
+    slip_window=st.integers(0, 3),
+    inverted=st.booleans(),
+    data=st.data(),
+)
+def test_false_marker_property(seed: int, n_frames: int, block_len: int, tol: int,
+                               check_count: int, flywheel: int, slip_window: int,
+                               inverted: bool, data: st.DataObject) -> None:
+    """Garbage of any length holding a (possibly damaged) marker at any distance less than
+    one CADU before the real stream: every real CADU is delivered, once, and the only other
+    CADU is the false one; the bit accounting closes."""
+    rng = np.random.default_rng(seed)
+    cadu_bits = (4 + block_len) * 8
+    distance = data.draw(st.integers(32, cadu_bits - 1), label="distance")
+    lead = distance + data.draw(st.integers(0, 300), label="garbage before the false marker")
+    tail = data.draw(st.integers(0, cadu_bits - 8), label="tail")
+    errors = data.draw(st.integers(0, tol), label="false marker errors")
+    built, false_at = with_false_marker(rng, n_frames, block_len, lead, distance, errors, tail,
+                                        inverted)
+    assume(not near_markers(built, tol, inverted, false_at))
+
+    sync = FrameSynchronizer(4 + block_len, search_tolerance=tol, lock_tolerance=tol,
+                             check_count=check_count, flywheel=flywheel,
+                             slip_window=slip_window, detect_inverted=inverted)
+    events = feed_chunks(sync, built.stream, rng)
+    frames = frames_of(events)
+    assert [f.bit_offset for f in frames] == [false_at, *built.offsets]
+    assert [f.codeblock for f in frames[1:]] == built.codeblocks
+    assert all(f.inverted == inverted for f in frames)
+    slips = [e for e in events if isinstance(e, Slip)]
+    skips = [e for e in events if isinstance(e, SearchSkipped)]
+    lost = [e for e in events if isinstance(e, SyncLost)]
+    if distance > cadu_bits - 1 - slip_window:
+        # the real marker is within the slip window of the false one's prediction
+        assert [s.bits for s in slips] == [distance - cadu_bits] and not lost
+    else:
+        assert not slips
+        assert [(e.bit_offset, e.reused_bits) for e in lost] == [(false_at + 1,
+                                                                  cadu_bits - 1)]
+    total = len(built.stream) * 8
+    assert len(frames) * cadu_bits + sum(s.bits for s in slips) + sum(
+        s.bits for s in skips) - sum(e.reused_bits for e in lost) == total

@@ -15,6 +15,7 @@ from linkstack.codecs.chain import (
     FrameDecoded,
 )
 from linkstack.codecs.cltu import encode_cltu
+from linkstack.codecs.crc import append_fecf, compute_fecf
 from linkstack.codecs.randomizer import TC_RANDOMIZER, TM_RANDOMIZER
 from linkstack.errors import ConfigError, EncodeError, LinkstackError
 
@@ -419,3 +420,189 @@ def test_fuzz_with_embedded_markers() -> None:
         decoder = chain.decoder()
         run(decoder, b"".join(pieces), rng)
         assert decoder.stats.frames + decoder.stats.failures >= 0
+
+
+# --------------------------------------------------------------------------------------------
+# a false ASM less than one CADU before the stream; the FECF check (issue 17)
+
+
+def fecf_frames(chain: CodingChain, rng: np.random.Generator, count: int) -> list[bytes]:
+    """Frames that end with a correct CRC-16 FECF (the frame layer's job, not the chain's)."""
+    assert chain.frame_length is not None
+    return [append_fecf(rng.integers(0, 256, chain.frame_length - 2, dtype=np.uint8).tobytes())
+            for _ in range(count)]
+
+
+def garbage_with_asm(rng: np.random.Generator, length: int, asm_at: int) -> bytes:
+    garbage = bytearray(rng.integers(0, 256, length, dtype=np.uint8).tobytes())
+    garbage[asm_at : asm_at + 4] = ASM_BYTES
+    return bytes(garbage)
+
+
+@pytest.mark.parametrize("name", ["tm-rs-255-223-i5", "tm-rs-255-223-i1",
+                                  "tm-rs-255-239-i1-fecf", "tm-rs-255-223-i4-q10",
+                                  "tm-uncoded-fecf"])
+@pytest.mark.parametrize("octets_before", [4, 9, 16, 60, 200])
+def test_false_asm_before_the_stream_loses_no_frame(name: str, octets_before: int) -> None:
+    # the false ASM starts `octets_before` octets before the real first ASM, plus 3 bits
+    rng = np.random.default_rng(octets_before)
+    chain = make_chain(name)
+    assert chain.cadu_length is not None
+    frames = fecf_frames(chain, rng, 5)
+    stream = shift_bits(garbage_with_asm(rng, 40 + octets_before, 40) + chain.encode(frames), 3,
+                        rng)
+    decoder = chain.decoder()
+    events = run(decoder, stream, rng)
+    got = decoded(events)
+    real = [e for e in got if e.bit_offset >= 3 + 8 * (40 + octets_before)]
+    assert [e.frame for e in real] == frames
+    assert [e.bit_offset for e in real] == [3 + 8 * (40 + octets_before) + 8 * chain.cadu_length
+                                            * i for i in range(5)]
+    lost = [e for e in events if isinstance(e, SyncLost)]
+    assert [(e.bit_offset, e.reused_bits) for e in lost] == [(3 + 8 * 40 + 1,
+                                                              8 * chain.cadu_length - 1)]
+    assert decoder.stats.false_markers == 1
+    if chain.fecf or (chain.rs is not None and chain.rs.interleave > 1):
+        assert got == real  # the false frame never leaves the chain
+
+
+@pytest.mark.parametrize(("name", "k"), [("tm-rs-255-223-i1", 4), ("tm-rs-255-223-i1", 5),
+                                       ("tm-rs-255-223-i1", 11), ("tm-rs-255-223-i1", 16),
+                                       ("tm-rs-255-239-i1", 8), ("tm-rs-255-223-i4", 20),
+                                       ("tm-rs-255-223-i8", 40),
+                                       ("tm-rs-255-223-i5-norand", 10)])
+def test_fecf_rejects_a_slipped_false_frame(name: str, k: int) -> None:
+    """The false CADU's codeblock is the real one slipped by k octets: each codeword a cyclic
+    shift of a real one with about k/I symbols replaced. The code is cyclic and, for I = 1,
+    2, 4, 8, each codeword's share of the randomizer sequence is a codeword too, so RS alone
+    "decodes" it with k corrections. The chain's FECF check rejects it."""
+    rng = np.random.default_rng(k)
+    plain = CodingChain.from_name(name)
+    frames = fecf_frames(plain, rng, 3)
+    stream = garbage_with_asm(rng, 30 + k, 30) + plain.encode(frames)
+    got = decoded(run(plain.decoder(), stream, rng))
+    assert got[0].corrected == k and got[0].frame not in frames  # the hazard
+    assert [e.frame for e in got[1:]] == frames
+
+    chain = CodingChain.from_name(name + "-fecf")
+    assert chain.fecf == 2
+    decoder = chain.decoder()
+    events = run(decoder, stream, rng)
+    assert [e.frame for e in decoded(events)] == frames
+    (rejected,) = [e for e in events if isinstance(e, CodedUnitRejected)]
+    assert rejected.bit_offset == 30 * 8 and "FECF" in rejected.reason
+    assert f"after {k} corrections" in rejected.reason
+    stats = decoder.stats
+    assert (stats.frames, stats.failures, stats.fecf_failures, stats.false_markers) == (
+        3, 1, 1, 1)
+
+
+def test_fecf_check_on_every_chain_kind() -> None:
+    rng = np.random.default_rng(12)
+    # TM uncoded: a frame whose FECF is wrong is rejected, the others pass
+    chain = CodingChain.from_name("tm-uncoded-fecf", frame_length=60)
+    frames = fecf_frames(chain, rng, 3)
+    bad = bytearray(frames[1])
+    bad[7] ^= 0x20
+    decoder = chain.decoder()
+    events = run(decoder, chain.encode([frames[0], bytes(bad), frames[2]]), rng)
+    assert [e.frame for e in decoded(events)] == [frames[0], frames[2]]
+    (rejected,) = [e for e in events if isinstance(e, CodedUnitRejected)]
+    assert "CRC-16" in rejected.reason and decoder.stats.fecf_failures == 1
+    # TM RS with the 32-bit FECF (USLP)
+    chain = CodingChain.from_name("tm-rs-255-239-i2-fecf32")
+    assert chain.fecf == 4 and chain.frame_length is not None
+    good = append_fecf(bytes(chain.frame_length - 4), 4)
+    assert decoded(run(chain.decoder(), chain.encode([good]), rng))[0].frame == good
+    events = run(chain.decoder(), chain.encode([good[:-1] + b"\x01"]), rng)
+    assert not decoded(events) and "CRC-32" in events[-1].reason
+    # TC: the frame taken out of the CLTU by its length field
+    chain = CodingChain.from_name("tc-bch-rand-fecf")
+    frame = tc_frame(rng, 40)
+    frame = frame[:-2] + compute_fecf(frame[:-2])
+    wrong = frame[:-1] + bytes([frame[-1] ^ 1])
+    decoder = chain.decoder()
+    events = run(decoder, chain.encode([frame, wrong]), rng)
+    assert [e.frame for e in decoded(events)] == [frame]
+    assert decoder.stats.fecf_failures == decoder.stats.failures == 1
+    # without the option nothing is checked
+    assert len(decoded(run(CodingChain.from_name("tc-bch-rand").decoder(),
+                           chain.encode([frame, wrong]), rng))) == 2
+
+
+def test_fecf_names_and_errors() -> None:
+    assert CodingChain.from_name("tm-rs-255-223-i5-fecf").name == "tm-rs-255-223-i5-fecf"
+    c = CodingChain.from_name("tm-rs-255-223-i5-conv", fecf=True)
+    assert (c.name, c.fecf) == ("tm-rs-255-223-i5-conv-fecf", 2)
+    c = CodingChain.from_name("tm-rs-255-223-i5-fecf", fecf=4)
+    assert (c.name, c.fecf) == ("tm-rs-255-223-i5-fecf32", 4)
+    assert CodingChain.from_name("tm-rs-255-223-fecf", fecf=False).fecf == 0
+    assert CodingChain.from_name("TC-BCH-FECF-RAND").name == "tc-bch-rand-fecf"
+    assert CodingChain.from_name("tm-uncoded-fecf", frame_length=3).fecf == 2
+    for name, overrides, key in [
+        ("tm-rs-255-223-fecf-fecf32", {}, "fecf32"),
+        ("tm-rs-255-223", {"fecf": 3}, "fecf"),
+        ("tm-rs-255-223", {"fecf": "yes"}, "fecf"),
+        ("tm-uncoded-fecf", {"frame_length": 2}, "fecf"),
+        ("tm-uncoded-fecf32", {"frame_length": 4}, "fecf"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            CodingChain.from_name(name, **overrides)
+        assert info.value.key == key
+
+
+# --------------------------------------------------------------------------------------------
+# erasures through the chain (issue 17)
+
+
+@pytest.mark.parametrize("name", ["tm-rs-255-223-i5", "tm-rs-255-239-i1-conv",
+                                  "tm-rs-255-223-i2-q50"])
+@pytest.mark.parametrize("lead", [0, 5])
+def test_chain_decodes_erased_octets(name: str, lead: int) -> None:
+    """A fade wipes a run of octets, more than E per codeword but at most 2E: marked as
+    erasures they are restored; unmarked the codeblock is rejected."""
+    rng = np.random.default_rng(len(name) + lead)
+    chain = CodingChain.from_name(name)
+    assert chain.rs is not None and chain.cadu_length is not None
+    frames = frames_for(chain, rng, 4)
+    depth, e = chain.rs.interleave, chain.rs.e
+    clean_stream = shift_bits(chain.encode(frames), lead, rng)
+    stream = bytearray(clean_stream)
+    # bits shifted by `lead`: a stream octet touches two codeblock octets, so wipe fewer
+    run_length = depth * (2 * e - 2)
+    start = chain.cadu_length + 4 + 40  # inside the second CADU's codeblock
+    stream[start : start + run_length] = bytes(run_length)
+    erased = list(range(start, start + run_length))
+    plain = run(chain.decoder(), bytes(stream), rng)
+    assert [e.frame for e in decoded(plain)] == frames[:1] + frames[2:]
+    decoder = chain.decoder()
+    events: list = []
+    for lo in range(0, len(stream), 1000):  # chunks; offsets relative to each chunk
+        marks = [p - lo for p in erased if lo <= p < lo + 1000]
+        events += decoder.feed(bytes(stream[lo : lo + 1000]), marks)
+    events += decoder.flush()
+    assert [e.frame for e in decoded(events)] == frames
+    assert decoder.stats.erased_octets == run_length + (1 if lead else 0)
+    assert decoder.stats.failures == 0
+
+
+def test_chain_erasure_errors_and_uncoded() -> None:
+    rng = np.random.default_rng(3)
+    chain = CodingChain.from_name("tm-uncoded", frame_length=40)
+    frames = frames_for(chain, rng, 2)
+    decoder = chain.decoder()
+    events = decoder.feed(chain.encode(frames), [44 + 10]) + decoder.flush()
+    assert [e.frame for e in decoded(events)] == [frames[0]]
+    (rejected,) = [e for e in events if isinstance(e, CodedUnitRejected)]
+    assert "erased" in rejected.reason
+    # an erased ASM octet costs nothing: the marker was found
+    decoder = chain.decoder()
+    assert len(decoded(decoder.feed(chain.encode(frames), [44]) + decoder.flush())) == 2
+    rs_decoder = CodingChain.from_name("tm-rs-255-223-i1").decoder()
+    for bad in ([5], [-1], [1.5], ["3"], np.array([[1]])):
+        with pytest.raises(ConfigError) as info:
+            rs_decoder.feed(b"\x00" * 5, bad)
+        assert info.value.key == "erasures"
+    with pytest.raises(ConfigError) as info:
+        CodingChain.from_name("tc-bch").decoder().feed(b"\x00", [0])
+    assert info.value.key == "erasures"

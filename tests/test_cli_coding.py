@@ -179,3 +179,87 @@ def test_decode_random_bytes_does_not_crash(app: typer.Typer, runner: CliRunner)
         res = runner.invoke(app, [group, "decode", "--json"], input=junk)
         assert res.exit_code == 0, res.stderr
         assert json.loads(res.stderr)["skipped_octets"] > 0
+
+
+def test_cadu_decode_with_erasures_file(app: typer.Typer, runner: CliRunner,
+                                        tmp_path: Path) -> None:
+    """A fade wipes 150 octets of the second CADU (30 per codeword of I = 5: beyond E = 16
+    errors, within 2E = 32 erasures): with --erasures naming them every frame comes back."""
+    rng = np.random.default_rng(8)
+    frames = rng.integers(0, 256, 1115 * 3, dtype=np.uint8).tobytes()
+    cadus = bytearray(CodingChain.from_name("tm-rs-255-223-i5").encode(
+        [frames[i : i + 1115] for i in range(0, len(frames), 1115)]))
+    start = 1279 + 4 + 100
+    cadus[start : start + 150] = bytes(150)
+    src = tmp_path / "cadus.bin"
+    src.write_bytes(bytes(cadus))
+    plain = runner.invoke(app, ["cadu", "decode", str(src), "--json"])
+    assert plain.exit_code == 0 and json.loads(plain.stderr)["failures"] == 1
+    marks = tmp_path / "erased.txt"
+    marks.write_text(f"# a fade\n{start}-{start + 99}, {start + 100}\n"
+                     f"{start + 101}-{start + 149} {start + 120}\n")
+    dec = runner.invoke(app, ["cadu", "decode", str(src), "--json", "--erasures", str(marks)])
+    assert dec.exit_code == 0, dec.stderr
+    assert dec.stdout_bytes == frames
+    stats = json.loads(dec.stderr)
+    assert (stats["frames"], stats["failures"], stats["erased_octets"]) == (3, 0, 150)
+    # stdin and hex input count the same octets
+    res = runner.invoke(app, ["cadu", "decode", "--erasures", str(marks)], input=bytes(cadus))
+    assert res.exit_code == 0 and res.stdout_bytes == frames
+    hex_lines = bytes(cadus[:2000]).hex() + "\n" + bytes(cadus[2000:]).hex() + "\n"
+    res = runner.invoke(app, ["cadu", "decode", "--hex", "--erasures", str(marks)],
+                        input=hex_lines)
+    assert res.exit_code == 0 and "".join(res.stdout.split()) == frames.hex()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("12\n3-x\n", "line 2: '3-x' is not an octet offset"),
+        ("-4\n", "'-4' is not an octet offset"),
+        ("0x10\n", "'0x10'"),
+        ("10-2\n", "line 1: the range 10-2 runs backwards"),
+        ("5000\n", "offset 5000 is beyond the input (1279 octets)"),
+        ("0-99999999999999\n", "beyond the input"),
+        (b"\xff\n", "cannot read"),
+        (None, "cannot read"),
+    ],
+)
+def test_cadu_decode_bad_erasures_file(app: typer.Typer, runner: CliRunner, tmp_path: Path,
+                                       content: str | bytes | None, message: str) -> None:
+    src = tmp_path / "cadu.bin"
+    src.write_bytes(CodingChain.from_name("tm-rs-255-223-i5").encode([bytes(1115)]))
+    marks = tmp_path / "erased.txt"
+    if isinstance(content, bytes):
+        marks.write_bytes(content)
+    elif content is not None:
+        marks.write_text(content)
+    res = runner.invoke(app, ["cadu", "decode", str(src), "--erasures", str(marks)])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: --erasures: ") and message in res.stderr
+    assert res.stderr.count("\n") == 1
+    assert res.stdout_bytes == b""  # checked before any output (the input is a file)
+
+
+def test_cadu_decode_fecf_code_drops_a_false_frame(app: typer.Typer, runner: CliRunner) -> None:
+    # a false ASM 10 octets before the stream: with I = 1 RS alone "decodes" the slipped
+    # false CADU (10 corrections); the -fecf chain rejects it and every real frame comes out
+    from linkstack.codecs.crc import append_fecf
+
+    rng = np.random.default_rng(9)
+    frames = [append_fecf(rng.integers(0, 256, 221, dtype=np.uint8).tobytes())
+              for _ in range(3)]
+    garbage = bytearray(rng.integers(0, 256, 30, dtype=np.uint8).tobytes())
+    garbage[20:24] = ASM_BYTES
+    stream = bytes(garbage) + CodingChain.from_name("tm-rs-255-223-i1").encode(frames)
+    plain = runner.invoke(app, ["cadu", "decode", "-c", "tm-rs-255-223-i1", "--json"],
+                          input=stream)
+    assert plain.exit_code == 0 and len(plain.stdout_bytes) == 4 * 223
+    assert plain.stdout_bytes[223:] == b"".join(frames)
+    res = runner.invoke(app, ["cadu", "decode", "-c", "tm-rs-255-223-i1-fecf", "--json"],
+                        input=stream)
+    assert res.exit_code == 0 and res.stdout_bytes == b"".join(frames)
+    stats = json.loads(res.stderr)
+    assert (stats["code"], stats["frames"], stats["fecf_failures"], stats["false_markers"]) == (
+        "tm-rs-255-223-i1-fecf", 3, 1, 1)
+    assert "FECF" in stats["rejected"][0]

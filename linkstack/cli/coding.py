@@ -10,15 +10,33 @@ with the Frame Length field of each TC frame header (232.0-B-3 §4.1.2). Output 
 stdout or ``--out FILE``, binary or (``--hex``) one item per line. Statistics: a one-line
 summary on stderr, or with ``--json`` a JSON object (on stdout when ``--out`` is given,
 otherwise on stderr, so that stdout carries only data).
+
+``cadu decode --erasures FILE`` names the input octets the channel marked lost, so that
+Reed-Solomon decodes them as erasures (2·errors + erasures ≤ 2E per codeword). The decoder
+finds CADUs anywhere in the bit stream, so the file gives offsets in the *input*, not in a
+CADU: ASCII text, decimal octet offsets counted from 0 at the first input octet (with
+``--hex``, in the octets of all the hex lines one after the other), separated by blanks, commas
+or newlines; ``N-M`` is the inclusive range N..M; ``#`` starts a comment. For example::
+
+    # octets 1300..1339 were lost in a fade, and octet 2000
+    1300-1339
+    2000
+
+A codeblock octet counts as erased when any of its bits came from an erased input octet (CADUs
+need not be octet-aligned). A bad line or an offset beyond the input is an error naming
+``--erasures`` (exit 2); an input file's length is checked before decoding, stdin's only at its
+end (after the frames were written).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
+import numpy as np
 import typer
 
 from linkstack.cli.options import fail
@@ -60,6 +78,12 @@ FrameLengthOpt = Annotated[
                  "it must be I·(k-Q) or sets Q)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Statistics as JSON.")]
+ErasuresOpt = Annotated[
+    Path | None,
+    typer.Option("--erasures", help="Text file of input octet offsets the channel marked lost "
+                 "(decimal, N or N-M ranges, blanks/commas/newlines, # comments): Reed-Solomon "
+                 "decodes them as erasures.", show_default=False),
+]
 
 
 def _chain(code: str, interleave: int | None, randomize: bool | None,
@@ -152,9 +176,56 @@ def _tc_frames(data: bytes) -> list[bytes]:
 
 TmCodeOpt = Annotated[str, typer.Option("--code", "-c", help=(
     "TM chain: tm-uncoded, or tm-rs-255-223-iN / tm-rs-255-239-iN (RS E=16 or 8, interleaving "
-    "N = 1..8); -norand drops the randomizer, e.g. tm-rs-255-223-i5-norand."))]
+    "N = 1..8); -norand drops the randomizer, e.g. tm-rs-255-223-i5-norand; -fecf (-fecf32) "
+    "makes the decoder reject frames whose CRC-16 (CRC-32) FECF is wrong."))]
 TcCodeOpt = Annotated[str, typer.Option("--code", "-c", help=(
-    "TC chain: tc-bch (BCH(63,56) codeblocks) or tc-bch-rand (with the TC randomizer)."))]
+    "TC chain: tc-bch (BCH(63,56) codeblocks) or tc-bch-rand (with the TC randomizer); "
+    "-fecf makes the decoder check each frame's FECF."))]
+
+
+class _Erasures:
+    """The ``--erasures`` file: merged inclusive ranges of erased input octets."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {str(path)!r}: {exc}", key="--erasures") from None
+        ranges: list[tuple[int, int]] = []
+        for number, line in enumerate(text.splitlines(), 1):
+            for token in line.split("#", 1)[0].replace(",", " ").split():
+                first, dash, last = token.partition("-")
+                if not first.isdigit() or (dash and not last.isdigit()):
+                    raise ConfigError(f"line {number}: {token!r} is not an octet offset N or "
+                                      "a range N-M (decimal)", key="--erasures")
+                lo, hi = int(first), int(last) if dash else int(first)
+                if hi < lo:
+                    raise ConfigError(f"line {number}: the range {token} runs backwards",
+                                      key="--erasures")
+                ranges.append((lo, hi))
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self.starts = np.array([r[0] for r in merged], dtype=np.int64)
+        self.ends = np.array([r[1] for r in merged], dtype=np.int64)  # inclusive
+
+    def within(self, start: int, length: int) -> np.ndarray:
+        """Offsets, relative to ``start``, of the erased octets among ``length`` octets."""
+        first = int(np.searchsorted(self.ends, start))  # first range ending at/after start
+        last = int(np.searchsorted(self.starts, start + length))  # ranges starting before end
+        pieces = [np.arange(max(int(a), start), min(int(b) + 1, start + length),
+                            dtype=np.int64) - start
+                  for a, b in zip(self.starts[first:last], self.ends[first:last], strict=True)]
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+
+    def check_length(self, total: int) -> None:
+        """Fail if an offset lies beyond the ``total`` input octets."""
+        if self.ends.size and int(self.ends[-1]) >= total:
+            raise ConfigError(f"offset {int(self.ends[-1])} is beyond the input ({total} "
+                              "octets)", key="--erasures")
 
 
 def _run(action: Any, code: str, interleave: int | None, randomize: bool | None,
@@ -202,11 +273,21 @@ def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
 
 def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,
-            as_json: bool) -> None:
+            as_json: bool, erasures: Path | None = None) -> None:
+    erased = _Erasures(erasures) if erasures is not None else None
+    if erased is not None and not hex_text and source is not None and source.is_file():
+        erased.check_length(source.stat().st_size)  # before any output, when the size is known
     stream = _open_input(source)
     decoder: ChainDecoder = chain.decoder()
     sink = _Output(out, hex_text)
     rejected: list[str] = []
+    fed = 0
+
+    def feed(data: bytes) -> list[Any]:
+        nonlocal fed
+        marks = erased.within(fed, len(data)) if erased is not None else None
+        fed += len(data)
+        return decoder.feed(data, marks)
 
     def emit(events: list[Any]) -> None:
         for event in events:
@@ -217,12 +298,17 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
     try:
         if hex_text:
-            for item in _hex_lines(stream):
-                emit(decoder.feed(item))
+            items = _hex_lines(stream)
+            if erased is not None:
+                erased.check_length(sum(map(len, items)))
+            for item in items:
+                emit(feed(item))
         else:
             while chunk := stream.read(_CHUNK):
-                emit(decoder.feed(chunk))
+                emit(feed(chunk))
         emit(decoder.flush())
+        if erased is not None:
+            erased.check_length(fed)
     finally:
         sink.close()
         if stream is not sys.stdin.buffer:
@@ -265,10 +351,11 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = None,
         hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
+        erasures: ErasuresOpt = None,
     ) -> None:
         """Find CADUs in a bit stream (any bit offset) and decode the TM frames."""
-        _run(_decode, code, interleave, randomize, frame_length, "tm", source, out, hex_text,
-             as_json)
+        _run(functools.partial(_decode, erasures=erasures), code, interleave, randomize,
+             frame_length, "tm", source, out, hex_text, as_json)
 
     @cltu.command("encode")
     def cltu_encode(
