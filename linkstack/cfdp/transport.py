@@ -1,0 +1,59 @@
+"""CFDP PDUs in Space Packets (CCSDS 727.0-B-5 annex B: CFDP over a packet service).
+
+One PDU rides in one unsegmented Space Packet (133.0-B-2) on the CFDP APID, 0x102 by
+default — beside the prompt (0x100) and result (0x101) APIDs of
+:mod:`linkstack.payload.transport` — as a telecommand packet towards the spacecraft and a
+telemetry packet towards the ground. PDUs are sized by the CFDP entities
+(``max_pdu_length``) so that each packet fits the smallest frame of the path it crosses
+(:func:`max_pdu_length`): no PDU is ever segmented below CFDP.
+"""
+
+from __future__ import annotations
+
+from linkstack.errors import ConfigError, DecodeError
+from linkstack.spp.counters import SequenceCounter
+from linkstack.spp.packet import (
+    MAX_APID,
+    MAX_DATA_FIELD_LENGTH,
+    PRIMARY_HEADER_SIZE,
+    PacketType,
+    SequenceFlags,
+    SpacePacket,
+)
+
+__all__ = ["CFDP_APID", "PduPacketizer", "max_pdu_length", "pdu_of"]
+
+CFDP_APID = 0x102
+"""APID of CFDP PDU packets (both directions; the Packet Type tells TC from TM)."""
+
+
+def max_pdu_length(max_packet_length: int) -> int:
+    """The longest PDU that fits a Space Packet of ``max_packet_length`` octets."""
+    return min(max_packet_length - PRIMARY_HEADER_SIZE, MAX_DATA_FIELD_LENGTH)
+
+
+class PduPacketizer:
+    """Wraps PDUs into unsegmented Space Packets on one APID, counting per APID."""
+
+    def __init__(self, apid: int = CFDP_APID, *, packet_type: PacketType) -> None:
+        if not 0 <= apid < MAX_APID:
+            raise ConfigError(f"{apid} is outside 0..{MAX_APID - 1}", key="apid")
+        self.apid = apid
+        self.packet_type = packet_type
+        self.counter = SequenceCounter()
+
+    def wrap(self, pdu: bytes) -> bytes:
+        return SpacePacket(self.apid, self.counter.next(self.apid), bytes(pdu), self.packet_type,
+                           sequence_flags=SequenceFlags.UNSEGMENTED).encode()
+
+
+def pdu_of(packet: bytes, apid: int = CFDP_APID) -> bytes | None:
+    """The PDU in ``packet`` if it is an unsegmented packet on ``apid``, else None (another
+    APID). Raises :class:`DecodeError` for a malformed or segmented CFDP packet."""
+    pkt = SpacePacket.decode(packet)
+    if pkt.apid != apid:
+        return None
+    if pkt.sequence_flags != SequenceFlags.UNSEGMENTED:
+        raise DecodeError("CFDP PDUs travel in unsegmented packets", layer="spp",
+                          field="sequence_flags", offset=2)
+    return pkt.data

@@ -1,0 +1,206 @@
+"""CFDP through the whole stack in virtual time (linkstack.sims.file_transfer).
+
+Most tests use a fast uplink and small files; one crosses three (short) passes at the default
+64 kbit/s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from linkstack.cfdp.filestore import MemoryFilestore
+from linkstack.cfdp.models import ModelInfo, ModelRegistry
+from linkstack.sims.channel import FixedDelay, PeriodicWindows
+from linkstack.sims.file_transfer import (
+    contact_windows,
+    file_bound,
+    onboard_products,
+    run_download,
+    run_upload,
+)
+from linkstack.sims.scenario import load_scenario
+from linkstack.sims.topology import plan_path
+
+FAST = ["links.uplink.rate_bps=2e6"]
+
+
+def payload(size: int, seed: int = 5) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def registry() -> ModelRegistry:
+    return ModelRegistry(ModelInfo("old.gguf", "0" * 64, 1, "models/old.gguf", 1))
+
+
+@pytest.mark.parametrize("cls", [1, 2])
+def test_upload_is_byte_exact_on_a_clean_link(cls: int) -> None:
+    data = payload(40_000)
+    report = run_upload(load_scenario("default", FAST), data, "uploads/x.bin",
+                        transfer_class=cls)
+    assert report.status == "ok"
+    assert report.sha256 == hashlib.sha256(data).hexdigest() == report.source_sha256
+    assert report.stored_octets == len(data)
+    assert 0 < report.bound_s <= report.total_s
+    assert report.ratio < 3
+    assert report.passes == 1
+    assert report.retransmitted["cfdp_file_data"] == 0
+    assert report.cfdp["max_pdu_length"] + 6 <= 1024
+
+
+def test_class2_upload_completes_on_a_lossy_uplink() -> None:
+    data = payload(30_000, seed=2)
+    report = run_upload(load_scenario("default", [*FAST, "links.uplink.erasure=0.1"]), data,
+                        "uploads/x.bin", transfer_class=2)
+    assert report.status == "ok"
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.retransmitted_octets > 0
+    assert report.retransmitted["arq_frames.uplink"] > 0  # COP-1 resent the lost frames
+
+
+def test_class2_upload_survives_lost_acks_and_finished_on_the_downlink() -> None:
+    data = payload(20_000, seed=3)
+    report = run_upload(load_scenario("default", [*FAST, "links.downlink.erasure=0.5",
+                                                  "scenario.seed=4"]), data, "uploads/x.bin",
+                        transfer_class=2)
+    assert report.status == "ok"
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.confirmed_s is not None  # the ground heard the Finished PDU in the end
+
+
+def test_class2_download_recovers_downlink_losses_with_naks() -> None:
+    onboard = MemoryFilestore({"logs/a.bin": payload(60_000, seed=9)})
+    report, data = run_download(load_scenario("default", ["links.downlink.erasure=0.1"]),
+                                "logs/a.bin", transfer_class=2, onboard=onboard)
+    assert report.status == "ok"
+    assert data == onboard.get("logs/a.bin")
+    assert report.sha256 == report.source_sha256
+    assert report.retransmitted["cfdp_file_data"] > 0
+    assert report.cfdp["ground"]["counters"]["sent_nak"] > 0
+
+
+def test_class1_download_on_a_clean_link() -> None:
+    report, data = run_download(load_scenario("default"), "answers/long-answer.txt",
+                                transfer_class=1)
+    assert report.status == "ok"
+    assert data == onboard_products().get("answers/long-answer.txt")
+
+
+SHORT_PASSES = [
+    f"links.{name}.outages.{key}={value}" for name in ("uplink", "downlink")
+    for key, value in (("model", '"periodic"'), ("first_start_s", 0.0), ("period_s", 120.0),
+                       ("duration_s", 30.0))]
+
+
+def test_upload_spans_three_passes_and_resumes_after_each_gap() -> None:
+    """30 s of contact every 120 s at 64 kbit/s, from 10 s into the first: 500 kB need
+    62.5 s of contact for their octets alone, so the transfer runs over three passes,
+    suspended in each gap, its timers intact."""
+    data = payload(500_000, seed=11)
+    reg = registry()
+    report = run_upload(load_scenario("default", SHORT_PASSES), data, "models/new.gguf",
+                        transfer_class=2, swap=True, registry=reg)
+    assert report.status == "ok"
+    assert report.passes >= 3
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert report.cfdp["ground"]["counters"]["suspensions"] >= 2
+    assert report.cfdp["onboard"]["pdus_ignored"] == {}
+    # the bound counts the gaps: two 90 s gaps and the octets at 64 kbit/s
+    assert report.bound_s >= 2 * 90 + 500_000 * 8 / 64_000
+    assert report.bound_s <= report.total_s < 2 * report.bound_s
+    assert reg.active is not None and reg.active.sha256 == report.sha256
+    assert report.model is not None and report.model["swapped"]
+
+
+class FlakyMemory(MemoryFilestore):
+    """Onboard storage that damages one write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write_data(self, file: Path, data: bytes, offset: int | None) -> None:
+        self.writes += 1
+        if self.writes == 10:
+            data = b"\x00" + data[1:] if data[:1] != b"\x00" else b"\x01" + data[1:]
+        super().write_data(file, data, offset)
+
+
+def test_corrupted_model_upload_is_refused_and_the_old_model_stays() -> None:
+    data = payload(30_000, seed=12)
+    reg = registry()
+    report = run_upload(load_scenario("default", FAST), data, "models/new.gguf",
+                        transfer_class=2, swap=True, registry=reg, onboard=FlakyMemory())
+    assert report.status == "file_checksum_failure"
+    assert report.sha256 != report.source_sha256
+    assert reg.active is not None and reg.active.name == "old.gguf"
+    assert report.model is not None and not report.model["swapped"]
+
+
+def test_model_whose_digest_differs_from_the_published_one_is_refused() -> None:
+    data = payload(20_000, seed=13)
+    reg = registry()
+    report = run_upload(load_scenario("default", FAST), data, "models/new.gguf",
+                        transfer_class=2, swap=True, registry=reg,
+                        expected_sha256="ab" * 32)
+    assert report.status == "sha256_mismatch"
+    assert report.sha256 == report.source_sha256  # CFDP delivered it intact ...
+    assert reg.active is not None and reg.active.name == "old.gguf"  # ... but not swapped
+
+
+def test_upload_cut_short_is_truncated_and_not_swapped() -> None:
+    data = payload(100_000, seed=14)
+    reg = registry()
+    report = run_upload(load_scenario("default"), data, "models/new.gguf", transfer_class=2,
+                        swap=True, registry=reg, timeout_s=4.0)
+    assert report.status.startswith("timeout")
+    assert report.stored_octets < len(data)
+    assert reg.active is not None and reg.active.name == "old.gguf"
+    assert report.model is not None and not report.model["swapped"]
+
+
+def test_unknown_satellite_and_class_are_config_errors() -> None:
+    from linkstack.errors import ConfigError
+
+    sc = load_scenario("default", FAST)
+    with pytest.raises(ConfigError) as exc:
+        run_upload(sc, b"x", "a", satellite="nope")
+    assert exc.value.key == "--to"
+    with pytest.raises(ConfigError) as exc:
+        run_upload(sc, b"x", "a", transfer_class=3)
+    assert exc.value.key == "--class"
+    with pytest.raises(ConfigError) as exc:
+        run_download(sc, "missing.txt")
+    assert exc.value.key == "NAME"
+
+
+class _Dir:
+    def __init__(self, rate: float, delay: float, vis: object) -> None:
+        self.rate_bps = rate
+        self.propagation = FixedDelay(delay)
+        self.visibility = vis
+
+
+def test_bound_counts_contact_gaps_and_propagation() -> None:
+    passes = PeriodicWindows(0.0, 100.0, 10.0)
+    fast = PeriodicWindows(0.0, 1000.0, 1000.0)
+    # 15 000 octets at 8 kbit/s: 15 s of contact -> 10 s in the first pass, 5 in the next
+    one = file_bound([_Dir(8000.0, 0.01, passes)], 15_000, 0.0)
+    assert one == pytest.approx(105.01, abs=1e-6)
+    # a fast second hop adds its propagation and one piece's serialization at most
+    two = file_bound([_Dir(8000.0, 0.01, passes), _Dir(1e9, 0.002, fast)], 15_000, 0.0)
+    assert 105.012 <= two <= 105.012 + 8 * math.ceil(15_000 / 2048) / 1e9 + 1e-9
+    assert file_bound([_Dir(8000.0, 0.0, passes)], 0, 0.0) == 0.0
+
+
+def test_contact_windows_of_the_default_path() -> None:
+    sc = load_scenario("default")
+    windows = contact_windows(plan_path(sc, "sat1"), 0.0, 2.5 * 5900.0)
+    assert len(windows) == 3
+    (a0, b0), (a1, _b1) = windows[0], windows[1]
+    assert a0 == 0.0 and 500 < b0 - a0 < 600  # ~9.2 min above the mask
+    assert 5800 < a1 - a0 < 6100  # one orbit of a 700 km LEO
