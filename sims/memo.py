@@ -15,16 +15,31 @@ and the difference between two points is the protocol's alone.
 The seed is part of the key only when it can change the answer: with ``temperature`` 0 the
 sampler is greedy (:class:`~linkstack.payload.backend.LlamaCppBackend` uses ``top_k=1``), so the
 answers of runs that differ only in their scenario seed (``--repeat``) are memoized together.
+
+On a distributed sweep (:mod:`linkstack.sims.distributed`) the model runs on the client only:
+:meth:`MemoBackend.prime` runs it once per distinct request of the rows about to run, and
+:meth:`MemoBackend.replay` ships the memo to the workers as a :class:`ReplayBackend`, which
+answers from the memo and never loads a model. :meth:`MemoBackend.dumps` /
+:meth:`MemoBackend.restore` keep the memo in a sweep's output folder, so that a resumed sweep
+replays the very inference times its finished rows saw (and does not load the model at all
+when every answer is there). :class:`LazyBackend` defers loading the model to its first use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from linkstack.payload.backend import Generation, ModelBackend
-from linkstack.payload.messages import GenerationParams
+from linkstack.payload.messages import FinishReason, GenerationParams
 
-__all__ = ["MemoBackend", "MemoKey", "memo_key"]
+__all__ = ["LazyBackend", "MemoBackend", "MemoKey", "ReplayBackend", "ReplayMiss", "memo_key"]
+
+MEMO_FORMAT = 1
+"""Version of the JSON written by :meth:`MemoBackend.dumps`."""
 
 NOTE = ("inference memoized: the model runs once per prompt and parameters; every grid point "
         "replays that generation (text, tokens, measured inference time), so differences "
@@ -60,20 +75,28 @@ class MemoBackend:
         self.inner = inner
         self._generations: dict[MemoKey, Generation] = {}
         self._tokens: dict[str, int | None] = {}
+        self._token_errors: dict[str, str] = {}
+        self._model_ids: tuple[str, ...] | None = None
+        self._max_prompt_tokens: int | None = None
         self.hits = 0
         self.misses = 0
 
     @property
     def model_ids(self) -> tuple[str, ...]:
-        return self.inner.model_ids
+        if self._model_ids is None:
+            self._model_ids = tuple(self.inner.model_ids)
+        return self._model_ids
 
     @property
     def max_prompt_tokens(self) -> int:
-        return self.inner.max_prompt_tokens
+        if self._max_prompt_tokens is None:
+            self._max_prompt_tokens = self.inner.max_prompt_tokens
+        return self._max_prompt_tokens
 
     def count_tokens(self, prompt: str) -> int | None:
         if prompt not in self._tokens:
             self._tokens[prompt] = self.inner.count_tokens(prompt)
+            self._token_errors.pop(prompt, None)
         return self._tokens[prompt]
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation:
@@ -87,6 +110,40 @@ class MemoBackend:
         self.misses += 1
         return generation
 
+    def prime(self, prompt: str, params: GenerationParams) -> MemoKey:
+        """Make sure the memo answers ``prompt`` with ``params``: what the onboard endpoint
+        will ask (its token count, then the generation). A tokenizer error is kept for the
+        replay (the endpoint turns it into a ``BACKEND_ERROR`` result); a generation error is
+        raised (the run could not replay it)."""
+        try:
+            self.count_tokens(prompt)
+        except Exception as exc:  # replayed as the same message
+            self._token_errors[prompt] = str(exc)
+        key = memo_key(prompt, params)
+        if key in self._generations:
+            self.hits += 1
+        else:
+            self.generate(prompt, params)
+        return key
+
+    def fingerprint(self, prompts: Iterable[str], params: GenerationParams) -> str:
+        """A hash of what the memo answers to ``prompts`` with ``params`` (generations and token
+        counts; :meth:`prime` them first): a run's results depend on nothing else from the
+        model."""
+        parts = []
+        for prompt in sorted(set(prompts)):
+            key = memo_key(prompt, params)
+            g = self._generations.get(key)
+            parts.append([asdict(key), None if g is None else _generation_doc(g),
+                          self._tokens.get(prompt), self._token_errors.get(prompt)])
+        text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def replay(self) -> ReplayBackend:
+        """The memo as a backend that answers from it alone (picklable: sent to workers)."""
+        return ReplayBackend(dict(self._generations), dict(self._tokens),
+                             dict(self._token_errors), self.model_ids, self.max_prompt_tokens)
+
     @property
     def generations(self) -> dict[MemoKey, Generation]:
         """The memoized generations (a copy)."""
@@ -95,3 +152,124 @@ class MemoBackend:
     def describe(self) -> str:
         """One line: what is memoized and how often the model actually ran."""
         return f"{NOTE} (model runs: {self.misses}, replays: {self.hits})"
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def dumps(self, identity: str) -> str:
+        """The memo as JSON, tagged with ``identity`` (which model answered: see
+        :meth:`restore`)."""
+        doc = {
+            "format": MEMO_FORMAT, "identity": identity, "model_ids": list(self.model_ids),
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "generations": [{"key": {**asdict(k), "stop": list(k.stop)},
+                             "generation": _generation_doc(g)}
+                            for k, g in self._generations.items()],
+            "tokens": self._tokens,
+        }
+        return json.dumps(doc, ensure_ascii=False, indent=1)
+
+    def restore(self, text: str, identity: str) -> int:
+        """Add the answers of a :meth:`dumps` text written under the same ``identity``;
+        returns how many generations were added (0 for another identity or a damaged file,
+        which are ignored: the model then runs again)."""
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != MEMO_FORMAT or doc.get("identity") != identity:
+                return 0
+            generations = {}
+            for entry in doc["generations"]:
+                k = entry["key"]
+                key = MemoKey(str(k["prompt"]), int(k["max_tokens"]), float(k["temperature"]),
+                              int(k["seed"]), tuple(str(x) for x in k["stop"]))
+                generations[key] = _generation_of(entry["generation"])
+            tokens = {str(p): None if n is None else int(n) for p, n in doc["tokens"].items()}
+            model_ids = tuple(str(m) for m in doc["model_ids"])
+            max_prompt_tokens = int(doc["max_prompt_tokens"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return 0
+        added = sum(k not in self._generations for k in generations)
+        self._generations.update(generations)
+        self._tokens.update(tokens)
+        self._model_ids = self._model_ids or model_ids
+        self._max_prompt_tokens = self._max_prompt_tokens or max_prompt_tokens
+        return added
+
+
+def _generation_doc(g: Generation) -> dict[str, Any]:
+    return {**asdict(g), "finish_reason": g.finish_reason.name}
+
+
+def _generation_of(doc: dict[str, Any]) -> Generation:
+    return Generation(str(doc["text"]), int(doc["prompt_tokens"]), int(doc["completion_tokens"]),
+                      float(doc["inference_s"]), FinishReason[doc["finish_reason"]])
+
+
+class ReplayMiss(KeyError):
+    """A replayed run asked for an answer the client did not put in the memo."""
+
+
+@dataclass
+class ReplayBackend:
+    """Answers from a :class:`MemoBackend`'s memo alone: what the workers of a distributed
+    sweep run instead of the model. A request the memo lacks raises :class:`ReplayMiss` (and
+    is listed in ``missing``): the client should have primed it, and a run that saw a miss is
+    reported as failed rather than replayed wrongly."""
+
+    generations: dict[MemoKey, Generation]
+    tokens: dict[str, int | None]
+    token_errors: dict[str, str]
+    model_ids: tuple[str, ...]
+    max_prompt_tokens: int
+    missing: list[str] = field(default_factory=list)
+
+    def session(self) -> ReplayBackend:
+        """A view of the same memo with its own ``missing`` list (one per run)."""
+        return ReplayBackend(self.generations, self.tokens, self.token_errors, self.model_ids,
+                             self.max_prompt_tokens)
+
+    def count_tokens(self, prompt: str) -> int | None:
+        if prompt in self.token_errors:
+            raise RuntimeError(self.token_errors[prompt])
+        if prompt not in self.tokens:
+            self.missing.append(f"token count of {prompt[:40]!r}")
+            raise ReplayMiss(prompt)
+        return self.tokens[prompt]
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        found = self.generations.get(memo_key(prompt, params))
+        if found is None:
+            self.missing.append(f"generation of {prompt[:40]!r} with {params}")
+            raise ReplayMiss(f"no memoized generation of {prompt[:40]!r} with {params}")
+        return found
+
+
+class LazyBackend:
+    """A backend made on first use by ``factory()`` (so that a sweep whose answers are all
+    memoized never loads the model)."""
+
+    def __init__(self, factory: Callable[[], ModelBackend]) -> None:
+        self._factory = factory
+        self._inner: ModelBackend | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def _get(self) -> ModelBackend:
+        if self._inner is None:
+            self._inner = self._factory()
+        return self._inner
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return self._get().model_ids
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self._get().max_prompt_tokens
+
+    def count_tokens(self, prompt: str) -> int | None:
+        return self._get().count_tokens(prompt)
+
+    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+        return self._get().generate(prompt, params)

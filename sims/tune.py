@@ -30,12 +30,18 @@ length). The comparison key is
 a tie never replaces the incumbent: the result is the defaults unless something beats them, and
 it is never worse than the defaults on the evaluated runs.
 
+In parallel (a :class:`~linkstack.sims.distributed.Runner` with several workers) the search is
+the same: it lists the candidates it would try next if none of them improved, evaluates them
+together, and replays its serial logic on the results; candidates it did not reach are dropped.
+The trials, the budget spent and the tuned settings are those of the serial search.
+
 :func:`tuned_scenario_text` writes the scenario file with the channel conditions and the best
 settings applied, as TOML (a small exact writer, checked by reading it back with ``tomllib``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -48,10 +54,20 @@ from pathlib import Path
 from typing import Any
 
 from linkstack.codecs.chain import CodingChain
-from linkstack.errors import ConfigError, LinkstackError
+from linkstack.errors import ConfigError
 from linkstack.payload.backend import ModelBackend
+from linkstack.sims.distributed import Runner, SerialRunner
+from linkstack.sims.memo import MemoBackend
 from linkstack.sims.scenario import Scenario, apply_overrides, parse_scenario
-from linkstack.sims.sweep import Evaluation, Stats, evaluate, prepare, read_scenario_source
+from linkstack.sims.sweep import (
+    Evaluation,
+    RunFailed,
+    Stats,
+    evaluate_many,
+    expand_sets,
+    prepare,
+    read_scenario_source,
+)
 from linkstack.sims.topology import plan_path
 
 __all__ = [
@@ -278,11 +294,20 @@ def tune(source: str | Path | Mapping[str, Any], backend: ModelBackend, *,
          sets: Sequence[str] = (), objective: str = "p95", budget: int = 40,
          prompts: Sequence[str] | None = None, n_prompts: int | None = None, repeat: int = 1,
          knobs: Sequence[Knob] | None = None, search_seed: int = 0,
-         on_trial: Callable[[Trial, int], None] | None = None) -> TuneResult:
+         on_trial: Callable[[Trial, int], None] | None = None, runner: Runner | None = None,
+         lookahead: int | None = None) -> TuneResult:
     """Search the protocol settings of ``source`` under the conditions ``sets`` (e.g. the BER
-    of every link) for the lowest ``objective`` (``p95`` or ``median`` total latency) within
-    ``budget`` evaluations (each: ``repeat`` runs of the prompts). ``on_trial(trial, budget)``
-    is called after every candidate."""
+    of every link: ``ber=1e-3``, the keys of :func:`~linkstack.sims.sweep.expand_sets`) for
+    the lowest ``objective`` (``p95`` or ``median`` total latency) within ``budget``
+    evaluations (each: ``repeat`` runs of the prompts). ``on_trial(trial, budget)`` is called
+    after every candidate, in the search's order.
+
+    The runs go to ``runner`` (default: here, one after the other). With a parallel runner the
+    search looks ahead: it evaluates, in one batch, the next ``lookahead`` candidates (default:
+    twice the runner's parallelism) it would try if none of them improved, then replays its
+    serial logic on the results; a candidate it did not reach is not counted (nor reported)
+    and one reached without an evaluation starts the next batch. The trials, the budget spent
+    and the result are those of the serial search."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"{objective!r} is not one of {', '.join(OBJECTIVES)}",
                           key="objective")
@@ -290,86 +315,162 @@ def tune(source: str | Path | Mapping[str, Any], backend: ModelBackend, *,
         raise ConfigError(f"{budget} must be >= 1", key="budget")
     raw = (copy.deepcopy(dict(source)) if isinstance(source, Mapping)
            else read_scenario_source(source))
+    sets = expand_sets(raw, sets)
     base = apply_overrides(raw, sets)
     scenario = prepare(base, ())
     knob_list = list(knobs) if knobs is not None else search_space(scenario)
     names = [k.name for k in knob_list]
     if len(set(names)) != len(names):
         raise ConfigError("two knobs have the same name", key="knobs")
-    trials: list[Trial] = []
-    seen: dict[tuple[int, ...], Evaluation | None] = {}
-
-    def overrides_of(assign: tuple[int, ...]) -> list[str]:
-        return [o for knob, i in zip(knob_list, assign, strict=True) if i != knob.default
-                for o in knob.options[i].overrides()]
-
-    def run(assign: tuple[int, ...]) -> Evaluation | None:
-        labels = {k.name: k.options[i].label for k, i in zip(knob_list, assign, strict=True)}
-        trial = Trial(len(trials) + 1, labels, None)
-        try:
-            trial.evaluation = evaluate(base, overrides_of(assign), backend, prompts=prompts,
-                                        n_prompts=n_prompts, repeat=repeat)
-        except LinkstackError as exc:  # an invalid combination (e.g. K > W/2): skipped
-            trial.error = str(exc)
-        seen[assign] = trial.evaluation
-        trials.append(trial)
-        return trial.evaluation
-
-    defaults = tuple(k.default for k in knob_list)
-    first = run(defaults)
-    if first is None:
-        raise ConfigError(f"the scenario's own settings do not run: {trials[0].error}",
-                          key="scenario")
-    trials[0].accepted = True
-    if on_trial is not None:
-        on_trial(trials[0], budget)
-    best, best_eval = defaults, first
-    best_rank = _rank(first.stats, objective)
-    used = 1
-
-    def consider(assign: tuple[int, ...]) -> bool:
-        nonlocal best, best_eval, best_rank, used
-        if assign in seen:
-            return False
-        ev = run(assign)
-        if ev is not None:
-            used += 1
-        better = ev is not None and _rank(ev.stats, objective) < best_rank
-        if better:
-            assert ev is not None
-            best, best_eval, best_rank = assign, ev, _rank(ev.stats, objective)
-            trials[-1].accepted = True
+    memo = backend if isinstance(backend, MemoBackend) else MemoBackend(backend)
+    runner = runner or SerialRunner()
+    ahead = lookahead or (1 if runner.parallelism <= 1 else 2 * runner.parallelism)
+    cache: dict[tuple[int, ...], Evaluation | str] = {}
+    reported = 0
+    while True:
+        search = _Search(knob_list, objective, budget, search_seed, cache, ahead)
+        search.run()
         if on_trial is not None:
-            on_trial(trials[-1], budget)
-        return better
+            for trial in search.trials[reported:search.confirmed]:
+                on_trial(trial, budget)
+        reported = search.confirmed
+        if not search.wanted:
+            break
+        settings = [_overrides_of(knob_list, a) for a in search.wanted]
+        batch = evaluate_many(base, settings, memo, prompts=prompts, n_prompts=n_prompts,
+                              repeat=repeat, runner=runner)
+        for assign, ev in zip(search.wanted, batch, strict=True):
+            if isinstance(ev, RunFailed) and not ev.linkstack_error:
+                raise ev  # a bug or a lost worker, not a setting the stack refuses
+            cache[assign] = ev if isinstance(ev, Evaluation) else str(ev)
+    assert search.first is not None and search.best_eval is not None
+    return TuneResult(scenario.name, objective, knob_list, tuple(sets), search.first,
+                      search.best_eval, dict(zip(names, search.best, strict=True)),
+                      search.trials, budget)
 
-    # pattern search over the knobs: neighbours d steps away, d growing until a pass improves
-    step = 1
-    widest = max((len(k.options) for k in knob_list), default=1)
-    while used < budget and step < widest:
-        improved = False
-        for ki, knob in enumerate(knob_list):
-            for direction in (-1, 1):
-                i = best[ki] + direction * step
-                # an improvement is followed further the same way, one option at a time
-                while used < budget and 0 <= i < len(knob.options) and \
-                        consider((*best[:ki], i, *best[ki + 1:])):
-                    improved = True
-                    i += direction
-        step = 1 if improved else step + 1
-    # random perturbations of the best with what is left
-    rng = random.Random(search_seed)
-    attempts = 0
-    while used < budget and attempts < 50 * budget:
-        attempts += 1
-        cand = list(best)
-        for ki in rng.sample(range(len(knob_list)), k=min(len(knob_list), rng.randint(1, 3))):
-            choices = [i for i in range(len(knob_list[ki].options)) if i != cand[ki]]
-            if choices:
-                cand[ki] = rng.choice(choices)
-        consider(tuple(cand))
-    return TuneResult(scenario.name, objective, knob_list, tuple(sets), first, best_eval,
-                      dict(zip(names, best, strict=True)), trials, budget)
+
+def _overrides_of(knob_list: Sequence[Knob], assign: tuple[int, ...]) -> list[str]:
+    return [o for knob, i in zip(knob_list, assign, strict=True) if i != knob.default
+            for o in knob.options[i].overrides()]
+
+
+class _Ahead(Exception):
+    """The search has listed enough candidates to evaluate."""
+
+
+_UNKNOWN = object()
+"""A candidate not evaluated yet: taken as valid and not better, to look further ahead."""
+
+
+class _Search:
+    """One pass of the pattern search (module docstring) over the evaluations in ``cache``.
+
+    A candidate missing from the cache is added to ``wanted`` and taken as valid but not
+    better, so that the search goes on listing the candidates it would try next, until
+    ``ahead`` are wanted. ``trials[:confirmed]`` are the serial search's own (every one before
+    the first missing candidate); with nothing wanted the search is complete.
+    """
+
+    def __init__(self, knobs: Sequence[Knob], objective: str, budget: int, search_seed: int,
+                 cache: Mapping[tuple[int, ...], Evaluation | str], ahead: int) -> None:
+        self.knobs = list(knobs)
+        self.objective = objective
+        self.budget = budget
+        self.search_seed = search_seed
+        self.cache = cache
+        self.ahead = max(1, ahead)
+        self.trials: list[Trial] = []
+        self.wanted: list[tuple[int, ...]] = []
+        self._confirmed: int | None = None
+        self.first: Evaluation | None = None
+        self.best: tuple[int, ...] = tuple(k.default for k in self.knobs)
+        self.best_eval: Evaluation | None = None
+
+    @property
+    def confirmed(self) -> int:
+        return len(self.trials) if self._confirmed is None else self._confirmed
+
+    def _lookup(self, assign: tuple[int, ...]) -> Evaluation | str | object:
+        if assign in self.cache:
+            return self.cache[assign]
+        if self._confirmed is None:
+            self._confirmed = len(self.trials)
+        self.wanted.append(assign)
+        if len(self.wanted) >= self.ahead:
+            raise _Ahead
+        return _UNKNOWN
+
+    def run(self) -> None:
+        with contextlib.suppress(_Ahead):
+            self._run()
+
+    def _run(self) -> None:
+        knob_list, objective, budget = self.knobs, self.objective, self.budget
+        seen: set[tuple[int, ...]] = set()
+
+        def run(assign: tuple[int, ...]) -> Evaluation | object | None:
+            labels = {k.name: k.options[i].label for k, i in zip(knob_list, assign, strict=True)}
+            got = self._lookup(assign)
+            trial = Trial(len(self.trials) + 1, labels,
+                          got if isinstance(got, Evaluation) else None,
+                          got if isinstance(got, str) else None)
+            seen.add(assign)
+            self.trials.append(trial)
+            return None if isinstance(got, str) else got
+
+        defaults = tuple(k.default for k in knob_list)
+        first = run(defaults)
+        if first is None:
+            raise ConfigError(f"the scenario's own settings do not run: {self.trials[0].error}",
+                              key="scenario")
+        self.trials[0].accepted = True
+        if isinstance(first, Evaluation):
+            self.first = self.best_eval = first
+        best = defaults
+        best_rank = _rank(first.stats, objective) if isinstance(first, Evaluation) else None
+        used = 1
+
+        def consider(assign: tuple[int, ...]) -> bool:
+            nonlocal best, best_rank, used
+            if assign in seen:
+                return False
+            ev = run(assign)
+            if ev is not None:
+                used += 1
+            better = (isinstance(ev, Evaluation) and best_rank is not None
+                      and _rank(ev.stats, objective) < best_rank)
+            if better:
+                assert isinstance(ev, Evaluation)
+                best, best_rank = assign, _rank(ev.stats, objective)
+                self.best, self.best_eval = assign, ev
+                self.trials[-1].accepted = True
+            return better
+
+        # pattern search over the knobs: neighbours d steps away, d growing until a pass improves
+        step = 1
+        widest = max((len(k.options) for k in knob_list), default=1)
+        while used < budget and step < widest:
+            improved = False
+            for ki, knob in enumerate(knob_list):
+                for direction in (-1, 1):
+                    i = best[ki] + direction * step
+                    # an improvement is followed further the same way, one option at a time
+                    while used < budget and 0 <= i < len(knob.options) and \
+                            consider((*best[:ki], i, *best[ki + 1:])):
+                        improved = True
+                        i += direction
+            step = 1 if improved else step + 1
+        # random perturbations of the best with what is left
+        rng = random.Random(self.search_seed)
+        attempts = 0
+        while used < budget and attempts < 50 * budget:
+            attempts += 1
+            cand = list(best)
+            for ki in rng.sample(range(len(knob_list)), k=min(len(knob_list), rng.randint(1, 3))):
+                choices = [i for i in range(len(knob_list[ki].options)) if i != cand[ki]]
+                if choices:
+                    cand[ki] = rng.choice(choices)
+            consider(tuple(cand))
 
 
 # --------------------------------------------------------------------------------------------

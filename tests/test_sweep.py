@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -16,13 +18,20 @@ from linkstack.cli.sweep import register
 from linkstack.errors import ConfigError
 from linkstack.payload.backend import Generation, RecordedBackend
 from linkstack.payload.messages import GenerationParams
-from linkstack.sims.memo import MemoBackend
+from linkstack.sims.memo import LazyBackend, MemoBackend
 from linkstack.sims.sweep import (
+    RowContext,
+    RowStore,
+    bootstrap_ci,
     expand_key,
+    expand_sets,
     grid,
     parse_vary,
+    plan_rows,
     plot_sweep,
     read_scenario_source,
+    repeat_seeds,
+    run_row,
     run_sweep,
     split_values,
     write_samples_csv,
@@ -74,6 +83,16 @@ def test_expand_key_errors_name_the_key(key: str) -> None:
     with pytest.raises(ConfigError) as exc:
         expand_key(read_scenario_source("default"), key)
     assert exc.value.key
+
+
+def test_set_takes_the_keys_of_vary() -> None:
+    raw = read_scenario_source("default")
+    assert expand_sets(raw, ["ber=1e-4", "run.timeout_s=5.0", "links.isl-*.erasure=0.1"]) == [
+        *(f"links.{n}.ber=1e-4" for n in LINKS), "run.timeout_s=5.0",
+        "links.isl-forward.erasure=0.1", "links.isl-return.erasure=0.1"]
+    result = run_sweep("default", ["links.uplink.stack.frame_length=256"], recorded(),
+                       sets=["ber=1e-4"], prompts=[PROMPT])
+    assert result.base_overrides[:4] == tuple(f"links.{n}.ber=1e-4" for n in LINKS)
 
 
 def test_split_values_keeps_brackets_and_quotes_whole() -> None:
@@ -142,15 +161,39 @@ def test_latency_does_not_decrease_as_ber_rises() -> None:
     assert medians[-1] > medians[0] + 1.0
 
 
-def test_repeats_use_consecutive_seeds_and_the_same_seeds_at_every_point() -> None:
+def test_repeats_use_spawned_seeds_and_the_same_seeds_at_every_point() -> None:
     result = run_sweep("default", ["links.uplink.ber=1e-5,1e-3"], recorded(),
                        sets=["scenario.seed=5"], prompts=[PROMPT, PROMPT], repeat=3)
+    # numpy's SeedSequence, spawned from the scenario seed: the first 32-bit word of each child
+    children = np.random.SeedSequence(5).spawn(3)
+    seeds = [int(c.generate_state(1, np.uint32)[0]) for c in children]
+    assert seeds == repeat_seeds(5, 3) and len(set(seeds)) == 3
     for point in result.points:
         samples = point.evaluation.samples
         assert [(s.repeat, s.seed) for s in samples] == [
-            (r, 5 + r) for r in range(3) for _ in range(2)]
+            (r, seeds[r]) for r in range(3) for _ in range(2)]
         assert point.stats.prompts == 6
     assert result.prompts == 2 and result.repeat == 3
+
+
+def test_repeat_seeds_are_a_prefix_of_more_repeats() -> None:
+    """Seed i depends on the scenario seed and i only: more repeats add runs, keep the others
+    (so a resumed sweep with a larger --repeat reuses the rows it has)."""
+    assert repeat_seeds(7, 5)[:2] == repeat_seeds(7, 2)
+    assert repeat_seeds(7, 3) != repeat_seeds(8, 3)
+    assert all(0 <= s < 2**32 for s in repeat_seeds(2**63 - 1, 4))
+
+
+def test_bootstrap_interval_brackets_the_statistic() -> None:
+    result = run_sweep("default", ["links.uplink.ber=3e-3"], recorded(),
+                       sets=[*quiet_links(), "scenario.seed=3"], prompts=[PROMPT] * 3, repeat=6)
+    point = result.points[0]
+    ci = point.ci
+    assert ci["median"][0] <= point.stats.median_total_s <= ci["median"][1]
+    assert ci["p95"][0] <= ci["p95"][1]
+    assert bootstrap_ci(point.evaluation.samples) == ci  # fixed bootstrap seed
+    one = run_sweep("default", ["links.uplink.ber=0"], recorded(), prompts=[PROMPT])
+    assert all(math.isnan(v) for pair in one.points[0].ci.values() for v in pair)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +271,53 @@ def test_every_point_of_a_sweep_sees_the_same_inference() -> None:
     assert len(inference) == 2
 
 
+def test_the_memo_is_kept_in_the_store_and_a_resumed_sweep_does_not_load_the_model(
+        tmp_path: Path) -> None:
+    loads: list[int] = []
+
+    def model() -> CountingBackend:
+        loads.append(1)
+        return CountingBackend()
+
+    store = RowStore(tmp_path / "out", "recorded:counting")
+    first = run_sweep("default", ["ber=0,1e-3"], MemoBackend(LazyBackend(model)),
+                      prompts=[PROMPT], store=store)
+    assert len(loads) == 1 and first.ran == 2
+    again = run_sweep("default", ["ber=0,1e-3"], MemoBackend(LazyBackend(model)),
+                      prompts=[PROMPT], store=store)
+    assert len(loads) == 1 and (again.ran, again.reused) == (0, 2)  # answers from memo.json
+    other = run_sweep("default", ["ber=0,1e-3"], MemoBackend(LazyBackend(model)),
+                      prompts=[PROMPT], store=RowStore(tmp_path / "out", "recorded:other"))
+    assert len(loads) == 2  # another model: its memo is not trusted
+    assert other.reused == 2  # ... but it answers the same, so the rows keep their keys
+
+
+def test_memo_json_round_trip() -> None:
+    memo = MemoBackend(CountingBackend())
+    params = GenerationParams(max_tokens=16, temperature=0.7, seed=3, stop=("\nQ:",))
+    memo.prime(PROMPT, params)
+    text = memo.dumps("id")
+    again = MemoBackend(CountingBackend())
+    assert again.restore(text, "other") == 0 and again.restore("not json", "id") == 0
+    assert again.restore(text, "id") == 1
+    assert again.generations == memo.generations
+    assert again.fingerprint([PROMPT], params) == memo.fingerprint([PROMPT], params)
+    assert again.replay().generate(PROMPT, params) == ANSWER
+
+
+def test_a_run_the_client_did_not_prime_fails_instead_of_guessing() -> None:
+    base = read_scenario_source("default")
+    memo = MemoBackend(recorded())
+    (row,) = plan_rows(base, [], memo, prompts=[PROMPT])
+    empty = MemoBackend(recorded())
+    empty.count_tokens(PROMPT)
+    result = run_row(RowContext(base, empty.replay()), row)
+    assert result.samples is None and result.error_type == "ReplayMiss"
+    assert "no memoized generation" in (result.error or "")
+    ok = run_row(RowContext(base, memo.replay()), row)
+    assert ok.error is None and ok.samples is not None and len(ok.samples) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # the command
 
@@ -241,7 +331,8 @@ def test_cli_sweep_writes_csv_and_png(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, [
         "sweep", "default", "--vary", "ber=0,1e-4", "--vary",
         "links.uplink.stack.frame_length=256,1024", "--prompts", "1", "--repeat", "2",
-        "--set", f"run.prompts=[{PROMPT!r}]", "--backend", f"recorded:{rec}", "--out", str(out)])
+        "--set", f"run.prompts=[{PROMPT!r}]", "--backend", f"recorded:{rec}", "--out", str(out),
+        "--workers", "1"])
     assert res.exit_code == 0, res.output
     assert "inference memoized" in res.output
     rows = list(csv.DictReader((out / "sweep.csv").open()))
@@ -257,7 +348,8 @@ def test_cli_sweep_errors_are_reported_not_raised(tmp_path: Path) -> None:
     rec = tmp_path / "rec.json"
     rec.write_text(RecordedBackend({PROMPT: ANSWER}).to_json())
     res = CliRunner().invoke(app, ["sweep", "default", "--vary", "links.nowhere*.ber=0,1",
-                                   "--backend", f"recorded:{rec}", "--out", str(tmp_path)])
+                                   "--backend", f"recorded:{rec}", "--out", str(tmp_path),
+                                   "--workers", "1"])
     assert res.exit_code == 2
     res = CliRunner().invoke(app, ["sweep", "default", "--backend", f"recorded:{rec}"])
     assert res.exit_code != 0

@@ -122,7 +122,7 @@ def test_tuning_finds_a_shorter_t1_when_uplink_frames_are_lost() -> None:
     t1 = knob("uplink.t1_initial")
     result = tune("default", MemoBackend(recorded()), sets=sets, objective="p95", budget=7,
                   prompts=[PROMPT] * 4, repeat=2, knobs=[t1])
-    assert result.default.stats.p95_total_s > 3.0  # some prompt waited for T1
+    assert result.default.stats.max_total_s > 3.0  # some prompt waited for T1
     assert result.best_value < result.default_value - 1.0
     (old, new) = result.changed()["uplink.t1_initial"]
     assert old == "3.0" and float(new) < 3.0
@@ -206,7 +206,7 @@ def test_cli_tune_writes_a_scenario_and_reports_json(tmp_path: Path) -> None:
     out = tmp_path / "tuned.toml"
     args = ["tune", "default", "--budget", "3", "--set", "links.uplink.ber=1e-3",
             "--set", f"run.prompts=[{PROMPT!r}]", "--backend", f"recorded:{rec}",
-            "--out", str(out)]
+            "--out", str(out), "--workers", "1"]
     res = CliRunner().invoke(app, [*args, "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output[res.output.index("{"):])

