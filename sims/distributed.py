@@ -9,7 +9,8 @@ every outcome back to the caller as it arrives, in the caller's thread::
         runner.run(fn, context, items, on_result)         # on_result(index, Done | Lost)
 
 * :class:`SerialRunner` calls ``fn`` in order, here (``--workers 1``).
-* :class:`DaskRunner` submits one task per item to a ``dask.distributed`` client. The context
+* :class:`DaskRunner` submits the items to a ``dask.distributed`` client, one task per item
+  (several per task in a long sweep: :func:`chunk_size`). The context
   is submitted once, as a task that returns it: workers fetch it from each other, and if every
   copy is lost with its workers the scheduler computes it again from the task. An embedded
   cluster is started on first use (not at all when there is at most one item to run; that one
@@ -21,8 +22,9 @@ a worker process that dies while it holds tasks makes the scheduler run those ta
 the other workers (``distributed.scheduler.allowed-failures`` deaths per task before it gives
 up with ``KilledWorker``); an exception that escapes ``fn`` is retried ``retries`` times by
 Dask. Either way an item that finally fails comes back as :class:`Lost` with a one-line
-reason, and the others go on. Since every item is a pure function of its inputs (its seeds
-included), a rerun gives the same result as a clean run.
+reason (with the other items of its task, if it shared one), and the others go on. Since
+every item is a pure function of its inputs (its seeds included), a rerun gives the same
+result as a clean run.
 
 A scheduler address that does not answer within ``connect_timeout`` seconds, or that has no
 worker within it, raises :class:`~linkstack.errors.ConfigError` (key ``--scheduler``) with one
@@ -49,6 +51,7 @@ __all__ = [
     "Lost",
     "Runner",
     "SerialRunner",
+    "chunk_size",
     "default_workers",
     "open_runner",
 ]
@@ -63,6 +66,14 @@ for what happens around it, e.g. a worker that cannot unpickle the task)."""
 ALLOWED_FAILURES = 3
 """Worker deaths a task may see on an embedded cluster before it is given up (Dask's
 ``distributed.scheduler.allowed-failures``; an external cluster uses its scheduler's)."""
+
+
+CHUNKS_PER_THREAD = 4
+"""A sweep of many items is sent as at least this many tasks per worker thread."""
+
+MAX_CHUNK = 8
+"""Items per task at most (a task's items reach the caller together, and a lost worker loses
+them together)."""
 
 
 LOCAL_CLUSTER_QUIET: dict[str, Any] = {
@@ -134,6 +145,17 @@ class SerialRunner:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _run_chunk(fn: Callable[[Any, Any], Any], context: Any, items: Sequence[Any]) -> list[Any]:
+    return [fn(context, item) for item in items]
+
+
+def chunk_size(n: int, parallelism: int) -> int:
+    """Items per Dask task: one, unless there are more than :data:`CHUNKS_PER_THREAD` per
+    thread, then up to :data:`MAX_CHUNK` (fewer tasks: less of Dask's per-task cost, which is
+    milliseconds against runs of tens of them, while every thread still gets several)."""
+    return max(1, min(MAX_CHUNK, n // (CHUNKS_PER_THREAD * max(1, parallelism))))
 
 
 def _preload(modules: Sequence[str]) -> str:
@@ -244,21 +266,34 @@ class DaskRunner:
         client = self.connect()
         token = uuid.uuid4().hex[:12]
         ctx = client.submit(_identity, context, pure=False, key=f"linkstack-context-{token}")
-        futures = {client.submit(fn, ctx, item, pure=False, retries=self.retries,
-                                 key=f"linkstack-{getattr(fn, '__name__', 'task')}-{token}-{i}"):
-                   i for i, item in enumerate(items)}
+        name = getattr(fn, "__name__", "task")
+        size = chunk_size(len(items), self.parallelism)
+        n_chunks = -(-len(items) // size)
+        # strided, so that neighbours (often alike, e.g. the slow runs of one high BER)
+        # spread over the chunks
+        chunks = [list(range(c, len(items), n_chunks)) for c in range(n_chunks)]
+        # one graph for all chunks (one message to the scheduler), and the results gathered
+        # by the client's event loop as they finish rather than one blocking call each
+        batch = client.map(_run_chunk, [fn] * len(chunks), [ctx] * len(chunks),
+                           [[items[i] for i in chunk] for chunk in chunks], pure=False,
+                           retries=self.retries,
+                           key=[f"linkstack-{name}-{token}-{c[0]}" for c in chunks])
+        futures = {future: chunk for future, chunk in zip(batch, chunks, strict=True)}
         pending = set(futures)
         try:
-            for future in as_completed(list(futures), loop=client.loop):
-                i = futures[future]
+            for future, value in as_completed(batch, loop=client.loop, with_results=True,
+                                              raise_errors=False):
+                chunk = futures[future]
                 pending.discard(future)
                 if future.status == "finished":
-                    outcome: Done | Lost = Done(future.result())
+                    outcomes: list[Done | Lost] = [Done(v) for v in value]
                 else:
-                    exc = future.exception()
-                    outcome = Lost(_one_line(exc) if exc is not None else future.status)
+                    exc = value if isinstance(value, BaseException) else future.exception()
+                    lost = Lost(_one_line(exc) if exc is not None else future.status)
+                    outcomes = [lost] * len(chunk)
                 future.release()
-                on_result(i, outcome)
+                for i, outcome in zip(chunk, outcomes, strict=True):
+                    on_result(i, outcome)
         finally:
             if pending:  # interrupted: nothing left running for us
                 client.cancel(list(pending))

@@ -587,7 +587,8 @@ def evaluate(base: Mapping[str, Any], overrides: Sequence[str], backend: ModelBa
 class RowStore:
     """The finished runs of a sweep, one JSON file per (grid point, seed) named by its
     :func:`row_key`: ``<folder>/rows/<key>.json`` (written whole, then renamed, so that a
-    killed sweep leaves no half row), and the memoized model answers in
+    killed sweep leaves no half row, only a temporary file that the next run deletes:
+    :meth:`discard_partial`), and the memoized model answers in
     ``<folder>/memo.json`` under ``identity`` (which model answered). ``folder`` None keeps
     the rows in memory."""
 
@@ -619,6 +620,21 @@ class RowStore:
         tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
 
+    def discard_partial(self) -> int:
+        """Delete the half-written files (``*.tmp<pid>``) that a sweep killed while writing
+        left behind, those of processes that no longer run; how many."""
+        if self.folder is None:
+            return 0
+        gone = 0
+        for folder in (self.folder, self.folder / "rows"):
+            for path in folder.glob("*.tmp*"):
+                pid = path.suffix[len(".tmp"):]
+                if not pid.isdigit() or _alive(int(pid)):
+                    continue
+                path.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
     def clear(self) -> None:
         """Forget every row and the memo (``--fresh``)."""
         self._memory.clear()
@@ -645,6 +661,19 @@ class RowStore:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(memo.dumps(self.identity), encoding="utf-8")
         os.replace(tmp, path)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs (this one included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
 
 
 def _sample_doc(s: Sample) -> dict[str, Any]:
@@ -736,6 +765,7 @@ def run_sweep(source: str | Path | Mapping[str, Any], varies: Sequence[str | Var
     store = store if store is not None else RowStore(None)
     if fresh:
         store.clear()
+    store.discard_partial()
     memo = backend if isinstance(backend, MemoBackend) else MemoBackend(backend)
     store.load_memo(memo)
     failures: list[Failure] = []

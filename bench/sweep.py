@@ -1,0 +1,122 @@
+"""Sweep benchmark: a 32-point sweep of the default scenario in this process and on an embedded
+two-worker Dask cluster.
+
+The grid is every link's BER (8 values) x the uplink's ARQ T1 (4 values), one seed per point,
+``--prompts`` prompts per run. It runs serially (``SerialRunner``), then on a
+``dask.distributed`` LocalCluster of ``--workers`` single-threaded worker processes; the two
+must give the same samples. The headline::
+
+    serial: <s> s
+    2 workers: <s> s
+    speedup: <x>
+
+``2 workers`` is the sweep once the cluster is up: the cluster's start (worker processes
+importing linkstack) is excluded from it and from ``speedup``, and printed on its own line
+beside the speed-up that includes it. Both timings plan the same rows in this process (the
+scenario of every point built and checked, the row keys hashed) and run them with model
+answers memoized before timing, so they compare where the round trips run, not the model.
+The load average is printed before and after, and the mean time of one run serially and
+on the workers: the speed-up approaches the worker count only when that many cores are free,
+and a run that takes much longer on a worker than here says they were not.
+
+    python bench/sweep.py                           # recorded answers (gemma-recorded.json)
+    python bench/sweep.py --prompts 8 --workers 2
+    python bench/sweep.py --backend llama           # the real model answers, once per prompt
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from linkstack.cli.sweep import _backend
+from linkstack.sims.distributed import DaskRunner, OnResult, SerialRunner
+from linkstack.sims.memo import MemoBackend
+from linkstack.sims.sweep import SweepResult, run_sweep
+
+RECORDING = Path(__file__).resolve().parents[1] / "sims" / "scenarios" / "gemma-recorded.json"
+VARY = ["ber=0,1e-6,1e-5,3e-5,1e-4,3e-4,1e-3,3e-3",
+        "links.uplink.stack.arq_params.t1_initial=0.5,1.0,2.0,3.0"]
+POINTS = 8 * 4
+
+
+class _PlanOnly:
+    """A runner that runs nothing: a sweep through it only plans, i.e. memoizes the model's
+    answers to every prompt of the grid."""
+
+    parallelism = 1
+
+    def describe(self) -> str:
+        return "nowhere"
+
+    def run(self, fn: Callable[[Any, Any], Any], context: Any, items: Sequence[Any],
+            on_result: OnResult) -> None:
+        return None
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    ap.add_argument("--repeat", type=int, default=1, help="seeds per point (default 1)")
+    ap.add_argument("--prompts", type=int, default=5, help="prompts per run (default 5)")
+    ap.add_argument("--backend", default=f"recorded:{RECORDING}",
+                    help="recorded:FILE (default: sims/scenarios/gemma-recorded.json) or llama")
+    ap.add_argument("--model", type=Path, default=None, help="GGUF file for --backend llama")
+    args = ap.parse_args()
+
+    memo, identity = _backend(args.model, args.backend)
+    assert isinstance(memo, MemoBackend)
+    kwargs: dict[str, Any] = {"n_prompts": args.prompts, "repeat": args.repeat}
+    run_sweep("default", VARY, memo, runner=_PlanOnly(), **kwargs)  # the model, untimed
+
+    def sweep(runner: Any) -> tuple[SweepResult, float]:
+        t0 = time.perf_counter()
+        result = run_sweep("default", VARY, memo, runner=runner, **kwargs)
+        return result, time.perf_counter() - t0
+
+    load_before = load()
+    serial, t_serial = sweep(SerialRunner())
+    runner = DaskRunner(workers=args.workers)
+    try:
+        t0 = time.perf_counter()
+        runner.connect()
+        t_start = time.perf_counter() - t0
+        parallel, t_parallel = sweep(runner)
+    finally:
+        runner.close()
+    load_after = load()
+
+    same = [p.evaluation.samples for p in serial.points] == \
+        [p.evaluation.samples for p in parallel.points]
+    ok = same and not serial.failures and not parallel.failures
+    print(f"sweep of default: {' x '.join(VARY)} = {len(serial.points)} points x {args.repeat} "
+          f"seed(s) x {args.prompts} prompts, {serial.ran} runs; answers: {identity}")
+    print(f"load average before: {load_before}")
+    print(f"serial: {t_serial:.2f} s")
+    print(f"{args.workers} workers: {t_parallel:.2f} s")
+    print(f"speedup: {t_serial / t_parallel:.2f}")
+    print(f"(cluster start excluded above; it took {t_start:.2f} s more, with it the speedup "
+          f"is {t_serial / (t_parallel + t_start):.2f})")
+    print(f"load average after: {load_after}")
+    per_run = [1000 * sum(p.evaluation.wall_s for p in r.points) / max(1, r.ran)
+               for r in (serial, parallel)]
+    short = " (longer on the workers: they were short of cores)" \
+        if per_run[1] > 1.25 * per_run[0] else ""
+    print(f"mean time of a run: {per_run[0]:.0f} ms serial, {per_run[1]:.0f} ms on the "
+          f"workers{short}")
+    print(f"same samples: {'yes' if same else 'NO'}; failed runs: "
+          f"{len(serial.failures)} serial, {len(parallel.failures)} parallel")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
