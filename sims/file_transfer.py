@@ -51,7 +51,9 @@ from linkstack.cfdp.entity import (
     EntityConfig,
     Fault,
     ProxyPutRefused,
+    PutRefused,
     SegmentReceived,
+    StoreFull,
     TransactionFinished,
     TransferClass,
 )
@@ -238,6 +240,7 @@ class TransferReport:
     confirmed_s: float | None
     hops: list[str]
     model: dict[str, Any] | None = None
+    detail: str = ""
     cfdp: dict[str, Any] = field(default_factory=dict)
     links: dict[str, Any] = field(default_factory=dict)
     windows: list[tuple[float, float]] = field(default_factory=list)
@@ -256,6 +259,7 @@ class TransferReport:
             "sha256": self.sha256, "source_sha256": self.source_sha256,
             "stored_octets": self.stored_octets, "start_s": self.start_s,
             "confirmed_s": self.confirmed_s, "hops": self.hops, "model": self.model,
+            "detail": self.detail,
             "apid": CFDP_APID, "cfdp": self.cfdp, "links": self.links,
             "contact_windows": [list(w) for w in self.windows],
         }
@@ -327,6 +331,8 @@ class _Side:
     entity: CfdpEntity
     port: Port
     packetizer: PduPacketizer
+    node: str = ""
+    peer: str = ""
     wake: trio.Event = field(default_factory=trio.Event)
     inflight: dict[int, float] = field(default_factory=dict)  # packet count -> handed at
 
@@ -336,7 +342,14 @@ class _Transfer:
                  transfer_class: int, ground: MemoryFilestore, onboard: MemoryFilestore,
                  source_name: str, dest_name: str, *, registry: ModelRegistry | None,
                  swap: bool, messages: Sequence[bytes], expected: Manifest | None,
-                 timeout_s: float | None, progress: Callable[[Progress], None] | None) -> None:
+                 timeout_s: float | None, progress: Callable[[Progress], None] | None,
+                 pcap: Any = None, dest_entity: int = 2, cancel_at_s: float | None = None
+                 ) -> None:
+        self.dest_entity = dest_entity
+        self.cancel_at_s = cancel_at_s  # a Cancel.request from the ground, seconds after start
+        self.detail = ""
+        self.cancelled = False
+        self.pcap = pcap  # a linkstack.capture.pcap.PcapWriter, or None
         self.scenario = scenario
         self.satellite = satellite
         self.direction = direction
@@ -440,12 +453,13 @@ class _Transfer:
             self.directions[hop.forward.name], self.directions[hop.back.name] = up, down
             near_kind = sc.nodes[hop.forward.source].kind
             far_kind = sc.nodes[hop.forward.destination].kind
+            src, dst = hop.forward.source, hop.forward.destination
             near_ports.append(Port(self, _Counting(near, self.retransmitted, hop.forward.name),
                                    up, hop.back.name, rate.get(near_kind, math.inf),
-                                   self._noop))
+                                   self._noop, self._capture(near, src, dst)))
             far_ports.append(Port(self, _Counting(far, self.retransmitted, hop.back.name),
                                   down, hop.forward.name, rate.get(far_kind, math.inf),
-                                  self._noop))
+                                  self._noop, self._capture(far, dst, src)))
         n = len(self.hops)
         for i in range(n):
             near_ports[i].on_packets = self._route_down(i, far_ports)
@@ -455,9 +469,13 @@ class _Transfer:
         onboard = CfdpEntity(self._entity_config(ONBOARD_ENTITY), self.onboard_store,
                              peers=[GROUND_ENTITY], now=t0)
         self.ground = _Side("ground", ground, near_ports[0],
-                            PduPacketizer(CFDP_APID, packet_type=PacketType.TC))
+                            PduPacketizer(CFDP_APID, packet_type=PacketType.TC),
+                            node=self.hops[0].forward.source,
+                            peer=self.hops[0].forward.destination)
         self.onboard = _Side("onboard", onboard, far_ports[-1],
-                             PduPacketizer(CFDP_APID, packet_type=PacketType.TM))
+                             PduPacketizer(CFDP_APID, packet_type=PacketType.TM),
+                             node=self.hops[-1].forward.destination,
+                             peer=self.hops[-1].forward.source)
         self.window = self._window()
         self.expire_s = max(5.0, 6 * self._rtt())
         self.t0 = t0
@@ -467,7 +485,7 @@ class _Transfer:
             onboard.suspend(t0)
         if self.direction == "upload":
             msgs = list(self.messages)
-            ground.put(ONBOARD_ENTITY, self.source_name, self.dest_name, self.cls,
+            ground.put(self.dest_entity, self.source_name, self.dest_name, self.cls,
                        messages=msgs, now=t0)
         else:
             ground.request_file(ONBOARD_ENTITY, self.source_name, self.dest_name, self.cls,
@@ -483,6 +501,8 @@ class _Transfer:
             nursery.start_soon(self._run_side, self.ground, self.onboard)
             nursery.start_soon(self._run_side, self.onboard, self.ground)
             nursery.start_soon(self._contacts)
+            if self.cancel_at_s is not None:
+                nursery.start_soon(self._cancel_at, t0 + self.cancel_at_s)
             with trio.move_on_at(t0 + self.timeout_s):
                 await self.done.wait()
             if not self.done.is_set():
@@ -498,9 +518,26 @@ class _Transfer:
             nursery.cancel_scope.cancel()
         return self._report(timed_out, [p.endpoint for p in ports])
 
+    def _capture(self, endpoint: HopEndpoint, node: str, peer: str) -> Any:
+        if self.pcap is None:
+            return None
+        from linkstack.capture.pcap import capture_for
+
+        return capture_for(endpoint, self.pcap, node=node, peer=peer)
+
     def _grace(self) -> float:
         cfg = self.ground.entity.config
         return cfg.ack_timer_s * 3
+
+    async def _cancel_at(self, at: float) -> None:
+        """The operator's Cancel.request, sent from the ground at ``at`` (virtual time)."""
+        await trio.sleep_until(at)
+        if self.done.is_set():
+            return
+        self.cancelled = True
+        self.detail = (f"cancelled from the ground at T+{at - self.t0:.1f} s "
+                       f"({self.octets} of {self.size} octets delivered)")
+        self._cancel()
 
     def _cancel(self) -> None:
         side = self.ground if self.direction == "upload" else self.onboard
@@ -528,6 +565,8 @@ class _Transfer:
         def route(packets: list[bytes], now: float) -> None:
             if i + 1 < len(self.hops):
                 port = near_ports[i + 1]
+                if port.capture is not None:
+                    port.capture.packets(packets, now)
                 for p in packets:
                     port.endpoint.send_packet(p, None, now=now)
                 port.kick()
@@ -540,6 +579,8 @@ class _Transfer:
         def route(packets: list[bytes], now: float) -> None:
             if i > 0:
                 port = far_ports[i - 1]
+                if port.capture is not None:
+                    port.capture.packets(packets, now)
                 for p in packets:
                     port.endpoint.send_packet(p, None, now=now)
                 port.kick()
@@ -596,6 +637,10 @@ class _Transfer:
                 break
             for pdu in pdus:
                 packet = side.packetizer.wrap(pdu)
+                if self.pcap is not None:
+                    t = round(now * NS)
+                    self.pcap.write("spp", packet, time_ns=t, src=side.node, dst=side.peer)
+                    self.pcap.write("cfdp", pdu, time_ns=t, src=side.node, dst=side.peer)
                 side.inflight[((packet[2] & 0x3F) << 8) | packet[3]] = now
                 side.port.endpoint.send_packet(packet, None, now=now)
             room -= len(pdus)
@@ -637,6 +682,13 @@ class _Transfer:
                 self._finished(side, ev, now)
             elif isinstance(ev, Fault) and self.fault is None:
                 self.fault = ev.condition.name.lower()
+            elif isinstance(ev, StoreFull):
+                self.detail = (f"onboard store full: {ev.file} needs {ev.size} octets, "
+                               f"{ev.free} free; refused at its Metadata PDU")
+            elif isinstance(ev, PutRefused):
+                self.fault = ev.reason
+                self.detail = ev.detail
+                self.done.set()
             elif isinstance(ev, ProxyPutRefused):
                 self.fault = f"no_such_file: {ev.file}"
                 self.done.set()
@@ -653,6 +705,8 @@ class _Transfer:
         elif ev.role == "source" and not self._is_file_receiver(side) \
                 and self.confirmed_s is None and ev.size is not None:
             self.confirmed_s = now
+            if not ev.ok and self.cancelled:
+                self.done.set()  # cancelled before the receiver had started
 
     def _verify(self, side: _Side, ev: TransactionFinished) -> None:
         if self.direction != "upload":
@@ -712,7 +766,9 @@ class _Transfer:
         sender = self.ground if self.direction == "upload" else self.onboard
         stored = receiver.entity.filestore.get(self.dest_name)
         source = sender.entity.filestore.get(self.source_name) or b""
-        if timed_out and fin is None:
+        if self.fault == "unknown_entity":
+            status = "unknown_entity"
+        elif timed_out and fin is None:
             status = "timeout"
         elif fin is None:
             status = self.fault or "failed"
@@ -752,7 +808,7 @@ class _Transfer:
             source_sha256=hashlib.sha256(source).hexdigest(),
             stored_octets=len(stored) if stored is not None else 0, start_s=self.t0,
             confirmed_s=(self.confirmed_s - self.t0) if self.confirmed_s is not None else None,
-            hops=[h.name for h in self.hops], model=model,
+            hops=[h.name for h in self.hops], model=model, detail=self.detail,
             cfdp={"ground": self.ground.entity.status(), "onboard": self.onboard.entity.status(),
                   "max_pdu_length": self.max_pdu, "window_packets": self.window},
             links={ep.name: ep.status() for ep in endpoints},
@@ -776,12 +832,30 @@ def run_upload(scenario: Scenario, data: bytes, name: str, *, satellite: str | N
                transfer_class: int = 2, swap: bool = False,
                registry: ModelRegistry | None = None, expected_sha256: str | None = None,
                onboard: MemoryFilestore | None = None, timeout_s: float | None = None,
-               progress: Callable[[Progress], None] | None = None) -> TransferReport:
+               progress: Callable[[Progress], None] | None = None,
+               pcap: str | Path | None = None, dest_entity: int = ONBOARD_ENTITY,
+               store_capacity: int | None = None,
+               cancel_after_s: float | None = None) -> TransferReport:
     """Upload ``data`` to ``satellite`` (default: the scenario's compute satellite), stored
     onboard as ``name``. With ``swap``, a verified upload becomes the active model of
     ``registry`` (default: :func:`default_registry`); ``expected_sha256`` replaces the digest
-    of ``data`` in the manifest (the operator's published digest)."""
+    of ``data`` in the manifest (the operator's published digest). With ``pcap``, every coded
+    unit, transfer frame and Space Packet sent, and each CFDP PDU (UDP port 52008), is written
+    to that file (:mod:`linkstack.capture.pcap`).
+
+    Faults (each ends the run with a status naming it, the old model kept):
+    ``dest_entity`` other than the satellite's CFDP entity (2) is not in the ground's MIB:
+    ``unknown_entity``, nothing is sent; ``store_capacity`` (octets) sizes the onboard store,
+    and a file that does not fit is refused at its Metadata PDU: ``filestore_rejection``;
+    ``cancel_after_s``: the ground cancels the transaction that many seconds after the
+    request: ``cancel_request_received``."""
     sat = check_satellite(scenario, satellite, "--to")
+    if not 0 <= dest_entity < 1 << 16:
+        raise ConfigError(f"{dest_entity} is outside 0..65535", key="--entity")
+    if store_capacity is not None and store_capacity < 0:
+        raise ConfigError("must be >= 0 octets", key="--store-capacity")
+    if cancel_after_s is not None and not cancel_after_s >= 0:
+        raise ConfigError("must be >= 0 seconds", key="--cancel-after")
     if transfer_class not in (1, 2):
         raise ConfigError(f"{transfer_class}: CFDP class 1 or 2", key="--class")
     manifest = Manifest.of(data, kind="model" if swap else "file", name=name)
@@ -791,12 +865,15 @@ def run_upload(scenario: Scenario, data: bytes, name: str, *, satellite: str | N
             raise ConfigError("a SHA-256 is 64 hex digits", key="--sha256")
         manifest = Manifest(digest, len(data), manifest.kind, name)
     ground = MemoryFilestore({"outbox/" + name: data})
-    run = _Transfer(scenario, sat, "upload", transfer_class, ground,
-                    onboard if onboard is not None else MemoryFilestore(), "outbox/" + name,
+    store = onboard if onboard is not None else MemoryFilestore()
+    if store_capacity is not None:
+        store.capacity = store_capacity
+    run = _Transfer(scenario, sat, "upload", transfer_class, ground, store, "outbox/" + name,
                     name, registry=(registry if registry is not None else default_registry())
                     if swap else registry, swap=swap, messages=[manifest.encode()],
-                    expected=None, timeout_s=timeout_s, progress=progress)
-    report: TransferReport = engine.run_simulation(run.main, seed=scenario.seed)
+                    expected=None, timeout_s=timeout_s, progress=progress,
+                    dest_entity=dest_entity, cancel_at_s=cancel_after_s)
+    report: TransferReport = _simulate(run, scenario, pcap)
     report.file = name
     return report
 
@@ -804,10 +881,11 @@ def run_upload(scenario: Scenario, data: bytes, name: str, *, satellite: str | N
 def run_download(scenario: Scenario, name: str, *, satellite: str | None = None,
                  transfer_class: int = 2, onboard: MemoryFilestore | None = None,
                  timeout_s: float | None = None,
-                 progress: Callable[[Progress], None] | None = None) -> tuple[TransferReport,
-                                                                              bytes | None]:
+                 progress: Callable[[Progress], None] | None = None,
+                 pcap: str | Path | None = None) -> tuple[TransferReport, bytes | None]:
     """Fetch ``name`` from ``satellite``'s filestore (default: :func:`onboard_products`) with
-    a Proxy Put Request; returns the report and the octets stored on the ground."""
+    a Proxy Put Request; returns the report and the octets stored on the ground. ``pcap``: as
+    for :func:`run_upload`."""
     sat = check_satellite(scenario, satellite, "--from")
     if transfer_class not in (1, 2):
         raise ConfigError(f"{transfer_class}: CFDP class 1 or 2", key="--class")
@@ -820,5 +898,15 @@ def run_download(scenario: Scenario, name: str, *, satellite: str | None = None,
     run = _Transfer(scenario, sat, "download", transfer_class, ground, store, name, local,
                     registry=None, swap=False, messages=[], expected=None, timeout_s=timeout_s,
                     progress=progress)
-    report: TransferReport = engine.run_simulation(run.main, seed=scenario.seed)
+    report: TransferReport = _simulate(run, scenario, pcap)
     return report, ground.get(local)
+
+
+def _simulate(run: _Transfer, scenario: Scenario, pcap: str | Path | None) -> TransferReport:
+    if pcap is None:
+        return engine.run_simulation(run.main, seed=scenario.seed)
+    from linkstack.capture.pcap import PcapWriter, node_addresses
+
+    with PcapWriter(pcap, nanosecond=True, addresses=node_addresses(scenario.nodes)) as writer:
+        run.pcap = writer
+        return engine.run_simulation(run.main, seed=scenario.seed)

@@ -95,3 +95,35 @@ def test_bad_input_in_a_real_process_has_no_traceback() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: FILE: no such file: /nonexistent/f.bin"
     assert proc.stdout == ""
+
+
+def test_upload_pcap_holds_the_cfdp_pdus(tmp_path: Path) -> None:
+    from linkstack.capture.pcap import read_pcap
+
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"hello " * 500)
+    cap = tmp_path / "up.pcap"
+    result = CliRunner().invoke(app, ["upload", str(f), "--json", "--pcap", str(cap), *FAST])
+    assert result.exit_code == 0, result.output
+    layers = {r.layer for r in read_pcap(cap)}
+    assert layers >= {"cfdp", "spp", "cltu", "tc", "cadu", "tm", "uslp"}
+    missing = CliRunner().invoke(app, ["upload", str(f), "--pcap",
+                                       str(tmp_path / "no" / "x.pcap"), *FAST])
+    assert missing.exit_code == 2 and "--pcap" in missing.stderr
+
+
+@pytest.mark.parametrize(("args", "status"), [
+    (["--store-capacity", "1000"], "filestore_rejection"),
+    (["--entity", "9"], "unknown_entity"),
+    (["--cancel-after", "0.2"], "cancel_request_received"),
+])
+def test_upload_faults_name_themselves_in_json(tmp_path: Path, args: list[str],
+                                               status: str) -> None:
+    f = tmp_path / "new.gguf"
+    f.write_bytes(os.urandom(200_000))
+    result = CliRunner().invoke(app, ["upload", str(f), "--json", *args, *FAST])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == status and report["detail"]
+    assert report["model"]["swapped"] is False
+    assert "factory" in report["model"]["active"]["name"]  # the old model stays

@@ -20,6 +20,8 @@ from cfdppy import IndicationConfig, LocalEntityConfig, PutRequest
 from cfdppy.handler import DestHandler
 from cfdppy.handler.dest import TransactionStep as DestStep
 from cfdppy.handler.dest import _AckedModeParams
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spacepackets.cfdp import ChecksumType, ConditionCode, PduConfig, TransmissionMode
 from spacepackets.cfdp.pdu import (
     AckPdu,
@@ -569,3 +571,102 @@ def test_a_gap_just_nakked_is_not_nakked_again_by_the_eof_sequence() -> None:
     guarded.run()
     assert delivered_ok(guarded)
     assert guarded.a.counters["retransmitted_octets"] == segment
+
+
+# -- faults: a full store, an unknown entity, a cancel -------------------------------------------
+
+@pytest.mark.parametrize("cls", [1, 2])
+def test_a_file_the_store_has_no_room_for_is_refused_at_its_metadata(cls: int) -> None:
+    from linkstack.cfdp import StoreFull
+
+    store = MemoryFilestore({"models/old.gguf": b"m" * 1000}, capacity=3000)
+    link = Link(cls=cls, size=4000, dest_store=store)
+    link.put()
+    link.run(60)
+    full = [e for e in link.events if isinstance(e, StoreFull)]
+    assert len(full) == 1 and (full[0].size, full[0].free) == (4000, 2000)
+    assert [f.condition for f in link.faults()] == [ConditionCode.FILESTORE_REJECTION]
+    for role in ("dest", "source"):  # the sender hears why (Finished PDU)
+        (fin,) = link.finished(role)
+        assert fin.condition == ConditionCode.FILESTORE_REJECTION and not fin.ok
+    assert store.names() == ["models/old.gguf"]  # nothing half-written, the old file stays
+    assert link.a.idle and link.b.idle
+    with pytest.raises(PermissionError):  # the store itself refuses to grow past capacity
+        store.write_data(Path("models/old.gguf"), b"x" * 2001, 1000)
+
+
+def test_put_to_an_unknown_entity_is_refused_without_sending() -> None:
+    from linkstack.cfdp import PutRefused
+
+    link = Link()
+    link.a.put(7, "f.bin", "g.bin", 2, now=0.0)
+    link.run(10)
+    (refused,) = link.events
+    assert isinstance(refused, PutRefused) and refused.reason == "unknown_entity"
+    assert "7" in refused.detail
+    assert link.sent == [] and link.a.idle
+    assert link.a.knows(2) and not link.a.knows(7)
+
+
+def test_cancel_from_the_sender_ends_both_sides_with_cancel_request_received() -> None:
+    # one file data PDU lost: the receiver is waiting for it when the cancel comes
+    link = Link(cls=2, size=20_000, delay=0.5,
+                drop=lambda d, k, n, b: d == "up" and k == "fd" and n == 3)
+    link.put()
+    link.run(0.6)
+    assert not link.finished("dest")
+    assert link.a.cancel(link.t)
+    link.run(60)
+    for role in ("dest", "source"):
+        (fin,) = link.finished(role)
+        assert fin.condition == ConditionCode.CANCEL_REQUEST_RECEIVED and not fin.ok
+    assert link.a.idle and link.b.idle
+
+
+# -- property: class 2 is byte-exact under loss, duplication and reordering ----------------------
+
+@dataclass
+class RoughLink(Link):
+    """A link that also duplicates PDUs: a copy of each, with probability ``dup``, arrives
+    up to ``jitter`` (at least 10 ms) after the original's send time plus the delay."""
+
+    dup: float = 0.0
+    jitter: float = 0.0
+    copies: int = 0
+
+    def _send(self, direction: str, data: bytes) -> None:
+        super()._send(direction, data)
+        if self.dup and self.rng.random() < self.dup:
+            self._seq += 1
+            self.copies += 1
+            at = self.t + self.delay + self.rng.random() * max(self.jitter, 0.01)
+            heapq.heappush(self.flight, (at, self._seq, direction, data))
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "open bug found by this test: file data that reaches the receiver before its Metadata "
+    "PDU (the Metadata lost, or overtaken on a reordering link) is not counted in the "
+    "wrapper's received ranges while cfdp-py tracks it, so NAKs are trimmed to nothing and "
+    "the transfer ends with NAK_LIMIT_REACHED (e.g. size=1551, max_pdu=64, loss_up=0.25, "
+    "seed=1; or jitter 0.02 with no loss)"))
+@settings(max_examples=12, deadline=None)
+@given(size=st.integers(0, 6000), max_pdu=st.sampled_from([64, 128, 300]),
+       loss_up=st.floats(0, 0.3), loss_down=st.floats(0, 0.3), dup=st.floats(0, 0.3),
+       jitter=st.sampled_from([0.0, 0.02, 0.2]), hold=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_class2_is_byte_exact_under_loss_duplication_and_reordering(
+        size: int, max_pdu: int, loss_up: float, loss_down: float, dup: float, jitter: float,
+        hold: bool, seed: int) -> None:
+    rates = {"up": loss_up, "down": loss_down}
+    rng = random.Random(seed ^ 0x5EED)
+    link = RoughLink(cls=2, size=size, max_pdu=max_pdu, seed=seed, dup=dup, jitter=jitter,
+                     drop=lambda d, k, n, b: rng.random() < rates[d],
+                     lag=lambda d, k, n: rng.random() * jitter,  # reordering
+                     cfg={"ack_limit": 40, "nak_limit": 40,
+                          "nak_hold_s": jitter if hold else 0.0})
+    link.put()
+    link.run(until=3000)
+    assert delivered_ok(link), (link.finished("dest"), link.faults())
+    (src_fin,) = link.finished("source")
+    assert src_fin.ok
+    assert link.copies == 0 or link.b.counters["pdus_received"] > 0

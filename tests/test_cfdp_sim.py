@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,91 @@ def test_contact_windows_of_the_default_path() -> None:
     (a0, b0), (a1, _b1) = windows[0], windows[1]
     assert a0 == 0.0 and 500 < b0 - a0 < 600  # ~9.2 min above the mask
     assert 5800 < a1 - a0 < 6100  # one orbit of a 700 km LEO
+
+
+TSHARK = shutil.which("tshark")
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (Debian package tshark)")
+def test_cfdp_pdus_in_the_capture_decode_with_wiresharks_cfdp_dissector(tmp_path: Path) -> None:
+    """Each PDU an entity sends is written on UDP port 52008 (beside its Space Packet on
+    52001); Wireshark's own CFDP dissector decodes every one (Metadata, file data, EOF, ACK,
+    Finished, NAK) without a malformed-packet or other expert error."""
+    from linkstack.capture.pcap import PORTS, read_pcap
+    from linkstack.spp.packet import SpacePacket
+
+    up = tmp_path / "up.pcap"
+    down = tmp_path / "down.pcap"
+    data = payload(6000, seed=8)
+    report = run_upload(load_scenario("default", [*FAST, "links.uplink.erasure=0.1"]), data,
+                        "uploads/x.bin", pcap=up)
+    assert report.status == "ok"
+    onboard = MemoryFilestore({"logs/a.bin": payload(40_000, seed=9)})
+    report, got = run_download(load_scenario("default", ["links.downlink.erasure=0.2"]),
+                               "logs/a.bin", onboard=onboard, pcap=down)
+    assert report.status == "ok" and got == onboard.get("logs/a.bin")
+    assert PORTS["cfdp"] == 52008
+    directives: set[str] = set()
+    for path in (up, down):
+        records = list(read_pcap(path))
+        cfdp = [r for r in records if r.layer == "cfdp"]
+        assert cfdp
+        # each PDU is the data field of the APID 0x102 packet written just before it
+        for i, r in enumerate(records):
+            if r.layer == "cfdp":
+                packet = SpacePacket.decode(records[i - 1].unit)
+                assert records[i - 1].layer == "spp" and packet.apid == 0x102
+                assert packet.data == r.unit
+        out = subprocess.run(
+            [TSHARK, "-r", str(path), "-d", f"udp.port=={PORTS['cfdp']},cfdp", "-Y", "cfdp",
+             "-o", "udp.check_checksum:TRUE", "-T", "fields", "-E", "separator=;",
+             "-E", "occurrence=f",
+             "-e", "cfdp.pdu_type", "-e", "cfdp.fdtype", "-e", "cfdp.srcid", "-e", "cfdp.dstid",
+             "-e", "udp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.severity"],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout.splitlines()
+        rows = [line.split(";") for line in out if line]
+        assert len(rows) == len(cfdp)
+        for pdu_type, fdtype, src, dst, udp_ok, malformed, severity in rows:
+            assert {src, dst} == {"1", "2"}
+            assert udp_ok == "1" and malformed == "" and severity == "", rows
+            directives.add("file data" if pdu_type == "1" else fdtype)
+    # EOF 4, Finished 5, ACK 6, Metadata 7, NAK 8 (CCSDS 727.0-B-5 table 5-4), file data
+    assert directives >= {"file data", "4", "5", "6", "7", "8"}
+
+
+# -- faults: each ends with a status naming it, the old model stays ----------------------------
+
+def test_upload_larger_than_the_onboard_store_is_refused() -> None:
+    reg = registry()
+    onboard = MemoryFilestore({"models/old.gguf": b"m" * 5000})
+    report = run_upload(load_scenario("default", FAST), payload(30_000), "models/new.gguf",
+                        swap=True, registry=reg, onboard=onboard, store_capacity=20_000)
+    assert report.status == "filestore_rejection"
+    assert "store full" in report.detail and "15000 free" in report.detail
+    assert report.model is not None and not report.model["swapped"]
+    assert reg.active is not None and reg.active.name == "old.gguf"
+    assert onboard.names() == ["models/old.gguf"]
+    assert report.as_dict()["status"] == "filestore_rejection"
+
+
+def test_upload_to_an_unknown_entity_is_refused_before_sending() -> None:
+    reg = registry()
+    report = run_upload(load_scenario("default", FAST), payload(5000), "models/new.gguf",
+                        swap=True, registry=reg, dest_entity=9)
+    assert report.status == "unknown_entity" and "entity 9" in report.detail
+    assert report.stored_octets == 0 and report.sha256 is None
+    assert reg.active is not None and reg.active.name == "old.gguf"
+
+
+@pytest.mark.parametrize("cls", [1, 2])
+def test_upload_cancelled_from_the_ground(cls: int) -> None:
+    reg = registry()
+    data = payload(300_000)
+    report = run_upload(load_scenario("default", FAST), data, "models/new.gguf",
+                        transfer_class=cls, swap=True, registry=reg, cancel_after_s=0.4)
+    assert report.status == "cancel_request_received"
+    assert "cancelled from the ground at T+0.4 s" in report.detail
+    assert report.total_s < 5 and report.stored_octets < len(data)
+    assert report.model is not None and not report.model["swapped"]
+    assert reg.active is not None and reg.active.name == "old.gguf"

@@ -14,7 +14,9 @@ tshark, tcpdump and scapy open as they are:
   (:meth:`PcapWriter.address`: ``10.0.0.1``, ``10.0.0.2``, ... in order of first use, so a
   ground station and two satellites become three hosts in Wireshark's Conversations view).
   :mod:`linkstack.capture.scapy_layers` binds its dissectors to these ports; Wireshark's built-in
-  CCSDS (Space Packet) dissector is reached with ``-d udp.port==52001,ccsds`` (see the README).
+  CCSDS (Space Packet) dissector is reached with ``-d udp.port==52001,ccsds`` (see the README),
+  its CFDP dissector with ``-d udp.port==52008,cfdp`` (the PDUs of ``linkstack upload`` /
+  ``download``, each also written inside its Space Packet on 52001).
 
 The IPv4 and UDP checksums are computed (RFC 791, RFC 768), so no tool flags the records as
 corrupt. A unit longer than :data:`MAX_UNIT_OCTETS` (65507, the largest UDP payload of an IPv4
@@ -60,6 +62,7 @@ PORTS: dict[str, int] = {
     "uslp": 52005,  # USLP Transfer Frame (CCSDS 732.1-B-2)
     "cltu": 52006,  # CLTU, BCH-coded TC (CCSDS 231.0-B-4)
     "cadu": 52007,  # CADU: ASM + (randomized, RS-coded) frame (CCSDS 131.0-B-4)
+    "cfdp": 52008,  # CFDP PDU (CCSDS 727.0-B-5), the data field of an APID 0x102 packet
 }
 """UDP port of each layer: dynamic-range ports (IANA 49152-65535), none of them a port a
 Wireshark 4.0 dissector claims by default (``tshark -G decodes``)."""

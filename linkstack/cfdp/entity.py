@@ -51,7 +51,15 @@ What the wrapper adds to cfdp-py 0.7.0, each covered by a test in tests/test_cfd
 * **Proxy put** (§6.2.6.1): a Metadata PDU carrying a Proxy Put Request makes this entity send
   the named file to the requester (the ground's ``download``).
 * **EOF (cancel).** spacepackets 0.32 decodes an EOF's condition code unshifted; the entity
-  corrects it, so a cancelled transfer ends with a Finished PDU instead of an exception.
+  corrects it, so a cancelled transfer ends with a Finished PDU instead of an exception. An
+  EOF (cancel) that follows the EOF (no error) — the sender cancelled while the receiver was
+  waiting for NAKed data — is not taken for a repeated EOF: the receiver ends the transaction
+  with the cancel's condition (cfdp-py ignores every EOF after the first).
+* **A full store.** A file larger than the room left in the receiver's filestore
+  (:attr:`MemoryFilestore.capacity`) is refused at its Metadata PDU: Filestore Rejection, the
+  file discarded (cfdp-py only notices a refused write, and then not as a fault).
+* **Unknown entity.** A Put.request to an entity that is not in the MIB is refused with a
+  :class:`PutRefused` event (cfdp-py raises); nothing is sent.
 * **Errors.** A PDU that does not decode, is not for this entity, or that a handler refuses
   is counted in ``status()["pdus_ignored"]`` by reason, never raised (principle 6).
 """
@@ -128,7 +136,9 @@ __all__ = [
     "Fault",
     "MetadataReceived",
     "ProxyPutRefused",
+    "PutRefused",
     "SegmentReceived",
+    "StoreFull",
     "TransactionFinished",
     "TransactionKey",
     "TransactionStarted",
@@ -274,6 +284,29 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class PutRefused:
+    """A Put.request this entity refused before any PDU was sent (``reason``:
+    ``unknown_entity`` for a destination that is not in its MIB)."""
+
+    dest_id: int
+    file: str | None
+    reason: str
+    detail: str
+    now: float
+
+
+@dataclass(frozen=True)
+class StoreFull:
+    """A file refused at its Metadata PDU because the filestore has no room for it (the
+    transaction then ends with Filestore Rejection)."""
+
+    file: str
+    size: int
+    free: int
+    now: float
+
+
+@dataclass(frozen=True)
 class ProxyPutRefused:
     """A Proxy Put Request naming a file this entity does not have."""
 
@@ -284,7 +317,7 @@ class ProxyPutRefused:
 
 
 Event = (TransactionStarted | MetadataReceived | SegmentReceived | TransactionFinished | Fault
-         | ProxyPutRefused)
+         | ProxyPutRefused | PutRefused | StoreFull)
 
 
 # -- the parts cfdp-py asks for ---------------------------------------------------------------
@@ -382,6 +415,8 @@ class _CheckTimers(CheckTimerProvider):
 class _DestHandler(DestHandler):
     """cfdp-py's receiver with the fixes of the module docstring (private steps overridden)."""
 
+    entity: CfdpEntity | None = None
+
     def _common_first_packet_handler(self, pdu: Any) -> bool | None:
         # A lost-segment list of its own for each transaction (cfdp-py shares one instance).
         self._params.acked_params.lost_seg_tracker = LostSegmentTracker()
@@ -404,6 +439,22 @@ class _DestHandler(DestHandler):
         # completed file then fails its check (FILE_CHECKSUM_FAILURE).
         self._params.fp.crc32 = eof_pdu.file_checksum
         super()._handle_eof_without_previous_metadata(eof_pdu)
+
+    def _init_vfs_handling(self, source_base_name: str) -> None:
+        # A file the store has no room for is refused at its Metadata PDU (§4.6.1.2.6:
+        # Filestore Rejection), not found out while its data arrives.
+        store = self.user.vfs
+        fp = self._params.fp
+        if (isinstance(store, MemoryFilestore) and fp.file_name is not None
+                and not store.has_room(fp.file_name, fp.file_size or 0)):
+            self._params.finished_params.file_status = FileStatus.DISCARDED_FILESTORE_REJECTION
+            self._params.finished_params.delivery_code = DeliveryCode.DATA_INCOMPLETE
+            if self.entity is not None:
+                self.entity._store_full(fp.file_name.as_posix(), fp.file_size or 0,
+                                        store.free() or 0)
+            self._declare_fault(ConditionCode.FILESTORE_REJECTION)
+            return
+        super()._init_vfs_handling(source_base_name)
 
     def _handle_waiting_for_missing_metadata(self, packet_holder: Any) -> None:
         deferred = self._params.acked_params.deferred_lost_segment_detection_active
@@ -430,6 +481,7 @@ class _Inbound:
     metadata_asked: float = -math.inf
     started: bool = False
     finished: bool = False
+    cancelled: bool = False
 
 
 @dataclass
@@ -472,6 +524,7 @@ class CfdpEntity:
         local = LocalEntityConfig(ByteFieldU16(config.entity_id), IndicationConfig(),
                                   self._faults)
         self._remotes = RemoteEntityConfigTable()
+        self._peers: set[int] = set()
         for peer in peers:
             self.add_peer(peer)
         self.user = _User(self, self.filestore)
@@ -479,6 +532,7 @@ class CfdpEntity:
         self.source = SourceHandler(local, self.user, self._remotes, checks,
                                     SeqCountProvider(16))
         self.dest = _DestHandler(local, self.user, self._remotes, checks)
+        self.dest.entity = self
         self._out: deque[_Out] = deque()
         self._queued_fd: Counter[tuple[int, int]] = Counter()
         self._held: list[_Held] = []
@@ -499,6 +553,7 @@ class CfdpEntity:
 
     def add_peer(self, peer: int) -> None:
         cfg = self.config
+        self._peers.add(peer)
         self._remotes.add_config(RemoteEntityConfig(
             entity_id=ByteFieldU16(peer), max_file_segment_len=None,
             max_packet_len=cfg.max_pdu_length, closure_requested=True,
@@ -509,16 +564,31 @@ class CfdpEntity:
             nak_timer_expiration_limit=cfg.nak_limit,
         ))
 
+    def knows(self, entity_id: int) -> bool:
+        """Whether ``entity_id`` is a peer in this entity's MIB."""
+        return self._remotes.get_cfg(ByteFieldU16(entity_id)) is not None
+
+    def _peer_ids(self) -> str:
+        return ", ".join(str(i) for i in sorted(self._peers)) or "none"
+
     # -- requests ----------------------------------------------------------------------------
     def put(self, dest_id: int, source_file: str, dest_file: str,
             transfer_class: TransferClass | int, *, messages: Iterable[bytes] = (),
             now: float) -> None:
         """Put.request (§3.4.1): send ``source_file`` (in this entity's filestore) to entity
-        ``dest_id`` as ``dest_file``. Queued if a transaction is already being sent."""
+        ``dest_id`` as ``dest_file``. Queued if a transaction is already being sent. A
+        destination this entity has no MIB entry for is refused: a :class:`PutRefused` event
+        (``unknown_entity``), nothing is sent."""
         self._tick(now)
         cls = TransferClass(transfer_class)
         if not self.filestore.file_exists(Path(source_file)):
             raise ConfigError(f"no file {source_file!r} in the filestore", key="source_file")
+        if not self.knows(dest_id):
+            self._emit(PutRefused(dest_id, dest_file, "unknown_entity",
+                                  f"CFDP entity {dest_id} is not in the MIB of entity "
+                                  f"{self.entity_id} (known: {self._peer_ids()})", self.now))
+            self.counters["puts_refused"] += 1
+            return
         msgs = [MessageToUserTlv(bytes(m)) for m in messages]
         req = PutRequest(destination_id=ByteFieldU16(dest_id), source_file=Path(source_file),
                          dest_file=Path(dest_file), trans_mode=cls.mode, closure_requested=True,
@@ -619,6 +689,20 @@ class CfdpEntity:
             self._ignore("busy: another transaction is being received")
             return
         dest = self.dest
+        if isinstance(pdu, EofPdu) and inb is not None and inb.eof_seen \
+                and pdu.condition_code != ConditionCode.NO_ERROR and not inb.cancelled \
+                and dest.state != CfdpState.IDLE:
+            # EOF (cancel) after the EOF (no error): the sender cancelled while data was still
+            # missing (§4.6.6). cfdp-py ignores every EOF after the first: run its cancel
+            # response here (Finished with the EOF's condition, after the ACK in class 2).
+            inb.cancelled = True
+            self.counters["eof_cancel_received"] += 1
+            self._drain_dest()
+            self._call(dest._handle_eof_pdu, pdu)
+            self._drain_dest()
+            self._call(dest.state_machine)
+            self._after_dest()
+            return
         if isinstance(pdu, EofPdu) and inb is not None and inb.eof_seen:
             if inb.mode == TransmissionMode.ACKNOWLEDGED and inb.eof_acked:
                 self._queue_ack(AckPdu(pdu.pdu_header.pdu_conf, DirectiveType.EOF_PDU,
@@ -1012,6 +1096,10 @@ class CfdpEntity:
             key, "dest", fp.condition_code, fp.delivery_code, fp.file_status,
             inb.file if inb else None, inb.size if inb else None,
             inb.messages if inb else (), self.now))
+
+    def _store_full(self, file: str, size: int, free: int) -> None:
+        self.counters["files_refused_store_full"] += 1
+        self._emit(StoreFull(file, size, free, self.now))
 
     def _fault(self, key: TransactionKey | None, cond: ConditionCode, progress: int) -> None:
         role = "source" if key is not None and key[0] == self.entity_id else "dest"

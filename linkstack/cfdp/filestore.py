@@ -41,12 +41,37 @@ def _key(path: Path | str) -> str:
 
 
 class MemoryFilestore(VirtualFilestore):
-    """Files as byte arrays keyed by their POSIX path; directories are implicit."""
+    """Files as byte arrays keyed by their POSIX path; directories are implicit.
 
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+    ``capacity`` (octets, None: unlimited) is the size of the store: a CFDP receiver refuses
+    a file that would not fit (Filestore Rejection, :meth:`has_room`), and
+    :meth:`write_data` beyond it raises :class:`PermissionError`, cfdp-py's filestore
+    refusal."""
+
+    def __init__(self, files: dict[str, bytes] | None = None, *,
+                 capacity: int | None = None) -> None:
+        if capacity is not None and capacity < 0:
+            raise ValueError("capacity must be >= 0 octets")
+        self.capacity = capacity
         self.files: dict[str, bytearray] = {}
         for name, data in (files or {}).items():
             self.files[_key(name)] = bytearray(data)
+
+    # -- space ------------------------------------------------------------------------------
+    def used(self) -> int:
+        """Octets stored."""
+        return sum(len(d) for d in self.files.values())
+
+    def free(self) -> int | None:
+        """Octets left (None: unlimited)."""
+        return None if self.capacity is None else max(0, self.capacity - self.used())
+
+    def has_room(self, path: Path | str, size: int) -> bool:
+        """Whether a file of ``size`` octets fits as ``path`` (replacing what is there)."""
+        if self.capacity is None:
+            return True
+        existing = len(self.files.get(_key(path), b""))
+        return self.used() - existing + size <= self.capacity
 
     # -- convenience ------------------------------------------------------------------------
     def put(self, path: str, data: bytes) -> None:
@@ -98,6 +123,9 @@ class MemoryFilestore(VirtualFilestore):
         if buf is None:
             raise FileNotFoundError(file)
         start = offset or 0
+        grow = max(0, start + len(data) - len(buf))
+        if self.capacity is not None and grow and self.used() + grow > self.capacity:
+            raise PermissionError(f"{file}: the store is full ({self.capacity} octets)")
         if len(buf) < start:
             buf.extend(bytes(start - len(buf)))
         buf[start:start + len(data)] = data

@@ -33,6 +33,9 @@ ClassOpt = Annotated[str, typer.Option(
 ScenarioNameOpt = Annotated[str, typer.Option(
     "--scenario", help="Scenario name (sims/scenarios) or TOML file.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+PcapOpt = Annotated[Path | None, typer.Option(
+    "--pcap", help="Write every coded unit, transfer frame and Space Packet sent, and each CFDP "
+    "PDU on UDP port 52008 (tshark -d udp.port==52008,cfdp), to this pcap file.")]
 TimeoutOpt = Annotated[float | None, typer.Option(
     "--timeout", help="Give up (cancel) after this many virtual seconds (default: 4x the "
     "bound plus two hours).")]
@@ -42,6 +45,11 @@ def _class(value: str) -> int:
     if value.strip() not in ("1", "2"):
         raise ConfigError(f"{value!r}: CFDP class 1 or 2", key="--class")
     return int(value)
+
+
+def _check_pcap(path: Path | None) -> None:
+    if path is not None and not path.resolve().parent.is_dir():
+        raise ConfigError(f"no such directory: {path.parent}", key="--pcap")
 
 
 def _clock(seconds: float | None) -> str:
@@ -99,6 +107,8 @@ def _render(report: Any, console: Console, out: Path | None = None) -> None:
     console.print(f"  sha256     {report.sha256 or '-'}"
                   + (" (matches the source)" if report.sha256 == report.source_sha256
                      else " (differs from the source)"))
+    if report.detail:
+        console.print(f"  fault      {report.detail}")
     if report.model is not None:
         m = report.model
         active = (m.get("active") or {}).get("name", "-")
@@ -130,6 +140,17 @@ def register(app: typer.Typer) -> None:
             "--as", help="Name onboard (default: models/<file name> for a model, "
             "uploads/<file name> otherwise).")] = None,
         timeout: TimeoutOpt = None,
+        pcap: PcapOpt = None,
+        entity: Annotated[int, typer.Option(
+            "--entity", help="CFDP entity ID of the destination (the satellite's file service "
+            "is 2; another ID is not in the ground's MIB and is refused: unknown_entity).")
+        ] = 2,
+        store_capacity: Annotated[int | None, typer.Option(
+            "--store-capacity", help="Size of the onboard store in octets (simulation; "
+            "a file that does not fit is refused: filestore_rejection).")] = None,
+        cancel_after: Annotated[float | None, typer.Option(
+            "--cancel-after", help="Cancel the upload from the ground after this many virtual "
+            "seconds (status cancel_request_received; the old model stays).")] = None,
         seed: ScenarioSeedOpt = None,
     ) -> None:
         """Upload FILE to a satellite with CFDP through the whole stack, in virtual time, over
@@ -144,6 +165,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"no such file: {file}", key="FILE")
             if timeout is not None and not timeout > 0:
                 raise ConfigError("must be > 0", key="--timeout")
+            _check_pcap(pcap)
             data = path.read_bytes()
             install = swap if swap is not None else path.suffix.lower() == ".gguf"
             onboard = name or (f"models/{path.name}" if install else f"uploads/{path.name}")
@@ -152,7 +174,9 @@ def register(app: typer.Typer) -> None:
             with _progress(err, "upload", len(data), not as_json) as update:
                 report = run_upload(sc, data, onboard, satellite=to, transfer_class=cls,
                                     swap=install, expected_sha256=sha256, timeout_s=timeout,
-                                    progress=update)
+                                    progress=update, pcap=pcap, dest_entity=entity,
+                                    store_capacity=store_capacity,
+                                    cancel_after_s=cancel_after)
         except (LinkstackError, OSError) as exc:
             raise fail(exc if isinstance(exc, LinkstackError)
                        else ConfigError(str(exc), key="FILE")) from None
@@ -183,6 +207,7 @@ def register(app: typer.Typer) -> None:
             "--place", help="A local file to put onboard as NAME first (as if produced "
             "there).")] = None,
         timeout: TimeoutOpt = None,
+        pcap: PcapOpt = None,
         seed: ScenarioSeedOpt = None,
     ) -> None:
         """Download NAME, a file produced onboard (a long answer, a log), from a satellite:
@@ -198,6 +223,7 @@ def register(app: typer.Typer) -> None:
             cls = _class(cfdp_class)
             if timeout is not None and not timeout > 0:
                 raise ConfigError("must be > 0", key="--timeout")
+            _check_pcap(pcap)
             onboard = onboard_products(size)
             if place is not None:
                 if not place.is_file():
@@ -212,7 +238,7 @@ def register(app: typer.Typer) -> None:
             with _progress(err, "download", total, not as_json) as update:
                 report, data = run_download(sc, name, satellite=source, transfer_class=cls,
                                             onboard=onboard, timeout_s=timeout,
-                                            progress=update)
+                                            progress=update, pcap=pcap)
             if out is not None and data is not None:
                 out.write_bytes(data)
         except (LinkstackError, OSError) as exc:
