@@ -4,6 +4,9 @@ specs/architecture.md principle 5: time is accounted, not guessed. For each hop 
 crosses, the simulator records *intervals* (virtual time) in which something happened to the
 message:
 
+- ``sdls``: the share of coding and serialization that went to SDLS octets (CCSDS 355.0-B-2
+  Security Header and Trailer): of each secured frame's coding and serialization intervals,
+  the last ``overhead / frame length`` (zero on a hop without SDLS),
 - ``coding``: its frames were being encoded or decoded (channel coding compute),
 - ``serialization``: one of its frames that was eventually delivered was being clocked out,
 - ``propagation``: such a frame was in flight,
@@ -23,10 +26,10 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-COMPONENTS = ("queueing", "serialization", "propagation", "coding", "arq_wait")
+COMPONENTS = ("queueing", "serialization", "propagation", "coding", "sdls", "arq_wait")
 """Breakdown rows of one hop, in print order."""
 
-PRIORITY = ("coding", "serialization", "propagation", "queueing")
+PRIORITY = ("sdls", "coding", "serialization", "propagation", "queueing")
 """When intervals overlap, the earlier component in this tuple owns the instant."""
 
 
@@ -47,11 +50,22 @@ class HopRecord:
         if b > a:
             self.intervals[component].append((a, b))
 
+    def add_split(self, component: str, a: float, b: float, sdls_fraction: float = 0.0) -> None:
+        """``component`` over ``[a, b]``, the last ``sdls_fraction`` of it given to ``sdls``
+        (the time of the frame's SDLS octets, which come last in proportion)."""
+        if sdls_fraction > 0 and b > a:
+            cut = b - (b - a) * sdls_fraction
+            self.add(component, a, cut)
+            self.add("sdls", cut, b)
+        else:
+            self.add(component, a, b)
+
     def add_transmission(self, enqueued: float, tx_start: float, tx_end: float,
-                         arrival: float) -> None:
-        """Record one delivered-and-used frame transmission (queue, clock out, fly)."""
+                         arrival: float, sdls_fraction: float = 0.0) -> None:
+        """Record one delivered-and-used frame transmission (queue, clock out, fly);
+        ``sdls_fraction``: the share of the frame's octets that are SDLS's."""
         self.add("queueing", enqueued, tx_start)
-        self.add("serialization", tx_start, tx_end)
+        self.add_split("serialization", tx_start, tx_end, sdls_fraction)
         self.add("propagation", tx_end, arrival)
 
     def breakdown(self) -> dict[str, float]:

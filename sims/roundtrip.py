@@ -244,15 +244,16 @@ class _Run:
 
     def account(self, hop: str, unit: Unit, d: Delivery, coding: tuple[float, float],
                 decoding: tuple[float, float]) -> None:
+        sdls = unit.sdls_octets / unit.frame_octets if unit.sdls_octets else 0.0
         for tag in unit.tags:
             msg = self.messages.get(tag)  # type: ignore[arg-type]
             if msg is None or hop not in msg.hops:
                 continue
             rec = msg.hops[hop]
-            rec.add("coding", *coding)
+            rec.add_split("coding", *coding, sdls)
             rec.add_transmission(d.t_enqueued / NS, d.t_tx_start / NS, d.t_tx_end / NS,
-                                 d.t_arrival / NS)
-            rec.add("coding", *decoding)
+                                 d.t_arrival / NS, sdls)
+            rec.add_split("coding", *decoding, sdls)
             msg.propagation.setdefault(hop, (d.t_arrival - d.t_tx_end) / NS)
 
     # -- main ------------------------------------------------------------------------------

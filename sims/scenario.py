@@ -54,10 +54,15 @@ Schema (every table refuses keys not listed)::
                         [stack.arq_params] (str / int / float / bool values)
     [security]          where SDLS (CCSDS 355.0-B-2) finds its SAs and keys — never the keys:
       sa_file           the SA file (TOML, linkstack.sdls.config); a relative path is taken
-                        from the working directory (required)
-      key_file          the key file (TOML, private to its owner: linkstack.sdls.keys); if
-                        absent, the path in the environment variable LINKSTACK_SDLS_KEY_FILE,
-                        else the SA file's own key_file setting
+                        from the scenario file's folder (a shipped scenario's: the package's
+                        sims/scenarios), or from the working directory when it comes from
+                        --set or a scenario built in memory (required)
+      key_file          the key file (TOML, private to its owner: linkstack.sdls.keys; a
+                        relative path as sa_file); if absent, the path in the environment
+                        variable LINKSTACK_SDLS_KEY_FILE, else the SA file's own key_file
+                        setting. The public test keys shipped in sims/scenarios/sdls
+                        (*-test-keys.toml) are read through a private copy
+                        (:func:`private_key_file`)
 
 Merging a link with its profile: key by key; a sub-table whose ``model`` differs
 from the profile's replaces it; in ``[ge]`` a link giving one pair of the three
@@ -67,12 +72,14 @@ form one full-duplex :class:`~linkstack.sims.link.Link`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import re
+import tempfile
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -105,8 +112,10 @@ __all__ = [
     "SecuritySpec",
     "StackSpec",
     "apply_overrides",
+    "is_shipped_test_keys",
     "load_scenario",
     "parse_scenario",
+    "private_key_file",
     "scenario_names",
 ]
 
@@ -553,26 +562,93 @@ def scenario_names() -> list[str]:
     )
 
 
+def _shipped_folder() -> Path | None:
+    """The folder of the shipped scenarios, if the package lives in a real directory."""
+    folder = resources.files("linkstack.sims").joinpath("scenarios")
+    return folder if isinstance(folder, Path) else None
+
+
+TEST_KEYS_SUFFIX = "-test-keys.toml"
+"""Name ending of the public test key files shipped in ``sims/scenarios/sdls``."""
+
+
+def _anchor_security_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative ``[security]`` paths of a scenario file, taken from the file's folder."""
+    table = data.get("security")
+    if isinstance(table, dict):
+        for name in ("sa_file", "key_file"):
+            value = table.get(name)
+            if (isinstance(value, str) and value.strip() and not value.startswith("~")
+                    and not Path(value).is_absolute()):
+                table[name] = str(folder / value)
+    return data
+
+
 def read_scenario_source(source: str | Path) -> dict[str, Any]:
     """The raw dict (as ``tomllib`` reads it) of a scenario file (a path) or of a shipped
-    scenario (a name from ``sims/scenarios/``)."""
+    scenario (a name from ``sims/scenarios/``).
+
+    Relative paths of its ``[security]`` table come back taken from the file's folder.
+    """
     path = Path(source)
+    folder: Path | None
     if path.suffix == ".toml" or path.exists():
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read the scenario: {exc.strerror}",
                               key=str(source)) from None
+        folder = path.absolute().parent
     else:
         entry = resources.files("linkstack.sims").joinpath("scenarios", f"{source}.toml")
         if not entry.is_file():
             raise ConfigError(f"no such scenario; shipped: {', '.join(scenario_names())}",
                               key=str(source))
         text = entry.read_text(encoding="utf-8")
+        folder = _shipped_folder()
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", key=str(source)) from None
+    return data if folder is None else _anchor_security_paths(data, folder)
+
+
+def is_shipped_test_keys(path: str | os.PathLike[str]) -> bool:
+    """True iff ``path`` is one of the public test key files shipped with linkstack
+    (``sims/scenarios/sdls/*-test-keys.toml`` of the installed package)."""
+    folder = _shipped_folder()
+    if folder is None:
+        return False
+    try:
+        real = Path(path).resolve(strict=True)
+        return (real.name.endswith(TEST_KEYS_SUFFIX)
+                and real.parent == (folder / "sdls").resolve(strict=True))
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def private_key_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """The key file to load: ``path`` itself, or a private copy of a shipped test key file.
+
+    The key-file check (:func:`linkstack.sdls.keys.load_key_file`) refuses a file that group
+    or others may read, and neither git nor a wheel keeps mode 0600: the public test keys of
+    the shipped examples (:func:`is_shipped_test_keys`) arrive readable by all. For those,
+    and only those, this yields a fresh temporary copy created with mode 0600, and deletes
+    it when the block ends (the keys are loaded by then). Any other file is yielded as it
+    is, so its permissions are checked as usual.
+    """
+    if not is_shipped_test_keys(path):
+        yield Path(path)
+        return
+    fd, name = tempfile.mkstemp(prefix="linkstack-test-keys-", suffix=".toml")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Path(path).read_bytes())
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ()) -> Scenario:

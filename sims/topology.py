@@ -31,7 +31,13 @@ from linkstack.sdls.config import find_sa, key_file_setting, load_sa_file, read_
 from linkstack.sdls.errors import KeyFileError
 from linkstack.sdls.sa import SecurityAssociation
 from linkstack.sdls.services import Algorithm
-from linkstack.sims.scenario import KEY_FILE_ENV, LinkSpec, Scenario, SecuritySpec
+from linkstack.sims.scenario import (
+    KEY_FILE_ENV,
+    LinkSpec,
+    Scenario,
+    SecuritySpec,
+    private_key_file,
+)
 
 __all__ = ["LAG_MEANS", "Hop", "build_endpoints", "plan_path", "rf_config", "worst_lag_s"]
 
@@ -249,7 +255,8 @@ def _hop_sdls(hop: Hop, spec: LinkSpec) -> HopSdls | None:
     assert hop.security is not None
     path = _key_path(hop)
     try:
-        db = load_sa_file(hop.security.sa_file, path, spis=(sa.spi,))
+        with private_key_file(path) as usable:  # the shipped test keys: a private copy
+            db = load_sa_file(hop.security.sa_file, usable, spis=(sa.spi,))
     except KeyFileError as exc:
         raise _sdls_error(exc, "security.key_file") from None
     except ConfigError as exc:

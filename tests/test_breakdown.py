@@ -17,7 +17,7 @@ def test_single_frame_on_idle_link() -> None:
     rec.end = 4.25
     assert rec.breakdown() == {
         "queueing": 0.0, "serialization": 2.0, "propagation": 1.5, "coding": 0.75,
-        "arq_wait": 0.0,
+        "sdls": 0.0, "arq_wait": 0.0,
     }
 
 
@@ -38,7 +38,19 @@ def test_back_to_back_frames_count_serialization_over_propagation() -> None:
     rec.end = 4.0
     b = rec.breakdown()
     assert b == {"queueing": 0.0, "serialization": 2.0, "propagation": 2.0, "coding": 0.0,
-                 "arq_wait": 0.0}
+                 "sdls": 0.0, "arq_wait": 0.0}
+
+
+def test_sdls_share_of_a_secured_frame() -> None:
+    """30 SDLS octets of a 120-octet frame: the last quarter of its coding and serialization
+    is ``sdls``; the total is unchanged."""
+    rec = HopRecord("up", start=0.0)
+    rec.add_split("coding", 0.0, 1.0, 0.25)
+    rec.add_transmission(1.0, 1.0, 5.0, 6.0, 0.25)
+    rec.add_split("coding", 6.0, 7.0, 0.25)
+    rec.end = 7.0
+    assert rec.breakdown() == {"queueing": 0.0, "serialization": 3.0, "propagation": 1.0,
+                               "coding": 1.5, "sdls": 1.5, "arq_wait": 0.0}
 
 
 def test_unknown_component_and_incomplete() -> None:

@@ -648,6 +648,42 @@ def test_bad_security_options_are_one_error_line_naming_the_option(pki: Pki,
         assert "sesame" not in result.output and "Traceback" not in result.output
 
 
+def test_the_issue_s_tls_option_names_are_aliases(pki: Pki, tmp_path: Path) -> None:
+    """--tls-ca, --tls-cert and --tls-key (issue 15's names) set --ca-file, --cert-file and
+    --key-file: the same checks, the same one error line, for every case above using them."""
+    import typer
+    from typer.testing import CliRunner
+
+    from linkstack.cli import gateway as cli
+
+    app = typer.Typer()
+    cli.register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """(so that the command keeps its name)"""
+
+    command = typer.main.get_command(app).commands["gateway"]  # type: ignore[attr-defined]
+    opts = {p.name: p.opts for p in command.params}
+    assert opts["ca_file"] == ["--ca-file", "--tls-ca"]
+    assert opts["cert_file"] == ["--cert-file", "--tls-cert"]
+    assert opts["key_file"] == ["--key-file", "--tls-key"]
+    alias = {"--ca-file": "--tls-ca", "--cert-file": "--tls-cert", "--key-file": "--tls-key"}
+    runner = CliRunner()
+    seen = 0
+    for args, env, option in _option_cases(pki, tmp_path):
+        if not set(args) & set(alias):
+            continue
+        renamed = [alias.get(a, a) for a in args]
+        original = runner.invoke(app, ["gateway", *args], env=env)
+        aliased = runner.invoke(app, ["gateway", *renamed], env=env)
+        assert aliased.exit_code == original.exit_code == 2, (renamed, aliased.output)
+        assert aliased.output == original.output, renamed
+        assert aliased.output.startswith(f"error: {option}: ")
+        seen += 1
+    assert seen >= 10
+
+
 # -- the library ------------------------------------------------------------------------------
 
 def test_the_tls_context_verifies_and_checks_the_host_name(pki: Pki) -> None:

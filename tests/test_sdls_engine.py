@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,19 @@ from linkstack.sdls.services import GCM_MAC_LENGTHS
 
 KEY128 = bytes(range(16))
 KEY256 = bytes(range(32, 64))
+
+CI = bool(os.environ.get("CI"))  # as tests/conftest.py: the CI profile
+CI_CASES = {
+    "test_any_flipped_bit_is_rejected": 2_000,
+    "test_fuzz_receive_path_returns_typed_rejection": 5_000,
+    "test_fuzz_mutated_valid_frames": 3_000,
+}
+"""Hypothesis cases of these property tests under CI (with tests/test_sdls_properties.py:
+more than 100 000 in all); a normal run keeps the counts of their ``settings``."""
+
+
+def examples(name: str, dev: int) -> int:
+    return CI_CASES[name] if CI else dev
 
 
 # --------------------------------------------------------------------------------------
@@ -280,7 +294,7 @@ AUTHENTICATING = st.sampled_from([ServiceType.AUTHENTICATED_ENCRYPTION,
                                   ServiceType.AUTHENTICATION])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples("test_any_flipped_bit_is_rejected", 150), deadline=None)
 @given(case=ALL_CASES, data=st.data())
 def test_any_flipped_bit_is_rejected(case: Case, data: st.DataObject) -> None:
     params = data.draw(sa_params(data.draw(AUTHENTICATING)))
@@ -364,11 +378,19 @@ def test_window_edges() -> None:
     frames = [tx.apply(clear) for _ in range(12)]  # ARSN 1..12
     accepted(rx.process(frames[3]))  # ARSN 4 = 0 + window: the edge, accepted
     rejected(rx.process(frames[8]), RejectReason.REPLAY)  # 9 = 4 + 5: one past the window
-    rejected(rx.process(frames[1]), RejectReason.REPLAY)  # 2 < 4: positive window only
+    accepted(rx.process(frames[1]))  # 2 < 4: reordered inside the window, not seen yet
+    rejected(rx.process(frames[1]), RejectReason.REPLAY)  # 2 again
     rejected(rx.process(frames[3]), RejectReason.REPLAY)  # 4 again
     accepted(rx.process(frames[7]))  # 8 = 4 + 4: the edge again
     accepted(rx.process(frames[8]))  # 9: now the next one
+    assert rx.sadb[2].arsn == 9  # the highest accepted, never moved back
+    accepted(rx.process(frames[5]))  # 6 = 9 - 3: the oldest value the window remembers
+    rejected(rx.process(frames[4]), RejectReason.REPLAY)  # 5 = 9 - 4: below the window
+    rejected(rx.process(frames[2]), RejectReason.REPLAY)  # 3: below the window, never seen
+    accepted(rx.process(frames[6]))  # 7
+    rejected(rx.process(frames[6]), RejectReason.REPLAY)  # 7 again
     assert rx.sadb[2].arsn == 9
+    assert rx.counters.accepted == 6 and rx.counters.rejected[RejectReason.REPLAY] == 6
 
 
 def test_gcm_iv_is_the_counter_without_arsn() -> None:
@@ -376,12 +398,17 @@ def test_gcm_iv_is_the_counter_without_arsn() -> None:
                         "service": "authenticated_encryption", "algorithm": "aes-gcm",
                         "arsn_window": 2}, KEY128, TcChannelConfig())
     clear = TcFrame(1, 0, 0, b"abc").encode(tx.clear_channel(3))
-    f1, f2, f3, f4 = (tx.apply(clear) for _ in range(4))
-    assert [int.from_bytes(f[7:19], "big") for f in (f1, f2, f3, f4)] == [1, 2, 3, 4]
+    f1, f2, f3, f4, f5 = (tx.apply(clear) for _ in range(5))
+    assert [int.from_bytes(f[7:19], "big") for f in (f1, f2, f3, f4, f5)] == [1, 2, 3, 4, 5]
     accepted(rx.process(f2))
+    accepted(rx.process(f1))  # reordered, inside the window: once
     rejected(rx.process(f1), RejectReason.REPLAY)
     accepted(rx.process(f4))
-    rejected(rx.process(f3), RejectReason.REPLAY)
+    rejected(rx.process(f2), RejectReason.REPLAY)
+    accepted(rx.process(f3))
+    accepted(rx.process(f5))
+    rejected(rx.process(f3), RejectReason.REPLAY)  # 5 - 3 = 2: below a window of 2
+    assert rx.sadb[3].iv == 5
 
 
 def test_partially_transmitted_iv_and_arsn_carry() -> None:
@@ -406,6 +433,12 @@ def test_expand_and_in_window() -> None:
     assert expand(7, 0, 0, 2) == 8
     assert expand(7, 3, 2, 2) == 3
     assert in_window(10, 11, 1) and not in_window(10, 12, 1) and not in_window(10, 10, 5)
+    # with a reordering window: a low part just below the last one is a late frame ...
+    assert expand(0x1F0, 0xEE, 1, 4, behind=4, ahead=4) == 0x1EE
+    assert expand(0x1F0, 0xEC, 1, 4, behind=4, ahead=4) == 0x2EC  # ... not this far back
+    # ... unless the carried value is inside the ahead window (ahead wins)
+    assert expand(0x1FF, 0xFE, 1, 4, behind=200, ahead=200) == 0x1FE
+    assert expand(0x1FF, 0x10, 1, 4, behind=250, ahead=200) == 0x210
 
 
 # --------------------------------------------------------------------------------------
@@ -505,7 +538,8 @@ def _fuzz_engine(channel: ChannelConfig, service: ServiceType) -> SdlsEngine:
     return SdlsEngine(SaDatabase(KeyRing([Key(1, KEY256)]), [sa]), channel)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples("test_fuzz_receive_path_returns_typed_rejection", 300),
+          deadline=None)
 @given(st.sampled_from(FUZZ_CHANNELS), st.sampled_from(list(ServiceType)),
        st.binary(max_size=120) | st.builds(
            lambda head, rest: head + rest,
@@ -528,7 +562,7 @@ def test_fuzz_receive_path_returns_typed_rejection(channel: ChannelConfig,
         pytest.fail(f"random octets authenticated: {blob.hex()}")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples("test_fuzz_mutated_valid_frames", 150), deadline=None)
 @given(case=ALL_CASES, params=sa_params(), data=st.data())
 def test_fuzz_mutated_valid_frames(case: Case, params: tuple[dict[str, Any], bytes],
                                    data: st.DataObject) -> None:

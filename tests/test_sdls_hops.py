@@ -546,8 +546,12 @@ def test_default_scenario_with_sdls_runs_end_to_end(tmp_path: Path) -> None:
         assert p.status == "ok" and p.answer == backend.recordings[p.prompt].text
         assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
         assert "unaccounted" not in p.breakdown
-        # 30 more octets in the uplink frame: a longer CLTU to serialize
-        assert p.breakdown["uplink.serialization"] > c.breakdown["uplink.serialization"]
+        # 30 more octets in the uplink frame: a longer CLTU to serialize, the SDLS octets'
+        # share of it in the sdls row of each secured hop
+        assert (p.breakdown["uplink.serialization"] + p.breakdown["uplink.sdls"]
+                > c.breakdown["uplink.serialization"])
+        for hop in ("uplink", "isl-forward", "isl-return", "downlink"):
+            assert p.breakdown[f"{hop}.sdls"] > 0 and c.breakdown[f"{hop}.sdls"] == 0, hop
     for name, status in report.link_status.items():
         assert status["sdls_accepted"] > 0, name
         assert status["sdls_applied"] > 0, name
@@ -557,7 +561,9 @@ def test_default_scenario_with_sdls_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_clean_scenario_overhead_is_exactly_the_sdls_octets(tmp_path: Path) -> None:
     """At BER 0 on fixed delays, securing the uplink adds to the prompt's uplink segment the
-    serialization and coding time of exactly the CLTU octets the 30-octet SA overhead adds."""
+    serialization and coding time of exactly the CLTU octets the 30-octet SA overhead adds;
+    the breakdown's uplink.sdls row is the SDLS octets' share (30 / frame length) of the
+    secured frame's serialization and coding."""
     key_file = write_keys(tmp_path / "keys.toml")
     rate, code_g, code_s = 64_000.0, 8e9, 4e8
 
@@ -590,10 +596,15 @@ def test_clean_scenario_overhead_is_exactly_the_sdls_octets(tmp_path: Path) -> N
              - len(chain.encode_frame(tc_frame(bytes(packet))))) * 8
     assert extra > 0
     up = "uplink."
-    assert (secured.breakdown[up + "serialization"] - clear.breakdown[up + "serialization"]
-            == pytest.approx(extra / rate, abs=1e-9))
-    assert (secured.breakdown[up + "coding"] - clear.breakdown[up + "coding"]
-            == pytest.approx(extra / code_g + extra / code_s, abs=1e-9))
+    s, c = secured.breakdown, clear.breakdown
+    assert c[up + "sdls"] == 0
+    assert (s[up + "serialization"] + s[up + "coding"] + s[up + "sdls"]
+            - c[up + "serialization"] - c[up + "coding"]
+            == pytest.approx(extra / rate + extra / code_g + extra / code_s, abs=1e-9))
+    frame = len(tc_frame(bytes(packet + 30)))
+    cltu_bits = len(chain.encode_frame(tc_frame(bytes(packet + 30)))) * 8
+    assert s[up + "sdls"] == pytest.approx(
+        cltu_bits * (1 / rate + 1 / code_g + 1 / code_s) * 30 / frame, abs=1e-9)
     assert secured.total_s - clear.total_s == pytest.approx(
         extra / rate + extra / code_g + extra / code_s, abs=1e-9)
 

@@ -8,6 +8,11 @@ data field (TC, USLP rule 111). The managed parameters that a frame does not car
 truncated length on USLP) are options. ``encode`` builds one frame from ``--field
 NAME=VALUE`` pairs and ``--data HEX`` and prints it as hex.
 
+``decode --sa FILE [--spi N] [--key-file F]`` decodes a frame secured with SDLS (CCSDS
+355.0-B-2): it is verified and decrypted first (``linkstack sdls verify``), then the clear
+frame is decoded; the report gains an ``sdls`` entry (Security Header fields, MAC,
+``verified``). A frame that fails verification is not decoded: exit status 1.
+
 Errors print the layer, the Blue Book field and the byte offset, and exit with code 2.
 """
 
@@ -383,6 +388,35 @@ def _decode_uslp(buf: bytes, opts: Options) -> dict[str, Any]:
     return report
 
 
+def _decode_secured(layer: str, buf: bytes, opts: Options, sa_file: Path, spi: int | None,
+                    key_file: Path | None) -> dict[str, Any]:
+    """Verify ``buf`` with SDLS, then decode the clear frame (:func:`decode_report`)."""
+    from linkstack.cli import sdls
+    from linkstack.sdls import FrameAccepted, SdlsEngine
+
+    layer = layer.lower()
+    if layer not in sdls.LAYERS:
+        raise ConfigError(f"SDLS secures TC, TM, AOS and USLP frames, not {layer!r}",
+                          key="--layer")
+    fixed = opts.frame_length
+    if fixed is None and layer in ("tm", "aos"):
+        fixed = len(buf)
+    channel_opts = sdls.ChannelOptions(layer, opts.fecf, opts.fecf_size, fixed, opts.ocf,
+                                       opts.insert_zone, opts.fhec, opts.segment_header)
+    db = sdls.load_database(sdls.SecurityOptions(sa_file, spi, key_file), layer=layer)
+    engine: Any = SdlsEngine(db, sdls.physical_channel(channel_opts, fixed))
+    security, result = sdls.verify_report(engine, buf)
+    security.pop("frame")
+    if not isinstance(result, FrameAccepted):
+        return {"layer": layer, "length": len(buf), "sdls": security}
+    clear = result.frame
+    clear_opts = dataclasses.replace(
+        opts, frame_length=len(clear) if fixed is not None else None)
+    report = decode_report(layer, clear, clear_opts)
+    report["sdls"] = security
+    return report
+
+
 # --------------------------------------------------------------------------------------
 # Printing
 # --------------------------------------------------------------------------------------
@@ -446,9 +480,34 @@ def _ordered(layer: str, header: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, header[k]) for k in keys]
 
 
+def _print_sdls(sdls: dict[str, Any], console: Console) -> None:
+    table = Table(title="SDLS (CCSDS 355.0-B-2): Security Header and Trailer")
+    table.add_column("Field")
+    table.add_column("Value")
+    header = sdls.get("security_header") or {}
+    rows = [("Security Parameter Index", header.get("spi")),
+            ("Initialization Vector (transmitted)", header.get("iv")),
+            ("Sequence Number / ARSN (transmitted)", header.get("sequence_number")),
+            ("Pad Length", header.get("pad_length")),
+            ("Message Authentication Code", sdls.get("mac")),
+            ("Verified", "yes" if sdls["verified"] else f"no: {sdls['reason']} "
+                                                          f"({sdls['detail']})")]
+    if sdls["verified"]:
+        rows.insert(4, ("IV / ARSN (full)", " / ".join(
+            str(v) for v in (sdls.get("iv"), sdls.get("arsn")) if v is not None) or None))
+    for name, value in rows:
+        if value is not None and value != "":
+            table.add_row(name, str(value))
+    console.print(table)
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
     """Print a :func:`decode_report` result as rich tables."""
     layer = report["layer"]
+    if report.get("sdls") is not None:
+        _print_sdls(report["sdls"], console)
+        if not report["sdls"]["verified"]:
+            return
     if layer != "spp":
         table = Table(title=f"{layer.upper()} Transfer Frame, {report['length']} octets")
         table.add_column("Field (Blue Book)")
@@ -650,18 +709,41 @@ def register(app: typer.Typer) -> None:
         data_unit: DataUnitOpt = "m_pdu",
         truncated_length: TruncatedOpt = None,
         segment_header: SegmentOpt = False,
+        sa_file: Annotated[Path | None, typer.Option(
+            "--sa", help="SDLS: verify and decrypt the frame with the SAs of this file "
+            "(CCSDS 355.0-B-2), then decode the clear frame; exit 1 if it is rejected.")
+        ] = None,
+        spi: Annotated[int | None, typer.Option(
+            "--spi", help="SDLS: with this SA only (default: the one the frame's SPI "
+            "names).")] = None,
+        key_file: Annotated[Path | None, typer.Option(
+            "--key-file", help="SDLS key file (chmod 600). Default: "
+            "$LINKSTACK_SDLS_KEY_FILE, else the SA file's key_file.")] = None,
     ) -> None:
         """Decode one frame (or a run of Space Packets) and print every field."""
         opts = Options(fecf, fecf_size, frame_length, ocf, insert_zone, fhec, data_unit,
                        truncated_length, segment_header)
         try:
-            report = decode_report(layer, _read_input(hex_text, file), opts)
+            if sa_file is None:
+                if spi is not None or key_file is not None:
+                    raise ConfigError("needs --sa FILE (the SDLS SAs)",
+                                      key="--spi" if spi is not None else "--key-file")
+                report = decode_report(layer, _read_input(hex_text, file), opts)
+            else:
+                report = _decode_secured(layer, _read_input(hex_text, file), opts, sa_file,
+                                         spi, key_file)
         except LinkstackError as exc:
             raise fail(exc) from None
         if as_json:
             typer.echo(json.dumps(report))
         else:
             print_report(report, Console())
+        if report.get("sdls") is not None and not report["sdls"]["verified"]:
+            if not as_json:
+                sdls = report["sdls"]
+                typer.echo(f"error: sdls: frame rejected ({sdls['reason']}): "
+                           f"{sdls['detail']}", err=True)
+            raise typer.Exit(1)
 
     @frame_app.command("encode")
     def encode(

@@ -17,6 +17,9 @@ Over TLS, with a client certificate and/or a user name and password::
     LINKSTACK_MQTT_PASSWORD=... linkstack gateway --broker mqtts://broker.example:8883 \\
         --ca-file ca.pem --cert-file gateway.pem --key-file gateway.key --username gateway
 
+(``--tls-ca``, ``--tls-cert`` and ``--tls-key`` are other names of ``--ca-file``,
+``--cert-file`` and ``--key-file``; errors name the latter.)
+
 The password comes from ``--password-file`` (mode 0600) or the environment variable
 ``LINKSTACK_MQTT_PASSWORD``, never from the command line. An option error, an unusable or
 unprotected certificate, key or password file, and a broker that refuses the first connection
@@ -202,13 +205,14 @@ def register(app: typer.Typer) -> None:
             "--journal", help="File of the prompts taken and not yet answered; started on "
             "it again after a crash, the gateway forwards them again.")] = None,
         ca_file: Annotated[Path | None, typer.Option(
-            "--ca-file", help="mqtts: PEM CA certificate(s) the broker's certificate must "
-            "chain to (default: the system's trusted CAs).")] = None,
+            "--ca-file", "--tls-ca", help="mqtts: PEM CA certificate(s) the broker's "
+            "certificate must chain to (default: the system's trusted CAs).")] = None,
         cert_file: Annotated[Path | None, typer.Option(
-            "--cert-file", help="mqtts: PEM client certificate (with --key-file).")] = None,
+            "--cert-file", "--tls-cert", help="mqtts: PEM client certificate (with "
+            "--key-file).")] = None,
         key_file: Annotated[Path | None, typer.Option(
-            "--key-file", help="mqtts: PEM private key of --cert-file, unencrypted, mode "
-            "0600.")] = None,
+            "--key-file", "--tls-key", help="mqtts: PEM private key of --cert-file, "
+            "unencrypted, mode 0600.")] = None,
         username: Annotated[str | None, typer.Option(
             "--username", help="mqtts: MQTT user name; the password comes from "
             "--password-file or the environment variable LINKSTACK_MQTT_PASSWORD.")] = None,

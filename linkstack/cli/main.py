@@ -20,8 +20,8 @@ app = typer.Typer(
 
 # Sub-command modules, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "constellation", "sweep", "files", "serve", "gateway", "frame", "coding", "arq",
-    "endpoint", "specs",
+    "run", "constellation", "sweep", "files", "serve", "gateway", "frame", "sdls", "coding",
+    "arq", "endpoint", "specs",
 )
 
 def _version(value: bool) -> None:

@@ -31,6 +31,8 @@ class Unit:
             ``"TM-IDLE"``, ``"USLP"``, ``"USLP-IDLE"`` (RF down), ``"SR-DATA"``, ``"SR-ACK"``.
         frame_octets: length of the transfer frame inside the unit.
         retransmission: the frame was sent before.
+        sdls_octets: octets of the frame that SDLS added (Security Header and Trailer; 0
+            on a direction without SDLS), for the latency breakdown's ``sdls`` share.
     """
 
     data: bytes
@@ -38,6 +40,7 @@ class Unit:
     kind: str
     frame_octets: int
     retransmission: bool = False
+    sdls_octets: int = 0
 
 
 @dataclass(slots=True)

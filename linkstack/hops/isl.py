@@ -190,7 +190,8 @@ class IslEndpoint:
         data = ev.kind is SrFrameKind.DATA
         tags = self._tags.get(ev.seq, ()) if data else ()
         self._out.append(Unit(self.chain.encode_frame(frame), tags,
-                              "SR-DATA" if data else "SR-ACK", len(frame), ev.retransmission))
+                              "SR-DATA" if data else "SR-ACK", len(frame), ev.retransmission,
+                              self.tx_sdls.overhead if self.tx_sdls else 0))
 
     # -- receiving -------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> Reception:

@@ -311,7 +311,8 @@ class RfGround:
         sdu = self._sdus.get(ev.handle) if ft is not FrameType.BC else None
         tags = (sdu[1],) if sdu is not None and sdu[1] is not None else ()
         self._out.append(Unit(self.uplink.encode_frame(frame), tags, ft.name, len(frame),
-                              ev.retransmission))
+                              ev.retransmission,
+                              self.uplink_sdls.overhead if self.uplink_sdls else 0))
 
     # -- receiving -------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> Reception:
@@ -479,7 +480,8 @@ class RfSpace:
         if self.downlink_sdls is not None:
             data = self.downlink_sdls.protect(data, now)
         return Unit(self.downlink.encode_frame(data), frame.tags,
-                    f"{kind}-IDLE" if frame.idle else kind, len(data))
+                    f"{kind}-IDLE" if frame.idle else kind, len(data),
+                    sdls_octets=self.downlink_sdls.overhead if self.downlink_sdls else 0)
 
     def next_deadline(self) -> float | None:
         return self._next_clcw

@@ -20,15 +20,17 @@ Data frames on VC 7 included, since they bring the CLCW down.
 
 COP-1 and anti-replay. ApplySecurity runs once per *transmission*: each retransmission of an
 AD frame by FOP-1 (and each BC frame) is secured again and carries a fresh IV/ARSN. The
-receiver's window (a *positive* window, :func:`linkstack.sdls.sa.in_window`) only accepts
-values above the last one it accepted, so a first copy that SDLS accepted but FARM-1 refused
-(out of its window, Wait, Lockout) does not make the retransmission look like a replay: the
-retransmission's sequence number is newer. A cached secured frame, retransmitted as is, would
-be rejected as REPLAY and COP-1 would never get it through. What the receiver does reject:
-late copies and reordered frames (their number is not above the last accepted one) — COP-1
-retransmits those frames anyway, selective repeat resends them — and any frame whose number
-jumps more than the SA's ``arsn_window`` ahead: the window must therefore exceed the longest
-run of frames the receiver can miss (losses, outages, retransmissions lost with them).
+receiver's window (:class:`linkstack.sdls.sa.ReplayWindow`) accepts each value once: values
+up to ``arsn_window`` above the highest accepted, and values less than ``arsn_window`` below it
+that were not accepted yet (frames reordered on the link). So a first copy that SDLS accepted
+but FARM-1 refused (out of its window, Wait, Lockout) does not make the retransmission look like
+a replay: the retransmission's sequence number is new. A cached secured frame, retransmitted as
+is, would be rejected as REPLAY and COP-1 would never get it through. What the receiver does
+reject: second copies of a frame (duplicates, replays), frames from further back than the
+window — COP-1 retransmits those frames anyway, selective repeat resends them — and any frame
+whose number jumps more than the SA's ``arsn_window`` ahead: the window must therefore exceed
+the longest run of frames the receiver can miss (losses, outages, retransmissions lost with
+them).
 
 The OCF is outside the protected part of a frame (355.0-B-2: the Security Trailer goes before
 it), so the CLCW is trusted because the frame carrying it verified — not because the MAC

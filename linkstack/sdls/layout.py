@@ -26,8 +26,8 @@ Zone (ut_aos_process.c INSERT_ZONE_PRESENT_PLAINTEXT).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import replace
+from typing import NamedTuple, TypeVar
 
 from linkstack.errors import ConfigError, DecodeError, TruncatedError
 from linkstack.frames import aos, tc, tm, uslp
@@ -54,9 +54,8 @@ C = TypeVar("C", TcChannelConfig, TmChannelConfig, AosChannelConfig, UslpChannel
 """One channel configuration type (the engine and :func:`clear_channel` keep it)."""
 
 
-@dataclass(frozen=True, slots=True)
-class FrameGeometry:
-    """Where things are in one frame.
+class FrameGeometry(NamedTuple):
+    """Where things are in one frame (a named tuple: built for every frame, it must be cheap).
 
     ``length``: the frame's octets (input beyond it, e.g. CLTU fill after a TC frame, is not
     part of it); ``data_start``: first octet after the frame headers (Security Header
@@ -113,19 +112,12 @@ def locate(buf: bytes, channel: ChannelConfig,
     :class:`TruncatedError`) naming the field for anything malformed. ``extent`` is
     :func:`frame_extent`'s result when the caller already has it.
     """
-    length, fecf = frame_extent(buf, channel) if extent is None else extent
-    if isinstance(channel, TcChannelConfig):
-        if length < tc.PRIMARY_HEADER_SIZE:
-            raise DecodeError(f"Frame Length says {length} octets, less than the header",
-                              layer=tc.LAYER, field="frame_length", offset=2)
-        bypass, ctrl, scid, vcid, _, _ = tc.tc_header_fields(buf)
-        if tc.frame_type_of(bool(bypass), bool(ctrl)) is None:
-            raise DecodeError("Bypass Flag 0 with Control Command Flag 1 is not a valid frame "
-                              "type", layer=tc.LAYER, field="control_command_flag", offset=0)
-        start = tc.PRIMARY_HEADER_SIZE + (
-            tc.SEGMENT_HEADER_SIZE if channel.has_segment_header(vcid, bool(ctrl)) else 0)
-        return _geometry(tc.LAYER, length, scid, vcid, start, length - fecf, fecf)
-    if isinstance(channel, TmChannelConfig):
+    if isinstance(channel, TmChannelConfig):  # the downlink's frames first: the hot path
+        if extent is None:
+            length = _fixed_length(buf, channel.frame_length, tm.LAYER)
+            fecf = tm.FECF_SIZE if channel.has_fecf else 0
+        else:
+            length, fecf = extent
         scid, vcid, ocf_flag, _, _, shf, *_ = tm.tm_frame_header_fields(buf)
         start = tm.PRIMARY_HEADER_SIZE
         if shf:
@@ -139,6 +131,18 @@ def locate(buf: bytes, channel: ChannelConfig,
             start += 1 + (ident & 0x3F)
         end = length - fecf - (tm.OCF_SIZE if ocf_flag else 0)
         return _geometry(tm.LAYER, length, scid, vcid, start, end, fecf)
+    length, fecf = frame_extent(buf, channel) if extent is None else extent
+    if isinstance(channel, TcChannelConfig):
+        if length < tc.PRIMARY_HEADER_SIZE:
+            raise DecodeError(f"Frame Length says {length} octets, less than the header",
+                              layer=tc.LAYER, field="frame_length", offset=2)
+        bypass, ctrl, scid, vcid, _, _ = tc.tc_header_fields(buf)
+        if tc.frame_type_of(bool(bypass), bool(ctrl)) is None:
+            raise DecodeError("Bypass Flag 0 with Control Command Flag 1 is not a valid frame "
+                              "type", layer=tc.LAYER, field="control_command_flag", offset=0)
+        start = tc.PRIMARY_HEADER_SIZE + (
+            tc.SEGMENT_HEADER_SIZE if channel.has_segment_header(vcid, bool(ctrl)) else 0)
+        return _geometry(tc.LAYER, length, scid, vcid, start, length - fecf, fecf)
     if isinstance(channel, AosChannelConfig):
         scid, vcid, *_ = aos.aos_header_fields(buf)
         start = (aos.PRIMARY_HEADER_SIZE + (aos.FHEC_SIZE if channel.has_fhec else 0)

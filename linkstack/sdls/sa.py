@@ -18,13 +18,17 @@ Extended Procedure PDUs (:mod:`linkstack.sdls.pdu`) both go through it, and an i
 request raises :class:`~linkstack.sdls.errors.SaStateError`. Create SA is not implemented
 (SAs come from the SA file); its PDU is not decoded.
 
-Anti-replay (355.0-B-2 §3.5.2, as CryptoLib ``Crypto_window``): the receiver keeps the last
-accepted value and accepts a frame iff its sequence number is one of the next ``window``
-values (a *positive* window). Which counter is checked: the ARSN when the SA has one, and
-the IV when the SA uses AES-GCM (the IV then is a counter, SP 800-38D §8.2.1); with both,
-both must be in the window (CryptoLib ``Crypto_Check_Anti_Replay``). Values whose high
-octets are not transmitted are rebuilt from the last accepted value (:func:`expand`).
-State only advances after the MAC has verified (the engine calls :meth:`SaDatabase.commit`).
+Anti-replay (355.0-B-2 §3.5.2): the receiver keeps the highest accepted value (``iv`` /
+``arsn``) and a :class:`ReplayWindow` of the values it has accepted just below it. A frame is
+accepted iff its sequence number is one of the next ``arsn_window`` values (ahead: as
+CryptoLib ``Crypto_window``, a positive window), or one of the ``arsn_window`` values up to
+the highest (at most :data:`REORDER_SPAN_MAX`) that has not been accepted yet (behind: a
+frame reordered on the link is accepted exactly once, a bitmap in the manner of RFC 6479).
+Which counter is checked: the ARSN when the SA has one, and the IV when the SA uses AES-GCM
+(the IV then is a counter, SP 800-38D §8.2.1); with both, both must pass (CryptoLib
+``Crypto_Check_Anti_Replay``). Values whose high octets are not transmitted are rebuilt from
+the highest accepted value (:func:`expand`). State only advances after the MAC has verified
+(the engine calls :meth:`SaDatabase.commit`).
 """
 
 from __future__ import annotations
@@ -42,9 +46,11 @@ from linkstack.sdls.keys import Key, KeyRing, KeyState
 from linkstack.sdls.services import GCM_MAC_LENGTHS, Algorithm, ServiceType
 
 __all__ = [
+    "REORDER_SPAN_MAX",
     "SA_TRANSITIONS",
     "FrameType",
     "Gvcid",
+    "ReplayWindow",
     "SaDatabase",
     "SaProcedure",
     "SaState",
@@ -57,6 +63,9 @@ MAX_SPI = 0xFFFF
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 MAX_IV_LENGTH = 32
 MAX_ARSN_LENGTH = 20  # CryptoLib ARSN_SIZE
+REORDER_SPAN_MAX = 1 << 16
+"""The most values below the highest accepted one a receiver remembers (8 KiB per counter):
+the reordering window is ``min(arsn_window, REORDER_SPAN_MAX)``."""
 
 
 class FrameType(StrEnum):
@@ -131,13 +140,17 @@ class Gvcid:
     map_id: int = 0
 
 
-def expand(last: int, received: int, transmitted: int, full: int) -> int:
+def expand(last: int, received: int, transmitted: int, full: int, *, behind: int = 0,
+           ahead: int = 0) -> int:
     """The full counter value from its transmitted low-order octets (355.0-B-2 §3.2.3-3.2.4).
 
-    ``last`` is the last accepted value; the non-transmitted high-order part is taken from
-    it, carrying into it when the low part wrapped. With nothing transmitted the only
-    candidate is ``last + 1`` (one lost frame then desynchronises the SA until Set ARSN).
-    The result may exceed the field's range (a wrap): the window check then rejects it.
+    ``last`` is the highest accepted value; the non-transmitted high-order part is taken from
+    it, carrying into it when the low part wrapped. With ``behind`` > 0 (the receiver's
+    reordering window) a value less than ``behind`` below ``last`` is taken as it is when
+    the carried one would be more than ``ahead`` after ``last`` (a frame reordered on the
+    link, not one from the next block). With nothing transmitted the only candidate is
+    ``last + 1`` (one lost frame then desynchronises the SA until Set ARSN). The result may
+    exceed the field's range (a wrap): the window check then rejects it.
     """
     if transmitted >= full:
         return received
@@ -146,13 +159,102 @@ def expand(last: int, received: int, transmitted: int, full: int) -> int:
     modulus = 1 << (8 * transmitted)
     candidate = (last & ~(modulus - 1)) | received
     if candidate <= last:
-        candidate += modulus
+        if last - candidate < behind and candidate + modulus - last > ahead:
+            return candidate  # just behind: a late frame
+        return candidate + modulus
+    earlier = candidate - modulus
+    if candidate - last > ahead and earlier >= 0 and last - earlier < behind:
+        return earlier  # just behind, across a carry of the low octets
     return candidate
 
 
 def in_window(last: int, received: int, window: int) -> bool:
-    """True iff ``received`` is one of the ``window`` values after ``last`` (positive window)."""
+    """True iff ``received`` is one of the ``window`` values after ``last`` (the positive
+    window of CryptoLib; :class:`ReplayWindow` adds the values just below ``last``)."""
     return 0 < received - last <= window
+
+
+class ReplayWindow:
+    """The anti-replay state of one counter at the receiving end (355.0-B-2 §3.5.2).
+
+    ``top`` is the highest value accepted. A value is acceptable iff it is one of the
+    ``ahead`` values after ``top``, or one of the ``span`` values up to ``top`` that has not
+    been accepted yet. The accepted values below ``top`` are bits of a ring of at least
+    ``span`` bits indexed by the value (RFC 6479's bitmap without its blocks): moving ``top``
+    clears the bits of the values it skips, so nothing shifts. A new window (a receiver that
+    starts, a Set ARSN, a new ``arsn_window``) counts every value up to ``top`` as accepted:
+    it cannot know which of them it saw before.
+    """
+
+    __slots__ = ("_bits", "_ring", "ahead", "span", "top")
+
+    def __init__(self, top: int, ahead: int, span: int) -> None:
+        if ahead < 1 or span < 1:
+            raise ValueError("window sizes must be at least 1")
+        self.top = top
+        self.ahead = ahead
+        self.span = span
+        self._ring = (span + 7) & ~7
+        self._bits = bytearray(b"\xff" * (self._ring >> 3))
+
+    def __repr__(self) -> str:
+        return f"ReplayWindow(top={self.top}, ahead={self.ahead}, span={self.span})"
+
+    def check(self, value: int) -> bool:
+        """True iff ``value`` may be accepted (nothing changes)."""
+        d = value - self.top
+        if d > 0:
+            return d <= self.ahead
+        if -d >= self.span:
+            return False
+        pos = value % self._ring
+        return not (self._bits[pos >> 3] >> (pos & 7)) & 1
+
+    def accept(self, value: int) -> None:
+        """Record ``value`` as accepted (after :meth:`check` and the MAC passed)."""
+        d = value - self.top
+        if d > 0:
+            if d > 1:
+                self._clear(self.top + 1, d - 1)
+            self.top = value
+        pos = value % self._ring
+        self._bits[pos >> 3] |= 1 << (pos & 7)
+
+    def seen(self, value: int) -> bool:
+        """True iff ``value`` was accepted (or predates the window)."""
+        if value > self.top:
+            return False
+        if self.top - value >= self.span:
+            return True
+        pos = value % self._ring
+        return bool((self._bits[pos >> 3] >> (pos & 7)) & 1)
+
+    def _clear(self, start: int, count: int) -> None:
+        """Mark the ``count`` values from ``start`` as not accepted."""
+        ring, bits = self._ring, self._bits
+        if count >= ring:
+            bits[:] = bytes(len(bits))
+            return
+        a = start % ring
+        b = a + count
+        if b > ring:
+            self._clear_bits(a, ring)
+            self._clear_bits(0, b - ring)
+        else:
+            self._clear_bits(a, b)
+
+    def _clear_bits(self, a: int, b: int) -> None:
+        bits = self._bits
+        while a < b and a & 7:
+            bits[a >> 3] &= ~(1 << (a & 7)) & 0xFF
+            a += 1
+        whole = b & ~7
+        if a < whole:
+            bits[a >> 3:whole >> 3] = bytes((whole - a) >> 3)
+            a = whole
+        while a < b:
+            bits[a >> 3] &= ~(1 << (a & 7)) & 0xFF
+            a += 1
 
 
 @dataclass(eq=False)
@@ -170,7 +272,9 @@ class SecurityAssociation:
         iv_length / iv_transmitted_length: IV octets, and how many low-order octets the
             Security Header carries (default: all).
         arsn_length / arsn_transmitted_length: same for the Anti-Replay Sequence Number.
-        arsn_window: the positive anti-replay window (frames), >= 1.
+        arsn_window: the anti-replay window (frames), >= 1: how far ahead of the highest
+            accepted value a frame may be, and how far behind it (at most
+            :data:`REORDER_SPAN_MAX`) a frame not yet accepted may be.
         pad_length_field_length: octets of the Pad Length field, 0..2.
         mac_length: MAC octets in the Security Trailer (0 for encryption only).
         auth_mask: authentication bit mask, aligned to the first octet of the frame and ANDed
@@ -206,6 +310,7 @@ class SecurityAssociation:
     name: str | None = None
     last_procedure: SaProcedure | None = field(default=None, repr=False)
     _mask_cache: dict[int, int | None] = field(default_factory=dict, repr=False)
+    _windows: dict[str, ReplayWindow] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.frame = FrameType(self.frame)
@@ -333,6 +438,19 @@ class SecurityAssociation:
     def serves(self, frame: FrameType, scid: int, vcid: int) -> bool:
         return self.frame is frame and self.scid == scid and vcid in self.vcids
 
+    def replay_window(self, which: str) -> ReplayWindow:
+        """The receiving end's :class:`ReplayWindow` of the ``"iv"`` or ``"arsn"`` counter.
+
+        It follows the SA: when the last accepted value or ``arsn_window`` was changed from
+        outside (Set ARSN, Rekey, Set ARSN Window), a new window starts at the new value.
+        """
+        top = self.iv if which == "iv" else self.arsn
+        window = self._windows.get(which)
+        if window is None or window.top != top or window.ahead != self.arsn_window:
+            window = self._windows[which] = ReplayWindow(
+                top, self.arsn_window, min(self.arsn_window, REORDER_SPAN_MAX))
+        return window
+
     def masked(self, data: bytes) -> bytes:
         """``data`` ANDed with the authentication bit mask (aligned to the frame start)."""
         n = len(data)
@@ -448,11 +566,22 @@ class SaDatabase:
         return iv, arsn
 
     def commit(self, sa: SecurityAssociation, iv: int | None, arsn: int | None) -> None:
-        """Record a frame's values as the last accepted (receiving end, after the MAC)."""
+        """Record a frame's values as accepted (receiving end, after the MAC and the window).
+
+        The SA's ``iv`` / ``arsn`` stay the highest accepted values: a reordered frame only
+        marks its value in the :class:`ReplayWindow`.
+        """
         if iv is not None:
-            sa.iv = iv
+            if sa.iv_is_counter:
+                window = sa.replay_window("iv")
+                window.accept(iv)
+                sa.iv = window.top
+            else:
+                sa.iv = iv
         if arsn is not None:
-            sa.arsn = arsn
+            window = sa.replay_window("arsn")
+            window.accept(arsn)
+            sa.arsn = window.top
 
     # -- 355.1-B-1 SA procedures ------------------------------------------------------
 
@@ -516,6 +645,7 @@ class SaDatabase:
                                    procedure="rekey", spi=spi, state=sa.state.name)
         sa.key_id = key_id
         sa.iv, sa.arsn = iv, arsn
+        sa._windows.clear()  # a new key: the receiver's windows start over
         self._finish(sa, SaProcedure.REKEY)
         self._persist(sa, rekeyed=True)
 

@@ -1,7 +1,7 @@
 """``linkstack specs build``: the framing specs in ``specs/``, generated from the code.
 
 One Markdown page per layer (Space Packet, TC, TM, AOS, USLP, CLCW and COP-1, selective
-repeat, CLTU/BCH, TM coding, AI payload messages), a compliance table, a latency explainer
+repeat, CLTU/BCH, TM coding, SDLS, AI payload messages), a compliance table, a latency explainer
 and a README with a reading order. Everything on the pages that can drift from the code is
 derived from it:
 
@@ -34,6 +34,7 @@ from linkstack.specgen.cop import COP1_PAGE, SR_PAGE
 from linkstack.specgen.frames import AOS_PAGE, SPP_PAGE, TC_PAGE, TM_PAGE, USLP_PAGE
 from linkstack.specgen.payload import PAYLOAD_PAGE
 from linkstack.specgen.render import GENERATED_NOTE, Page, SpecBuildError, md_table
+from linkstack.specgen.sdls import SDLS_PAGE
 
 __all__ = [
     "GENERATED_NOTE",
@@ -50,7 +51,7 @@ __all__ = [
 
 LAYER_PAGES: tuple[Page, ...] = (
     SPP_PAGE, TC_PAGE, TM_PAGE, COP1_PAGE, CLTU_PAGE, TM_CODING_PAGE, AOS_PAGE, USLP_PAGE,
-    SR_PAGE, PAYLOAD_PAGE,
+    SR_PAGE, SDLS_PAGE, PAYLOAD_PAGE,
 )
 """The per-layer pages, in the reading order of the README."""
 
@@ -162,6 +163,9 @@ _COMPONENT_TEXT: dict[str, str] = {
                    "slant range during the pass, on the ISL the chord between the satellites",
     "coding": "compute time of channel coding: BCH/CLTU or Reed-Solomon, randomizer and "
               "synchronization, on both ends of the hop",
+    "sdls": "the share of coding and serialization spent on the SDLS Security Header and "
+            "Trailer (overhead / frame length of each secured frame; 0 without SDLS, see "
+            "`linkstack run secure` and [sdls.md](sdls.md))",
     "arq_wait": "everything else on the hop: transmissions that were lost, waiting for the "
                 "retransmission timer (COP-1 T1, selective-repeat RTO), a full ARQ window — "
                 "the price of reliability",
@@ -240,11 +244,14 @@ def _measured() -> str:
                 "returns None until the end-to-end run is wired to it. When it is, this "
                 "section shows the breakdown of one prompt/result exchange of the default "
                 "scenario and the command that reproduces it.")
-    columns = (*_components(), INFERENCE)
+    every = (*_components(), INFERENCE)
+    # the sdls column only for a run with SDLS (the default scenario has none)
+    columns = tuple(c for c in every if c != "sdls" or any(
+        parts.get(c) for _, parts in example.segments))
     rows = []
     total = 0.0
     for segment, parts in example.segments:
-        allowed = {UNACCOUNTED} if segment == UNACCOUNTED else set(columns)
+        allowed = {UNACCOUNTED} if segment == UNACCOUNTED else set(every)
         unknown = set(parts) - allowed
         if unknown:
             raise SpecBuildError(f"latency example: unknown components {sorted(unknown)} in "
@@ -256,7 +263,7 @@ def _measured() -> str:
                 rows.append((UNACCOUNTED, *[""] * len(columns), _ms(value)))
             continue
         values = [float(parts.get(c, 0.0)) for c in columns]
-        total += sum(values)
+        total += sum(float(parts.get(c, 0.0)) for c in every)
         rows.append((segment, *[_ms(v) if v else "" for v in values], _ms(sum(values))))
     rows.append(("**total**", *[""] * len(columns), f"**{_ms(example.total_s)}**"))
     if not math.isclose(total, example.total_s, rel_tol=1e-9, abs_tol=1e-12):

@@ -420,8 +420,113 @@ BOOKS: tuple[Book, ...] = (
         Feature("SR-6", "Every SDU delivered once and in order over a lossy link", "sr.py", S,
                 _t("test_arq_properties.py", "test_sr_exactly_once_in_order")),
     )),
+    Book("CCSDS 355.0-B-2", "Space Data Link Security Protocol", "sdls.md", (
+        Feature("SDLS-1", "Security Header: 16-bit SPI, IV, Sequence Number (ARSN) and Pad "
+                "Length, every length a managed parameter of the SA, IV and ARSN sent whole "
+                "or as their low-order octets", "§3.2", S,
+                _t("test_sdls_vectors.py", "test_security_header_matches_construct",
+                   "test_cryptolib_exercise_iv_apply_is_bit_exact",
+                   "test_cryptolib_exercise_arsn_apply_is_bit_exact")
+                + _t("test_sdls_engine.py", "test_partially_transmitted_iv_and_arsn_carry"),
+                note="CryptoLib reads an 8-bit SPI on TM and AOS: interoperable below 256"),
+        Feature("SDLS-2", "Security Trailer: the MAC, before the OCF and the FECF; FECF "
+                "recomputed over the secured frame", "§3.3", S,
+                _t("test_sdls_vectors.py", "test_cryptolib_tm_apply_and_process",
+                   "test_cryptolib_gcm_iv_and_arsn_apply_is_bit_exact")
+                + _t("test_sdls_engine.py", "test_round_trip")),
+        Feature("SDLS-3", "TC frames: Security Header after the primary header and the Segment "
+                "Header, Frame Length updated", "§3.1, §4", S,
+                _t("test_sdls_engine.py",
+                   "test_tc_gcm_aad_is_header_with_new_length_segment_header_spi_iv")
+                + _t("test_sdls_vectors.py", "test_cryptolib_exercise_iv_process")),
+        Feature("SDLS-4", "TM frames: after the primary and secondary headers, fixed length "
+                "kept", "§3.1, §4", S,
+                _t("test_sdls_vectors.py", "test_cryptolib_tm_secondary_header_mac")
+                + _t("test_sdls_engine.py", "test_tm_and_aos_reject_wrong_length")),
+        Feature("SDLS-5", "AOS frames: after the primary header, FHEC and Insert Zone", "§3.1, §4",
+                S, _t("test_sdls_vectors.py", "test_cryptolib_aos_cmac_apply_and_process")
+                + _t("test_sdls_cli.py", "test_aos_with_insert_zone_fhec_and_ocf")),
+        Feature("SDLS-6", "USLP frames: after the primary header and Insert Zone, fixed and "
+                "variable length", "§3.1, §4", P,
+                _t("test_sdls_engine.py", "test_round_trip")
+                + _t("test_sdls_hops.py", "test_isl_round_trip_with_sdls_delivers_every_"
+                     "packet_in_order"),
+                note="truncated frames carry no Security Header and are refused"),
+        Feature("SDLS-7", "Authenticated encryption: AES-GCM (128/256-bit keys), the AAD the "
+                "masked headers and Security Header", "§2.3.3, §3.4", S,
+                _t("test_sdls_vectors.py", "test_gcm_spec_test_case_16",
+                   "test_cryptolib_gcm_iv_and_arsn_process")
+                + _t("test_sdls_engine.py", "test_data_field_is_encrypted")),
+        Feature("SDLS-8", "Authentication only: GMAC, AES-CMAC, HMAC-SHA-256, MAC truncated to "
+                "the SA's length", "§2.3.2, §3.4", S,
+                _t("test_sdls_vectors.py", "test_gmac_is_gcm_with_empty_plaintext",
+                   "test_rfc4493_cmac", "test_rfc4231_hmac_sha256",
+                   "test_tm_all_ones_mask_macs_match_the_algorithms")),
+        Feature("SDLS-9", "Encryption only", "§2.3.1", P,
+                _t("test_sdls_engine.py", "test_round_trip"),
+                note="AES-GCM keystream without the tag, as CryptoLib; no integrity"),
+        Feature("SDLS-10", "Authentication bit mask over the frame headers", "§3.4, §5", S,
+                _t("test_sdls_engine.py",
+                   "test_masked_out_header_bits_are_not_authenticated")),
+        Feature("SDLS-11", "ProcessSecurity: FECF, headers, SPI, channel, SA state, key, "
+                "lengths, MAC, anti-replay; a rejected frame goes no further, counted by "
+                "reason", "§3.5", S,
+                _t("test_sdls_engine.py", "test_rejection_reasons_and_counters",
+                   "test_fuzz_receive_path_returns_typed_rejection")
+                + _t("test_sdls_properties.py",
+                     "test_any_flipped_bit_in_the_authenticated_part_is_rejected",
+                     "test_a_random_mac_is_rejected")
+                + _t("test_sdls_hops.py", "test_status_counts_rejections_by_reason")),
+        Feature("SDLS-12", "Anti-replay: sequence number window; replays and frames older "
+                "than the window rejected, reordered frames inside it accepted once", "§3.5.2",
+                S, _t("test_sdls_engine.py", "test_window_edges",
+                      "test_gcm_iv_is_the_counter_without_arsn")
+                + _t("test_sdls_properties.py",
+                     "test_replayed_and_too_old_frames_are_rejected",
+                     "test_reordered_frames_inside_the_window_are_accepted_exactly_once"),
+                note="a bitmap of the values behind the highest (RFC 6479 style, at most "
+                     "65536); CryptoLib accepts only values ahead"),
+        Feature("SDLS-13", "Pad Length and fill for block-cipher modes", "§3.2.5", P,
+                _t("test_sdls_engine.py", "test_round_trip"),
+                note="the field is sent (0) and checked; no algorithm here needs fill"),
+        Feature("SDLS-14", "IV and ARSN never reused by the sender, across restarts too",
+                "§3.4", S, _t("test_sdls_config.py", "test_iv_counter_survives_restart",
+                              "test_reservation_happens_before_use")),
+        Feature("SDLS-15", "SDLS on every hop of a scenario (COP-1, SR, CLCW, idle frames)",
+                "—", S, _t("test_sdls_hops.py",
+                           "test_default_scenario_with_sdls_runs_end_to_end",
+                           "test_cop1_retransmission_gets_a_fresh_iv_and_passes_after_farm1_"
+                           "refused_the_first_copy")
+                + _t("test_sdls_cli.py", "test_run_secure_answers_like_default_with_the_sdls_"
+                     "overhead_in_the_breakdown"),
+                note="not over `linkstack serve` (UDP), which refuses a scenario with SDLS"),
+        Feature("SDLS-16", "SAs on MAP channels (GMAP ID) of TC and USLP", "§2.4", N),
+    )),
+    Book("CCSDS 355.1-B-1", "Space Data Link Security Protocol — Extended Procedures",
+         "sdls.md", (
+        Feature("SDLSEP-1", "Key states (pre-active, active, deactivated), Key Activation and "
+                "Key Deactivation; a key file private to its owner", "§3.2", S,
+                _t("test_sdls_sa.py", "test_key_procedures")
+                + _t("test_sdls_config.py", "test_key_file_must_be_private",
+                     "test_keys_never_printed")),
+        Feature("SDLSEP-2", "SA states and procedures: Rekey, Start, Stop, Expire, Delete, "
+                "Set ARSN, Set ARSN Window, Read ARSN, SA Status", "§3.3", S,
+                _t("test_sdls_sa.py", "test_every_transition", "test_transition_table_is_355_1",
+                   "test_full_life_cycle", "test_start_checks", "test_rekey_checks")),
+        Feature("SDLSEP-3", "Extended Procedures PDUs (tag, length, value) of the procedures "
+                "above, executed from authenticated frames", "§5", P,
+                _t("test_sdls_sa.py", "test_pdu_round_trip", "test_execute_replies_and_refusals",
+                   "test_sa_management_as_authenticated_ground_commands")
+                + _t("test_sdls_vectors.py", "test_cryptolib_ep_pdus"),
+                note="no hop routes PDUs to an SA database yet"),
+        Feature("SDLSEP-4", "Create SA", "§3.3", N, note="SAs come from the SA file"),
+        Feature("SDLSEP-5", "Over-the-air rekeying (OTAR), key verification, destruction and "
+                "inventory", "§3.2", N),
+        Feature("SDLSEP-6", "Security monitoring and control (alarm flags, log, self-test, "
+                "Frame Security Report)", "§3.4", N,
+                note="rejections are counted by reason in the endpoints' status instead"),
+    )),
     Book("—", "Other CCSDS Blue Books near the stack", "", (
-        Feature("OTHER-1", "Space Data Link Security Protocol (CCSDS 355.0-B)", "—", N),
         Feature("OTHER-2", "CCSDS File Delivery Protocol (CCSDS 727.0-B)", "—", N),
         Feature("OTHER-3", "Encapsulation Packet Protocol (CCSDS 133.1-B)", "—", N),
         Feature("OTHER-4", "Proximity-1 Space Link Protocol (CCSDS 211.x-B)", "—", N),

@@ -394,15 +394,16 @@ class _Run:
     def account(self, hop: str, unit: Unit, d: Delivery, coding: tuple[float, float],
                 decoding: tuple[float, float]) -> None:
         ns = 1e-9
+        sdls = unit.sdls_octets / unit.frame_octets if unit.sdls_octets else 0.0
         for tag in unit.tags:
             crossing = self.current.get((tag, hop))  # type: ignore[arg-type]
             if crossing is None:
                 continue
             rec = crossing.record
-            rec.add("coding", *coding)
+            rec.add_split("coding", *coding, sdls)
             rec.add_transmission(d.t_enqueued * ns, d.t_tx_start * ns, d.t_tx_end * ns,
-                                 d.t_arrival * ns)
-            rec.add("coding", *decoding)
+                                 d.t_arrival * ns, sdls)
+            rec.add_split("coding", *decoding, sdls)
 
     def arrival_handler(self, node: int) -> Any:
         def arrived(packets: list[bytes], now: float) -> None:
