@@ -598,6 +598,9 @@ def read_scenario_source(source: str | Path) -> dict[str, Any]:
         except OSError as exc:
             raise ConfigError(f"cannot read the scenario: {exc.strerror}",
                               key=str(source)) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"not UTF-8 text (TOML must be): octet {exc.start}",
+                              key=str(source)) from None
         folder = path.absolute().parent
     else:
         entry = resources.files("linkstack.sims").joinpath("scenarios", f"{source}.toml")

@@ -95,16 +95,21 @@ def register(app: typer.Typer) -> None:
             forward = ChannelModel(loss=loss, dup=dup, reorder=reorder, delay=delay, rate=rate)
             reverse = None
             if return_loss is not None:
-                reverse = ChannelModel(loss=return_loss, dup=dup, reorder=reorder, delay=delay,
-                                       rate=rate)
+                try:
+                    reverse = ChannelModel(loss=return_loss, dup=dup, reorder=reorder,
+                                           delay=delay, rate=rate)
+                except ConfigError as exc:  # the return link's own loss, not --loss
+                    key = "return_loss" if exc.key == "loss" else exc.key
+                    raise ConfigError(exc.reason, key=key) from None
             cfg = LoopbackConfig(protocol=protocol.value, packets=packets, size=size,
                                  forward=forward, reverse=reverse, seed=seed, window=window,
                                  tx_limit=tx_limit, interval=interval, fec=fec,
                                  max_time=max_time)
+            # the engines check their own settings (e.g. the SR window) when they are made
+            result = run_loopback(cfg)
         except ConfigError as exc:
             raise typer.BadParameter(
                 exc.reason, param_hint=f"--{exc.key.replace('_', '-')}") from exc
-        result = run_loopback(cfg)
         if as_json:
             typer.echo(json.dumps(_clean(result.as_dict()), indent=2, sort_keys=True))
         else:

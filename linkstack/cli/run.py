@@ -22,7 +22,16 @@ def load_backend(model: Path | None, backend: str) -> object:
     from linkstack.payload.backend import LlamaCppBackend, RecordedBackend
 
     if backend.startswith("recorded:"):
-        return RecordedBackend.from_json(Path(backend.split(":", 1)[1]).read_text())
+        path = Path(backend.split(":", 1)[1])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"cannot read {str(path)!r}: {reason}", key="--backend") from None
+        try:
+            return RecordedBackend.from_json(text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc.reason}", key="--backend") from None
     if backend != "llama":
         raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
     return LlamaCppBackend(model)
@@ -127,6 +136,8 @@ def register(app: typer.Typer) -> None:
                 return
             if hours is not None:
                 raise ConfigError("only for constellation scenarios", key="--hours")
+            if pcap is not None and not pcap.parent.is_dir():
+                raise ConfigError(f"directory {str(pcap.parent)!r} does not exist", key="--pcap")
             sc = load_scenario(scenario, overrides)
             texts = list(prompt) if prompt else list(sc.run.prompts)
             if prompts is not None:
