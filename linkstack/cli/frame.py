@@ -29,7 +29,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from linkstack.cli.options import fail
+from linkstack.cli.options import (
+    FecfOpt,
+    FecfSizeOpt,
+    FhecOpt,
+    InsertZoneOpt,
+    OcfOpt,
+    SegmentOpt,
+    fail,
+)
 from linkstack.errors import (
     ConfigError,
     DecodeError,
@@ -133,25 +141,13 @@ HexArg = Annotated[str | None, typer.Option("--hex", help="The octets as hex tex
 FileArg = Annotated[Path | None, typer.Argument(help="Binary file holding one frame "
                                                 "('-' = stdin).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-FecfOpt = Annotated[bool, typer.Option("--fecf/--no-fecf",
-                                       help="Frame Error Control Field present (TC/TM/AOS/USLP).")]
-FecfSizeOpt = Annotated[int, typer.Option("--fecf-size", help="USLP FECF: 2 (CRC-16) or 4 "
-                                          "(CRC-32).")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
     "--frame-length", "-n", help="Fixed frame length. TM/AOS default: the input length "
     "(decode) or just enough for the data (encode). USLP: given = fixed-length channel.")]
-OcfOpt = Annotated[bool, typer.Option("--ocf", help="AOS: this VC carries an OCF (AOS has no "
-                                      "OCF flag).")]
-InsertZoneOpt = Annotated[int, typer.Option("--insert-zone", help="AOS/USLP Insert Zone "
-                                            "length in octets.")]
-FhecOpt = Annotated[bool, typer.Option("--fhec", help="AOS: Frame Header Error Control "
-                                       "present.")]
 DataUnitOpt = Annotated[str, typer.Option("--data-unit", help="AOS data unit of this VC: "
                                           "m_pdu, b_pdu or vca (VC 63 is always idle).")]
 TruncatedOpt = Annotated[int | None, typer.Option(
     "--truncated-length", help="USLP: length of truncated frames (variable-length channel).")]
-SegmentOpt = Annotated[bool, typer.Option("--segment-header", help="TC: the VC uses the "
-                                          "Segment Header (MAP service).")]
 
 
 @dataclasses.dataclass

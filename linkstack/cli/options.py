@@ -15,10 +15,16 @@ from linkstack.errors import ConfigError, DecodeError, EncodeError, LinkstackErr
 
 __all__ = [
     "BackendOpt",
+    "FecfOpt",
+    "FecfSizeOpt",
+    "FhecOpt",
+    "InsertZoneOpt",
     "ModelOpt",
+    "OcfOpt",
     "ScenarioArg",
     "ScenarioOpt",
     "ScenarioSeedOpt",
+    "SegmentOpt",
     "SetOpt",
     "fail",
 ]
@@ -37,6 +43,21 @@ ModelOpt = Annotated[Path | None, typer.Option(
     "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")]
 BackendOpt = Annotated[str, typer.Option(
     "--backend", help="llama (default) or recorded:FILE (replay, for tests).")]
+
+
+# How the frames of one channel are laid out (frame decode/encode, sdls protect/verify).
+FecfOpt = Annotated[bool, typer.Option("--fecf/--no-fecf",
+                                       help="Frame Error Control Field present (TC/TM/AOS/USLP).")]
+FecfSizeOpt = Annotated[int, typer.Option("--fecf-size", help="USLP FECF: 2 (CRC-16) or 4 "
+                                          "(CRC-32).")]
+OcfOpt = Annotated[bool, typer.Option("--ocf", help="AOS: this VC carries an OCF (AOS has no "
+                                      "OCF flag).")]
+InsertZoneOpt = Annotated[int, typer.Option("--insert-zone", help="AOS/USLP Insert Zone "
+                                            "length in octets.")]
+FhecOpt = Annotated[bool, typer.Option("--fhec", help="AOS: Frame Header Error Control "
+                                       "present.")]
+SegmentOpt = Annotated[bool, typer.Option("--segment-header", help="TC: the VC uses the "
+                                          "Segment Header (MAP service).")]
 
 
 def fail(exc: LinkstackError | ValueError) -> typer.Exit:

@@ -46,7 +46,15 @@ from typing import Annotated, Any
 
 import typer
 
-from linkstack.cli.options import fail
+from linkstack.cli.options import (
+    FecfOpt,
+    FecfSizeOpt,
+    FhecOpt,
+    InsertZoneOpt,
+    OcfOpt,
+    SegmentOpt,
+    fail,
+)
 from linkstack.errors import ConfigError, DecodeError, LinkstackError
 
 __all__ = ["ChannelOptions", "SecurityOptions", "load_database", "physical_channel",
@@ -66,19 +74,8 @@ FileArg = Annotated[Path | None, typer.Argument(
     help="Binary file holding the frame(s) ('-' or nothing: stdin).", show_default=False)]
 OutOpt = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Write the resulting frames (binary) here ('-': stdout).")]
-FecfOpt = Annotated[bool, typer.Option("--fecf/--no-fecf", help="Frame Error Control Field "
-                                       "present.")]
-FecfSizeOpt = Annotated[int, typer.Option("--fecf-size", help="USLP FECF: 2 (CRC-16) or 4 "
-                                          "(CRC-32).")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
     "--frame-length", "-n", help="Length of the secured frames (TM, AOS, fixed USLP).")]
-OcfOpt = Annotated[bool, typer.Option("--ocf", help="AOS: the frames carry an OCF.")]
-InsertZoneOpt = Annotated[int, typer.Option("--insert-zone", help="AOS/USLP Insert Zone "
-                                            "length in octets.")]
-FhecOpt = Annotated[bool, typer.Option("--fhec", help="AOS: Frame Header Error Control "
-                                       "present.")]
-SegmentOpt = Annotated[bool, typer.Option("--segment-header", help="TC: AD/BD frames carry "
-                                          "the Segment Header (MAP service).")]
 
 
 @dataclass(frozen=True)
