@@ -664,6 +664,34 @@ def load_scenario(source: str | Path = "default", overrides: Iterable[str] = ())
 # --------------------------------------------------------------------------------------
 
 
+def parse_profiles(local: _Table | None, profiles: Mapping[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The profiles a scenario may name: ``profiles`` (default: the built-in ones) amended by
+    the scenario's own ``[profiles]`` tables (``local``), each validated."""
+    available = copy.deepcopy(dict(load_profiles() if profiles is None else profiles))
+    if local is not None:
+        for pname in list(local.data):
+            table = _Table(local.raw(pname), local.path(pname))
+            base = available.get(pname, {})
+            available[pname] = _merge_tables(base, table.data) if base else table.data
+        local.done()
+    for pname, ptable in available.items():
+        _parse_direction(_Table(ptable, f"profiles.{pname}"), nodes=None, link_name=None,
+                         profile_mode=True)
+    return available
+
+
+def with_profile(raw: _Table, available: Mapping[str, Any]) -> dict[str, Any]:
+    """A link table with the profile it names (``profile = "..."``) merged under it."""
+    pname = raw.string("profile", None)
+    if pname is None:
+        return raw.data
+    if pname not in available:
+        raise ConfigError(f"unknown profile {pname!r}; known: "
+                          f"{', '.join(sorted(available))}", key=raw.path("profile"))
+    return _merge_tables(available[pname], raw.data)
+
+
 def parse_meta(top: _Table) -> tuple[str, str, int, float]:
     """The ``[scenario]`` table every scenario has: name, description, seed, duration_s."""
     meta = top.table("scenario")
@@ -687,17 +715,7 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
     top = _Table(dict(data), "")
     name, description, seed, duration_s = parse_meta(top)
 
-    available = copy.deepcopy(dict(load_profiles() if profiles is None else profiles))
-    local = top.table("profiles")
-    if local is not None:
-        for pname in list(local.data):
-            table = _Table(local.raw(pname), local.path(pname))
-            base = available.get(pname, {})
-            available[pname] = _merge_tables(base, table.data) if base else table.data
-        local.done()
-    for pname, ptable in available.items():
-        _parse_direction(_Table(ptable, f"profiles.{pname}"), nodes=None, link_name=None,
-                         profile_mode=True)
+    available = parse_profiles(top.table("profiles"), profiles)
 
     nodes_table = top.table("nodes")
     if nodes_table is None:
@@ -719,13 +737,7 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
             raise ConfigError("link names are letters, digits, '-' and '_'",
                               key=links_table.path(lname))
         raw = _Table(links_table.raw(lname), links_table.path(lname))
-        pname = raw.string("profile", None)
-        merged = raw.data
-        if pname is not None:
-            if pname not in available:
-                raise ConfigError(f"unknown profile {pname!r}; known: "
-                                  f"{', '.join(sorted(available))}", key=raw.path("profile"))
-            merged = _merge_tables(available[pname], raw.data)
+        merged = with_profile(raw, available)
         links[lname] = _parse_direction(_Table(merged, raw.key), nodes=nodes, link_name=lname,
                                         profile_mode=False)
     links_table.done()

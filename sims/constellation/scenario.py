@@ -53,16 +53,16 @@ from typing import Any
 
 from linkstack.errors import ConfigError
 from linkstack.payload.backend import get_profile
-from linkstack.sims.profiles import load_profiles
 from linkstack.sims.scenario import (
     LinkSpec,
     NodeSpec,
-    _merge_tables,
     _parse_direction,
     _Table,
     apply_overrides,
     parse_meta,
+    parse_profiles,
     read_scenario_source,
+    with_profile,
 )
 
 __all__ = [
@@ -357,13 +357,7 @@ def _parse_stations(t: _Table | None) -> tuple[GroundStationSpec, ...]:
 def _parse_templates(t: _Table | None, local_profiles: _Table | None) -> dict[str, LinkSpec]:
     if t is None:
         raise ConfigError("required table is missing", key="links")
-    available = copy.deepcopy(dict(load_profiles()))
-    if local_profiles is not None:
-        for pname in list(local_profiles.data):
-            table = _Table(local_profiles.raw(pname), local_profiles.path(pname))
-            base = available.get(pname, {})
-            available[pname] = _merge_tables(base, table.data) if base else table.data
-        local_profiles.done()
+    available = parse_profiles(local_profiles)
     # Stand-in nodes: the templates are validated like chain links between a ground station
     # and a satellite; the geometry replaces their propagation and windows at build time.
     nodes = {
@@ -386,15 +380,7 @@ def _parse_templates(t: _Table | None, local_profiles: _Table | None) -> dict[st
                     "set by the constellation's geometry, not by the scenario",
                     key=raw.path(forbidden),
                 )
-        pname = raw.string("profile", None)
-        merged = dict(raw.data)
-        if pname is not None:
-            if pname not in available:
-                raise ConfigError(
-                    f"unknown profile {pname!r}; known: {', '.join(sorted(available))}",
-                    key=raw.path("profile"),
-                )
-            merged = _merge_tables(available[pname], raw.data)
+        merged = dict(with_profile(raw, available))
         for forbidden in ("propagation", "pass", "outages"):
             merged.pop(forbidden, None)  # a profile's geometry is the chain scenario's
         merged["from"], merged["to"] = ends[lname]
