@@ -239,7 +239,6 @@ class _Message:
     packets: int
     created: float
     crossings: list[Crossing] = field(default_factory=list)
-    waiting_since: float = 0.0
 
 
 @dataclass
@@ -360,6 +359,7 @@ class _Run:
         self.load: dict[int, int] = dict.fromkeys(world.computing, 0)
         self.by_load: list[set[int]] = [set(world.computing)]  # satellites by prompts assigned
         self.compute_of: dict[int, int] = {}
+        self.origin_of: dict[int, int] = {}  # request id -> the user's station
         self.inference: dict[int, tuple[float, float]] = {}
         self.results: dict[int, tuple[Result, float, int]] = {}
         self.answers: dict[int, _Message] = {}
@@ -440,14 +440,9 @@ class _Run:
 
     def _message(self, key: tuple[str, int], packets: list[bytes], now: float) -> _Message:
         octets = sum(len(p) - PRIMARY_HEADER_SIZE for p in packets)
-        msg = self._messages_put(key, _Message(key, octets, len(packets), now))
+        msg = self.messages[key] = _Message(key, octets, len(packets), now)
         for p in packets:
             self.packet_owner[bytes(p)] = key
-        msg.waiting_since = now
-        return msg
-
-    def _messages_put(self, key: tuple[str, int], msg: _Message) -> _Message:
-        self.messages[key] = msg
         return msg
 
     def _forget(self, msg: _Message, packets: Sequence[bytes]) -> None:
@@ -462,6 +457,7 @@ class _Run:
         rid, packets = self.client.ask(text, t0, params=params)
         record = PromptRecord(rid, self.world.name(station), t0, text, "timeout")
         self.records.append(record)
+        self.origin_of[rid] = station
         msg = self._message(("prompt", rid), packets, t0)
         done = self.result_events[rid] = trio.Event()
         with trio.move_on_after(tr.timeout_s):
@@ -645,7 +641,7 @@ class _Run:
         world = self.world
         msg = self._message(("result", rid), packets, now)
         self.answers[rid] = msg
-        origin = self._origin(rid)
+        origin = self.origin_of[rid]
         dests = world.station_set if self.sc.routing.downlink == "any" else frozenset({origin})
         at = await self._carry(msg, packets, sat, dests, self._table_for())
         if at is None:
@@ -664,12 +660,6 @@ class _Run:
                         event.set()
         self.client.forget_source(("result", rid))
         self._forget(msg, packets)
-
-    def _origin(self, rid: int) -> int:
-        for rec in reversed(self.records):
-            if rec.request_id == rid:
-                return self.world.plan.nodes.number(rec.station)
-        raise KeyError(rid)
 
     def _backhaul_s(self, a: int, b: int) -> float:
         if a == b:
