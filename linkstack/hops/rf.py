@@ -48,8 +48,9 @@ from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
 from linkstack.mux.channel import FrameDuplicate, FrameRejected, OcfReceived
 from linkstack.mux.packet_zone import PacketExtracted
 from linkstack.sdls.engine import FrameRejected as SdlsRejected
+from linkstack.sdls.ep import EP_APID, EpService
 from linkstack.sdls.layout import ChannelConfig
-from linkstack.spp.packet import PRIMARY_HEADER_SIZE
+from linkstack.spp.packet import PRIMARY_HEADER_SIZE, packet_apid
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +388,9 @@ class RfSpace:
             config.downlink_frames(self.downlink, secured=True).config, config.scid,
             self.mux.vcids, "downlink_sdls")
         self.farm = Farm1(config.vcid, window_width=config.farm_window)
+        # SA management commands (355.1-B-1) from the ground act on this end's SAs; they are
+        # executed only if they came in an authenticated frame (linkstack.sdls.ep)
+        self.ep = EpService([h.sadb for h in (uplink_sdls, downlink_sdls) if h is not None])
         self._clcw_due = False
         self._next_clcw = now
         self.units_sent = 0
@@ -417,9 +421,16 @@ class RfSpace:
             if frame.vcid != cfg.vcid:
                 rec.notes.append(f"frame for VC {frame.vcid} ignored")
                 continue
+            via = self.uplink_sdls.last_spi if self.uplink_sdls is not None else None
             for e in self.farm.receive(frame.frame_type, frame.ns, frame.data):
                 if isinstance(e, Delivered):
-                    rec.packets.extend(split_packets(e.data))
+                    for packet in split_packets(e.data):
+                        if packet_apid(packet) == EP_APID:  # SA management: executed here
+                            reply = self.ep.handle(packet, via)
+                            if reply is not None:
+                                self.mux.add_packet(reply)
+                        else:
+                            rec.packets.append(packet)
                     rec.accepted = True
                 else:
                     rec.notes.append(e)
@@ -462,4 +473,5 @@ class RfSpace:
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
             "frames_rejected": self.frames.rejected, "frames_sent": self.mux.frames_sent,
             **sdls_status(self.downlink_sdls, self.uplink_sdls),
+            **({"sdls_ep": dict(self.ep.counters)} if self.ep.counters else {}),
         }
