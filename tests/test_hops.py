@@ -2,73 +2,15 @@
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import random
-
 import pytest
+from hop_wire import Wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linkstack.errors import ConfigError
-from linkstack.hops.base import Unit
 from linkstack.hops.isl import IslEndpoint, IslHopConfig
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
 from linkstack.spp.packet import SpacePacket
-
-
-class Wire:
-    """A tiny event loop joining two endpoints: fixed delay, unit loss, bit flips."""
-
-    def __init__(self, a, b, *, delay: float, loss: float, flips: float, seed: int,
-                 late: float = 0.0, copies: float = 0.0) -> None:
-        self.ends = (a, b)
-        self.delay = delay
-        self.loss = loss
-        self.flips = flips
-        self.late = late  # fraction of units held back up to 20 delays (reordering)
-        self.copies = copies  # fraction of units delivered twice, the copy up to 20 delays late
-        self.rng = random.Random(seed)
-        self.now = 0.0
-        self.heap: list[tuple[float, int, int, bytes]] = []
-        self.seq = itertools.count()
-        self.got: tuple[list[bytes], list[bytes]] = ([], [])
-        self.units: list[Unit] = []
-
-    def _send(self, side: int, now: float) -> None:
-        for u in self.ends[side].poll(now):
-            self.units.append(u)
-            if self.rng.random() < self.loss:
-                continue
-            data = bytearray(u.data)
-            if self.rng.random() < self.flips:  # a few bit errors somewhere in the unit
-                for _ in range(self.rng.randint(1, 6)):
-                    i = self.rng.randrange(len(data) * 8)
-                    data[i // 8] ^= 0x80 >> (i % 8)
-            at = now + self.delay
-            if self.late and self.rng.random() < self.late:
-                at += self.rng.uniform(0, 20 * self.delay)
-            heapq.heappush(self.heap, (at, next(self.seq), 1 - side, bytes(data)))
-            if self.copies and self.rng.random() < self.copies:
-                copy_at = at + self.rng.uniform(0, 20 * self.delay)
-                heapq.heappush(self.heap, (copy_at, next(self.seq), 1 - side, bytes(data)))
-
-    def run(self, until: float) -> None:
-        while self.now < until:
-            for side in (0, 1):
-                self._send(side, self.now)
-            deadlines = [d for d in (e.next_deadline() for e in self.ends) if d is not None]
-            nxt = min([*deadlines, *(h[0] for h in self.heap[:1])], default=None)
-            if nxt is None:
-                return
-            self.now = max(self.now, nxt)
-            while self.heap and self.heap[0][0] <= self.now:
-                _, _, side, data = heapq.heappop(self.heap)
-                self.got[side].extend(self.ends[side].receive(data, self.now).packets)
-            for e in self.ends:
-                d = e.next_deadline()
-                if d is not None and d <= self.now:
-                    e.on_timer(self.now)
 
 
 def _packets(n: int, apid: int, size: int) -> list[bytes]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hop_wire import Wire
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_sdls_hops import DOWN, UP, Wire, files, overhead, packets, rf_pair, sdls
+from test_sdls_hops import DOWN, UP, files, overhead, packets, rf_pair, sdls
 
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
 from linkstack.sdls import SaState

@@ -7,14 +7,12 @@ sans-IO, as tests/test_hops.py does; the last tests run a scenario end to end.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hop_wire import Wire
 
 from linkstack.arq.sr import SrAck
 from linkstack.errors import ConfigError
@@ -116,42 +114,6 @@ def isl_pair(files: tuple[Path, Path] | None, cfg: IslHopConfig
 
 def packets(n: int, apid: int, size: int) -> list[bytes]:
     return [SpacePacket(apid, i, bytes([i % 256]) * (size + i % 5)).encode() for i in range(n)]
-
-
-class Wire:
-    """Two endpoints joined by a channel with a fixed delay and unit loss (sans-IO loop)."""
-
-    def __init__(self, a: Any, b: Any, *, delay: float = 0.01, loss: float = 0.0,
-                 seed: int = 1) -> None:
-        self.ends = (a, b)
-        self.delay, self.loss = delay, loss
-        self.rng = random.Random(seed)
-        self.now = 0.0
-        self.heap: list[tuple[float, int, int, bytes]] = []
-        self.seq = itertools.count()
-        self.got: tuple[list[bytes], list[bytes]] = ([], [])
-        self.sent: tuple[list[Unit], list[Unit]] = ([], [])
-
-    def run(self, until: float) -> None:
-        while self.now < until:
-            for side in (0, 1):
-                for u in self.ends[side].poll(self.now):
-                    self.sent[side].append(u)
-                    if self.rng.random() >= self.loss:
-                        heapq.heappush(self.heap, (self.now + self.delay, next(self.seq),
-                                                   1 - side, u.data))
-            deadlines = [d for d in (e.next_deadline() for e in self.ends) if d is not None]
-            nxt = min([*deadlines, *(h[0] for h in self.heap[:1])], default=None)
-            if nxt is None:
-                return
-            self.now = max(self.now, nxt)
-            while self.heap and self.heap[0][0] <= self.now:
-                _, _, side, data = heapq.heappop(self.heap)
-                self.got[side].extend(self.ends[side].receive(data, self.now).packets)
-            for e in self.ends:
-                d = e.next_deadline()
-                if d is not None and d <= self.now:
-                    e.on_timer(self.now)
 
 
 def deliver(units: list[Unit], to: Any, now: float) -> list[bytes]:

@@ -39,7 +39,7 @@ from linkstack.arq.sr import (
     TransmitSrFrame,
     decode_sr_frame,
 )
-from linkstack.codecs.chain import CodingChain, FrameDecoded
+from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.frames.uslp import (
     TfdzConstructionRule,
@@ -48,14 +48,13 @@ from linkstack.frames.uslp import (
     UslpProtocolId,
 )
 from linkstack.hops.base import Reception, Unit
-from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
+from linkstack.hops.security import HopSdls, SdlsLayer, clear_frames, sdls_status
 from linkstack.mux.packet_zone import (
     FhpConvention,
     PacketExtracted,
     PacketExtractor,
     PacketZoneBuilder,
 )
-from linkstack.sdls.engine import FrameRejected as SdlsRejected
 
 _USLP = FhpConvention.for_layer("uslp")
 SR_DATA_OVERHEAD = 7  # SR data frame header (linkstack.arq.sr): flags, seq(32), length(16)
@@ -196,19 +195,10 @@ class IslEndpoint:
     # -- receiving -------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> Reception:
         rec = Reception()
-        for ev in self.decoder.feed(data):
-            if not isinstance(ev, FrameDecoded):
-                rec.notes.append(ev)
-                continue
-            data = ev.frame
-            if self.rx_sdls is not None:
-                clear = self.rx_sdls.verify(data, now)
-                if isinstance(clear, SdlsRejected):
-                    rec.notes.append(clear)  # neither SR data nor an SR ack goes further
-                    continue
-                data = clear
+        # a frame SDLS rejects goes no further: neither SR data nor an SR ack
+        for clear in clear_frames(self.decoder.feed(data), self.rx_sdls, now, rec.notes):
             try:
-                frame = UslpFrame.decode(data, self.rx_config)
+                frame = UslpFrame.decode(clear, self.rx_config)
                 if frame.scid != self.config.scid or frame.vcid != self.config.vcid:
                     raise DecodeError("not this link's SCID/VCID", layer="uslp", field="vcid",
                                       offset=0)

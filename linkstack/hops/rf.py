@@ -38,16 +38,15 @@ from linkstack.arq.common import Acknowledged, Delivered, FrameType, TransmitFra
 from linkstack.arq.farm1 import Farm1
 from linkstack.arq.fop1 import Fop1, Fop1Event, FopState
 from linkstack.arq.operator import Cop1Operator
-from linkstack.codecs.chain import CodingChain, FrameDecoded
+from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
 from linkstack.hops.base import Reception, Unit, split_packets
 from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES, ClcwDownlink, clcw_downlink
 from linkstack.hops.cop1_frames import UPLINK_FRAMES, Cop1Frames, cop1_frames
-from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
+from linkstack.hops.security import HopSdls, SdlsLayer, clear_frames, sdls_status
 from linkstack.mux.channel import FrameDuplicate, FrameRejected, OcfReceived
 from linkstack.mux.packet_zone import PacketExtracted
-from linkstack.sdls.engine import FrameRejected as SdlsRejected
 from linkstack.sdls.ep import EP_APID, EpService
 from linkstack.sdls.layout import ChannelConfig
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE, packet_apid
@@ -296,17 +295,8 @@ class RfGround:
     # -- receiving -------------------------------------------------------------------------
     def receive(self, data: bytes, now: float) -> Reception:
         rec = Reception()
-        for ev in self.decoder.feed(data):
-            if not isinstance(ev, FrameDecoded):
-                rec.notes.append(ev)
-                continue
-            frame = ev.frame
-            if self.downlink_sdls is not None:
-                clear = self.downlink_sdls.verify(frame, now)
-                if isinstance(clear, SdlsRejected):
-                    rec.notes.append(clear)  # nothing of it, not even the CLCW, goes further
-                    continue
-                frame = clear
+        # a frame SDLS rejects goes no further: nothing of it, not even the CLCW
+        for frame in clear_frames(self.decoder.feed(data), self.downlink_sdls, now, rec.notes):
             good = True
             for e in self.demux.receive_frame(frame):
                 if isinstance(e, PacketExtracted):
@@ -403,18 +393,9 @@ class RfSpace:
     def receive(self, data: bytes, now: float) -> Reception:
         rec = Reception()
         cfg = self.config
-        for ev in self.decoder.feed(data):
-            if not isinstance(ev, FrameDecoded):
-                rec.notes.append(ev)
-                continue
-            data = ev.frame
-            if self.uplink_sdls is not None:
-                clear = self.uplink_sdls.verify(data, now)
-                if isinstance(clear, SdlsRejected):
-                    rec.notes.append(clear)  # never reaches FARM-1
-                    continue
-                data = clear
-            frame = self.frames.intake(data)
+        # a frame SDLS rejects never reaches FARM-1
+        for clear in clear_frames(self.decoder.feed(data), self.uplink_sdls, now, rec.notes):
+            frame = self.frames.intake(clear)
             if isinstance(frame, FrameRejected):
                 rec.notes.append(frame.error)
                 continue

@@ -39,16 +39,17 @@ covers it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from linkstack.codecs.chain import FrameDecoded
 from linkstack.errors import ConfigError
 from linkstack.sdls.engine import FrameAccepted, FrameRejected, SdlsEngine
 from linkstack.sdls.layout import ChannelConfig
 from linkstack.sdls.sa import SaDatabase, SaState
 
-__all__ = ["HopSdls", "SdlsLayer", "sdls_status"]
+__all__ = ["HopSdls", "SdlsLayer", "clear_frames", "sdls_status"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +141,23 @@ def sdls_status(tx: SdlsLayer | None, rx: SdlsLayer | None) -> dict[str, object]
         out["sdls_accepted"] = rx.engine.counters.accepted
         out["sdls_rejected"] = rx.rejected
     return out
+
+
+def clear_frames(events: Iterable[object], sdls: SdlsLayer | None, now: float,
+                 notes: list[object]) -> Iterator[bytes]:
+    """The frames the coding chain decoded (``events``), each once it passed SDLS (all of
+    them on a hop direction without SDLS), in order — what every receiving end of a hop works
+    on. The chain's other events and the SDLS rejections go to ``notes``: a rejected frame
+    goes no further."""
+    for ev in events:
+        if not isinstance(ev, FrameDecoded):
+            notes.append(ev)
+            continue
+        if sdls is None:
+            yield ev.frame
+            continue
+        clear = sdls.verify(ev.frame, now)
+        if isinstance(clear, FrameRejected):
+            notes.append(clear)
+            continue
+        yield clear
