@@ -295,3 +295,22 @@ def test_packet_apid_reads_the_apid_of_any_packet(apid: int, count: int, data: b
     with pytest.raises(TruncatedError) as err:
         packet_apid(raw[:1])
     assert err.value.field == "apid"
+
+
+def test_pdus_ride_one_per_unsegmented_packet() -> None:
+    """linkstack.spp.pdu: a PDU wrapped on an APID comes back from that APID only; the
+    sequence count runs per APID; a segmented packet on the APID is a DecodeError naming the
+    Sequence Flags (CFDP and SDLS EP PDUs are never segmented below their protocol)."""
+    from linkstack.spp.pdu import PduPacketizer, pdu_of
+
+    wrap = PduPacketizer(0x103, packet_type=PacketType.TC)
+    first, second = wrap.wrap(b"\x01\x02"), wrap.wrap(b"\x03")
+    assert pdu_of(first, 0x103) == b"\x01\x02" and pdu_of(first, 0x102) is None
+    assert [SpacePacket.decode(p).sequence_count for p in (first, second)] == [0, 1]
+    segmented = SpacePacket(0x103, 0, b"x", PacketType.TC,
+                            sequence_flags=SequenceFlags.FIRST).encode()
+    with pytest.raises(DecodeError) as err:
+        pdu_of(segmented, 0x103, what="SDLS EP PDUs")
+    assert err.value.field == "sequence_flags" and "SDLS EP PDUs" in str(err.value)
+    with pytest.raises(ConfigError):
+        PduPacketizer(0x800, packet_type=PacketType.TM)

@@ -10,16 +10,9 @@ telemetry packet towards the ground. PDUs are sized by the CFDP entities
 
 from __future__ import annotations
 
-from linkstack.errors import ConfigError, DecodeError
-from linkstack.spp.counters import SequenceCounter
-from linkstack.spp.packet import (
-    MAX_APID,
-    MAX_DATA_FIELD_LENGTH,
-    PRIMARY_HEADER_SIZE,
-    PacketType,
-    SequenceFlags,
-    SpacePacket,
-)
+from linkstack.spp.packet import MAX_DATA_FIELD_LENGTH, PRIMARY_HEADER_SIZE, PacketType
+from linkstack.spp.pdu import PduPacketizer as _PduPacketizer
+from linkstack.spp.pdu import pdu_of as _pdu_of
 
 __all__ = ["CFDP_APID", "PduPacketizer", "max_pdu_length", "pdu_of"]
 
@@ -32,28 +25,14 @@ def max_pdu_length(max_packet_length: int) -> int:
     return min(max_packet_length - PRIMARY_HEADER_SIZE, MAX_DATA_FIELD_LENGTH)
 
 
-class PduPacketizer:
-    """Wraps PDUs into unsegmented Space Packets on one APID, counting per APID."""
+class PduPacketizer(_PduPacketizer):
+    """Wraps CFDP PDUs into unsegmented Space Packets on the CFDP APID (by default)."""
 
     def __init__(self, apid: int = CFDP_APID, *, packet_type: PacketType) -> None:
-        if not 0 <= apid < MAX_APID:
-            raise ConfigError(f"{apid} is outside 0..{MAX_APID - 1}", key="apid")
-        self.apid = apid
-        self.packet_type = packet_type
-        self.counter = SequenceCounter()
-
-    def wrap(self, pdu: bytes) -> bytes:
-        return SpacePacket(self.apid, self.counter.next(self.apid), bytes(pdu), self.packet_type,
-                           sequence_flags=SequenceFlags.UNSEGMENTED).encode()
+        super().__init__(apid, packet_type=packet_type)
 
 
 def pdu_of(packet: bytes, apid: int = CFDP_APID) -> bytes | None:
     """The PDU in ``packet`` if it is an unsegmented packet on ``apid``, else None (another
     APID). Raises :class:`DecodeError` for a malformed or segmented CFDP packet."""
-    pkt = SpacePacket.decode(packet)
-    if pkt.apid != apid:
-        return None
-    if pkt.sequence_flags != SequenceFlags.UNSEGMENTED:
-        raise DecodeError("CFDP PDUs travel in unsegmented packets", layer="spp",
-                          field="sequence_flags", offset=2)
-    return pkt.data
+    return _pdu_of(packet, apid, what="CFDP PDUs")

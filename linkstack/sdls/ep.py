@@ -34,8 +34,8 @@ from linkstack.sdls.pdu import (
     execute_pdu,
 )
 from linkstack.sdls.sa import SaDatabase
-from linkstack.spp.counters import SequenceCounter
-from linkstack.spp.packet import PacketType, SequenceFlags, SpacePacket
+from linkstack.spp.packet import PacketType
+from linkstack.spp.pdu import PduPacketizer, pdu_of
 
 __all__ = ["EP_APID", "EpPacketizer", "EpService", "ep_pdu"]
 
@@ -43,17 +43,11 @@ EP_APID = 0x103
 """APID of SDLS Extended Procedure packets (commands up as TC packets, replies down as TM)."""
 
 
-class EpPacketizer:
+class EpPacketizer(PduPacketizer):
     """Wraps procedure PDUs into unsegmented Space Packets on :data:`EP_APID`."""
 
     def __init__(self, packet_type: PacketType, apid: int = EP_APID) -> None:
-        self.apid = apid
-        self.packet_type = packet_type
-        self.counter = SequenceCounter()
-
-    def wrap(self, pdu: bytes) -> bytes:
-        return SpacePacket(self.apid, self.counter.next(self.apid), bytes(pdu),
-                           self.packet_type, sequence_flags=SequenceFlags.UNSEGMENTED).encode()
+        super().__init__(apid, packet_type=packet_type)
 
 
 def ep_pdu(packet: bytes, apid: int = EP_APID) -> bytes | None:
@@ -61,13 +55,7 @@ def ep_pdu(packet: bytes, apid: int = EP_APID) -> bytes | None:
 
     Raises :class:`DecodeError` for a malformed or segmented packet on ``apid``.
     """
-    pkt = SpacePacket.decode(packet)
-    if pkt.apid != apid:
-        return None
-    if pkt.sequence_flags != SequenceFlags.UNSEGMENTED:
-        raise DecodeError("SDLS EP PDUs travel in unsegmented packets", layer="spp",
-                          field="sequence_flags", offset=2)
-    return pkt.data
+    return pdu_of(packet, apid, what="SDLS EP PDUs")
 
 
 class EpService:
