@@ -111,15 +111,25 @@ async def wait_event(event: asyncio.Event, timeout: float | None) -> None:
 
 
 class TimerTask:
-    """Runs ``on_timer(now)`` whenever ``next_deadline()`` passes (an engine's explicit timers,
-    specs/architecture.md principle 1); :meth:`kick` after feeding the engine re-reads the
-    deadline."""
+    """The timer/poll pump of a sans-IO engine in asyncio: runs ``on_timer(now)`` whenever
+    ``next_deadline()`` passes (an engine's explicit timers, specs/architecture.md principle
+    1), then ``on_wake(now)`` if given (a hop link sends what its endpoint has to send), and
+    sleeps until the next deadline or :meth:`kick` (after feeding the engine).
+
+    ``min_wait``: how long to sleep when the deadline is still due after ``on_timer`` (an
+    engine that did not move it): 0 yields to the loop once, more keeps a lazy engine from
+    spinning the CPU.
+    """
 
     def __init__(self, next_deadline: Callable[[], float | None],
-                 on_timer: Callable[[float], object], clock: Callable[[], float]) -> None:
+                 on_timer: Callable[[float], object], clock: Callable[[], float], *,
+                 on_wake: Callable[[float], object] | None = None,
+                 min_wait: float = 0.0) -> None:
         self.next_deadline = next_deadline
         self.on_timer = on_timer
         self.clock = clock
+        self.on_wake = on_wake
+        self.min_wait = min_wait
         self._wake = asyncio.Event()
 
     def kick(self) -> None:
@@ -128,13 +138,17 @@ class TimerTask:
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            deadline = self.next_deadline()
             now = self.clock()
+            deadline = self.next_deadline()
             if deadline is not None and deadline <= now:
                 self.on_timer(now)
-                await asyncio.sleep(0)
-                continue
-            await wait_event(self._wake, None if deadline is None else deadline - now)
+            if self.on_wake is not None:
+                self.on_wake(now)
+            deadline = self.next_deadline()
+            timeout = None if deadline is None else deadline - self.clock()
+            if timeout is not None and timeout <= 0:
+                timeout = self.min_wait
+            await wait_event(self._wake, timeout)
 
 
 class EndpointRunner:

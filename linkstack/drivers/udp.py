@@ -43,7 +43,6 @@ from linkstack.drivers.service import (
     TimerTask,
     result_info,
     status_name,
-    wait_event,
 )
 from linkstack.errors import ConfigError, LinkstackError
 from linkstack.hops.base import HopEndpoint
@@ -188,8 +187,11 @@ class HopLink:
         self.peer: Address | None = None
         self.address: Address | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # the pump: the endpoint's timers, then what it has to send; a deadline the endpoint
+        # did not move waits 1 ms rather than spinning
+        self._pump = TimerTask(endpoint.next_deadline, endpoint.on_timer, self.now,
+                               on_wake=self._flush, min_wait=0.001)
 
     async def open(self, listen: Address, peer: Address) -> Address:
         """Bind ``listen`` (port 0: any free port); returns the bound address."""
@@ -209,7 +211,7 @@ class HopLink:
     def send_packet(self, packet: bytes, tag: object = None) -> None:
         """Queue one Space Packet for the far end."""
         self.endpoint.send_packet(packet, tag, now=self.now())
-        self._wake.set()
+        self._pump.kick()
 
     def _datagram(self, data: bytes) -> None:
         now = self.now()
@@ -224,27 +226,18 @@ class HopLink:
         for note in rec.notes:
             name = type(note).__name__
             self.stats.notes[name] = self.stats.notes.get(name, 0) + 1
-        self._wake.set()  # acknowledgements, CLCW reports
+        self._pump.kick()  # acknowledgements, CLCW reports
         if rec.packets:
             self.stats.packets_delivered += len(rec.packets)
             self.on_packets(rec.packets, now)
 
     async def run(self) -> None:
         """Send what the endpoint has to send, run its timers; forever."""
-        ep = self.endpoint
-        while True:
-            self._wake.clear()
-            now = self.now()
-            deadline = ep.next_deadline()
-            if deadline is not None and deadline <= now:
-                ep.on_timer(now)
-            for unit in ep.poll(now):
-                self._send(unit.data, now)
-            deadline = ep.next_deadline()
-            timeout = None if deadline is None else deadline - self.now()
-            if timeout is not None and timeout <= 0:
-                timeout = 0.001  # a deadline the endpoint did not move: do not spin
-            await wait_event(self._wake, timeout)
+        await self._pump.run()
+
+    def _flush(self, now: float) -> None:
+        for unit in self.endpoint.poll(now):
+            self._send(unit.data, now)
 
     def _send(self, data: bytes, now: float) -> None:
         assert self._transport is not None and self.peer is not None
