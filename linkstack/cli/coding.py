@@ -39,7 +39,7 @@ from typing import Annotated, Any, BinaryIO
 import numpy as np
 import typer
 
-from linkstack.cli.options import fail
+from linkstack.cli.options import fail, group
 from linkstack.codecs.chain import (
     USLP_VERSION,
     ChainDecoder,
@@ -321,10 +321,8 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
 def register(app: typer.Typer) -> None:
     """Add the ``cadu`` and ``cltu`` command groups to ``app``."""
-    cadu = typer.Typer(help="TM frames ⇄ CADUs: ASM, Reed-Solomon, randomizer (131.0-B-3).",
-                       no_args_is_help=True)
-    cltu = typer.Typer(help="TC frames ⇄ CLTUs: BCH(63,56), randomizer (231.0-B-3).",
-                       no_args_is_help=True)
+    cadu = group("TM frames ⇄ CADUs: ASM, Reed-Solomon, randomizer (131.0-B-3).")
+    cltu = group("TC frames ⇄ CLTUs: BCH(63,56), randomizer (231.0-B-3).")
 
     @cadu.command("encode")
     def cadu_encode(

@@ -37,6 +37,7 @@ from linkstack.cli.options import (
     OcfOpt,
     SegmentOpt,
     fail,
+    group,
 )
 from linkstack.errors import (
     ConfigError,
@@ -685,10 +686,7 @@ def _read_input(hex_text: str | None, path: Path | None) -> bytes:
 
 def register(app: typer.Typer) -> None:
     """Add the ``frame`` command group to ``app``."""
-    frame_app = typer.Typer(
-        help="Decode or build TC/TM/AOS/USLP transfer frames and Space Packets.",
-        no_args_is_help=True,
-    )
+    frame_app = group("Decode or build TC/TM/AOS/USLP transfer frames and Space Packets.")
 
     @frame_app.command("decode")
     def decode(

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from linkstack.cli.options import SetOpt
+from linkstack.cli.options import HELP_MARKUP, SetOpt
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -236,9 +236,11 @@ def register(app: typer.Typer) -> None:
     def serve(
         role: Annotated[str, typer.Option(
             "--role", help="ground or satellite.")],
-        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to bind (UDP).")],
+        listen: Annotated[str, typer.Option(
+            "--listen", metavar="HOST:PORT", help="HOST:PORT to bind (UDP).")],
         peer: Annotated[str, typer.Option(
-            "--peer", help="HOST:PORT of the other end (or of the channel process).")],
+            "--peer", metavar="HOST:PORT",
+            help="HOST:PORT of the other end (or of the channel process).")],
         scenario: ScenarioOpt = DEFAULT_SCENARIO,
         sets: SetOpt = None,
         prompt: Annotated[list[str] | None, typer.Option(
@@ -275,16 +277,21 @@ def register(app: typer.Typer) -> None:
     @app.command("channel")
     def channel(
         ground_side: Annotated[str, typer.Option(
-            "--ground-side", help="HOST:PORT the ground sends to (its --peer).")],
+            "--ground-side", metavar="HOST:PORT",
+            help="HOST:PORT the ground sends to (its --peer).")],
         space_side: Annotated[str, typer.Option(
-            "--space-side", help="HOST:PORT the satellite sends to (its --peer).")],
+            "--space-side", metavar="HOST:PORT",
+            help="HOST:PORT the satellite sends to (its --peer).")],
         ground: Annotated[str, typer.Option(
-            "--ground", help="HOST:PORT of the ground (its --listen).")],
+            "--ground", metavar="HOST:PORT",
+            help="HOST:PORT of the ground (its --listen).")],
         satellite: Annotated[str, typer.Option(
-            "--satellite", help="HOST:PORT of the satellite (its --listen).")],
+            "--satellite", metavar="HOST:PORT",
+            help="HOST:PORT of the satellite (its --listen).")],
         scenario: ScenarioOpt = DEFAULT_SCENARIO,
         sets: SetOpt = None,
-        seed: Annotated[int, typer.Option("--seed", min=0, help="Loss draws.")] = 1,
+        seed: Annotated[int, typer.Option(
+            "--seed", min=0, help="Seed of the channel's error and loss draws.")] = 1,
         delay: Annotated[float | None, typer.Option(
             "--delay", min=0.0, help="Fixed one-way delay, seconds (both directions).")
         ] = None,
@@ -312,7 +319,7 @@ def register(app: typer.Typer) -> None:
 def main() -> None:
     """``python -m linkstack.cli.serve serve|channel ...``."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
     register(app)
     app()
 
