@@ -32,8 +32,19 @@ COMMANDS = sorted(_commands(), key=lambda item: item[0])
 
 def test_the_walk_finds_every_command() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
-    assert {"run", "sweep", "tune", "serve", "channel", "frame decode", "cadu encode",
-            "cltu decode", "sdls verify", "endpoint ask", "specs build"} <= names
+    assert {
+        "run",
+        "sweep",
+        "tune",
+        "serve",
+        "channel",
+        "frame decode",
+        "cadu encode",
+        "cltu decode",
+        "sdls verify",
+        "endpoint ask",
+        "specs build",
+    } <= names
     assert len(names) >= 20
 
 
@@ -52,12 +63,20 @@ def test_help_shows_flags_without_a_value(path: tuple[str, ...], command: object
     res = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    flags = [p for p in command.params  # type: ignore[attr-defined]
-             if isinstance(p, TyperOption) and p.is_flag]
+    flags = [
+        p
+        for p in command.params  # type: ignore[attr-defined]
+        if isinstance(p, TyperOption) and p.is_flag
+    ]
     for flag in [*flags, None]:
         opt = "--help" if flag is None else max(flag.opts, key=len)
-        (line,) = [x for x in lines if x.strip().startswith(opt + " ") or x.strip() == opt
-                   or x.strip().startswith(opt + ",")] or [""]
+        (line,) = [
+            x
+            for x in lines
+            if x.strip().startswith(opt + " ")
+            or x.strip() == opt
+            or x.strip().startswith(opt + ",")
+        ] or [""]
         assert line, f"linkstack {' '.join(path)} --help does not list {opt}"
         assert "<bool>" not in line and "BOOLEAN" not in line, line
     # every help text shows whole, not squeezed into a narrow column
@@ -74,6 +93,10 @@ def test_help_keeps_bracketed_words() -> None:
 def test_endpoint_ask_explains_the_model_options() -> None:
     res = CliRunner().invoke(app, ["endpoint", "ask", "--help"], terminal_width=80)
     text = " ".join(res.output.split())
-    for option, words in (("--max-tokens", "Most tokens"), ("--temperature", "greedy"),
-                          ("--seed", "sampling seed"), ("--threads", "CPU threads")):
+    for option, words in (
+        ("--max-tokens", "Most tokens"),
+        ("--temperature", "greedy"),
+        ("--seed", "sampling seed"),
+        ("--threads", "CPU threads"),
+    ):
         assert f"{option} " in text and words in text, option
