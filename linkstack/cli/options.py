@@ -14,6 +14,7 @@ import typer
 from linkstack.errors import ConfigError, DecodeError, EncodeError, LinkstackError
 
 __all__ = [
+    "BACKEND_ENV",
     "BackendOpt",
     "FecfOpt",
     "FecfSizeOpt",
@@ -53,8 +54,11 @@ ScenarioSeedOpt = Annotated[int | None, typer.Option(
     "--seed", min=0, help="The scenario's random seed (channel draws); default: its [run] seed.")]
 ModelOpt = Annotated[Path | None, typer.Option(
     "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")]
+BACKEND_ENV = "LINKSTACK_BACKEND"
+"""Environment variable giving ``--backend`` when the command line does not (e.g.
+``recorded:FILE`` to run the README's commands without the model)."""
 BackendOpt = Annotated[str, typer.Option(
-    "--backend", help="llama (default) or recorded:FILE (replay, for tests).")]
+    "--backend", envvar=BACKEND_ENV, help="llama (default) or recorded:FILE (replay, for tests).")]
 
 
 # How the frames of one channel are laid out (frame decode/encode, sdls protect/verify).

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from linkstack.cli.options import HELP_MARKUP, SetOpt
+from linkstack.cli.options import BACKEND_ENV, HELP_MARKUP, SetOpt
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -253,7 +253,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path | None, typer.Option(
             "--model", help="Satellite: a GGUF file (default: Gemma 3 270M Q4_K_M).")] = None,
         backend: Annotated[str, typer.Option(
-            "--backend", help="Satellite: llama (default) or recorded:FILE (a recording "
+            "--backend", envvar=BACKEND_ENV,
+            help="Satellite: llama (default) or recorded:FILE (a recording "
             "replayed in real time).")] = "llama",
         name: Annotated[str | None, typer.Option(
             "--name", help="This node's spacecraft name (default: the scenario's).")] = None,
