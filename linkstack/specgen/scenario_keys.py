@@ -19,16 +19,24 @@ __all__ = ["FILENAME", "scenario_keys_page"]
 FILENAME = "scenario-keys.md"
 TITLE = "Scenario keys"
 
-_KIND = {"number": "number", "integer": "integer", "string": "string", "boolean": "boolean",
-         "pairs": "array of [a, b]", "strings": "array of strings", "table": "table",
-         "value": "see meaning"}
+_KIND = {
+    "number": "number",
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+    "pairs": "array of [a, b]",
+    "strings": "array of strings",
+    "table": "table",
+    "value": "see meaning",
+}
 
 
 def _number(value: float) -> str:
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()
-                                  and abs(value) < 1e7):
+    if isinstance(value, int) or (
+        isinstance(value, float) and value.is_integer() and abs(value) < 1e7
+    ):
         return str(int(value))
     return f"{value:g}"
 
@@ -63,8 +71,18 @@ def _allowed(key: Key) -> str:
         return ", ".join(f"`{c}`" for c in key.choices)
     parts = []
     hi = key.hi if key.hi is not None and key.hi < _UNBOUNDED else None
-    key = Key(key.name, key.kind, key.help, key.default, key.lo, hi, key.lo_open, key.hi_open,
-              key.choices, key.name_like)
+    key = Key(
+        key.name,
+        key.kind,
+        key.help,
+        key.default,
+        key.lo,
+        hi,
+        key.lo_open,
+        key.hi_open,
+        key.choices,
+        key.name_like,
+    )
     if key.lo is not None and key.hi is not None:
         left = "(" if key.lo_open else "["
         right = ")" if key.hi_open else "]"
@@ -88,8 +106,15 @@ def _section(table: TableSpec) -> str:
             anchor = key.table.replace(".", "").replace("<", "").replace(">", "")
             meaning += f" See [`[{key.table}]`](#{anchor})."
         rows.append((f"`{key.name}`", _KIND[key.kind], _default(key), _allowed(key), meaning))
-    return "\n".join([f"### `[{table.path}]`", "", table.help, "",
-                      md_table(("key", "type", "default", "allowed", "meaning"), rows)])
+    return "\n".join(
+        [
+            f"### `[{table.path}]`",
+            "",
+            table.help,
+            "",
+            md_table(("key", "type", "default", "allowed", "meaning"), rows),
+        ]
+    )
 
 
 def scenario_keys_page() -> str:
@@ -99,7 +124,10 @@ def scenario_keys_page() -> str:
             if isinstance(key.default, float) and not math.isfinite(key.default):
                 raise ValueError(f"{table.path}.{key.name}: default must be finite")
     parts = [
-        f"# {TITLE}", "", GENERATED_NOTE, "",
+        f"# {TITLE}",
+        "",
+        GENERATED_NOTE,
+        "",
         "Every key a scenario file (TOML, `sims/scenarios/`) may hold, with its type, default "
         "and allowed values. The scenario parsers read each key through this same table "
         "(`linkstack/sims/keys.py`), so it is what they accept; any other key is an error "
