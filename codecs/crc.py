@@ -16,17 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import crcmod
+import anycrc
 
 from linkstack.errors import ChecksumError, TruncatedError
 
-crc16_ccitt: Callable[[bytes], int] = crcmod.mkCrcFun(
-    0x11021, initCrc=0xFFFF, rev=False, xorOut=0x0000)
-"""CRC-16/IBM-3740 of ``data`` as an int (crcmod's C extension)."""
+# anycrc (C, Mark Adler's crcany: slice-by-16 tables) computes a 1115-octet frame's CRC-16 in
+# about a fifth of the time of a byte-at-a-time table (crcmod), which matters because a frame
+# is checked at every layer that owns an FECF, and twice in SDLS ProcessSecurity.
+crc16_ccitt: Callable[[bytes], int] = anycrc.CRC(
+    width=16, poly=0x1021, init=0xFFFF, refin=False, refout=False, xorout=0x0000).calc
+"""CRC-16/IBM-3740 of ``data`` (any bytes-like object) as an int."""
 
-crc32_proximity1: Callable[[bytes], int] = crcmod.mkCrcFun(
-    0x100A00805, initCrc=0, rev=False, xorOut=0)
-"""Proximity-1 CRC-32 of ``data`` as an int."""
+crc32_proximity1: Callable[[bytes], int] = anycrc.CRC(
+    width=32, poly=0x00A00805, init=0, refin=False, refout=False, xorout=0).calc
+"""Proximity-1 CRC-32 of ``data`` (any bytes-like object) as an int."""
 
 FECF_SIZES = (2, 4)
 

@@ -11,7 +11,7 @@ Sans-IO protocol engines (bytes and ``now`` in, bytes and events out; no clock, 
     ``linkstack.frames``      TC / TM / AOS / USLP transfer frames, the CLCW
     ``linkstack.mux``         virtual channels, MAPs, packet zones, master-channel multiplexing
     ``linkstack.codecs``      CRC, Reed-Solomon, randomizers, ASM sync, CLTU/BCH (repo ``codecs/``)
-    ``linkstack.arq``         COP-1 (FOP-1 / FARM-1, 232.1-B-2) and selective repeat
+    ``linkstack.arq``         COP-1 (FOP-1, FARM-1, ground operator; 232.1-B-2), selective repeat
     ``linkstack.hops``        one hop's layers composed: RF (COP-1, CLTU / CADU) and ISL (SR, RS)
     ``linkstack.payload``     prompt / result messages, the onboard model endpoint, the client
 

@@ -62,16 +62,14 @@ import trio
 
 from linkstack.arq.common import (
     Acknowledged,
-    Alert,
     ArqCounters,
     Delivered,
     FrameType,
-    SduRejected,
     TransmitFrame,
-    Undelivered,
 )
 from linkstack.arq.farm1 import Farm1
-from linkstack.arq.fop1 import MODULUS, DirectiveResponse, Fop1, FopState
+from linkstack.arq.fop1 import Fop1, Fop1Event, FopState
+from linkstack.arq.operator import Cop1Operator
 from linkstack.arq.sr import SrConfig, SrFrameKind, SrReceiver, SrSender, TransmitSrFrame
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
@@ -520,8 +518,8 @@ class _Cop1Run(_LoopbackRun):
                         transmission_limit=self.tx_limit, timeout_type=0,
                         immediate_lower_accept=False)
         self.farm = Farm1(0, window_width=min(254, 2 * self.k))
-        self.backlog: deque[int] = deque()
-        self.undelivered: list[tuple[int, Any]] = []
+        self.operator: Cop1Operator[int] = Cop1Operator(self.fop, self.app.payload)
+        self.alerts = self.operator.alerts  # the operator counts them (and its recoveries)
         self.recovering = False
         self.awaiting_clcw = False  # after an alert, until the operator has recovered
         self.clean_after: int | None = None  # CLCWs generated after this show everything sent
@@ -534,25 +532,21 @@ class _Cop1Run(_LoopbackRun):
         self.scheduler.call_at(0, self._periodic_clcw)
 
     def _result(self) -> LoopbackResult:
+        self.recoveries = self.operator.recoveries
         return self._measure(self.fop.counters, self.farm.counters, self.k, self.tx_limit,
                              self.t1)
 
     # -- ground side -------------------------------------------------------------------------
     def _offer(self, index: int) -> None:
         self.app.offered_at[index] = now_ns()
-        self.backlog.append(index)
+        self.operator.offer(index)
         self._feed()
 
     def _feed(self) -> None:
-        fop = self.fop
-        if self.bc_in_flight:
-            return
-        while (self.backlog and not self.recovering and fop.wait_queue_empty
-               and fop.state in (FopState.S1, FopState.S2, FopState.S3)):
-            index = self.backlog.popleft()
-            self._handle(fop.request_ad(self.app.payload(index), index, now=_now()))
+        if not self.bc_in_flight and not self.recovering:
+            self.operator.feed(_now(), self._handle)
 
-    def _handle(self, events: list[Any]) -> None:
+    def _handle(self, events: list[Fop1Event]) -> None:
         for ev in events:
             if isinstance(ev, TransmitFrame):
                 ft = ev.frame_type
@@ -566,15 +560,8 @@ class _Cop1Run(_LoopbackRun):
                     self.forward.when_drained(self._bc_landed)
             elif isinstance(ev, Acknowledged):
                 self.app.acked.add(ev.handle)
-            elif isinstance(ev, Undelivered):
-                self.undelivered.append((ev.seq, ev.handle))
-            elif isinstance(ev, SduRejected):
-                self.backlog.appendleft(ev.handle)
-            elif isinstance(ev, Alert):
-                self.alerts[ev.code] += 1
+            elif self.operator.absorb(ev):  # an Alert: recover on a CLCW sent after a drain
                 self._start_recovery()
-            elif isinstance(ev, DirectiveResponse):
-                pass
         self.max_outstanding = max(self.max_outstanding, self.fop.outstanding)
         if self.fop.outstanding > self.k:  # pragma: no cover - an engine bug
             raise AssertionError(f"FOP-1 exceeded its window: {self.fop.outstanding} > {self.k}")
@@ -595,7 +582,6 @@ class _Cop1Run(_LoopbackRun):
 
     def _start_recovery(self) -> None:
         self.recovering = True
-        self.recoveries += 1
         self.awaiting_clcw = True
         self.clean_after = None
         self._epoch += 1
@@ -609,24 +595,10 @@ class _Cop1Run(_LoopbackRun):
 
     def _recover(self, clcw: Clcw) -> None:
         """The operator: sort what FOP-1 gave up by the FARM's V(R), re-initiate AD."""
-        nr, base = clcw.report_value, self.fop.nnr
-        done = (nr - base) % MODULUS
-        resend = []
-        for ns, handle in self.undelivered:
-            if (ns - base) % MODULUS < done:
-                self.app.acked.add(handle)  # FARM-1 has it: the CLCW says so
-            else:
-                resend.append(((ns - base) % MODULUS, handle))
-        self.undelivered.clear()
-        for _, handle in sorted(resend, reverse=True):
-            self.backlog.appendleft(handle)
+        delivered, events = self.operator.recover(clcw, _now())
+        self.app.acked.update(delivered)  # FARM-1 has them: the CLCW says so
         self.awaiting_clcw = False
         self.clean_after = None
-        now = _now()
-        if clcw.lockout:
-            events = self.fop.set_vs(nr, now=now) + self.fop.initiate_ad_with_unlock(now=now)
-        else:
-            events = self.fop.initiate_ad_with_set_vr(nr, now=now)
         self._handle(events)
 
     def _on_return(self, item: Any) -> None:

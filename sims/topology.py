@@ -18,7 +18,9 @@ overhead (:func:`rf_config`, and the ISL endpoint from its SA).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from linkstack.errors import ConfigError
@@ -28,6 +30,7 @@ from linkstack.hops.isl import IslEndpoint, IslHopConfig
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
 from linkstack.hops.security import HopSdls
 from linkstack.sdls.config import find_sa, key_file_setting, load_sa_file, read_sa_file
+from linkstack.sdls.counters import CounterStore, FileCounterStore
 from linkstack.sdls.errors import KeyFileError
 from linkstack.sdls.sa import SecurityAssociation
 from linkstack.sdls.services import Algorithm
@@ -246,9 +249,11 @@ def _key_path(hop: Hop) -> str:
     return path
 
 
-def _hop_sdls(hop: Hop, spec: LinkSpec) -> HopSdls | None:
+def _hop_sdls(hop: Hop, spec: LinkSpec, counters: CounterStore | None = None
+              ) -> HopSdls | None:
     """One end's SDLS for direction ``spec``: a fresh SA database holding its one SA, with
-    the keys read from the key file for this end alone (key states are per end)."""
+    the keys read from the key file for this end alone (key states are per end); a sending
+    end's ``counters`` keep its IVs / ARSNs across restarts."""
     sa = _sa_of(hop, spec)
     if sa is None:
         return None
@@ -256,13 +261,46 @@ def _hop_sdls(hop: Hop, spec: LinkSpec) -> HopSdls | None:
     path = _key_path(hop)
     try:
         with private_key_file(path) as usable:  # the shipped test keys: a private copy
-            db = load_sa_file(hop.security.sa_file, usable, spis=(sa.spi,))
+            db = load_sa_file(hop.security.sa_file, usable, spis=(sa.spi,),
+                              counters=counters)
     except KeyFileError as exc:
         raise _sdls_error(exc, "security.key_file") from None
     except ConfigError as exc:
         key = "security.key_file" if exc.key.startswith("key") else "security.sa_file"
         raise _sdls_error(exc, key) from None
     return HopSdls(db, sa.spi)
+
+
+def rf_end_sdls(hop: Hop, end: str, state_dir: str | os.PathLike[str] | None
+                ) -> tuple[HopSdls | None, HopSdls | None]:
+    """``(uplink, downlink)`` SDLS of one end (``"ground"`` or ``"space"``) of an RF hop run
+    as a real process (``linkstack serve``), for :class:`~linkstack.hops.rf.RfGround` /
+    :class:`~linkstack.hops.rf.RfSpace`.
+
+    A process can restart, and an AES-GCM IV must never repeat under one key: the direction
+    this end *sends* on reserves its IVs/ARSNs in ``<state_dir>/sdls-<end>-spi<N>.json``
+    (:class:`~linkstack.sdls.counters.FileCounterStore`) before using them. Without SDLS on
+    the hop, ``(None, None)``; with it and no ``state_dir``, a :class:`ConfigError` naming
+    ``--sdls-state``.
+    """
+    sends = hop.forward if end == "ground" else hop.back
+    sa = _sa_of(hop, sends)
+    counters = None
+    if sa is not None:
+        if state_dir is None:
+            raise ConfigError(f"links.{sends.name}.stack.sdls secures what this end sends: "
+                              "give a folder for its IV counters, which must survive "
+                              "restarts", key="--sdls-state")
+        folder = Path(state_dir)
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} is not a folder", key="--sdls-state")
+        try:
+            counters = FileCounterStore(folder / f"sdls-{end}-spi{sa.spi}.json")
+        except ConfigError as exc:
+            raise ConfigError(exc.reason, key="--sdls-state") from None
+    up = _hop_sdls(hop, hop.forward, counters if end == "ground" else None)
+    down = _hop_sdls(hop, hop.back, counters if end == "space" else None)
+    return up, down
 
 
 def rf_config(hop: Hop) -> RfHopConfig:

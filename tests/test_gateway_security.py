@@ -1,8 +1,8 @@
 """The MQTT gateway over TLS with authentication, against a real mosquitto (started here) that
 requires it: a throwaway CA, broker and client certificates made in the test with pyca
 ``cryptography``, a password file made by ``mosquitto_passwd``, and an ACL under which only the
-gateway's identity reads prompts and writes results and status, and the user ``alice`` writes
-prompts and reads results.
+gateway's identity reads prompts and writes results and status, and each user writes prompts
+to and reads results of its own spacecraft only (``alice``: sat1, ``bob``: sat2).
 
 The broker has three TLS listeners (``per_listener_settings``):
 
@@ -71,9 +71,14 @@ topic write linkstack/+/result/#
 topic readwrite linkstack/+/status
 
 user alice
-topic write linkstack/+/prompt
-topic read linkstack/+/result/#
-topic read linkstack/+/status
+topic write linkstack/sat1/prompt
+topic read linkstack/sat1/result/#
+topic read linkstack/sat1/status
+
+user bob
+topic write linkstack/sat2/prompt
+topic read linkstack/sat2/result/#
+topic read linkstack/sat2/status
 """
 
 
@@ -187,7 +192,7 @@ class SecureMosquitto(Mosquitto):
         self.wrong_name_port = free_port()
         self.ports = [self.cert_port, self.password_port, self.wrong_name_port]
         self.passwords = {user: secrets.token_urlsafe(12)
-                          for user in ("gateway", "alice", "mallory")}
+                          for user in ("gateway", "alice", "bob", "mallory")}
         self.passwd = folder / "passwd"
         assert MOSQUITTO_PASSWD is not None
         for i, (user, password) in enumerate(self.passwords.items()):
@@ -428,6 +433,40 @@ def test_anonymous_plain_tcp_and_unlisted_clients_cannot_read_prompts_or_results
     finally:
         for c in [*spies.values(), user]:
             c.close()
+
+
+@needs_broker
+@needs_passwd
+@pytest.mark.broker
+def test_a_user_reaches_only_its_own_spacecraft(broker: SecureMosquitto, pki: Pki) -> None:
+    """bob (ACL: sat2) publishes prompts to sat1's topic and subscribes to sat1's results while
+    alice (ACL: sat1) is answered by sat1's gateway: bob's prompts never reach the gateway
+    (no result, no error result for his ids) and he receives none of alice's results."""
+    alice = broker.user("t-alice", "linkstack/sat1/result/#")
+    bob = broker.user("t-bob", ["linkstack/sat1/result/#", "linkstack/sat1/prompt",
+                                "linkstack/sat2/result/#"], name="bob")
+    service = LocalEndpointService(recorded())
+
+    async def body(gw: Gateway) -> None:
+        infos = [bob.publish("linkstack/sat1/prompt", _prompt(f"b{i}", f"prompt number {i}"))
+                 for i in range(2)]
+        for info in infos:  # PUBACKed: the broker has taken (and dropped) them
+            await asyncio.to_thread(info.wait_for_publish, 10)
+            assert info.is_published()
+        for i in range(2):
+            alice.publish("linkstack/sat1/prompt", _prompt(f"a{i}", f"prompt number {i + 2}"))
+        await until(lambda: len(results(alice)) == 2, what="alice's two results")
+        await asyncio.sleep(0.5)  # anything bob could get has reached him
+
+    try:
+        asyncio.run(with_gateway(broker, service, body, **pki.gateway_options()))
+        assert {k: d[0]["text"] for k, d in results(alice).items()} == {
+            "a0": "answer number 2", "a1": "answer number 3"}
+        assert bob.connected.is_set()
+        assert bob.snapshot() == []  # neither alice's prompts nor results, nor his own
+    finally:
+        alice.close()
+        bob.close()
 
 
 @needs_broker

@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from linkstack.arq.fop1 import set_vr_command
 from linkstack.arq.sr import SrAck
 from linkstack.errors import ConfigError
-from linkstack.frames.tc import TcChannelConfig, TcFrame
+from linkstack.frames.tc import TcChannelConfig, TcFrame, set_vr_command
 from linkstack.frames.uslp import (
     TfdzConstructionRule,
     UslpChannelConfig,

@@ -24,6 +24,7 @@ from linkstack.spp.packet import (
     SequenceFlags,
     SpacePacket,
     idle_packet,
+    packet_apid,
     packet_identification,
     packet_length,
 )
@@ -281,3 +282,16 @@ def test_fuzz_secondary_split_raises_only_linkstack_errors(raw: bytes) -> None:
         assert rest == raw[len(raw) - len(rest):]
         assert header.ancillary == raw[len(raw) - len(rest) - sh.ancillary_length:
                                        len(raw) - len(rest)]
+
+
+@given(st.integers(0, 2047), st.integers(0, 16383), st.binary(min_size=1, max_size=20),
+       st.sampled_from(list(PacketType)))
+def test_packet_apid_reads_the_apid_of_any_packet(apid: int, count: int, data: bytes,
+                                                  ptype: PacketType) -> None:
+    """packet_apid (no decoding) agrees with the spacepackets library's header of the same
+    packet, the independent oracle used above."""
+    raw = SpacePacket(apid, count, data, ptype).encode()
+    assert packet_apid(raw) == apid == SpacePacketHeader.unpack(raw).apid
+    with pytest.raises(TruncatedError) as err:
+        packet_apid(raw[:1])
+    assert err.value.field == "apid"

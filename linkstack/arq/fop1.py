@@ -51,6 +51,7 @@ from linkstack.arq.common import (
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import COP_1, Clcw
 from linkstack.frames.tc import FRAME_SEQUENCE_MODULUS as MODULUS
+from linkstack.frames.tc import set_vr_command, unlock_command  # the wire layer's BC commands
 
 __all__ = [
     "FOP1_EVENT_CONDITIONS",
@@ -69,23 +70,11 @@ __all__ = [
     "SentFrame",
     "Suspended",
     "WaitEntry",
-    "set_vr_command",
     "state_table_rows",
-    "unlock_command",
 ]
 
 # N(S), V(S), N(R) and NN(R) are 8-bit: all arithmetic is modulo MODULUS, 256 (232.1-B-2
 # §5.2.1), the TC frame layer's FRAME_SEQUENCE_MODULUS (re-exported here as MODULUS).
-
-
-def unlock_command() -> bytes:
-    """Data field of the BC frame 'Unlock' (232.0-B-4 §4.1.3.3.2): one octet ``00``."""
-    return b"\x00"
-
-
-def set_vr_command(vr: int) -> bytes:
-    """Data field of the BC frame 'Set V(R)' (232.0-B-4 §4.1.3.3.3): ``82 00 V(R)``."""
-    return bytes((0x82, 0x00, vr & 0xFF))
 
 
 class FopState(enum.IntEnum):

@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from linkstack.cli.options import BACKEND_ENV, HELP_MARKUP, SetOpt
+from linkstack.cli.options import BACKEND_ENV, HELP_MARKUP, SetOpt, fail
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -102,14 +101,17 @@ async def _ground(args: dict[str, Any]) -> int:
         realtime_epoch_ns,
         rf_hop_config,
     )
+    from linkstack.sims.topology import rf_end_sdls
 
     scenario = _scenario(args["scenario"], args["sets"])
     path = rf_hop_config(scenario)
     spacecraft = path.spacecraft
     loop = asyncio.get_running_loop()
     pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
+    sdls = rf_end_sdls(path.hop, "ground", args["sdls_state"])
     ground = UdpGroundService(path.config, timeout_s=args["timeout"],
-                              name=args["name"] or path.ground, spacecraft=spacecraft, pcap=pcap)
+                              name=args["name"] or path.ground, spacecraft=spacecraft, pcap=pcap,
+                              sdls=sdls)
     failures = 0
     try:
         address = await ground.start(parse_address(args["listen"]),
@@ -147,14 +149,17 @@ async def _iterate(items: list[str]) -> Any:
 
 async def _satellite(args: dict[str, Any]) -> int:
     from linkstack.drivers.udp import UdpSatellite, parse_address, realtime_epoch_ns, rf_hop_config
+    from linkstack.sims.topology import rf_end_sdls
 
     scenario = _scenario(args["scenario"], args["sets"])
     path = rf_hop_config(scenario)
     name = args["name"] or path.spacecraft
+    sdls = rf_end_sdls(path.hop, "space", args["sdls_state"])  # before the model loads
     backend = _backend(args["model"], args["backend"])
     loop = asyncio.get_running_loop()
     pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
-    sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap)
+    sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap,
+                       sdls=sdls)
     try:
         address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
         print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
@@ -217,9 +222,8 @@ def _describe(p: Any) -> str:
 def _run(coro: Any) -> None:
     try:
         code = asyncio.run(coro)
-    except LinkstackError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except LinkstackError as exc:  # one line, never wrapped to the terminal's width
+        raise fail(exc) from None
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
@@ -262,12 +266,16 @@ def register(app: typer.Typer) -> None:
             "--pcap", help="Write every unit, frame and packet this process sends.")] = None,
         as_json: Annotated[bool, typer.Option(
             "--json", help="Ground: one JSON object per answer.")] = False,
+        sdls_state: Annotated[Path | None, typer.Option(
+            "--sdls-state", help="With SDLS on the RF hop: a folder where this end keeps "
+            "the IV/ARSN counters of what it sends, so that a restart never reuses an IV.")
+        ] = None,
     ) -> None:
         """Run one end of the stack over real UDP sockets, in real time."""
         args = {"listen": listen, "peer": peer, "scenario": scenario, "sets": sets,
                 "prompts": list(prompt or []), "max_tokens": max_tokens, "timeout": timeout,
                 "model": model, "backend": backend, "name": name, "pcap": pcap,
-                "json": as_json}
+                "json": as_json, "sdls_state": sdls_state}
         if role == "ground":
             _run(_ground(args))
         elif role == "satellite":

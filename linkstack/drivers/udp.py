@@ -48,6 +48,7 @@ from linkstack.drivers.service import (
 from linkstack.errors import ConfigError, LinkstackError
 from linkstack.hops.base import HopEndpoint
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
+from linkstack.hops.security import HopSdls
 from linkstack.payload.backend import Generation, ModelBackend
 from linkstack.payload.client import PromptClient, RequestTimedOut, ResultReceived
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
@@ -321,13 +322,17 @@ class UdpGroundService(_Node):
         timeout_s: the client's deadline for a result.
         name / spacecraft: node names (pcap addresses, status).
         pcap: write what this node sends.
+        sdls: this end's ``(uplink, downlink)`` SDLS (``linkstack.sims.topology.rf_end_sdls``);
+            needed iff the hop's configuration has SDLS overhead.
     """
 
     def __init__(self, hop: RfHopConfig, *, transport: TransportConfig | None = None,
                  timeout_s: float | None = 900.0, name: str = "ground",
-                 spacecraft: str = "sat1", pcap: PcapWriter | None = None) -> None:
+                 spacecraft: str = "sat1", pcap: PcapWriter | None = None,
+                 sdls: tuple[HopSdls | None, HopSdls | None] = (None, None)) -> None:
         super().__init__()
         self.hop = hop
+        self.sdls = sdls
         self.transport = transport or transport_for(hop)
         self.timeout_s = timeout_s
         self.name = name
@@ -343,7 +348,8 @@ class UdpGroundService(_Node):
     async def start(self, listen: Address, peer: Address) -> Address:
         """Open the socket and start the link; returns the bound address."""
         loop = asyncio.get_running_loop()
-        ground = RfGround(self.hop, now=loop.time())
+        ground = RfGround(self.hop, now=loop.time(), uplink_sdls=self.sdls[0],
+                          downlink_sdls=self.sdls[1])
         capture = None
         if self.pcap is not None:
             capture = capture_for(ground, self.pcap, node=self.name, peer=self.spacecraft)
@@ -429,14 +435,18 @@ class UdpSatellite(_Node):
             transport must match the ground's; default: :func:`transport_for`).
         name / ground: node names (pcap addresses, status).
         pcap: write what this node sends.
+        sdls: this end's ``(uplink, downlink)`` SDLS (``linkstack.sims.topology.rf_end_sdls``);
+            needed iff the hop's configuration has SDLS overhead.
     """
 
     def __init__(self, backend: ModelBackend, hop: RfHopConfig, *,
                  endpoint_config: EndpointConfig | None = None, name: str = "sat1",
-                 ground: str = "ground", pcap: PcapWriter | None = None) -> None:
+                 ground: str = "ground", pcap: PcapWriter | None = None,
+                 sdls: tuple[HopSdls | None, HopSdls | None] = (None, None)) -> None:
         super().__init__()
         self.backend = backend
         self.hop = hop
+        self.sdls = sdls
         self.endpoint_config = endpoint_config or EndpointConfig(transport=transport_for(hop))
         self.endpoint = ModelEndpoint(backend, self.endpoint_config)
         self.name = name
@@ -446,7 +456,8 @@ class UdpSatellite(_Node):
     async def start(self, listen: Address, peer: Address) -> Address:
         """Open the socket and start the link and the model worker; returns the address."""
         loop = asyncio.get_running_loop()
-        space = RfSpace(self.hop, now=loop.time())
+        space = RfSpace(self.hop, now=loop.time(), uplink_sdls=self.sdls[0],
+                        downlink_sdls=self.sdls[1])
         capture = None
         if self.pcap is not None:
             capture = capture_for(space, self.pcap, node=self.name, peer=self.ground)

@@ -15,17 +15,22 @@ carries (a Reed-Solomon codeblock's data).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from linkstack.errors import ConfigError
 from linkstack.frames.tm import TmChannelConfig
 from linkstack.frames.uslp import UslpChannelConfig
 from linkstack.mux.channel import OutgoingFrame
-from linkstack.mux.tm import TmDemultiplexer, TmMultiplexer
+from linkstack.mux.tm import DemuxEvent, TmDemultiplexer, TmMultiplexer
 from linkstack.mux.uslp import UslpDemultiplexer, UslpMultiplexer
 from linkstack.spp.packet import idle_packet
 
-__all__ = ["DOWNLINK_FRAMES", "ClcwDownlink", "TmDownlink", "UslpDownlink", "clcw_downlink"]
+__all__ = ["DOWNLINK_FRAMES", "ClcwDownlink", "DownlinkEvent", "TmDownlink", "UslpDownlink",
+           "clcw_downlink"]
+
+DownlinkEvent = DemuxEvent
+"""What a downlink frame gives the ground end: packets (and packet-zone notes), the CLCW in
+the OCF, or the frame's rejection / duplication / a Master Channel gap (TM); USLP gives a
+subset of these."""
 
 DOWNLINK_FRAMES = ("tm", "uslp")
 """Frame types that can return the CLCW."""
@@ -56,7 +61,7 @@ class TmDownlink:
         assert frame is not None  # with flush, TM always has a frame (idle if need be)
         return frame
 
-    def receive_frame(self, buf: bytes) -> list[Any]:
+    def receive_frame(self, buf: bytes) -> list[DownlinkEvent]:
         return self.demux.receive_frame(buf)
 
     @property
@@ -97,8 +102,8 @@ class UslpDownlink:
         assert frame is not None
         return dataclasses.replace(frame, idle=True) if idle else frame
 
-    def receive_frame(self, buf: bytes) -> list[Any]:
-        return self.demux.receive_frame(buf)
+    def receive_frame(self, buf: bytes) -> list[DownlinkEvent]:
+        return list(self.demux.receive_frame(buf))
 
     @property
     def frames_sent(self) -> int:

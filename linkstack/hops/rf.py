@@ -31,21 +31,13 @@ lost or delivered twice; the alerts are counted.
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from linkstack.arq.common import (
-    Acknowledged,
-    Alert,
-    Delivered,
-    FrameType,
-    SduRejected,
-    TransmitFrame,
-    Undelivered,
-)
+from linkstack.arq.common import Acknowledged, Delivered, FrameType, TransmitFrame
 from linkstack.arq.farm1 import Farm1
-from linkstack.arq.fop1 import Fop1, FopState
+from linkstack.arq.fop1 import Fop1, Fop1Event, FopState
+from linkstack.arq.operator import Cop1Operator
 from linkstack.codecs.chain import CodingChain, FrameDecoded
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
@@ -56,10 +48,9 @@ from linkstack.hops.security import HopSdls, SdlsLayer, sdls_status
 from linkstack.mux.channel import FrameDuplicate, FrameRejected, OcfReceived
 from linkstack.mux.packet_zone import PacketExtracted
 from linkstack.sdls.engine import FrameRejected as SdlsRejected
+from linkstack.sdls.ep import EP_APID, EpService
 from linkstack.sdls.layout import ChannelConfig
-from linkstack.spp.packet import PRIMARY_HEADER_SIZE
-
-_MODULUS = 256
+from linkstack.spp.packet import PRIMARY_HEADER_SIZE, packet_apid
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,15 +240,12 @@ class RfGround:
             self.demux.vcids, "downlink_sdls")
         self.fop = Fop1(config.vcid, window_width=config.window, t1_initial=config.t1,
                         transmission_limit=config.transmission_limit, timeout_type=0)
-        self._out: list[Unit] = []
-        self._backlog: deque[int] = deque()
         self._sdus: dict[int, tuple[bytes, object]] = {}
+        self.operator: Cop1Operator[int] = Cop1Operator(self.fop, lambda h: self._sdus[h][0])
+        self._out: list[Unit] = []
         self._handles = 0
-        self._undelivered: list[tuple[int, int]] = []
-        self._recover_after: float | None = None
+        self._recover_after: float | None = None  # after an Alert: recover on a CLCW from then
         self._hold_until = -math.inf  # no new AD frame before (after a BC frame, bc_hold)
-        self.alerts: Counter[str] = Counter()
-        self.recoveries = 0
         self.units_sent = 0
         self._handle(self.fop.initiate_ad(now=now), now)
 
@@ -270,7 +258,7 @@ class RfGround:
                 f"({self.config.max_packet_length} octets)", key="packet")
         self._handles += 1
         self._sdus[self._handles] = (bytes(packet), tag)
-        self._backlog.append(self._handles)
+        self.operator.offer(self._handles)
         self._feed(now)
 
     def poll(self, now: float) -> list[Unit]:
@@ -280,14 +268,10 @@ class RfGround:
         return out
 
     def _feed(self, now: float) -> None:
-        fop = self.fop
-        while (self._backlog and self._recover_after is None and fop.wait_queue_empty
-               and now >= self._hold_until
-               and fop.state in (FopState.S1, FopState.S2, FopState.S3)):
-            h = self._backlog.popleft()
-            self._handle(fop.request_ad(self._sdus[h][0], h, now=now), now)
+        self.operator.feed(now, lambda events: self._handle(events, now),
+                           lambda: self._recover_after is None and now >= self._hold_until)
 
-    def _handle(self, events: list[Any], now: float) -> None:
+    def _handle(self, events: list[Fop1Event], now: float) -> None:
         for ev in events:
             if isinstance(ev, TransmitFrame):
                 self._transmit(ev, now)
@@ -295,12 +279,7 @@ class RfGround:
                     self._hold_until = now + self.config.bc_hold
             elif isinstance(ev, Acknowledged):
                 self._sdus.pop(ev.handle, None)
-            elif isinstance(ev, Undelivered):
-                self._undelivered.append((ev.seq, ev.handle))
-            elif isinstance(ev, SduRejected):
-                self._backlog.appendleft(ev.handle)
-            elif isinstance(ev, Alert):
-                self.alerts[ev.code] += 1
+            elif self.operator.absorb(ev):  # an Alert: recover once recovery_wait has passed
                 self._recover_after = now + self.config.recovery_wait
 
     def _transmit(self, ev: TransmitFrame, now: float) -> None:
@@ -347,29 +326,16 @@ class RfGround:
         if (self._recover_after is None or now < self._recover_after
                 or self.fop.state is not FopState.S6):
             return
-        nr, base = clcw.report_value, self.fop.nnr
-        done = (nr - base) % _MODULUS
-        resend = []
-        for ns, handle in self._undelivered:
-            if (ns - base) % _MODULUS < done:
-                self._sdus.pop(handle, None)  # FARM-1 has it: the CLCW says so
-            else:
-                resend.append(((ns - base) % _MODULUS, handle))
-        self._undelivered.clear()
-        for _, handle in sorted(resend, reverse=True):
-            self._backlog.appendleft(handle)
+        delivered, events = self.operator.recover(clcw, now)
+        for handle in delivered:
+            self._sdus.pop(handle, None)  # FARM-1 has it: the CLCW says so
         self._recover_after = None
-        self.recoveries += 1
-        if clcw.lockout:
-            events = self.fop.set_vs(nr, now=now) + self.fop.initiate_ad_with_unlock(now=now)
-        else:
-            events = self.fop.initiate_ad_with_set_vr(nr, now=now)
         self._handle(events, now)
 
     # -- timers and status -----------------------------------------------------------------
     def next_deadline(self) -> float | None:
         deadline = self.fop.next_deadline()
-        if self._backlog and self._hold_until > -math.inf:
+        if self.operator.backlog and self._hold_until > -math.inf:
             deadline = self._hold_until if deadline is None else min(deadline, self._hold_until)
         return deadline
 
@@ -382,14 +348,14 @@ class RfGround:
     @property
     def idle(self) -> bool:
         """Nothing waiting and nothing unacknowledged."""
-        return not self._backlog and not self._sdus
+        return not self.operator.backlog and not self._sdus
 
     def status(self) -> dict[str, object]:
         return {
             "cop1_state": self.fop.state.name, "vs": self.fop.vs, "nnr": self.fop.nnr,
-            "outstanding": self.fop.outstanding, "backlog": len(self._backlog),
-            "units_sent": self.units_sent, "alerts": dict(self.alerts),
-            "recoveries": self.recoveries, "frames_received": self.demux.demux.frames,
+            "outstanding": self.fop.outstanding, "backlog": len(self.operator.backlog),
+            "units_sent": self.units_sent, "alerts": dict(self.operator.alerts),
+            "recoveries": self.operator.recoveries, "frames_received": self.demux.demux.frames,
             "frames_rejected": self.demux.demux.rejected,
             "frames_duplicate": self.demux.demux.duplicates,
             "counters": self.fop.counters.as_dict(),
@@ -422,6 +388,9 @@ class RfSpace:
             config.downlink_frames(self.downlink, secured=True).config, config.scid,
             self.mux.vcids, "downlink_sdls")
         self.farm = Farm1(config.vcid, window_width=config.farm_window)
+        # SA management commands (355.1-B-1) from the ground act on this end's SAs; they are
+        # executed only if they came in an authenticated frame (linkstack.sdls.ep)
+        self.ep = EpService([h.sadb for h in (uplink_sdls, downlink_sdls) if h is not None])
         self._clcw_due = False
         self._next_clcw = now
         self.units_sent = 0
@@ -452,9 +421,16 @@ class RfSpace:
             if frame.vcid != cfg.vcid:
                 rec.notes.append(f"frame for VC {frame.vcid} ignored")
                 continue
+            via = self.uplink_sdls.last_spi if self.uplink_sdls is not None else None
             for e in self.farm.receive(frame.frame_type, frame.ns, frame.data):
                 if isinstance(e, Delivered):
-                    rec.packets.extend(split_packets(e.data))
+                    for packet in split_packets(e.data):
+                        if packet_apid(packet) == EP_APID:  # SA management: executed here
+                            reply = self.ep.handle(packet, via)
+                            if reply is not None:
+                                self.mux.add_packet(reply)
+                        else:
+                            rec.packets.append(packet)
                     rec.accepted = True
                 else:
                     rec.notes.append(e)
@@ -497,4 +473,5 @@ class RfSpace:
             "retransmit": clcw.retransmit, "units_sent": self.units_sent,
             "frames_rejected": self.frames.rejected, "frames_sent": self.mux.frames_sent,
             **sdls_status(self.downlink_sdls, self.uplink_sdls),
+            **({"sdls_ep": dict(self.ep.counters)} if self.ep.counters else {}),
         }

@@ -104,6 +104,9 @@ class SdlsLayer:
         if sdls.sadb.active_key(sa) is None:
             raise ConfigError(f"{label}: key {sa.key_id} is not ACTIVE", key=key)
         self.spi = sa.spi
+        self.last_spi: int | None = None
+        """The SA that authenticated the last frame :meth:`verify` accepted (what SDLS
+        Extended Procedure commands in that frame are executed "via")."""
         self.overhead = sa.overhead
         try:
             self.clear: ChannelConfig = self.engine.clear_channel(sa.spi)
@@ -118,6 +121,7 @@ class SdlsLayer:
         """The clear frame, or the rejection (counted by reason; nothing else to do with it)."""
         result = self.engine.process(frame, now)
         if isinstance(result, FrameAccepted):
+            self.last_spi = result.spi
             return result.frame
         return result
 

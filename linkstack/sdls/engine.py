@@ -49,6 +49,9 @@ from cryptography.exceptions import InvalidTag
 from linkstack.codecs.crc import compute_fecf, crc16_ccitt, crc32_proximity1
 from linkstack.errors import ConfigError, DecodeError, EncodeError, TruncatedError
 from linkstack.frames.tc import TcChannelConfig
+from linkstack.frames.tm import OCF_SIZE as TM_OCF_SIZE
+from linkstack.frames.tm import PRIMARY_HEADER_SIZE as TM_PRIMARY_HEADER_SIZE
+from linkstack.frames.tm import TmChannelConfig
 from linkstack.frames.uslp import UslpChannelConfig
 from linkstack.sdls.errors import SaStateError
 from linkstack.sdls.header import SPI_SIZE
@@ -145,10 +148,10 @@ class _Plan:
     ID and the ring identify it; its state is checked on every frame).
     """
 
-    __slots__ = ("aad_masks", "arsn_full", "arsn_length", "arsn_max", "arsn_tx", "clear", "gcm",
-                 "header", "iv_counter", "iv_full", "iv_length", "iv_max", "iv_tx", "key",
-                 "key_id", "mac", "overhead", "pad", "ring", "sa", "service", "spi_bytes",
-                 "suite")
+    __slots__ = ("aad_masks", "arsn_full", "arsn_length", "arsn_max", "arsn_tx", "clear",
+                 "clear_tm_length", "gcm", "header", "iv_counter", "iv_full", "iv_length",
+                 "iv_max", "iv_tx", "key", "key_id", "mac", "overhead", "pad", "ring", "sa",
+                 "service", "spi_bytes", "suite")
 
     def __init__(self, sa: SecurityAssociation, key: Key, clear: Any, ring: Any) -> None:
         self.sa = sa
@@ -177,6 +180,8 @@ class _Plan:
         self.gcm = (self.suite._gcm() if sa.service is ServiceType.AUTHENTICATED_ENCRYPTION
                     and sa.mac_length == GCM_TAG_SIZE else None)
         self.aad_masks: dict[int, bool] = {}
+        # a TM channel's clear frame length, for apply's inline header path (0: not TM)
+        self.clear_tm_length = clear.frame_length if isinstance(clear, TmChannelConfig) else 0
 
     def aad(self, data: bytes) -> bytes:
         """``data`` masked with the SA's authentication mask (as is if the mask keeps all)."""
@@ -212,6 +217,9 @@ class SdlsEngine(Generic[C]):
         self._plans: dict[int, _Plan] = {}
         self._clear: dict[int, C] = {}
         self._sets_length = isinstance(channel, _SETS_LENGTH)
+        # TM: the fixed frame length and FECF size the inline header path of process uses
+        self._tm_length = channel.frame_length if isinstance(channel, TmChannelConfig) else 0
+        self._tm_fecf = 2 if isinstance(channel, TmChannelConfig) and channel.has_fecf else 0
 
     def __repr__(self) -> str:
         return (f"SdlsEngine({self.frame_type.value}, {len(self.sadb)} SAs, "
@@ -284,14 +292,26 @@ class SdlsEngine(Generic[C]):
         if plan is None:
             raise SaStateError(f"key {sa.key_id} is not ACTIVE", procedure="apply", spi=sa.spi,
                                state=sa.state.name)
-        try:
-            geo = locate(buf, plan.clear)
-        except DecodeError as exc:
-            raise EncodeError(f"{exc.reason} (the clear frame for SA {sa.spi})",
-                              layer=exc.layer, field=exc.field) from None
-        if not sa.serves(ft, geo.scid, geo.vcid):
-            raise SaStateError(f"SA does not serve {ft.value.upper()} SCID {geo.scid} VC "
-                               f"{geo.vcid}", procedure="apply", spi=sa.spi,
+        length = plan.clear_tm_length
+        if length and len(buf) == length and not buf[0] & 0xC0 and not buf[4] & 0x80:
+            # a clear TM frame of the right length, version 0, no Secondary Header: what
+            # locate would find, read inline (132.0-B-3 §4.1.2), as in process
+            fecf = self._tm_fecf
+            scid = ((buf[0] & 0x3F) << 4) | (buf[1] >> 4)
+            vcid = (buf[1] >> 1) & 7
+            start = TM_PRIMARY_HEADER_SIZE
+            end = length - fecf - (TM_OCF_SIZE if buf[1] & 1 else 0)
+        else:
+            try:
+                geo = locate(buf, plan.clear)
+            except DecodeError as exc:
+                raise EncodeError(f"{exc.reason} (the clear frame for SA {sa.spi})",
+                                  layer=exc.layer, field=exc.field) from None
+            length, scid, vcid = geo.length, geo.scid, geo.vcid
+            start, end, fecf = geo.data_start, geo.data_end, geo.fecf_size
+        if sa.frame is not ft or sa.scid != scid or vcid not in sa.vcids:  # sa.serves
+            raise SaStateError(f"SA does not serve {ft.value.upper()} SCID {scid} VC "
+                               f"{vcid}", procedure="apply", spi=sa.spi,
                                state=sa.state.name)
         iv, arsn = self.sadb.next_sequence(sa)
         iv_bytes = iv.to_bytes(plan.iv_length, "big") if plan.iv_length else b""
@@ -302,10 +322,9 @@ class SdlsEngine(Generic[C]):
             sec += arsn.to_bytes(plan.arsn_length, "big")[-plan.arsn_tx:]
         if plan.pad:
             sec += bytes(plan.pad)  # no fill: every algorithm is a stream/MAC
-        start, end, fecf = geo.data_start, geo.data_end, geo.fecf_size
         if self._sets_length:
             head = bytearray(buf[:start])
-            set_frame_length(head, self.channel, geo.length + plan.overhead)
+            set_frame_length(head, self.channel, length + plan.overhead)
             prefix = bytes(head) + sec
         else:
             prefix = buf[:start] + sec
@@ -320,7 +339,7 @@ class SdlsEngine(Generic[C]):
         else:
             data = buf[start:end]
             body = data + plan.suite.mac(iv_bytes, plan.aad(prefix + data))
-        out = b"".join((prefix, body, buf[end:geo.length - fecf]))  # then the OCF, if any
+        out = b"".join((prefix, body, buf[end:length - fecf]))  # then the OCF, if any
         self.counters.applied += 1
         if fecf == 2:
             return out + crc16_ccitt(out).to_bytes(2, "big")
@@ -337,23 +356,36 @@ class SdlsEngine(Generic[C]):
     def process(self, frame: bytes, now: float = 0.0) -> ProcessResult:
         """Verify, decrypt and strip one received frame; never raises on its content."""
         buf = frame if type(frame) is bytes else bytes(frame)
-        try:
-            length, fecf = frame_extent(buf, self.channel)
-        except DecodeError as exc:
-            return self._reject(RejectReason.BAD_LENGTH, None, str(exc), now)
-        if length != len(buf):
-            buf = buf[:length]
-        if fecf and (crc16_ccitt(buf) if fecf == 2 else crc32_proximity1(buf)):
-            return self._reject(RejectReason.BAD_FECF, None, "FECF does not match", now)
-        try:
-            geo = locate(buf, self.channel, (length, fecf))
-        except TruncatedError as exc:
-            return self._reject(RejectReason.BAD_LENGTH, None, str(exc), now)
-        except DecodeError as exc:
-            reason = (RejectReason.BAD_LENGTH if exc.field == "frame_length"
-                      else RejectReason.BAD_HEADER)
-            return self._reject(reason, None, str(exc), now)
-        pos, data_end = geo.data_start, geo.data_end
+        length = self._tm_length
+        if length and len(buf) == length and not buf[0] & 0xC0 and not buf[4] & 0x80:
+            # the downlink's hot path: a TM frame of the channel's length, version 0, no
+            # Secondary Header — the geometry :func:`locate` would find, read inline
+            # (132.0-B-3 §4.1.2: SCID, VCID and the OCF flag in the first two octets)
+            fecf = self._tm_fecf
+            if fecf and crc16_ccitt(buf):
+                return self._reject(RejectReason.BAD_FECF, None, "FECF does not match", now)
+            scid = ((buf[0] & 0x3F) << 4) | (buf[1] >> 4)
+            vcid = (buf[1] >> 1) & 7
+            pos = TM_PRIMARY_HEADER_SIZE
+            data_end = length - fecf - (TM_OCF_SIZE if buf[1] & 1 else 0)
+        else:
+            try:
+                length, fecf = frame_extent(buf, self.channel)
+            except DecodeError as exc:
+                return self._reject(RejectReason.BAD_LENGTH, None, str(exc), now)
+            if length != len(buf):
+                buf = buf[:length]
+            if fecf and (crc16_ccitt(buf) if fecf == 2 else crc32_proximity1(buf)):
+                return self._reject(RejectReason.BAD_FECF, None, "FECF does not match", now)
+            try:
+                geo = locate(buf, self.channel, (length, fecf))
+            except TruncatedError as exc:
+                return self._reject(RejectReason.BAD_LENGTH, None, str(exc), now)
+            except DecodeError as exc:
+                reason = (RejectReason.BAD_LENGTH if exc.field == "frame_length"
+                          else RejectReason.BAD_HEADER)
+                return self._reject(reason, None, str(exc), now)
+            pos, data_end, scid, vcid = geo.data_start, geo.data_end, geo.scid, geo.vcid
         if data_end - pos < SPI_SIZE:
             return self._reject(RejectReason.BAD_LENGTH, None, "no room for the SPI", now)
         spi = (buf[pos] << 8) | buf[pos + 1]
@@ -361,10 +393,10 @@ class SdlsEngine(Generic[C]):
         if sa is None:
             return self._reject(RejectReason.UNKNOWN_SPI, spi, f"no SA {spi}", now)
         ft = self.frame_type
-        if not sa.serves(ft, geo.scid, geo.vcid):
+        if sa.frame is not ft or sa.scid != scid or vcid not in sa.vcids:  # sa.serves
             return self._reject(RejectReason.WRONG_CHANNEL, spi,
-                                f"SA {spi} does not serve {ft.value.upper()} SCID {geo.scid} "
-                                f"VC {geo.vcid}", now)
+                                f"SA {spi} does not serve {ft.value.upper()} SCID {scid} "
+                                f"VC {vcid}", now)
         if sa.state is not SaState.OPERATIONAL:
             return self._reject(RejectReason.SA_NOT_OPERATIONAL, spi,
                                 f"SA {spi} is {sa.state.name}", now)
@@ -456,20 +488,20 @@ class SdlsEngine(Generic[C]):
         if pad:
             plain = plain[:len(plain) - pad]
         # restore the clear frame for the next layer
-        tail_end = geo.length - geo.fecf_size
+        tail_end = length - fecf
         if self._sets_length:
             head = bytearray(buf[:pos])
-            set_frame_length(head, self.channel, geo.length - plan.overhead - pad)
+            set_frame_length(head, self.channel, length - plan.overhead - pad)
             first = bytes(head)
         else:
             first = buf[:pos]
         out = b"".join((first, plain, buf[data_end:tail_end]))
-        if geo.fecf_size == 2:
+        if fecf == 2:
             out += crc16_ccitt(out).to_bytes(2, "big")
-        elif geo.fecf_size:
-            out += compute_fecf(out, geo.fecf_size)
+        elif fecf:
+            out += compute_fecf(out, fecf)
         self.counters.accepted += 1
-        return FrameAccepted(out, spi, geo.scid, geo.vcid, iv, arsn, now)
+        return FrameAccepted(out, spi, scid, vcid, iv, arsn, now)
 
 
 def _replay_detail(name: str, value: int | None, window: ReplayWindow) -> str:

@@ -286,7 +286,10 @@ counters are reserved in a state file before use, so that a restart never reuses
 - `linkstack.sdls`: `SdlsEngine` (`apply` = ApplySecurity, `process` = ProcessSecurity,
   typed `FrameAccepted` / `FrameRejected` with a `RejectReason`), `SecurityAssociation`,
   `SaDatabase` (the 355.1-B-1 SA procedures), `ReplayWindow`, `KeyRing` and the key file,
-  `load_sa_file`, the counter stores, the Extended Procedures PDUs (`linkstack.sdls.pdu`).
+  `load_sa_file`, the counter stores, the Extended Procedures PDUs (`linkstack.sdls.pdu`)
+  and their service over the link (`linkstack.sdls.ep`: one PDU per telecommand packet on APID
+  0x103, executed by the RF hop's spacecraft end only when its frame was authenticated, never
+  on the authenticating SA; replies down on the same APID).
 - `linkstack.hops.security`: SDLS on a hop direction (`SdlsLayer`), wired into the RF and ISL
   endpoints; `linkstack run secure` runs the default scenario with it on every hop, the
   `<hop>.sdls` rows of the breakdown giving the time its octets take.

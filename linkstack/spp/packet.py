@@ -147,6 +147,15 @@ def packet_length(buf: bytes, offset: int = 0) -> int:
     return ((buf[offset + 4] << 8) | buf[offset + 5]) + 7
 
 
+def packet_apid(buf: bytes, offset: int = 0) -> int:
+    """APID of the packet whose header starts at ``buf[offset]`` (133.0-B-2 §4.1.3.3.4: the
+    low 11 bits of the first two octets; needs 2 octets), without decoding the packet."""
+    if len(buf) - offset < 2:
+        raise TruncatedError("need 2 octets for the APID", layer=LAYER, field="apid",
+                             offset=offset)
+    return ((buf[offset] & 0x07) << 8) | buf[offset + 1]
+
+
 def idle_packet(length: int, sequence_count: int = 0, fill: int = 0x00) -> bytes:
     """An idle packet (APID 2047, §4.1.3.3.4.4) of exactly ``length`` octets (7..65542)."""
     if not PRIMARY_HEADER_SIZE + 1 <= length <= MAX_PACKET_LENGTH:
