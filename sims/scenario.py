@@ -5,7 +5,9 @@ offending setting, e.g. ``links.uplink.ber`` (unknown keys, wrong types and
 out-of-range values alike).  :func:`apply_overrides` applies ``KEY=VALUE`` settings
 (the CLI's ``--set``) to the raw dict before validation.
 
-Schema (every table refuses keys not listed)::
+Every key's type, default and bounds are declared once in :mod:`linkstack.sims.keys`, which
+the getters read (``_Table.get``) and ``specs/scenario-keys.md`` shows. Overview (every
+table refuses keys not listed)::
 
     [scenario]          name (str), description (str), seed (int >= 0), duration_s (> 0)
     [nodes.<node>]      kind = "ground_station" | "satellite"
@@ -97,6 +99,7 @@ from linkstack.sims.channel import (
     Reorder,
     Visibility,
 )
+from linkstack.sims.keys import TableSpec, table_spec
 from linkstack.sims.link import BulkDelivery, Delivery, Direction, Link
 from linkstack.sims.profiles import load_profiles
 from linkstack.sims.taps import Tap
@@ -136,14 +139,20 @@ KEY_FILE_ENV = "LINKSTACK_SDLS_KEY_FILE"
 
 
 class _Table:
-    """One TOML table: typed getters that name the key, and a check for unknown keys."""
+    """One TOML table: typed getters that name the key, and a check for unknown keys.
 
-    def __init__(self, data: Any, key: str) -> None:
+    ``spec`` is the table's declaration in :mod:`linkstack.sims.keys`; :meth:`get` reads a
+    key with the type, default and bounds declared there, and :meth:`table` passes each
+    sub-table its own declaration.
+    """
+
+    def __init__(self, data: Any, key: str, spec: TableSpec | str | None = None) -> None:
         if not isinstance(data, dict):
             raise ConfigError(f"must be a table, not {_kind(data)}", key=key)
         self.data = data
         self.key = key
         self.used: set[str] = set()
+        self.spec = table_spec(spec) if isinstance(spec, str) else spec
 
     def path(self, name: str) -> str:
         return f"{self.key}.{name}" if self.key else name
@@ -211,11 +220,44 @@ class _Table:
             raise ConfigError(f"must be true or false, not {_kind(value)}", key=self.path(name))
         return value
 
-    def table(self, name: str) -> _Table | None:
+    def table(self, name: str, spec: str | None = None) -> _Table | None:
+        """Sub-table ``name`` (None if absent), with its key table: ``spec``, else the one
+        this table's declaration names."""
         if name not in self.data:
             self.used.add(name)
             return None
-        return _Table(self.raw(name), self.path(name))
+        if spec is None and self.spec is not None:
+            spec = self.spec.key(name).table
+        return _Table(self.raw(name), self.path(name), spec)
+
+    def get(self, name: str, default: Any = _MISSING, **bounds: Any) -> Any:
+        """Key ``name`` as :mod:`linkstack.sims.keys` declares it for this table: its type,
+        its default (``default`` replaces it) and its bounds (``bounds`` narrow them, where
+        another key bounds this one)."""
+        assert self.spec is not None, f"{self.key}: no key table"
+        k = self.spec.key(name)
+        if default is _MISSING:
+            default = _MISSING if k.required else k.default
+        kw = {**k.bounds(), **bounds}
+        if k.kind == "number":
+            return self.number(name, default, **kw)
+        if k.kind == "integer":
+            return self.integer(name, default, **kw)
+        if k.kind == "string":
+            return self.string(name, default, choices=k.choices,
+                               pattern=_NAME if k.name_like else None)
+        if k.kind == "boolean":
+            return self.boolean(name, default)
+        if k.kind == "pairs":
+            return self.pairs(name, default)
+        if k.kind == "strings":
+            value = self.raw(name, list(default) if isinstance(default, tuple) else default)
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(x, str) and x for x in value)):
+                raise ConfigError("must be a non-empty array of non-empty strings",
+                                  key=self.path(name))
+            return value
+        return self.raw(name, default)
 
     def pairs(self, name: str, default: Any = _MISSING) -> list[tuple[float, float]]:
         value = self.raw(name, default)
@@ -676,8 +718,8 @@ def parse_profiles(local: _Table | None, profiles: Mapping[str, Any] | None = No
             available[pname] = _merge_tables(base, table.data) if base else table.data
         local.done()
     for pname, ptable in available.items():
-        _parse_direction(_Table(ptable, f"profiles.{pname}"), nodes=None, link_name=None,
-                         profile_mode=True)
+        _parse_direction(_Table(ptable, f"profiles.{pname}", "links.<link>"), nodes=None,
+                         link_name=None, profile_mode=True)
     return available
 
 
@@ -694,13 +736,13 @@ def with_profile(raw: _Table, available: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_meta(top: _Table) -> tuple[str, str, int, float]:
     """The ``[scenario]`` table every scenario has: name, description, seed, duration_s."""
-    meta = top.table("scenario")
+    meta = top.table("scenario", "scenario")
     if meta is None:
         raise ConfigError("required table is missing", key="scenario")
-    name = meta.string("name", "unnamed")
-    description = meta.string("description", "")
-    seed = meta.integer("seed", 0, lo=0, hi=2**63 - 1)
-    duration_s = meta.number("duration_s", 3600.0, lo=0.0, lo_open=True)
+    name = meta.get("name")
+    description = meta.get("description")
+    seed = meta.get("seed")
+    duration_s = meta.get("duration_s")
     meta.done()
     return name, description, seed, duration_s
 
@@ -725,7 +767,8 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
         if not _NAME.match(nname):
             raise ConfigError("node names are letters, digits, '-' and '_'",
                               key=nodes_table.path(nname))
-        nodes[nname] = _parse_node(nname, _Table(nodes_table.raw(nname), nodes_table.path(nname)))
+        nodes[nname] = _parse_node(nname, _Table(nodes_table.raw(nname), nodes_table.path(nname),
+                                                 "nodes.<node>"))
     nodes_table.done()
 
     links_table = top.table("links")
@@ -738,11 +781,11 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
                               key=links_table.path(lname))
         raw = _Table(links_table.raw(lname), links_table.path(lname))
         merged = with_profile(raw, available)
-        links[lname] = _parse_direction(_Table(merged, raw.key), nodes=nodes, link_name=lname,
-                                        profile_mode=False)
+        links[lname] = _parse_direction(_Table(merged, raw.key, "links.<link>"), nodes=nodes,
+                                        link_name=lname, profile_mode=False)
     links_table.done()
-    run = _parse_run(top.table("run"), nodes)
-    security = _parse_security(top.table("security"))
+    run = _parse_run(top.table("run", "run"), nodes)
+    security = _parse_security(top.table("security", "security"))
     top.done()
     if not links:
         raise ConfigError("a scenario needs at least one link", key="links")
@@ -757,8 +800,8 @@ def parse_scenario(data: Mapping[str, Any], *, profiles: Mapping[str, Any] | Non
 def _parse_security(t: _Table | None) -> SecuritySpec | None:
     if t is None:
         return None
-    sa_file = t.string("sa_file")
-    key_file = t.string("key_file", None)
+    sa_file = t.get("sa_file")
+    key_file = t.get("key_file")
     t.done()
     for name, value in (("sa_file", sa_file), ("key_file", key_file)):
         if value is not None and not value.strip():
@@ -769,40 +812,33 @@ def _parse_security(t: _Table | None) -> SecuritySpec | None:
 def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
     if t is None:
         return RunSpec()
-    d = RunSpec()
-    prompts = t.raw("prompts", list(d.prompts))
-    if (not isinstance(prompts, list) or not prompts
-            or not all(isinstance(x, str) and x for x in prompts)):
-        raise ConfigError("must be a non-empty array of non-empty strings",
-                          key=t.path("prompts"))
-    compute = t.string("compute", None)
+    prompts = t.get("prompts")
+    compute = t.get("compute")
     if compute is not None and compute not in nodes:
         raise ConfigError(f"unknown node {compute!r}", key=t.path("compute"))
     spec = RunSpec(
         prompts=tuple(prompts),
-        max_tokens=t.integer("max_tokens", d.max_tokens, lo=1, hi=4096),
-        temperature=t.number("temperature", d.temperature, lo=0.0, hi=10.0),
-        flight_profile=t.string("flight_profile", d.flight_profile),
+        max_tokens=t.get("max_tokens"),
+        temperature=t.get("temperature"),
+        flight_profile=t.get("flight_profile"),
         compute=compute,
-        start_s=t.number("start_s", d.start_s, lo=0.0),
-        prompt_gap_s=t.number("prompt_gap_s", d.prompt_gap_s, lo=0.0),
-        timeout_s=t.number("timeout_s", d.timeout_s, lo=0.0, lo_open=True),
-        coding_rate_ground_bps=t.number("coding_rate_ground_bps", d.coding_rate_ground_bps,
-                                        lo=0.0),
-        coding_rate_satellite_bps=t.number("coding_rate_satellite_bps",
-                                           d.coding_rate_satellite_bps, lo=0.0),
+        start_s=t.get("start_s"),
+        prompt_gap_s=t.get("prompt_gap_s"),
+        timeout_s=t.get("timeout_s"),
+        coding_rate_ground_bps=t.get("coding_rate_ground_bps"),
+        coding_rate_satellite_bps=t.get("coding_rate_satellite_bps"),
     )
     t.done()
     return spec
 
 
 def _parse_node(name: str, t: _Table) -> NodeSpec:
-    kind = t.string("kind", choices=("ground_station", "satellite"))
+    kind = t.get("kind")
     if kind == "satellite":
-        altitude = t.number("altitude_km", lo=0.0, lo_open=True)
+        altitude = t.get("altitude_km")
         node = NodeSpec(name, kind, altitude_km=altitude)
     else:
-        elevation = t.number("min_elevation_deg", 10.0, lo=0.0, hi=90.0, hi_open=True)
+        elevation = t.get("min_elevation_deg")
         node = NodeSpec(name, kind, min_elevation_deg=elevation)
     t.done()
     return node
@@ -817,22 +853,22 @@ def _parse_direction(t: _Table, *, nodes: Mapping[str, NodeSpec] | None, link_na
     profile = None
     if not profile_mode:
         assert nodes is not None
-        source = t.string("from")
-        destination = t.string("to")
+        source = t.get("from")
+        destination = t.get("to")
         for key, node in (("from", source), ("to", destination)):
             if node not in nodes:
                 raise ConfigError(f"unknown node {node!r}; nodes: {', '.join(sorted(nodes))}",
                                   key=t.path(key))
         if source == destination:
             raise ConfigError("a link joins two different nodes", key=t.path("to"))
-        profile = t.string("profile", None)
+        profile = t.get("profile")
 
-    rate = t.number("rate_bps", _MISSING if required else optional, lo=0.0, lo_open=True)
-    ber = t.number("ber", 0.0, lo=0.0, hi=0.5)
-    erasure = t.number("erasure", 0.0, lo=0.0, hi=1.0)
-    capacity = t.integer("queue_capacity", None, lo=1, hi=2**62)
-    policy = t.string("queue_policy", "block", choices=("block", "drop"))
-    deliver_lost = t.boolean("deliver_lost", True)
+    rate = t.get("rate_bps", _MISSING if required else optional)
+    ber = t.get("ber")
+    erasure = t.get("erasure")
+    capacity = t.get("queue_capacity")
+    policy = t.get("queue_policy")
+    deliver_lost = t.get("deliver_lost")
 
     endpoints = [] if nodes is None else [nodes[source], nodes[destination]]  # type: ignore[index]
     pass_spec = _parse_pass(t.table("pass"), endpoints, t.path("pass"))
@@ -882,11 +918,11 @@ def _default_pass(endpoints: list[NodeSpec], key: str) -> PassSpec:
 def _parse_pass(t: _Table | None, endpoints: list[NodeSpec], key: str) -> PassSpec | None:
     if t is None:
         return None
-    altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
-    elevation = t.number("min_elevation_deg", None, lo=0.0, hi=90.0, hi_open=True)
-    cross = t.number("cross_track_deg", 0.0, lo=0.0, hi=90.0, hi_open=True)
-    first = t.number("first_aos_s", 0.0)
-    period = t.number("period_s", None, lo=0.0, lo_open=True)
+    altitude = t.get("altitude_km")
+    elevation = t.get("min_elevation_deg")
+    cross = t.get("cross_track_deg")
+    first = t.get("first_aos_s")
+    period = t.get("period_s")
     t.done()
     if not endpoints:  # profile: nothing to resolve
         return None
@@ -909,25 +945,25 @@ def _parse_propagation(t: _Table | None, endpoints: list[NodeSpec], pass_spec: P
         if required:
             raise ConfigError("required table is missing", key=key)
         return PropagationSpec("fixed")
-    model = t.string("model", choices=("fixed", "distance", "slant", "chord", "pass"))
+    model = t.get("model")
     spec = PropagationSpec(model)
     if model == "fixed":
-        spec = PropagationSpec(model, t.number("delay_s", lo=0.0))
+        spec = PropagationSpec(model, t.get("delay_s"))
     elif model == "distance":
-        distance = t.number("distance_km", lo=0.0)
+        distance = t.get("distance_km")
         spec = PropagationSpec(model, geometry.light_time_s(distance), distance)
     elif model == "slant":
-        elevation = t.number("elevation_deg", lo=0.0, hi=90.0)
-        altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
+        elevation = t.get("elevation_deg")
+        altitude = t.get("altitude_km")
         if endpoints:
             if altitude is None:
                 altitude = _satellite_altitude(endpoints, t.path("altitude_km"))
             distance = geometry.slant_range_km(elevation, altitude)
             spec = PropagationSpec(model, geometry.light_time_s(distance), distance)
     elif model == "chord":
-        separation = t.number("separation_deg", lo=0.0, hi=180.0, lo_open=True)
-        altitude = t.number("altitude_km", None, lo=0.0, lo_open=True)
-        grazing = t.number("min_grazing_km", 0.0)
+        separation = t.get("separation_deg")
+        altitude = t.get("altitude_km")
+        grazing = t.get("min_grazing_km")
         if endpoints:
             if altitude is None:
                 altitude = _satellite_altitude(endpoints, t.path("altitude_km"))
@@ -943,20 +979,15 @@ def _parse_propagation(t: _Table | None, endpoints: list[NodeSpec], pass_spec: P
 def _parse_ge(t: _Table | None, rate_bps: float | None) -> GilbertElliott | None:
     if t is None:
         return None
-    model = t.string("model", "gilbert-elliott", choices=("gilbert-elliott", "none"))
-    ber_good = t.number("ber_good", 0.0, lo=0.0, hi=1.0)
-    ber_bad = t.number("ber_bad", 0.5, lo=0.0, hi=1.0)
+    model = t.get("model")
+    ber_good = t.get("ber_good")
+    ber_bad = t.get("ber_bad")
     given = [form for form in _GE_FORMS if any(t.has(k) for k in form)]
     values: dict[str, float] = {}
     for a, b in _GE_FORMS:
         for k in (a, b):
             if t.has(k):
-                if k.startswith("p_"):
-                    values[k] = t.number(k, lo=0.0, hi=1.0, lo_open=True)
-                elif k.endswith("_bits"):
-                    values[k] = t.number(k, lo=1.0)
-                else:
-                    values[k] = t.number(k, lo=0.0, lo_open=True)
+                values[k] = t.get(k)
     t.done()
     if model == "none":
         return None
@@ -985,33 +1016,32 @@ def _parse_outages(t: _Table | None, pass_spec: PassSpec | None, endpoints: list
                    key: str) -> OutageSpec:
     if t is None:
         return OutageSpec()
-    model = t.string("model", choices=("none", "windows", "down", "periodic", "pass",
-                                       "pointing"))
+    model = t.get("model")
     spec = OutageSpec(model)
     if model in ("windows", "down"):
         name = "visible" if model == "windows" else "intervals"
-        intervals = t.pairs(name)
+        intervals = t.get(name)
         for i, (a, b) in enumerate(intervals):
             if b < a:
                 raise ConfigError(f"item {i} ends before it starts", key=t.path(name))
         spec = OutageSpec(model, intervals=tuple(intervals))
     elif model == "periodic":
-        first = t.number("first_start_s", 0.0)
-        period = t.number("period_s", lo=0.0, lo_open=True)
-        duration = t.number("duration_s", lo=0.0, lo_open=True)
+        first = t.get("first_start_s")
+        period = t.get("period_s")
+        duration = t.get("duration_s")
         if duration > period:
             raise ConfigError("a window cannot be longer than the period",
                               key=t.path("duration_s"))
         spec = OutageSpec(model, first_start_s=first, period_s=period, duration_s=duration)
     elif model == "pointing":
-        losses = t.pairs("losses", [])
+        losses = t.get("losses")
         for i, (_, duration) in enumerate(losses):
             if duration < 0:
                 raise ConfigError(f"item {i} has a negative duration", key=t.path("losses"))
-        reacquisition = t.number("reacquisition_s", 0.0, lo=0.0)
-        rate = t.number("rate_per_hour", 0.0, lo=0.0)
-        mean = t.number("mean_duration_s", 0.0, lo=0.0)
-        stream = t.string("stream", None, pattern=_NAME)
+        reacquisition = t.get("reacquisition_s")
+        rate = t.get("rate_per_hour")
+        mean = t.get("mean_duration_s")
+        stream = t.get("stream")
         if rate > 0 and mean <= 0:
             raise ConfigError("random losses need mean_duration_s > 0",
                               key=t.path("mean_duration_s"))
@@ -1024,8 +1054,8 @@ def _parse_outages(t: _Table | None, pass_spec: PassSpec | None, endpoints: list
 def _parse_reorder(t: _Table | None) -> Reorder | None:
     if t is None:
         return None
-    fraction = t.number("fraction", lo=0.0, hi=1.0)
-    mean = t.number("mean_delay_s", lo=0.0, lo_open=True)
+    fraction = t.get("fraction")
+    mean = t.get("mean_delay_s")
     t.done()
     return Reorder(fraction, mean) if fraction > 0 else None
 
@@ -1033,8 +1063,8 @@ def _parse_reorder(t: _Table | None) -> Reorder | None:
 def _parse_duplicate(t: _Table | None) -> DuplicateSpec | None:
     if t is None:
         return None
-    fraction = t.number("fraction", lo=0.0, hi=1.0)
-    mean = t.number("mean_delay_s", 0.0, lo=0.0)
+    fraction = t.get("fraction")
+    mean = t.get("mean_delay_s")
     t.done()
     return DuplicateSpec(fraction, mean) if fraction > 0 else None
 
@@ -1042,13 +1072,13 @@ def _parse_duplicate(t: _Table | None) -> DuplicateSpec | None:
 def _parse_stack(t: _Table | None) -> StackSpec:
     if t is None:
         return StackSpec()
-    frame = t.string("frame", None, choices=tuple(_FRAME_MAX))
-    length = t.integer("frame_length", None, lo=1, hi=_FRAME_MAX.get(frame or "", 65536))
-    coding = t.string("coding", None, pattern=_NAME)
-    arq = t.string("arq", None, pattern=_NAME)
-    vcid = t.integer("vcid", None, lo=0, hi=63)
-    ocf = t.boolean("ocf", None)
-    sdls = t.raw("sdls", None)
+    frame = t.get("frame")
+    length = t.get("frame_length", hi=_FRAME_MAX.get(frame or "", 65536))
+    coding = t.get("coding")
+    arq = t.get("arq")
+    vcid = t.get("vcid")
+    ocf = t.get("ocf")
+    sdls = t.get("sdls")
     if sdls is not None and (
             isinstance(sdls, bool) or not isinstance(sdls, int | str)
             or (isinstance(sdls, int) and not 0 <= sdls <= 0xFFFF)

@@ -348,3 +348,120 @@ def test_pass_defaults_come_from_the_nodes() -> None:
     with pytest.raises(ConfigError) as info:
         parse_scenario(data)
     assert info.value.key == "links.isl-forward.propagation.model"
+
+
+# -- the key table (linkstack.sims.keys): the parsers read every key through it ---------------
+
+# Overrides of the default scenario that reach the branches the shipped scenarios do not.
+_BRANCHES: tuple[tuple[str, ...], ...] = (
+    ("links.uplink.propagation={model='fixed', delay_s=0.01}",
+     "links.uplink.outages={model='windows', visible=[[0, 60]]}",
+     "links.uplink.ge={p_gb=1e-4, p_bg=0.1, ber_bad=0.3, ber_good=0}",
+     "links.uplink.reorder={fraction=0.1, mean_delay_s=0.01}",
+     "links.uplink.duplicate={fraction=0.1, mean_delay_s=0.01}",
+     "links.uplink.queue_capacity=10", "links.uplink.queue_policy='drop'",
+     "links.uplink.deliver_lost=false", "links.uplink.erasure=0.01",
+     "links.uplink.pass={cross_track_deg=5, first_aos_s=1, period_s=6000, altitude_km=550,"
+     " min_elevation_deg=10}",
+     "links.uplink.stack.vcid=2", "links.uplink.stack.ocf=true",
+     "run.compute='sat1'", "run.prompts=['a']", "run.start_s=1", "run.prompt_gap_s=2",
+     "run.timeout_s=5", "run.temperature=0.5", "run.max_tokens=8",
+     "run.flight_profile='jetson-orin-nano'", "run.coding_rate_ground_bps=1e9",
+     "run.coding_rate_satellite_bps=1e8", "scenario.description='x'",
+     "scenario.duration_s=10"),
+    ("links.uplink.propagation={model='distance', distance_km=1000}",
+     "links.uplink.outages={model='down', intervals=[[0, 1]]}",
+     "links.uplink.ge={mean_good_bits=1e5, mean_bad_bits=10}"),
+    ("links.uplink.propagation={model='slant', elevation_deg=30, altitude_km=550}",
+     "links.uplink.outages={model='periodic', first_start_s=0, period_s=100, duration_s=10}",
+     "links.uplink.ge={mean_good_s=1, mean_bad_s=0.001}",
+     "links.isl-forward.outages={model='pointing', losses=[[1, 2]], reacquisition_s=1,"
+     " rate_per_hour=1, mean_duration_s=1, stream='laser'}"),
+    ("links.uplink.ge={model='none'}",),
+)
+
+
+def _read_keys(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
+    from linkstack.sims import scenario as sc
+
+    seen: set[tuple[str, str]] = set()
+    get, table = sc._Table.get, sc._Table.table
+
+    def spy_get(self: Any, name: str, *args: Any, **kw: Any) -> Any:
+        seen.add((self.spec.path, name))
+        return get(self, name, *args, **kw)
+
+    def spy_table(self: Any, name: str, spec: str | None = None) -> Any:
+        if self.spec is not None and name in self.data:
+            seen.add((self.spec.path, name))
+        return table(self, name, spec)
+
+    monkeypatch.setattr(sc._Table, "get", spy_get)
+    monkeypatch.setattr(sc._Table, "table", spy_table)
+    return seen
+
+
+def test_every_declared_key_is_read_by_a_parser(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """The reference page (specs/scenario-keys.md) lists only keys a parser reads: parsing
+    the shipped scenarios and a few variants reads every key the table declares."""
+    from linkstack.sims.constellation.scenario import load_constellation, parse_constellation
+    from linkstack.sims.keys import CHAIN_TABLES, CONSTELLATION_TABLES, TEMPLATE
+    from linkstack.sims.scenario import read_scenario_source
+
+    seen = _read_keys(monkeypatch)
+    for name in ("default", "anchor", "secure"):
+        load_scenario(name)
+    for overrides in _BRANCHES:
+        load_scenario("default", overrides)
+    for name in ("star-compute", "walker-2800"):
+        load_constellation(name)
+    load_constellation("star-compute", [
+        "constellation.computing={planes=1}", "constellation.topology='ring'",
+        "constellation.slots=2", "constellation.queue_limit=4", "constellation.epoch='2026-02-01'",
+        "constellation.isl={max_range_km=5000, min_grazing_km=50, polar_limit_deg=70,"
+        " seam=false}", "routing.policy='fixed'", "routing.compute='sat-1-1'",
+        "routing.downlink='origin'", "routing.backhaul_km_s=1e5", "routing.plan_step_s=5",
+        "routing.segment_s=30", "traffic.users_per_station=2", "traffic.timeout_s=60",
+        "traffic.rate_per_user_per_h=1", "traffic.prompts=['a']", "traffic.max_tokens=4",
+        "traffic.temperature=0.1", "ground_stations.kashi.altitude_m=1000",
+    ])
+    tle = read_scenario_source("star-compute")
+    del tle["constellation"]["walker"]
+    tle["constellation"]["tle_file"] = str(tmp_path / "sats.tle")  # read at parse, checked later
+    (tmp_path / "sats.tle").write_text("a satellite\n", encoding="utf-8")
+    parse_constellation(tle)
+    declared = {(t.path, k.name) for t in (*CHAIN_TABLES, *CONSTELLATION_TABLES)
+                if t is not TEMPLATE for k in t.keys}
+    assert declared - seen == set()
+    assert {k.name for k in TEMPLATE.keys} < {k.name for k in CHAIN_TABLES[2].keys}
+
+
+def test_a_key_the_table_does_not_declare_cannot_be_read() -> None:
+    from linkstack.sims.scenario import _Table
+
+    t = _Table({"ber": 0.1}, "links.x", "links.<link>")
+    assert t.get("ber") == 0.1
+    with pytest.raises(KeyError, match="not declared"):
+        t.get("bit_error_rate")
+
+
+def test_the_spec_defaults_are_the_table_defaults() -> None:
+    """The dataclasses' defaults (used when a table is absent) equal the key table's (used
+    when the table is there without the key)."""
+    from dataclasses import fields
+
+    from linkstack.sims.constellation.scenario import (
+        IslSpec,
+        RoutingSpec,
+        TrafficSpec,
+        _parse_routing,
+        _parse_traffic,
+    )
+    from linkstack.sims.keys import ISL
+    from linkstack.sims.scenario import RunSpec, _parse_run, _Table
+
+    assert _parse_run(_Table({}, "run", "run"), {}) == RunSpec()
+    assert _parse_routing(_Table({}, "routing", "routing")) == RoutingSpec()
+    assert _parse_traffic(_Table({}, "traffic", "traffic")) == TrafficSpec()
+    assert {f.name: f.default for f in fields(IslSpec)} == {k.name: k.default for k in ISL.keys}

@@ -4,7 +4,9 @@ TM: transfer frames ⇄ CADUs (ASM + Reed-Solomon + randomizer, CCSDS 131.0-B-3)
 frames ⇄ CLTUs (BCH + optional randomizer, CCSDS 231.0-B-3). Chains are named as in
 :mod:`linkstack.codecs.chain` (``--code tm-rs-255-223-i5``, ``tm-uncoded``, ``tc-bch-rand``...).
 
-Input is a file or stdin: binary, or with ``--hex`` one item (frame, CADU or CLTU) per line.
+Input is a file or stdin: binary, or with ``--hex`` one item (frame, CADU or CLTU) per line;
+the decoders also take ``--format kiss`` (one CADU or CLTU per KISS frame, as gr-satellites
+writes them) and ``--format hex`` (hex lines in, binary out): :mod:`linkstack.cli.inputs`.
 Binary TM frames are cut in pieces of the chain's frame length; binary TC frames are split
 with the Frame Length field of each TC frame header (232.0-B-3 §4.1.2). Output goes to
 stdout or ``--out FILE``, binary or (``--hex``) one item per line. Statistics: a one-line
@@ -39,7 +41,8 @@ from typing import Annotated, Any, BinaryIO
 import numpy as np
 import typer
 
-from linkstack.cli.options import fail
+from linkstack.cli.inputs import split_input
+from linkstack.cli.options import fail, group
 from linkstack.codecs.chain import (
     USLP_VERSION,
     ChainDecoder,
@@ -64,6 +67,11 @@ OutOpt = Annotated[
 HexTextFlag = Annotated[
     bool, typer.Option("--hex", help="Hex text, one item per line, for input and output.")
 ]
+DecodeFormatOpt = Annotated[str, typer.Option(
+    "--format", metavar="binary|hex|kiss|auto", case_sensitive=False,
+    help="Input format: binary (a stream), hex (one item per line), kiss (KISS frames, as "
+    "gr-satellites writes them) or auto (hex if the input is hex text). The output stays "
+    "binary unless --hex.")]
 InterleaveOpt = Annotated[
     int | None, typer.Option("--interleave", "-I", help="Reed-Solomon interleaving depth.")
 ]
@@ -273,9 +281,11 @@ def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
 
 def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,
-            as_json: bool, erasures: Path | None = None) -> None:
+            as_json: bool, erasures: Path | None = None, input_format: str = "binary") -> None:
     erased = _Erasures(erasures) if erasures is not None else None
-    if erased is not None and not hex_text and source is not None and source.is_file():
+    input_format = "hex" if hex_text else input_format.lower()
+    if erased is not None and input_format == "binary" and source is not None and (
+            source.is_file()):
         erased.check_length(source.stat().st_size)  # before any output, when the size is known
     stream = _open_input(source)
     decoder: ChainDecoder = chain.decoder()
@@ -298,7 +308,12 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
     try:
         if hex_text:
-            items = _hex_lines(stream)
+            items: list[bytes] | None = _hex_lines(stream)
+        elif input_format != "binary":
+            items = split_input(stream.read(), input_format) or None
+        else:
+            items = None
+        if items is not None:
             if erased is not None:
                 erased.check_length(sum(map(len, items)))
             for item in items:
@@ -321,10 +336,8 @@ def _decode(chain: CodingChain, source: Path | None, out: Path | None, hex_text:
 
 def register(app: typer.Typer) -> None:
     """Add the ``cadu`` and ``cltu`` command groups to ``app``."""
-    cadu = typer.Typer(help="TM frames ⇄ CADUs: ASM, Reed-Solomon, randomizer (131.0-B-3).",
-                       no_args_is_help=True)
-    cltu = typer.Typer(help="TC frames ⇄ CLTUs: BCH(63,56), randomizer (231.0-B-3).",
-                       no_args_is_help=True)
+    cadu = group("TM frames ⇄ CADUs: ASM, Reed-Solomon, randomizer (131.0-B-3).")
+    cltu = group("TC frames ⇄ CLTUs: BCH(63,56), randomizer (231.0-B-3).")
 
     @cadu.command("encode")
     def cadu_encode(
@@ -352,10 +365,11 @@ def register(app: typer.Typer) -> None:
         hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
         erasures: ErasuresOpt = None,
+        input_format: DecodeFormatOpt = "binary",
     ) -> None:
         """Find CADUs in a bit stream (any bit offset) and decode the TM frames."""
-        _run(functools.partial(_decode, erasures=erasures), code, interleave, randomize,
-             frame_length, "tm", source, out, hex_text, as_json)
+        _run(functools.partial(_decode, erasures=erasures, input_format=input_format), code,
+             interleave, randomize, frame_length, "tm", source, out, hex_text, as_json)
 
     @cltu.command("encode")
     def cltu_encode(
@@ -377,9 +391,11 @@ def register(app: typer.Typer) -> None:
         out: OutOpt = None,
         hex_text: HexTextFlag = False,
         as_json: JsonOpt = False,
+        input_format: DecodeFormatOpt = "binary",
     ) -> None:
         """Find CLTUs in a bit stream and decode the TC (or USLP) frames."""
-        _run(_decode, code, None, randomize, None, "tc", source, out, hex_text, as_json)
+        _run(functools.partial(_decode, input_format=input_format), code, None, randomize,
+             None, "tc", source, out, hex_text, as_json)
 
     app.add_typer(cadu, name="cadu")
     app.add_typer(cltu, name="cltu")

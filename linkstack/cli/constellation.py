@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from linkstack.cli.options import ScenarioArg, SetOpt, fail
+from linkstack.cli.options import group as command_group
 from linkstack.errors import ConfigError, LinkstackError
 
 __all__ = ["register", "run_constellation_command"]
@@ -79,8 +80,7 @@ def _fmt(value: Any) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add ``constellation contacts`` and ``constellation plot`` to ``app``."""
-    group = typer.Typer(help="Contact plans and maps of constellation scenarios.",
-                        no_args_is_help=True)
+    group = command_group("Contact plans and maps of constellation scenarios.")
     app.add_typer(group, name="constellation")
 
     @group.command("contacts")

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from linkstack.cli.options import group as command_group
 from linkstack.errors import LinkstackError
 from linkstack.payload.backend import FLIGHT_PROFILES, LlamaCppBackend, scaled_inference_s
 from linkstack.payload.client import PromptClient, ResultReceived
@@ -26,19 +27,25 @@ from linkstack.payload.messages import GenerationParams, Status
 
 def register(app: typer.Typer) -> None:
     """Add the ``endpoint`` command group to ``app``."""
-    group = typer.Typer(help="The onboard model endpoint (AI payload).", no_args_is_help=True)
+    group = command_group("The onboard model endpoint (AI payload).")
 
     @group.command("ask")
     def ask(
         prompt: Annotated[str, typer.Argument(help="The question or text to complete.")],
         model: Annotated[Path | None, typer.Option(
             "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")] = None,
-        max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, max=65535)] = 64,
-        temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=65.535)] = 0.0,
-        seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
+        max_tokens: Annotated[int, typer.Option(
+            "--max-tokens", min=1, max=65535, help="Most tokens the model may generate.")] = 64,
+        temperature: Annotated[float, typer.Option(
+            "--temperature", min=0.0, max=65.535,
+            help="Sampling temperature; 0 is greedy (the same answer every time).")] = 0.0,
+        seed: Annotated[int, typer.Option(
+            "--seed", min=0, max=2**32 - 1, help="The model's sampling seed.")] = 0,
         prompt_format: Annotated[str | None, typer.Option(
             "--format", help="gemma-turn, qa-few-shot or raw (default: from the GGUF).")] = None,
-        threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+        threads: Annotated[int | None, typer.Option(
+            "--threads", min=1, help="CPU threads for llama.cpp (default: its own choice)."),
+        ] = None,
         profile: Annotated[str, typer.Option(
             "--profile", help=f"Flight profile: {', '.join(FLIGHT_PROFILES)}.")] = "this-machine",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

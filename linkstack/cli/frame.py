@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from linkstack.cli.inputs import FormatOpt, split_input
 from linkstack.cli.options import (
     FecfOpt,
     FecfSizeOpt,
@@ -37,6 +38,7 @@ from linkstack.cli.options import (
     OcfOpt,
     SegmentOpt,
     fail,
+    group,
 )
 from linkstack.errors import (
     ConfigError,
@@ -138,9 +140,11 @@ LABELS: dict[str, str] = {
 LayerOpt = Annotated[str, typer.Option("--layer", "-l", help="spp, tc, tm, aos or uslp.",
                                        case_sensitive=False)]
 HexArg = Annotated[str | None, typer.Option("--hex", help="The octets as hex text.")]
-FileArg = Annotated[Path | None, typer.Argument(help="Binary file holding one frame "
-                                                "('-' = stdin).", show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+FileArg = Annotated[Path | None, typer.Argument(
+    help="File holding the frame ('-' = stdin): binary, or several frames as hex lines or "
+    "KISS (--format).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (per frame, one "
+                                       "per line).")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
     "--frame-length", "-n", help="Fixed frame length. TM/AOS default: the input length "
     "(decode) or just enough for the data (encode). USLP: given = fixed-length channel.")]
@@ -685,16 +689,14 @@ def _read_input(hex_text: str | None, path: Path | None) -> bytes:
 
 def register(app: typer.Typer) -> None:
     """Add the ``frame`` command group to ``app``."""
-    frame_app = typer.Typer(
-        help="Decode or build TC/TM/AOS/USLP transfer frames and Space Packets.",
-        no_args_is_help=True,
-    )
+    frame_app = group("Decode or build TC/TM/AOS/USLP transfer frames and Space Packets.")
 
     @frame_app.command("decode")
     def decode(
         layer: LayerOpt,
         file: FileArg = None,
         hex_text: HexArg = None,
+        input_format: FormatOpt = "auto",
         as_json: JsonOpt = False,
         fecf: FecfOpt = True,
         fecf_size: FecfSizeOpt = 2,
@@ -716,29 +718,49 @@ def register(app: typer.Typer) -> None:
             "--key-file", help="SDLS key file (chmod 600). Default: "
             "$LINKSTACK_SDLS_KEY_FILE, else the SA file's key_file.")] = None,
     ) -> None:
-        """Decode one frame (or a run of Space Packets) and print every field."""
+        """Decode frames (or a run of Space Packets) and print every field.
+
+        One frame per input, or several: one per line of hex text, or KISS frames
+        (--format); each is decoded on its own.
+        """
         opts = Options(fecf, fecf_size, frame_length, ocf, insert_zone, fhec, data_unit,
                        truncated_length, segment_header)
         try:
-            if sa_file is None:
-                if spi is not None or key_file is not None:
-                    raise ConfigError("needs --sa FILE (the SDLS SAs)",
-                                      key="--spi" if spi is not None else "--key-file")
-                report = decode_report(layer, _read_input(hex_text, file), opts)
-            else:
-                report = _decode_secured(layer, _read_input(hex_text, file), opts, sa_file,
-                                         spi, key_file)
+            if sa_file is None and (spi is not None or key_file is not None):
+                raise ConfigError("needs --sa FILE (the SDLS SAs)",
+                                  key="--spi" if spi is not None else "--key-file")
+            data = _read_input(hex_text, file)
+            items = [data] if hex_text is not None else (split_input(data, input_format)
+                                                          or [data])
         except LinkstackError as exc:
             raise fail(exc) from None
-        if as_json:
-            typer.echo(json.dumps(report))
-        else:
-            print_report(report, Console())
-        if report.get("sdls") is not None and not report["sdls"]["verified"]:
-            if not as_json:
-                sdls = report["sdls"]
-                typer.echo(f"error: sdls: frame rejected ({sdls['reason']}): "
-                           f"{sdls['detail']}", err=True)
+        rejected = False
+        console = Console()
+        for index, item in enumerate(items):
+            try:
+                if sa_file is None:
+                    report = decode_report(layer, item, opts)
+                else:
+                    report = _decode_secured(layer, item, opts, sa_file, spi, key_file)
+            except LinkstackError as exc:
+                if len(items) > 1 and isinstance(exc, DecodeError):
+                    exc = type(exc)(f"frame {index}: {exc.reason}", layer=exc.layer,
+                                    field=exc.field, offset=exc.offset)
+                raise fail(exc) from None
+            if as_json:
+                typer.echo(json.dumps(report))
+            else:
+                if len(items) > 1:
+                    console.print(f"[bold]frame {index}[/bold] ({len(item)} octets)")
+                print_report(report, console)
+            if report.get("sdls") is not None and not report["sdls"]["verified"]:
+                rejected = True
+                if not as_json:
+                    sdls = report["sdls"]
+                    which = f"frame {index}" if len(items) > 1 else "frame"
+                    typer.echo(f"error: sdls: {which} rejected ({sdls['reason']}): "
+                               f"{sdls['detail']}", err=True)
+        if rejected:
             raise typer.Exit(1)
 
     @frame_app.command("encode")

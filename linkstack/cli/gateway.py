@@ -41,7 +41,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from linkstack.cli.options import SetOpt
+from linkstack.cli.options import BACKEND_ENV, SetOpt
 from linkstack.errors import ConfigError, LinkstackError
 
 # GatewayConfig / security keys → the option that sets them (errors name the option)
@@ -191,7 +191,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path | None, typer.Option(
             "--model", help="sim/local: a GGUF file (default: Gemma 3 270M Q4_K_M).")] = None,
         backend: Annotated[str, typer.Option(
-            "--backend", help="sim/local: llama (default) or recorded:FILE.")] = "llama",
+            "--backend", envvar=BACKEND_ENV,
+            help="sim/local: llama (default) or recorded:FILE.")] = "llama",
         client_id: Annotated[str | None, typer.Option(
             "--client-id", help="MQTT client id (default linkstack-gateway-<spacecraft>).")
         ] = None,

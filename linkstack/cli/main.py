@@ -10,12 +10,15 @@ import importlib
 
 import typer
 
+from linkstack.cli.options import HELP_MARKUP
+
 app = typer.Typer(
     name="linkstack",
     help="A CCSDS-style space link protocol stack for AI payload traffic.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 # Sub-command modules, in the order they appear in --help.

@@ -14,6 +14,7 @@ import typer
 from linkstack.errors import ConfigError, DecodeError, EncodeError, LinkstackError
 
 __all__ = [
+    "BACKEND_ENV",
     "BackendOpt",
     "FecfOpt",
     "FecfSizeOpt",
@@ -27,22 +28,37 @@ __all__ = [
     "SegmentOpt",
     "SetOpt",
     "fail",
+    "group",
 ]
 
 DEFAULT_SCENARIO = "default"
+
+HELP_MARKUP = None
+"""``--help`` is click's plain layout: Rich's boxed one squeezes the help texts into a narrow
+column at 80 columns, shows ``<bool>`` after flags as if they took a value, and reads
+``[run]`` in a help text as a markup tag (and drops it)."""
+
+
+def group(help: str) -> typer.Typer:
+    """A command group (``linkstack frame ...``) with the project's help layout."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
 
 ScenarioArg = Annotated[str, typer.Argument(
     help="Scenario name (sims/scenarios) or TOML file.")]
 ScenarioOpt = Annotated[str, typer.Option(
     "--scenario", help="Scenario name (sims/scenarios) or TOML file.")]
 SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a scenario key: KEY=VALUE (repeatable).")]
+    "--set", metavar="KEY=VALUE", help="Override a scenario key: KEY=VALUE (repeatable).")]
 ScenarioSeedOpt = Annotated[int | None, typer.Option(
     "--seed", min=0, help="The scenario's random seed (channel draws); default: its [run] seed.")]
 ModelOpt = Annotated[Path | None, typer.Option(
     "--model", help="A GGUF file (default: Gemma 3 270M Q4_K_M from PyPI).")]
+BACKEND_ENV = "LINKSTACK_BACKEND"
+"""Environment variable giving ``--backend`` when the command line does not (e.g.
+``recorded:FILE`` to run the README's commands without the model)."""
 BackendOpt = Annotated[str, typer.Option(
-    "--backend", help="llama (default) or recorded:FILE (replay, for tests).")]
+    "--backend", envvar=BACKEND_ENV, help="llama (default) or recorded:FILE (replay, for tests).")]
 
 
 # How the frames of one channel are laid out (frame decode/encode, sdls protect/verify).

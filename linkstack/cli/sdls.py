@@ -54,6 +54,7 @@ from linkstack.cli.options import (
     OcfOpt,
     SegmentOpt,
     fail,
+    group,
 )
 from linkstack.errors import ConfigError, DecodeError, LinkstackError
 
@@ -374,10 +375,7 @@ def _protect(layer: str, sec: SecurityOptions, counter_file: Path | None, data: 
 
 def register(app: typer.Typer) -> None:
     """Add the ``sdls`` command group to ``app``."""
-    sdls_app = typer.Typer(
-        help="Secure (protect) or verify transfer frames with CCSDS 355.0-B-2 SDLS.",
-        no_args_is_help=True,
-    )
+    sdls_app = group("Secure (protect) or verify transfer frames with CCSDS 355.0-B-2 SDLS.")
 
     @sdls_app.command("protect")
     def protect(

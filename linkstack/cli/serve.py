@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from linkstack.cli.options import SetOpt, fail
+from linkstack.cli.options import BACKEND_ENV, HELP_MARKUP, SetOpt, fail
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -240,9 +240,11 @@ def register(app: typer.Typer) -> None:
     def serve(
         role: Annotated[str, typer.Option(
             "--role", help="ground or satellite.")],
-        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to bind (UDP).")],
+        listen: Annotated[str, typer.Option(
+            "--listen", metavar="HOST:PORT", help="HOST:PORT to bind (UDP).")],
         peer: Annotated[str, typer.Option(
-            "--peer", help="HOST:PORT of the other end (or of the channel process).")],
+            "--peer", metavar="HOST:PORT",
+            help="HOST:PORT of the other end (or of the channel process).")],
         scenario: ScenarioOpt = DEFAULT_SCENARIO,
         sets: SetOpt = None,
         prompt: Annotated[list[str] | None, typer.Option(
@@ -255,7 +257,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Path | None, typer.Option(
             "--model", help="Satellite: a GGUF file (default: Gemma 3 270M Q4_K_M).")] = None,
         backend: Annotated[str, typer.Option(
-            "--backend", help="Satellite: llama (default) or recorded:FILE (a recording "
+            "--backend", envvar=BACKEND_ENV,
+            help="Satellite: llama (default) or recorded:FILE (a recording "
             "replayed in real time).")] = "llama",
         name: Annotated[str | None, typer.Option(
             "--name", help="This node's spacecraft name (default: the scenario's).")] = None,
@@ -283,16 +286,21 @@ def register(app: typer.Typer) -> None:
     @app.command("channel")
     def channel(
         ground_side: Annotated[str, typer.Option(
-            "--ground-side", help="HOST:PORT the ground sends to (its --peer).")],
+            "--ground-side", metavar="HOST:PORT",
+            help="HOST:PORT the ground sends to (its --peer).")],
         space_side: Annotated[str, typer.Option(
-            "--space-side", help="HOST:PORT the satellite sends to (its --peer).")],
+            "--space-side", metavar="HOST:PORT",
+            help="HOST:PORT the satellite sends to (its --peer).")],
         ground: Annotated[str, typer.Option(
-            "--ground", help="HOST:PORT of the ground (its --listen).")],
+            "--ground", metavar="HOST:PORT",
+            help="HOST:PORT of the ground (its --listen).")],
         satellite: Annotated[str, typer.Option(
-            "--satellite", help="HOST:PORT of the satellite (its --listen).")],
+            "--satellite", metavar="HOST:PORT",
+            help="HOST:PORT of the satellite (its --listen).")],
         scenario: ScenarioOpt = DEFAULT_SCENARIO,
         sets: SetOpt = None,
-        seed: Annotated[int, typer.Option("--seed", min=0, help="Loss draws.")] = 1,
+        seed: Annotated[int, typer.Option(
+            "--seed", min=0, help="Seed of the channel's error and loss draws.")] = 1,
         delay: Annotated[float | None, typer.Option(
             "--delay", min=0.0, help="Fixed one-way delay, seconds (both directions).")
         ] = None,
@@ -320,7 +328,7 @@ def register(app: typer.Typer) -> None:
 def main() -> None:
     """``python -m linkstack.cli.serve serve|channel ...``."""
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
     register(app)
     app()
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from linkstack.cli.options import group as command_group
 from linkstack.specgen import build as specs
 
 __all__ = ["register"]
@@ -21,8 +22,7 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     """Add the ``specs`` command group (``specs build``) to ``app``."""
-    group = typer.Typer(help="The framing specs in specs/, generated from the code.",
-                        no_args_is_help=True)
+    group = command_group("The framing specs in specs/, generated from the code.")
 
     @group.command("build")
     def build(

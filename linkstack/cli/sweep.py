@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from linkstack.cli.options import ModelOpt, ScenarioSeedOpt, fail
+from linkstack.cli.options import BACKEND_ENV, ModelOpt, ScenarioSeedOpt, fail
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -106,7 +106,8 @@ def register(app: typer.Typer) -> None:
         seed: ScenarioSeedOpt = None,
         model: ModelOpt = None,
         backend: Annotated[str, typer.Option(
-            "--backend", help="llama (default) or recorded:FILE.")] = "llama",
+            "--backend", envvar=BACKEND_ENV,
+            help="llama (default) or recorded:FILE.")] = "llama",
         workers: WorkersOpt = None,
         scheduler: SchedulerOpt = None,
         connect_timeout: ConnectTimeoutOpt = 10.0,
@@ -224,7 +225,8 @@ def register(app: typer.Typer) -> None:
         seed: ScenarioSeedOpt = None,
         model: ModelOpt = None,
         backend: Annotated[str, typer.Option(
-            "--backend", help="llama (default) or recorded:FILE.")] = "llama",
+            "--backend", envvar=BACKEND_ENV,
+            help="llama (default) or recorded:FILE.")] = "llama",
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
         workers: WorkersOpt = None,
         scheduler: SchedulerOpt = None,

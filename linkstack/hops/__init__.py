@@ -11,3 +11,19 @@ Each endpoint takes Space Packets and the time, and gives coded units (one CLTU 
 to put on the physical channel; the simulators (virtual time) and the UDP driver (real time)
 move the units. See :mod:`linkstack.hops.base` for the common interface.
 """
+
+from linkstack.hops.base import HopEndpoint, Reception, Unit, split_packets
+from linkstack.hops.isl import IslEndpoint, IslHopConfig
+from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
+
+__all__ = [
+    "HopEndpoint",
+    "IslEndpoint",
+    "IslHopConfig",
+    "Reception",
+    "RfGround",
+    "RfHopConfig",
+    "RfSpace",
+    "Unit",
+    "split_packets",
+]

@@ -1,8 +1,9 @@
 """``linkstack specs build``: the framing specs in ``specs/``, generated from the code.
 
 One Markdown page per layer (Space Packet, TC, TM, AOS, USLP, CLCW and COP-1, selective
-repeat, CLTU/BCH, TM coding, SDLS, AI payload messages), a compliance table, a latency explainer
-and a README with a reading order. Everything on the pages that can drift from the code is
+repeat, CLTU/BCH, TM coding, SDLS, AI payload messages), a compliance table, a latency
+explainer, the reference of scenario keys (:mod:`linkstack.specgen.scenario_keys`) and a README
+with a reading order. Everything on the pages that can drift from the code is
 derived from it:
 
 - bit diagrams and field tables from the ``construct`` declarations (through
@@ -34,6 +35,8 @@ from linkstack.specgen.cop import COP1_PAGE, SR_PAGE
 from linkstack.specgen.frames import AOS_PAGE, SPP_PAGE, TC_PAGE, TM_PAGE, USLP_PAGE
 from linkstack.specgen.payload import PAYLOAD_PAGE
 from linkstack.specgen.render import GENERATED_NOTE, Page, SpecBuildError, md_table
+from linkstack.specgen.scenario_keys import FILENAME as SCENARIO_KEYS
+from linkstack.specgen.scenario_keys import scenario_keys_page
 from linkstack.specgen.sdls import SDLS_PAGE
 
 __all__ = [
@@ -377,6 +380,8 @@ def _readme() -> str:
     rows.append((str(n + 2), f"[Compliance]({COMPLIANCE})",
                  "which Blue Book feature is supported, partly or not, and the test that shows "
                  "it"))
+    rows.append((str(n + 3), f"[Scenario keys]({SCENARIO_KEYS})",
+                 "every key of a scenario file: type, default, allowed values, meaning"))
     parts = [
         "# linkstack framing specs",
         "",
@@ -447,7 +452,8 @@ def _readme() -> str:
 # Build, write, check
 # ---------------------------------------------------------------------------------------------
 
-PAGES: tuple[str, ...] = (README, *(p.filename for p in LAYER_PAGES), LATENCY, COMPLIANCE)
+PAGES: tuple[str, ...] = (README, *(p.filename for p in LAYER_PAGES), LATENCY, COMPLIANCE,
+                          SCENARIO_KEYS)
 """Every file ``build`` produces, in README order."""
 
 
@@ -472,6 +478,7 @@ def build(root: Path | None = None) -> dict[str, str]:
         compliance_page(root),
     ])
     out[COMPLIANCE] = compliance.rstrip("\n") + "\n"
+    out[SCENARIO_KEYS] = scenario_keys_page()
     if tuple(out) != PAGES:
         raise SpecBuildError("page list out of date")
     return out

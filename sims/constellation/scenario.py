@@ -188,22 +188,20 @@ def parse_constellation(
     top = _Table(dict(data), "")
     name, description, seed, duration_s = parse_meta(top)
 
-    c = top.table("constellation")
+    c = top.table("constellation", "constellation")
     assert c is not None
     walker, tle_text, tle_source = _parse_orbits(c, base_dir)
     epoch = _parse_epoch(c)
-    topology = c.string(
-        "topology", "ring" if walker and walker.planes == 1 else "+grid", choices=("ring", "+grid")
-    )
+    topology = c.get("topology", "ring" if walker and walker.planes == 1 else "+grid")
     if topology == "ring" and walker is not None and walker.planes != 1:
         raise ConfigError(
             f'a ring needs one plane (planes = {walker.planes}); use "+grid"',
             key="constellation.topology",
         )
     computing = _parse_computing(c, walker)
-    slots = c.integer("slots", 1, lo=1, hi=64)
-    queue_limit = c.integer("queue_limit", 16, lo=0, hi=1_000_000)
-    flight_profile = c.string("flight_profile", "this-machine")
+    slots = c.get("slots")
+    queue_limit = c.get("queue_limit")
+    flight_profile = c.get("flight_profile")
     try:
         get_profile(flight_profile)
     except ConfigError as exc:
@@ -212,18 +210,18 @@ def parse_constellation(
     isl = IslSpec()
     if isl_t is not None:
         isl = IslSpec(
-            max_range_km=isl_t.number("max_range_km", isl.max_range_km, lo=0.0, lo_open=True),
-            min_grazing_km=isl_t.number("min_grazing_km", isl.min_grazing_km, lo=0.0),
-            polar_limit_deg=isl_t.number("polar_limit_deg", isl.polar_limit_deg, lo=0.0, hi=90.0),
-            seam=isl_t.boolean("seam", isl.seam),
+            max_range_km=isl_t.get("max_range_km"),
+            min_grazing_km=isl_t.get("min_grazing_km"),
+            polar_limit_deg=isl_t.get("polar_limit_deg"),
+            seam=isl_t.get("seam"),
         )
         isl_t.done()
     c.done()
 
     stations = _parse_stations(top.table("ground_stations"))
     links = _parse_templates(top.table("links"), top.table("profiles"))
-    routing = _parse_routing(top.table("routing"))
-    traffic = _parse_traffic(top.table("traffic"))
+    routing = _parse_routing(top.table("routing", "routing"))
+    traffic = _parse_traffic(top.table("traffic", "traffic"))
     top.done()
     if routing.policy == "fixed" and routing.compute is None:
         raise ConfigError(
@@ -261,7 +259,7 @@ def _parse_orbits(
             'give exactly one of walker = {...} or tle_file = "..."', key="constellation.walker"
         )
     if has_tle:
-        rel = c.string("tle_file")
+        rel = c.get("tle_file")
         path = Path(rel)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -274,13 +272,13 @@ def _parse_orbits(
         return None, text, str(path)
     w = c.table("walker")
     assert w is not None
-    total = w.integer("total", lo=1, hi=100_000)
-    planes = w.integer("planes", lo=1, hi=total)
+    total = w.get("total")
+    planes = w.get("planes", hi=total)
     if total % planes:
         raise ConfigError(
             f"total {total} is not a multiple of planes {planes}", key="constellation.walker.total"
         )
-    phasing = w.integer("phasing", 0)
+    phasing = w.get("phasing")
     if not 0 <= phasing <= planes - 1:
         raise ConfigError(
             f"{phasing} is outside 0..P-1 (P = {planes})", key="constellation.walker.phasing"
@@ -289,15 +287,15 @@ def _parse_orbits(
         total,
         planes,
         phasing,
-        w.number("altitude_km", lo=100.0, hi=40_000.0),
-        w.number("inclination_deg", lo=0.0, hi=180.0),
+        w.get("altitude_km"),
+        w.get("inclination_deg"),
     )
     w.done()
     return spec, None, None
 
 
 def _parse_epoch(c: _Table) -> datetime:
-    text = c.string("epoch", "2026-01-01T00:00:00Z")
+    text = c.get("epoch")
     try:
         epoch = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -311,13 +309,13 @@ def _parse_epoch(c: _Table) -> datetime:
 
 
 def _parse_computing(c: _Table, walker: WalkerSpec | None) -> Any:
-    value = c.raw("computing", "all")
+    value = c.get("computing")
     key = "constellation.computing"
     if value == "all":
         return "all"
     if isinstance(value, dict):
-        t = _Table(value, key)
-        planes = t.integer("planes", lo=1)
+        t = _Table(value, key, "constellation.computing")
+        planes = t.get("planes")
         t.done()
         if walker is None or planes > walker.planes:
             raise ConfigError(
@@ -337,14 +335,14 @@ def _parse_stations(t: _Table | None) -> tuple[GroundStationSpec, ...]:
     for sname in list(t.data):
         if not _NAME.match(sname):
             raise ConfigError("station names are letters, digits, '-' and '_'", key=t.path(sname))
-        s = _Table(t.raw(sname), t.path(sname))
+        s = _Table(t.raw(sname), t.path(sname), "ground_stations.<station>")
         out.append(
             GroundStationSpec(
                 sname,
-                s.number("latitude_deg", lo=-90.0, hi=90.0),
-                s.number("longitude_deg", lo=-180.0, hi=360.0),
-                s.number("altitude_m", 0.0, lo=-500.0, hi=9000.0),
-                s.number("min_elevation_deg", 10.0, lo=0.0, hi=90.0, hi_open=True),
+                s.get("latitude_deg"),
+                s.get("longitude_deg"),
+                s.get("altitude_m"),
+                s.get("min_elevation_deg"),
             )
         )
         s.done()
@@ -387,7 +385,8 @@ def _parse_templates(t: _Table | None, local_profiles: _Table | None) -> dict[st
         # a placeholder the hop builder replaces with the geometry's delay and windows
         merged["propagation"] = {"model": "fixed", "delay_s": 0.0}
         links[lname] = _parse_direction(
-            _Table(merged, raw.key), nodes=nodes, link_name=lname, profile_mode=False
+            _Table(merged, raw.key, "links.<link>"), nodes=nodes, link_name=lname,
+            profile_mode=False,
         )
     t.done()
     missing = [n for n in _TEMPLATES if n not in links]
@@ -401,12 +400,12 @@ def _parse_routing(t: _Table | None) -> RoutingSpec:
     if t is None:
         return d
     spec = RoutingSpec(
-        policy=t.string("policy", d.policy, choices=POLICIES),
-        compute=t.string("compute", None),
-        downlink=t.string("downlink", d.downlink, choices=("any", "origin")),
-        backhaul_km_s=t.number("backhaul_km_s", d.backhaul_km_s, lo=0.0, lo_open=True),
-        plan_step_s=t.number("plan_step_s", d.plan_step_s, lo=0.5, hi=120.0),
-        segment_s=t.number("segment_s", d.segment_s, lo=1.0, hi=3600.0),
+        policy=t.get("policy"),
+        compute=t.get("compute"),
+        downlink=t.get("downlink"),
+        backhaul_km_s=t.get("backhaul_km_s"),
+        plan_step_s=t.get("plan_step_s"),
+        segment_s=t.get("segment_s"),
     )
     t.done()
     return spec
@@ -416,20 +415,14 @@ def _parse_traffic(t: _Table | None) -> TrafficSpec:
     d = TrafficSpec()
     if t is None:
         return d
-    prompts = t.raw("prompts", list(d.prompts))
-    if (
-        not isinstance(prompts, list)
-        or not prompts
-        or not all(isinstance(x, str) and x for x in prompts)
-    ):
-        raise ConfigError("must be a non-empty array of non-empty strings", key=t.path("prompts"))
+    prompts = t.get("prompts")
     spec = TrafficSpec(
-        users_per_station=t.integer("users_per_station", d.users_per_station, lo=0, hi=10**7),
-        rate_per_user_per_h=t.number("rate_per_user_per_h", d.rate_per_user_per_h, lo=0.0),
+        users_per_station=t.get("users_per_station"),
+        rate_per_user_per_h=t.get("rate_per_user_per_h"),
         prompts=tuple(prompts),
-        max_tokens=t.integer("max_tokens", d.max_tokens, lo=1, hi=4096),
-        temperature=t.number("temperature", d.temperature, lo=0.0, hi=10.0),
-        timeout_s=t.number("timeout_s", d.timeout_s, lo=0.0, lo_open=True),
+        max_tokens=t.get("max_tokens"),
+        temperature=t.get("temperature"),
+        timeout_s=t.get("timeout_s"),
     )
     t.done()
     return spec
