@@ -27,10 +27,19 @@ What the wrapper adds to cfdp-py 0.7.0, each covered by a test in tests/test_cfd
 * **Metadata during the deferred NAK procedure.** When the Metadata PDU was lost and comes
   back after the EOF (re-requested by a NAK), cfdp-py moves the receiver back to its
   file-data step, where it neither completes nor NAKs again: the transfer stalls. The wrapper
-  keeps the receiver in the deferred procedure. File data that arrives in that state (it
-  cannot be stored before the Metadata) is not fed to the receiver. cfdp-py also drops the
-  file checksum of an EOF that comes before the Metadata (the file would then fail its
-  check); the wrapper keeps it.
+  keeps the receiver in the deferred procedure. cfdp-py also drops the file checksum of an
+  EOF that comes before the Metadata (the file would then fail its check); the wrapper keeps
+  it.
+* **File data before the Metadata** (lost, or overtaken on a reordering link). cfdp-py cannot
+  store it (no file name yet) and lists each such segment as lost ``(0, end)``: a segment
+  at its last offset then stays "lost" after it is re-sent and received, and the transfer
+  ends with NAK Limit Reached. The wrapper keeps class 2 file data that comes before the
+  Metadata (up to ``early_data_octets``), leaves it out of its NAKs, and when the Metadata
+  comes sets cfdp-py's lost-segment list right (all of ``[0, furthest end)`` before the EOF,
+  ``[0, file size)`` after it, §4.6.4.3.1) and stores the kept data through the receiver.
+  cfdp-py's NAK for each such PDU asks for the Metadata and all of ``[0, end)`` again; the
+  wrapper sends the Metadata request (0-0 segment, §4.6.4.3.2) and each gap once — the
+  deferred NAK sequence after the EOF asks again for what is still missing.
 * **Checksum of a class 2 file.** cfdp-py compares the file checksum of a class 2 transfer
   only when segments had to be NAKed; the wrapper also checks it when none were, so a file
   stored wrongly (a failing memory) ends with File Checksum Failure, not as delivered.
@@ -126,7 +135,7 @@ from spacepackets.seqcount import SeqCountProvider
 from spacepackets.util import ByteFieldU16, UnsignedByteField
 
 from linkstack.cfdp.filestore import MemoryFilestore
-from linkstack.cfdp.naks import RangeSet, nak_sequence, trim_requests
+from linkstack.cfdp.naks import METADATA_REQUEST, RangeSet, nak_sequence, trim_requests
 from linkstack.cfdp.timers import EntityClock, VirtualCountdown
 from linkstack.errors import ConfigError
 
@@ -184,6 +193,9 @@ class EntityConfig:
             (about one round trip: the answer is on its way). 0: off. The NAK timer's own
             repetitions come later and are never held back.
         checksum: file checksum type (§4.2.2).
+        early_data_octets: class 2 file data that arrives before its Metadata PDU (lost, or
+            overtaken on a reordering link) is kept, up to this many octets per transaction,
+            and stored once the Metadata arrives; data beyond it is asked for again.
     """
 
     entity_id: int
@@ -199,6 +211,7 @@ class EntityConfig:
     nak_hold_s: float = 0.0
     renak_guard_s: float = 0.0
     checksum: ChecksumType = ChecksumType.CRC_32
+    early_data_octets: int = 1 << 24
 
     def __post_init__(self) -> None:
         if not 0 <= self.entity_id < 1 << 16:
@@ -214,6 +227,8 @@ class EntityConfig:
         for key in ("nak_hold_s", "renak_guard_s"):
             if not getattr(self, key) >= 0:
                 raise ConfigError("must be >= 0", key=key)
+        if self.early_data_octets < 0:
+            raise ConfigError("must be >= 0", key="early_data_octets")
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -472,6 +487,13 @@ class _Inbound:
     mode: TransmissionMode
     received: RangeSet = field(default_factory=RangeSet)
     metadata_seen: bool = False
+    # class 2 file data that came before the Metadata PDU: kept by (offset, length), the
+    # octets it covers, and the end of the furthest such segment cfdp-py was given
+    early: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    early_ranges: RangeSet = field(default_factory=RangeSet)
+    early_end: int = 0
+    early_asked: RangeSet = field(default_factory=RangeSet)
+    early_metadata_asked: bool = False
     eof_seen: bool = False
     eof_acked: bool = False
     size: int | None = None
@@ -499,6 +521,7 @@ class _Held:
     release_clock_s: float
     nak: NakPdu
     key: TransactionKey
+    early: bool = False  # made for file data that came before the Metadata PDU
 
 
 @dataclass
@@ -714,13 +737,19 @@ class CfdpEntity:
         if isinstance(pdu, MetadataPdu) and inb is not None and inb.metadata_seen:
             self._ignore("duplicate Metadata")
             return
-        if (isinstance(pdu, FileDataPdu) and dest.step == DestStep.WAITING_FOR_METADATA
-                and dest.deferred_lost_segment_procedure_active):
-            self._ignore("file data before the re-requested Metadata")
-            return
         if inb is None:
             inb = self._inbound = _Inbound(key, pdu.transmission_mode)
+        if (isinstance(pdu, FileDataPdu) and not inb.metadata_seen
+                and pdu.transmission_mode == TransmissionMode.ACKNOWLEDGED):
+            self._keep_early(inb, pdu)
+            if (dest.step == DestStep.WAITING_FOR_METADATA
+                    and dest.deferred_lost_segment_procedure_active):
+                return  # the Metadata is already being asked for (the EOF came)
+            # cfdp-py is given it too: it starts the transaction and NAKs the Metadata
+            # (§4.6.4.3.2); its notion of what is lost is set right when the Metadata comes.
+            inb.early_end = max(inb.early_end, pdu.offset + len(pdu.file_data))
         stored = isinstance(pdu, FileDataPdu) and inb.metadata_seen
+        metadata_now = isinstance(pdu, MetadataPdu) and not inb.metadata_seen
         self._call(dest.state_machine, pdu)
         if not inb.started and dest.state != CfdpState.IDLE:
             inb.started = True
@@ -734,6 +763,51 @@ class CfdpEntity:
             self._emit(SegmentReceived(key, pdu.offset, len(pdu.file_data), new,
                                        inb.received.total, inb.size, self.now))
         self._after_dest()
+        if metadata_now and inb.metadata_seen and self._inbound is inb:
+            self._store_early(inb)
+
+    def _keep_early(self, inb: _Inbound, pdu: FileDataPdu) -> None:
+        """Keep class 2 file data that came before its Metadata PDU (it has no file to go to
+        yet), up to ``early_data_octets``; what is kept is not NAKed."""
+        seg = (pdu.offset, len(pdu.file_data))
+        if seg[1] == 0 or seg in inb.early:
+            return
+        if inb.early_ranges.total + seg[1] > self.config.early_data_octets:
+            self.counters["early_data_dropped_octets"] += seg[1]
+            return
+        inb.early[seg] = bytes(pdu.pack())  # cfdp-py changes the PDU it starts with
+        inb.early_ranges.add(pdu.offset, pdu.offset + seg[1])
+        self.counters["early_data_kept_octets"] += seg[1]
+
+    def _store_early(self, inb: _Inbound) -> None:
+        """The Metadata PDU came: store the file data kept before it.
+
+        cfdp-py cannot store file data before the Metadata (no file name) and lists each such
+        segment ``(0, end)`` as lost; data at its last offset then stays "lost" after it came
+        again, and the transfer ends with NAK Limit Reached. Before the EOF, its list is set
+        to all of ``[0, furthest end)`` lost; after the EOF it is already ``[0, file size)``
+        (§4.6.4.3.1 c). The kept segments, given to it in offset order, are then taken off as
+        re-sent data is."""
+        early, inb.early, inb.early_ranges = inb.early, {}, RangeSet()
+        dest = self.dest
+        params = dest._params
+        if (dest.state == CfdpState.IDLE
+                or params.completion_disposition == CompletionDisposition.CANCELED
+                or dest.step not in (DestStep.RECEIVING_FILE_DATA,
+                                     DestStep.WAITING_FOR_MISSING_DATA)):
+            return
+        if dest.step == DestStep.RECEIVING_FILE_DATA:
+            acked = params.acked_params
+            acked.lost_seg_tracker.reset()
+            if inb.early_end > 0:
+                acked.lost_seg_tracker.add_lost_segment((0, inb.early_end))
+            acked.last_start_offset = acked.last_end_offset = inb.early_end
+            params.fp.progress = max(params.fp.progress, inb.early_end)
+        for seg in sorted(early):
+            if self._inbound is not inb:
+                break
+            self.counters["early_data_stored_octets"] += seg[1]
+            self._to_dest(PduFactory.from_raw(early[seg]))
 
     def _to_source(self, pdu: Any) -> None:
         key = _pdu_key(pdu)
@@ -954,8 +1028,9 @@ class CfdpEntity:
                 return
             pdu = holder.pdu
             if isinstance(pdu, NakPdu) and inb is not None:
+                early = not (inb.metadata_seen or self.dest.deferred_lost_segment_procedure_active)
                 self._held.append(_Held(self.clock.value() + self.config.nak_hold_s, pdu,
-                                        inb.key))
+                                        inb.key, early))
                 continue
             if (isinstance(pdu, AckPdu) and pdu.directive_code_of_acked_pdu ==
                     DirectiveType.EOF_PDU and inb is not None):
@@ -992,8 +1067,13 @@ class CfdpEntity:
                 continue
             nak = held.nak
             asked = nak.segment_requests
-            left = self._not_asked_lately(inb, trim_requests(asked, inb.received,
-                                                             inb.metadata_seen), now)
+            have = inb.received
+            if inb.early:  # kept until the Metadata comes: not to be sent again
+                have = RangeSet([*inb.received, *inb.early_ranges])
+            left = trim_requests(asked, have, inb.metadata_seen)
+            if held.early:
+                left = self._asked_first(inb, left)
+            left = self._not_asked_lately(inb, left, now)
             left.sort(key=lambda r: (r != (0, 0), r[0]))
             if not left:
                 self.counters["naks_suppressed"] += 1
@@ -1005,6 +1085,24 @@ class CfdpEntity:
                                     self.config.max_pdu_length):
                 self._out.append(_Out(bytes(pdu.pack()), "nak"))
         self._held = keep
+
+    def _asked_first(self, inb: _Inbound,
+                     requests: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The part of a NAK made before the Metadata PDU came that was not asked for by such
+        a NAK already. (cfdp-py's NAK for each file data PDU before the Metadata asks for the
+        Metadata and for all of ``[0, its end)``: every gap again, once per PDU.) What one of
+        these NAKs asked for and did not get is asked for again by the NAK sequence after the
+        EOF (§4.6.4.3.1 c)."""
+        out: list[tuple[int, int]] = []
+        for req in requests:
+            if req == METADATA_REQUEST:
+                if not inb.early_metadata_asked:
+                    inb.early_metadata_asked = True
+                    out.append(req)
+                continue
+            out.extend(inb.early_asked.missing(*req))
+            inb.early_asked.add(*req)
+        return out
 
     def _not_asked_lately(self, inb: _Inbound, requests: list[tuple[int, int]],
                           now: float) -> list[tuple[int, int]]:
