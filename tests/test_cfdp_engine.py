@@ -47,6 +47,7 @@ from linkstack.cfdp.filestore import file_checksum
 from linkstack.cfdp.models import Manifest, ModelInfo, ModelRegistry
 from linkstack.cfdp.naks import RangeSet, nak_sequence, trim_requests
 from linkstack.cfdp.timers import EntityClock, VirtualCountdown
+from linkstack.errors import ConfigError
 
 # -- harness ------------------------------------------------------------------------------------
 
@@ -625,6 +626,71 @@ def test_cancel_from_the_sender_ends_both_sides_with_cancel_request_received() -
     assert link.a.idle and link.b.idle
 
 
+def test_an_eof_cancel_that_starts_the_transaction_at_the_receiver_ends_it() -> None:
+    """Found by the Metadata property test below: the Metadata, the data and the first two
+    EOFs are lost; the sender reaches its positive-ACK limit and cancels; its EOF (cancel) is
+    the first PDU the receiver gets. cfdp-py acknowledged it and stalled before its Finished
+    PDU (no timer runs in that step); both ends now finish with the sender's condition."""
+    link = Link(cls=2, size=1000, cfg={"ack_limit": 2},
+                drop=lambda d, k, n, b: d == "up" and (k in ("metadata", "fd")
+                                                       or (k == "eof" and n < 2)))
+    link.put()
+    link.run(until=120)
+    (dest,) = link.finished("dest")
+    assert dest.condition == ConditionCode.POSITIVE_ACK_LIMIT_REACHED and not dest.ok
+    (src,) = link.finished("source")
+    assert src.condition == ConditionCode.POSITIVE_ACK_LIMIT_REACHED
+    assert link.kinds_sent("down")["finished"] >= 1
+    assert link.a.idle and link.b.idle
+
+
+@pytest.mark.parametrize("cls", [1, 2])
+def test_a_receiver_whose_sender_gave_up_ends_with_inactivity_detected(cls: int) -> None:
+    """Found by the Metadata property test below: the Metadata gets through, every EOF is lost
+    (the cancel too); the sender gives up. cfdp-py's receiver waited for data for ever (and
+    refused every later transaction as busy); it now declares Inactivity Detected after the
+    inactivity limit of entity time, and the next transaction is received."""
+    link = Link(cls=cls, size=1000, cfg={"ack_limit": 2, "inactivity_timer_s": 7.0},
+                drop=lambda d, k, n, b: d == "up" and (k == "eof" or (k == "fd" and n > 2)))
+    link.put()
+    link.run(until=300)
+    (dest,) = link.finished("dest")
+    assert dest.condition == ConditionCode.INACTIVITY_DETECTED and not dest.ok
+    assert [f.condition for f in link.faults() if f.role == "dest"] == \
+        [ConditionCode.INACTIVITY_DETECTED]
+    last_data = max(t for t, d, k, _ in link.sent if d == "up" and k == "fd")
+    assert 7.0 <= dest.now - last_data < 7.2
+    assert link.a.idle and link.b.idle
+    link.drop = lambda d, k, n, b: False
+    link.put()
+    link.run(until=link.t + 300)
+    assert link.finished("dest")[-1].ok and link.stored == link.data
+
+
+def test_the_inactivity_limit_stops_while_suspended() -> None:
+    cfg = EntityConfig(2, max_pdu_length=128, inactivity_timer_s=5.0)
+    assert cfg.inactivity_s == 5.0
+    assert EntityConfig(2, ack_timer_s=3.0, ack_limit=4, closure_timer_s=5.0).inactivity_s == 15
+    with pytest.raises(ConfigError, match="inactivity_timer_s"):
+        EntityConfig(2, inactivity_timer_s=0.0)
+    link = Link(cls=2, size=1000, cfg={"inactivity_timer_s": 5.0},
+                drop=lambda d, k, n, b: d == "up" and k == "eof")
+    link.put()
+    pdus = link.a.pull(0.0, limit=100)
+    for p in pdus:
+        if kind(p) != "eof":
+            link.b.receive(p, 0.0)
+    link.b.suspend(1.0)
+    assert link.b.next_deadline() is None
+    link.b.resume(101.0)  # 100 s of gap: the limit is 1 s spent before it + 4 s after
+    assert link.b.next_deadline() == pytest.approx(105.0)
+    link.b.on_timer(104.9)
+    assert not [e for e in link.b.events() if isinstance(e, Fault)]
+    link.b.on_timer(105.0)
+    (fault,) = [e for e in link.b.events() if isinstance(e, Fault)]
+    assert fault.condition == ConditionCode.INACTIVITY_DETECTED
+
+
 # -- property: class 2 is byte-exact under loss, duplication and reordering ----------------------
 
 @dataclass
@@ -778,7 +844,8 @@ def test_class2_delivers_or_names_its_fault_wherever_the_metadata_comes(
     """The Metadata PDU lost 0-3 times, late by up to 3 s (behind file data, the EOF, the
     NAKed data), on a link that also loses, duplicates and reorders: the transfer ends at both
     entities, each with the exact file delivered or a named fault (never a wrong file reported
-    complete, never a sender told of a delivery that did not happen).
+    complete, never a sender told of a delivery that did not happen; a sender that reaches its
+    positive ACK limit on its EOF (cancel) too abandons the transaction, with no Finished).
     With limits of 40 (a NAK round trip fails with p <= 0.51 here: 40 in a row, ~2e-12) it
     is always the exact file."""
     link = _rough_trial(size, max_pdu, loss_up, loss_down, dup, jitter, hold, seed,
@@ -787,14 +854,18 @@ def test_class2_delivers_or_names_its_fault_wherever_the_metadata_comes(
                         cfg={"immediate_nak": immediate, "early_data_octets": early_limit})
     assert link.a.idle and link.b.idle, (link.a.status(), link.b.status())
     (dest,) = link.finished("dest")
-    (src,) = link.finished("source")
-    for fin in (dest, src):  # each end: done, or a named fault (§4.8) it declared or got
+    ends = link.finished("source")
+    assert len(ends) <= 1
+    if not ends:  # abandoned: the positive ACK limit reached again on its EOF (cancel)
+        src_faults = [f.condition for f in link.faults() if f.role == "source"]
+        assert src_faults and set(src_faults) <= FAULTS and not dest.ok
+    for fin in (dest, *ends):  # each end: done, or a named fault (§4.8) it declared or got
         assert fin.ok or fin.condition in FAULTS, fin
     if dest.ok:
         assert link.stored == link.data
-    if src.ok:  # the receiver's Finished PDU said the file was delivered: it was
+    if ends and ends[0].ok:  # the receiver's Finished PDU said the file was delivered: it was
         assert dest.ok
-    if not (dest.ok and src.ok):
+    if not (dest.ok and ends and ends[0].ok):
         assert link.faults()
     if limit == 40:
         assert delivered_ok(link), (dest, link.faults())

@@ -69,6 +69,14 @@ What the wrapper adds to cfdp-py 0.7.0, each covered by a test in tests/test_cfd
   file discarded (cfdp-py only notices a refused write, and then not as a fault).
 * **Unknown entity.** A Put.request to an entity that is not in the MIB is refused with a
   :class:`PutRefused` event (cfdp-py raises); nothing is sent.
+* **Completion after a first EOF (cancel).** When a transaction's first PDU at the receiver
+  is an EOF (cancel) (the Metadata and data lost, the sender gave up), cfdp-py acknowledges it
+  and stops before its Finished PDU, and no timer calls it again: the wrapper runs it on.
+* **Transaction inactivity.** cfdp-py has no inactivity timer: a receiver whose sender gave
+  up before its EOF got through (its EOF (cancel) lost too) waited for file data for ever and
+  refused every later transaction as busy. A receiver that hears nothing of its transaction
+  for ``inactivity_timer_s`` (entity time: not while suspended) before the EOF declares
+  Inactivity Detected (condition code 8; the MIB's transaction inactivity limit) and ends it.
 * **Errors.** A PDU that does not decode, is not for this entity, or that a handler refuses
   is counted in ``status()["pdus_ignored"]`` by reason, never raised (principle 6).
 """
@@ -193,6 +201,9 @@ class EntityConfig:
             (about one round trip: the answer is on its way). 0: off. The NAK timer's own
             repetitions come later and are never held back.
         checksum: file checksum type (§4.2.2).
+        inactivity_timer_s: the transaction inactivity limit of a receiver before the EOF;
+            None: ``(ack_limit + 1) * ack_timer_s`` or ``closure_timer_s``, the longer (a
+            sender is silent that long only when it has given up).
         early_data_octets: class 2 file data that arrives before its Metadata PDU (lost, or
             overtaken on a reordering link) is kept, up to this many octets per transaction,
             and stored once the Metadata arrives; data beyond it is asked for again.
@@ -212,6 +223,7 @@ class EntityConfig:
     renak_guard_s: float = 0.0
     checksum: ChecksumType = ChecksumType.CRC_32
     early_data_octets: int = 1 << 24
+    inactivity_timer_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.entity_id < 1 << 16:
@@ -229,6 +241,15 @@ class EntityConfig:
                 raise ConfigError("must be >= 0", key=key)
         if self.early_data_octets < 0:
             raise ConfigError("must be >= 0", key="early_data_octets")
+        if self.inactivity_timer_s is not None and not self.inactivity_timer_s > 0:
+            raise ConfigError("must be > 0", key="inactivity_timer_s")
+
+    @property
+    def inactivity_s(self) -> float:
+        """The transaction inactivity limit in force (see ``inactivity_timer_s``)."""
+        if self.inactivity_timer_s is not None:
+            return self.inactivity_timer_s
+        return max((self.ack_limit + 1) * self.ack_timer_s, self.closure_timer_s)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -494,6 +515,7 @@ class _Inbound:
     early_end: int = 0
     early_asked: RangeSet = field(default_factory=RangeSet)
     early_metadata_asked: bool = False
+    heard: float = 0.0  # entity clock when a PDU of the transaction last came
     eof_seen: bool = False
     eof_acked: bool = False
     size: int | None = None
@@ -739,6 +761,7 @@ class CfdpEntity:
             return
         if inb is None:
             inb = self._inbound = _Inbound(key, pdu.transmission_mode)
+        inb.heard = self.clock.value()
         if (isinstance(pdu, FileDataPdu) and not inb.metadata_seen
                 and pdu.transmission_mode == TransmissionMode.ACKNOWLEDGED):
             self._keep_early(inb, pdu)
@@ -920,6 +943,9 @@ class CfdpEntity:
                 deadlines.append(self._deadline(dp.check_timer))
             elif step == DestStep.WAITING_FOR_FINISHED_ACK:
                 deadlines.append(self._deadline(dp.positive_ack_params.ack_timer))
+            inactive = self._inactive_since()
+            if inactive is not None:
+                deadlines.append(inactive + self.config.inactivity_s)
         live = [d for d in deadlines if d > self._last_timer]
         if not live:
             return None
@@ -942,6 +968,24 @@ class CfdpEntity:
         if self.dest.state != CfdpState.IDLE:
             self._call(self.dest.state_machine)
             self._after_dest()
+        inactive = self._inactive_since()
+        if inactive is not None and self.clock.value() >= inactive + self.config.inactivity_s:
+            self.counters["inactivity_faults"] += 1
+            self._call(self.dest._declare_fault, ConditionCode.INACTIVITY_DETECTED)
+            self._call(self.dest.state_machine)
+            self._after_dest()
+
+    def _inactive_since(self) -> float | None:
+        """When the receiver last heard of its transaction, while it waits for file data
+        before the EOF (where no other timer runs); None otherwise."""
+        dst, inb = self.dest, self._inbound
+        if dst.state == CfdpState.IDLE or inb is None or inb.eof_seen:
+            return None
+        if dst.step == DestStep.RECEIVING_FILE_DATA or (
+                dst.step == DestStep.WAITING_FOR_METADATA
+                and not dst.deferred_lost_segment_procedure_active):
+            return inb.heard
+        return None
 
     # -- events and status -------------------------------------------------------------------
     def events(self) -> list[Event]:
@@ -1041,6 +1085,13 @@ class CfdpEntity:
 
     def _after_dest(self) -> None:
         self._drain_dest()
+        if self.dest.state != CfdpState.IDLE and self.dest.step in (
+                DestStep.TRANSFER_COMPLETION, DestStep.SENDING_FINISHED_PDU):
+            # cfdp-py returns after the first PDU of a transaction once it has a PDU to send
+            # (an EOF (cancel) that starts one: its ACK) and finishes only when called again;
+            # nothing else would call it (no timer runs in these steps).
+            self._call(self.dest.state_machine)
+            self._drain_dest()
         self._adopt_timers()
         self._release_naks()
         inb = self._inbound
