@@ -36,27 +36,34 @@ LOOPBACK = ("127.0.0.1", 0)
 
 
 def recorded(model_id: str = "factory") -> RecordedBackend:
-    return RecordedBackend({}, default=Generation("ok", 5, 1, 0.0, FinishReason.STOP),
-                           model_ids=(model_id,))
+    return RecordedBackend(
+        {}, default=Generation("ok", 5, 1, 0.0, FinishReason.STOP), model_ids=(model_id,)
+    )
 
 
-def onboard(hop: RfHopConfig, *, capacity: int | None = None,
-            loader_fails: bool = False) -> tuple[OnboardFiles, SwappableBackend]:
+def onboard(
+    hop: RfHopConfig, *, capacity: int | None = None, loader_fails: bool = False
+) -> tuple[OnboardFiles, SwappableBackend]:
     def load(info: ModelInfo, data: bytes) -> RecordedBackend:
         if loader_fails:
             raise ValueError("not a GGUF file")
         return recorded(info.model_id)
 
     backend = SwappableBackend(PacedBackend(recorded()), loader=load)
-    registry = ModelRegistry(ModelInfo("factory", "", 0, "factory", 1),
-                             on_swap=backend.install)
-    files = OnboardFiles(hop, registry=registry, store=MemoryFilestore(capacity=capacity),
-                         timer_s=1.0)
+    registry = ModelRegistry(ModelInfo("factory", "", 0, "factory", 1), on_swap=backend.install)
+    files = OnboardFiles(
+        hop, registry=registry, store=MemoryFilestore(capacity=capacity), timer_s=1.0
+    )
     return files, backend
 
 
-async def _pair(hop: RfHopConfig, files: OnboardFiles, backend: SwappableBackend, *,
-                channel: ChannelProxy | None = None) -> tuple[UdpFileSender, UdpSatellite]:
+async def _pair(
+    hop: RfHopConfig,
+    files: OnboardFiles,
+    backend: SwappableBackend,
+    *,
+    channel: ChannelProxy | None = None,
+) -> tuple[UdpFileSender, UdpSatellite]:
     sat = UdpSatellite(backend, hop, files=files)
     ground = UdpFileSender(hop, timer_s=1.0)
     if channel is None:
@@ -86,16 +93,17 @@ def test_a_model_uploaded_over_udp_through_a_lossy_channel_is_swapped_in() -> No
     data = random.Random(4).randbytes(40_000)
     files, backend = onboard(hop)
     channel = ChannelProxy(
-        ChannelProfile("uplink", rate_bps=2_000_000, propagation=FixedDelay(0.005),
-                       erasure=0.3),
-        ChannelProfile("downlink", rate_bps=2_000_000, propagation=FixedDelay(0.005),
-                       erasure=0.2), seed=5)
+        ChannelProfile("uplink", rate_bps=2_000_000, propagation=FixedDelay(0.005), erasure=0.3),
+        ChannelProfile("downlink", rate_bps=2_000_000, propagation=FixedDelay(0.005), erasure=0.2),
+        seed=5,
+    )
 
     async def main() -> dict:
         ground, sat = await _pair(hop, files, backend, channel=channel)
         try:
             report = await asyncio.wait_for(
-                ground.upload(data, "models/new.gguf", kind="model", timeout_s=60), 90)
+                ground.upload(data, "models/new.gguf", kind="model", timeout_s=60), 90
+            )
             await _settle(files, 1)
             lost = channel.status()
             assert lost["uplink"]["lost"].get("erasure", 0) > 0
@@ -112,17 +120,28 @@ def test_a_model_uploaded_over_udp_through_a_lossy_channel_is_swapped_in() -> No
     (result,) = files.installs
     assert result.swapped and backend.model_ids == ("new@v2",)
     assert files.status()["model"] == "new@v2"
-    for key in ("status", "total_s", "bound_s", "ratio", "retransmitted_octets", "passes",
-                "sha256"):
+    for key in (
+        "status",
+        "total_s",
+        "bound_s",
+        "ratio",
+        "retransmitted_octets",
+        "passes",
+        "sha256",
+    ):
         assert key in report
 
 
-@pytest.mark.parametrize(("capacity", "loader_fails", "status", "reason"), [
-    (10_000, False, "filestore_rejection", "nothing stored"),
-    (None, True, "ok", "test load failed: ValueError: not a GGUF file"),
-])
-def test_refused_uploads_over_udp_keep_the_old_model(capacity: int | None, loader_fails: bool,
-                                                     status: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("capacity", "loader_fails", "status", "reason"),
+    [
+        (10_000, False, "filestore_rejection", "nothing stored"),
+        (None, True, "ok", "test load failed: ValueError: not a GGUF file"),
+    ],
+)
+def test_refused_uploads_over_udp_keep_the_old_model(
+    capacity: int | None, loader_fails: bool, status: str, reason: str
+) -> None:
     hop = rf_hop_config(load_scenario("default")).config
     data = random.Random(2).randbytes(20_000)
     files, backend = onboard(hop, capacity=capacity, loader_fails=loader_fails)
@@ -131,7 +150,8 @@ def test_refused_uploads_over_udp_keep_the_old_model(capacity: int | None, loade
         ground, sat = await _pair(hop, files, backend)
         try:
             report = await asyncio.wait_for(
-                ground.upload(data, "models/new.gguf", kind="model", timeout_s=30), 60)
+                ground.upload(data, "models/new.gguf", kind="model", timeout_s=30), 60
+            )
             await _settle(files, 1)
             return report
         finally:
@@ -148,6 +168,7 @@ def test_refused_uploads_over_udp_keep_the_old_model(capacity: int | None, loade
 
 # -- as real processes -------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -160,10 +181,27 @@ def test_serve_satellite_accepts_an_upload_from_the_upload_command(tmp_path: Pat
     sat_port, ground_port = _free_port(), _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "linkstack.cli.serve", "serve", "--role", "satellite",
-         "--listen", f"127.0.0.1:{sat_port}", "--peer", f"127.0.0.1:{ground_port}",
-         "--backend", f"recorded:{rec}", "--models", str(tmp_path / "models")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "linkstack.cli.serve",
+            "serve",
+            "--role",
+            "satellite",
+            "--listen",
+            f"127.0.0.1:{sat_port}",
+            "--peer",
+            f"127.0.0.1:{ground_port}",
+            "--backend",
+            f"recorded:{rec}",
+            "--models",
+            str(tmp_path / "models"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -171,9 +209,20 @@ def test_serve_satellite_accepts_an_upload_from_the_upload_command(tmp_path: Pat
         f = tmp_path / "notes.txt"
         f.write_bytes(b"telemetry " * 3000)
         t0 = time.monotonic()
-        result = CliRunner().invoke(app, ["upload", str(f), "--peer", f"127.0.0.1:{sat_port}",
-                                          "--listen", f"127.0.0.1:{ground_port}", "--json",
-                                          "--timeout", "60"])
+        result = CliRunner().invoke(
+            app,
+            [
+                "upload",
+                str(f),
+                "--peer",
+                f"127.0.0.1:{sat_port}",
+                "--listen",
+                f"127.0.0.1:{ground_port}",
+                "--json",
+                "--timeout",
+                "60",
+            ],
+        )
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert report["status"] == "ok" and report["octets"] == 30_000
@@ -190,9 +239,11 @@ def test_serve_satellite_accepts_an_upload_from_the_upload_command(tmp_path: Pat
 def test_upload_peer_bad_input_is_one_line_naming_the_option(tmp_path: Path) -> None:
     f = tmp_path / "a.bin"
     f.write_bytes(b"x" * 10)
-    for args, key in ((["--peer", "host:port"], "--peer"),
-                      (["--peer", "127.0.0.1:9", "--listen", "x:y"], "--listen"),
-                      (["--peer", "127.0.0.1:9", "--store-capacity", "5"], "--store-capacity")):
+    for args, key in (
+        (["--peer", "host:port"], "--peer"),
+        (["--peer", "127.0.0.1:9", "--listen", "x:y"], "--listen"),
+        (["--peer", "127.0.0.1:9", "--store-capacity", "5"], "--store-capacity"),
+    ):
         result = CliRunner().invoke(app, ["upload", str(f), *args])
         assert result.exit_code == 2, result.output
         lines = [line for line in result.stderr.splitlines() if line.strip()]

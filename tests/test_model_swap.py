@@ -34,8 +34,9 @@ FACTORY = ModelInfo("factory", "", 0, "models/factory.gguf", 1)
 class NamedModel:
     """A model that says who it is: ``"<name>: <prompt>"``, taking ``inference_s``."""
 
-    def __init__(self, name: str, inference_s: float = 0.25,
-                 gate: threading.Event | None = None) -> None:
+    def __init__(
+        self, name: str, inference_s: float = 0.25, gate: threading.Event | None = None
+    ) -> None:
         self.name = name
         self.inference_s = inference_s
         self.gate = gate
@@ -67,12 +68,16 @@ class Onboard:
     loads: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.cfdp = CfdpEntity(EntityConfig(2, max_pdu_length=1000, ack_timer_s=1.0,
-                                            nak_timer_s=1.0), MemoryFilestore(), peers=[1])
+        self.cfdp = CfdpEntity(
+            EntityConfig(2, max_pdu_length=1000, ack_timer_s=1.0, nak_timer_s=1.0),
+            MemoryFilestore(),
+            peers=[1],
+        )
         self.backend = SwappableBackend(NamedModel(FACTORY.model_id), loader=self._load)
         self.registry = ModelRegistry(FACTORY, on_swap=self.backend.install)
-        self.endpoint = ModelEndpoint(self.backend, EndpointConfig(queue_limit=1000,
-                                                                   timeout_s=None))
+        self.endpoint = ModelEndpoint(
+            self.backend, EndpointConfig(queue_limit=1000, timeout_s=None)
+        )
         self.installs: list[tuple[float, InstallResult]] = []
 
     def _load(self, info: ModelInfo, data: bytes) -> NamedModel:
@@ -85,8 +90,11 @@ class Onboard:
         for ev in self.cfdp.events():
             if isinstance(ev, TransactionFinished) and ev.role == "dest":
                 result = self.registry.install(
-                    ev.file or "", self.cfdp.filestore.get(ev.file or ""),
-                    Manifest.find(ev.messages), transfer_ok=ev.ok)
+                    ev.file or "",
+                    self.cfdp.filestore.get(ev.file or ""),
+                    Manifest.find(ev.messages),
+                    transfer_ok=ev.ok,
+                )
                 self.installs.append((now, result))
 
 
@@ -101,18 +109,28 @@ class Answer:
     status: Status
 
 
-def swap_under_load(*, loader_fails: bool = False, size: int = 300_000, seed: int = 3,
-                    loss: float = 0.05) -> tuple[Onboard, list[Answer], int, float]:
+def swap_under_load(
+    *, loader_fails: bool = False, size: int = 300_000, seed: int = 3, loss: float = 0.05
+) -> tuple[Onboard, list[Answer], int, float]:
     """Upload a model while prompts come every 0.2 s (each takes the model 0.25 s, so a queue
     builds up); returns the satellite, the answers, the prompts asked and the swap time."""
     rng = random.Random(seed)
     data = rng.randbytes(size)
-    ground = CfdpEntity(EntityConfig(1, max_pdu_length=1000, ack_timer_s=1.0, nak_timer_s=1.0),
-                        MemoryFilestore({"new.gguf": data}), peers=[2])
+    ground = CfdpEntity(
+        EntityConfig(1, max_pdu_length=1000, ack_timer_s=1.0, nak_timer_s=1.0),
+        MemoryFilestore({"new.gguf": data}),
+        peers=[2],
+    )
     sat = Onboard(loader_fails)
     client = PromptClient(timeout_s=None)
-    ground.put(2, "new.gguf", "models/new.gguf", 2,
-               messages=[Manifest.of(data, kind="model", name="new").encode()], now=0.0)
+    ground.put(
+        2,
+        "new.gguf",
+        "models/new.gguf",
+        2,
+        messages=[Manifest.of(data, kind="model", name="new").encode()],
+        now=0.0,
+    )
     delay, dt, seq = 0.05, 0.01, itertools.count()
     flight: list[tuple[float, int, str, bytes]] = []
     asked: dict[int, float] = {}
@@ -145,9 +163,17 @@ def swap_under_load(*, loader_fails: bool = False, size: int = 300_000, seed: in
                 for ev in client.receive_packet(octets, t):
                     assert isinstance(ev, ResultReceived), ev
                     r = ev.result
-                    answers.append(Answer(r.request_id, asked[r.request_id], t,
-                                          accepted[r.request_id], r.model_id, r.text,
-                                          r.status))
+                    answers.append(
+                        Answer(
+                            r.request_id,
+                            asked[r.request_id],
+                            t,
+                            accepted[r.request_id],
+                            r.model_id,
+                            r.text,
+                            r.status,
+                        )
+                    )
         for e in (ground, sat.cfdp):
             d = e.next_deadline()
             if d is not None and d <= t:
@@ -166,8 +192,14 @@ def swap_under_load(*, loader_fails: bool = False, size: int = 300_000, seed: in
             if job is not None:
                 gen = sat.backend.generate(job.prompt.text, job.prompt.params)
                 running = (t + gen.inference_s, job, gen)
-        if t > 12.0 and not client.pending and running is None and ground.idle \
-                and sat.cfdp.idle and not flight:
+        if (
+            t > 12.0
+            and not client.pending
+            and running is None
+            and ground.idle
+            and sat.cfdp.idle
+            and not flight
+        ):
             break
     return sat, answers, len(asked), swap_at
 
@@ -221,8 +253,9 @@ def test_a_generation_running_during_the_swap_is_named_after_the_model_it_ran_on
     job = endpoint.next_job(0.0)
     assert job is not None and job.model_id == "old@v1"
     out: list[ModelGeneration] = []
-    worker = threading.Thread(target=lambda: out.append(
-        backend.generate(job.prompt.text, job.prompt.params)))
+    worker = threading.Thread(
+        target=lambda: out.append(backend.generate(job.prompt.text, job.prompt.params))
+    )
     worker.start()
     assert old.started.wait(10)
     registry = ModelRegistry(ModelInfo("old", "", 0, "old.gguf", 1), on_swap=backend.install)
@@ -233,8 +266,9 @@ def test_a_generation_running_during_the_swap_is_named_after_the_model_it_ran_on
     worker.join(10)
     (gen,) = out
     assert gen.model_id == "old@v1" and gen.text == "old@v1: in flight"
-    (result,) = [ev.result for p in endpoint.complete(job, gen, 1.0)
-                 for ev in client.receive_packet(p, 1.0)]
+    (result,) = [
+        ev.result for p in endpoint.complete(job, gen, 1.0) for ev in client.receive_packet(p, 1.0)
+    ]
     assert result.model_id == "old@v1"
     # the next request runs on the new model and says so
     _, packets = client.ask("next", 2.0)
@@ -243,8 +277,9 @@ def test_a_generation_running_during_the_swap_is_named_after_the_model_it_ran_on
     job = endpoint.next_job(2.0)
     assert job is not None
     gen = backend.generate(job.prompt.text, job.prompt.params)
-    (result,) = [ev.result for p in endpoint.complete(job, gen, 2.5)
-                 for ev in client.receive_packet(p, 2.5)]
+    (result,) = [
+        ev.result for p in endpoint.complete(job, gen, 2.5) for ev in client.receive_packet(p, 2.5)
+    ]
     assert (result.model_id, result.text) == ("new@v2", "new@v2: next")
 
 
@@ -266,6 +301,7 @@ def test_a_registry_without_a_loader_refuses_and_keeps_the_model() -> None:
 
 # -- the real model ------------------------------------------------------------------------------
 
+
 @pytest.mark.model
 def test_the_uploaded_gguf_is_loaded_by_llama_cpp_and_answers(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The Gemma GGUF (253 MB) goes up with CFDP class 2 (32 kB PDUs, a lost one NAKed),
@@ -274,11 +310,18 @@ def test_the_uploaded_gguf_is_loaded_by_llama_cpp_and_answers(tmp_path) -> None:
     from linkstack.payload.backend import gemma_gguf_path
 
     data = gemma_gguf_path().read_bytes()
-    ground = CfdpEntity(EntityConfig(1, max_pdu_length=32_768), MemoryFilestore({"g": data}),
-                        peers=[2])
+    ground = CfdpEntity(
+        EntityConfig(1, max_pdu_length=32_768), MemoryFilestore({"g": data}), peers=[2]
+    )
     onboard = CfdpEntity(EntityConfig(2, max_pdu_length=32_768), MemoryFilestore(), peers=[1])
-    ground.put(2, "g", "models/gemma-upload.gguf", 2,
-               messages=[Manifest.of(data, kind="model").encode()], now=0.0)
+    ground.put(
+        2,
+        "g",
+        "models/gemma-upload.gguf",
+        2,
+        messages=[Manifest.of(data, kind="model").encode()],
+        now=0.0,
+    )
     t, n = 0.0, 0
     while not (ground.idle and onboard.idle) and t < 600:
         t += 0.01
@@ -294,25 +337,29 @@ def test_the_uploaded_gguf_is_loaded_by_llama_cpp_and_answers(tmp_path) -> None:
                 e.on_timer(t)
     (fin,) = [e for e in onboard.events() if isinstance(e, TransactionFinished)]
     assert fin.ok and onboard.counters["pdus_received"] > 7700
-    backend = SwappableBackend(NamedModel("factory@v1"),
-                               loader=gguf_loader(tmp_path, n_ctx=512), probe="Hi")
+    backend = SwappableBackend(
+        NamedModel("factory@v1"), loader=gguf_loader(tmp_path, n_ctx=512), probe="Hi"
+    )
     registry = ModelRegistry(FACTORY, on_swap=backend.install)
     stored = onboard.filestore.get(fin.file or "")
-    result = registry.install(fin.file or "", stored, Manifest.find(fin.messages),
-                              transfer_ok=fin.ok)
+    result = registry.install(
+        fin.file or "", stored, Manifest.find(fin.messages), transfer_ok=fin.ok
+    )
     assert result.swapped, result.reason
     assert backend.model_ids == ("gemma-upload@v2",)
     endpoint = ModelEndpoint(backend, EndpointConfig(timeout_s=None))
     client = PromptClient(timeout_s=None)
-    _, packets = client.ask("What is the capital of France?", 0.0,
-                            params=GenerationParams(max_tokens=12))
+    _, packets = client.ask(
+        "What is the capital of France?", 0.0, params=GenerationParams(max_tokens=12)
+    )
     for p in packets:
         endpoint.receive_packet(p, 0.0)
     job = endpoint.next_job(0.0)
     assert job is not None
     gen = backend.generate(job.prompt.text, job.prompt.params)
-    (answer,) = [ev.result for p in endpoint.complete(job, gen, 1.0)
-                 for ev in client.receive_packet(p, 1.0)]
+    (answer,) = [
+        ev.result for p in endpoint.complete(job, gen, 1.0) for ev in client.receive_packet(p, 1.0)
+    ]
     assert answer.ok and answer.model_id == "gemma-upload@v2" and "Paris" in answer.text
     bad = b"XXXX" + data[4:]  # not GGUF any more; its manifest is right about it
     result = registry.install("models/bad.gguf", bad, Manifest.of(bad), transfer_ok=True)

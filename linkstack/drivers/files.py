@@ -44,8 +44,14 @@ from linkstack.errors import DecodeError
 from linkstack.hops.rf import RfGround, RfHopConfig
 from linkstack.spp.packet import PacketType
 
-__all__ = ["GROUND_ENTITY", "ONBOARD_ENTITY", "CfdpPort", "OnboardFiles", "UdpFileSender",
-           "entity_config"]
+__all__ = [
+    "GROUND_ENTITY",
+    "ONBOARD_ENTITY",
+    "CfdpPort",
+    "OnboardFiles",
+    "UdpFileSender",
+    "entity_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +61,17 @@ ONBOARD_ENTITY = 2
 
 def entity_config(entity_id: int, hop: RfHopConfig, *, timer_s: float = 5.0) -> EntityConfig:
     """CFDP settings of an entity on the RF hop: PDUs that fit one TC frame's packet."""
-    return EntityConfig(entity_id, max_pdu_length=max_pdu_length(hop.max_packet_length),
-                        ack_timer_s=timer_s, ack_limit=10, nak_timer_s=timer_s, nak_limit=10,
-                        check_timer_s=timer_s, closure_timer_s=6 * timer_s,
-                        renak_guard_s=timer_s / 2)
+    return EntityConfig(
+        entity_id,
+        max_pdu_length=max_pdu_length(hop.max_packet_length),
+        ack_timer_s=timer_s,
+        ack_limit=10,
+        nak_timer_s=timer_s,
+        nak_limit=10,
+        check_timer_s=timer_s,
+        closure_timer_s=6 * timer_s,
+        renak_guard_s=timer_s / 2,
+    )
 
 
 class CfdpPort:
@@ -72,9 +85,15 @@ class CfdpPort:
         on_event: called with each entity event and the time.
     """
 
-    def __init__(self, entity: CfdpEntity, link: HopLink, packet_type: PacketType, *,
-                 window: int = 16,
-                 on_event: Callable[[object, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        entity: CfdpEntity,
+        link: HopLink,
+        packet_type: PacketType,
+        *,
+        window: int = 16,
+        on_event: Callable[[object, float], None] | None = None,
+    ) -> None:
         self.entity = entity
         self.link = link
         self.packetizer = PduPacketizer(CFDP_APID, packet_type=packet_type)
@@ -138,11 +157,18 @@ class OnboardFiles:
     ``on_swap`` test load) in a worker thread; ``installs`` keeps the results.
     """
 
-    def __init__(self, hop: RfHopConfig, *, registry: ModelRegistry | None = None,
-                 store: MemoryFilestore | None = None, timer_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        hop: RfHopConfig,
+        *,
+        registry: ModelRegistry | None = None,
+        store: MemoryFilestore | None = None,
+        timer_s: float = 5.0,
+    ) -> None:
         self.store = store if store is not None else MemoryFilestore()
-        self.entity = CfdpEntity(entity_config(ONBOARD_ENTITY, hop, timer_s=timer_s),
-                                 self.store, peers=[GROUND_ENTITY])
+        self.entity = CfdpEntity(
+            entity_config(ONBOARD_ENTITY, hop, timer_s=timer_s), self.store, peers=[GROUND_ENTITY]
+        )
         self.registry = registry
         self.finished: list[TransactionFinished] = []
         self.installs: list[InstallResult] = []
@@ -160,38 +186,51 @@ class OnboardFiles:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         elif isinstance(ev, Fault | StoreFull):
-            self.faults.append(type(ev).__name__ if isinstance(ev, StoreFull)
-                               else ev.condition.name.lower())
+            self.faults.append(
+                type(ev).__name__ if isinstance(ev, StoreFull) else ev.condition.name.lower()
+            )
 
-    async def _install(self, ev: TransactionFinished, data: bytes | None,
-                       manifest: Manifest) -> None:
+    async def _install(
+        self, ev: TransactionFinished, data: bytes | None, manifest: Manifest
+    ) -> None:
         assert self.registry is not None
-        result = await asyncio.to_thread(self.registry.install, ev.file or "", data, manifest,
-                                         transfer_ok=ev.ok)
+        result = await asyncio.to_thread(
+            self.registry.install, ev.file or "", data, manifest, transfer_ok=ev.ok
+        )
         self.installs.append(result)
         log.info("model %s: %s", ev.file, result.reason)
 
     def status(self) -> dict[str, object]:
         active = self.registry.active if self.registry is not None else None
-        return {"files": self.store.names(), "received": len(self.finished),
-                "faults": list(self.faults),
-                "installs": [r.as_dict() for r in self.installs],
-                "model": None if active is None else active.model_id,
-                "cfdp": self.entity.status()}
+        return {
+            "files": self.store.names(),
+            "received": len(self.finished),
+            "faults": list(self.faults),
+            "installs": [r.as_dict() for r in self.installs],
+            "model": None if active is None else active.model_id,
+            "cfdp": self.entity.status(),
+        }
 
 
 class UdpFileSender(_Node):
     """The ground end of the RF hop with CFDP entity 1: ``linkstack upload --peer``."""
 
-    def __init__(self, hop: RfHopConfig, *, timer_s: float = 5.0, uplink_bps: float | None = None,
-                 delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        hop: RfHopConfig,
+        *,
+        timer_s: float = 5.0,
+        uplink_bps: float | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
         super().__init__()
         self.hop = hop
         self.uplink_bps = uplink_bps
         self.delay_s = delay_s
         self.store = MemoryFilestore()
-        self.entity = CfdpEntity(entity_config(GROUND_ENTITY, hop, timer_s=timer_s),
-                                 self.store, peers=[ONBOARD_ENTITY])
+        self.entity = CfdpEntity(
+            entity_config(GROUND_ENTITY, hop, timer_s=timer_s), self.store, peers=[ONBOARD_ENTITY]
+        )
         self._done: asyncio.Future[tuple[str, str, float]] | None = None
         self._faults: list[str] = []
 
@@ -215,16 +254,23 @@ class UdpFileSender(_Node):
         if done is None or done.done():
             return
         if isinstance(ev, TransactionFinished) and ev.role == "source":
-            status = "ok" if ev.ok else (self._faults[0] if self._faults
-                                         else ev.condition.name.lower())
-            done.set_result((status, "" if ev.ok else f"delivery {ev.delivery.name.lower()}",
-                             now))
+            status = (
+                "ok" if ev.ok else (self._faults[0] if self._faults else ev.condition.name.lower())
+            )
+            done.set_result((status, "" if ev.ok else f"delivery {ev.delivery.name.lower()}", now))
         elif isinstance(ev, PutRefused):
             done.set_result((ev.reason, ev.detail, now))
 
-    async def upload(self, data: bytes, name: str, *, transfer_class: int = 2,
-                     kind: str = "file", dest_entity: int = ONBOARD_ENTITY,
-                     timeout_s: float = 600.0) -> dict[str, Any]:
+    async def upload(
+        self,
+        data: bytes,
+        name: str,
+        *,
+        transfer_class: int = 2,
+        kind: str = "file",
+        dest_entity: int = ONBOARD_ENTITY,
+        timeout_s: float = 600.0,
+    ) -> dict[str, Any]:
         """Send ``data`` to be stored onboard as ``name``; the report when the sender's
         transaction ends (or ``timeout``: the transfer is cancelled)."""
         loop = asyncio.get_running_loop()
@@ -234,8 +280,14 @@ class UdpFileSender(_Node):
         self._faults.clear()
         start = loop.time()
         wall = time.time()
-        self.entity.put(dest_entity, "outbox/" + name, name, TransferClass(transfer_class),
-                        messages=[manifest.encode()], now=start)
+        self.entity.put(
+            dest_entity,
+            "outbox/" + name,
+            name,
+            TransferClass(transfer_class),
+            messages=[manifest.encode()],
+            now=start,
+        )
         self.port.kick()
         try:
             status, detail, end = await asyncio.wait_for(asyncio.shield(self._done), timeout_s)
@@ -249,14 +301,24 @@ class UdpFileSender(_Node):
             bound = 8 * len(data) / self.uplink_bps + self.delay_s
         counters = self.entity.counters
         return {
-            "status": status, "detail": detail, "file": name, "octets": len(data),
-            "class": transfer_class, "total_s": total, "bound_s": bound,
+            "status": status,
+            "detail": detail,
+            "file": name,
+            "octets": len(data),
+            "class": transfer_class,
+            "total_s": total,
+            "bound_s": bound,
             "ratio": None if not bound else total / bound,
-            "retransmitted_octets": counters["retransmitted_octets"], "passes": 1,
-            "sha256": hashlib.sha256(data).hexdigest(), "started_unix_s": wall,
-            "real_time": True, "cfdp": self.entity.status(),
+            "retransmitted_octets": counters["retransmitted_octets"],
+            "passes": 1,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "started_unix_s": wall,
+            "real_time": True,
+            "cfdp": self.entity.status(),
         }
 
     def status(self) -> dict[str, object]:
-        return {"link": self.link.endpoint.status() | {"udp": self.link.status()},
-                "cfdp": self.entity.status()}
+        return {
+            "link": self.link.endpoint.status() | {"udp": self.link.status()},
+            "cfdp": self.entity.status(),
+        }

@@ -43,8 +43,14 @@ class SwappableBackend:
             is the test).
     """
 
-    def __init__(self, backend: ModelBackend, *, model_id: str | None = None,
-                 loader: Loader | None = None, probe: str | None = None) -> None:
+    def __init__(
+        self,
+        backend: ModelBackend,
+        *,
+        model_id: str | None = None,
+        loader: Loader | None = None,
+        probe: str | None = None,
+    ) -> None:
         self._current: tuple[ModelBackend, str] = (backend, model_id or backend.model_ids[0])
         self._lock = threading.Lock()
         self.loader = loader
@@ -93,8 +99,9 @@ class SwappableBackend:
 
 
 def _named(g: Generation, model_id: str) -> ModelGeneration:
-    return ModelGeneration(g.text, g.prompt_tokens, g.completion_tokens, g.inference_s,
-                           g.finish_reason, model_id)
+    return ModelGeneration(
+        g.text, g.prompt_tokens, g.completion_tokens, g.inference_s, g.finish_reason, model_id
+    )
 
 
 def gguf_loader(directory: str | os.PathLike[str], **llama_options: object) -> Loader:
