@@ -683,7 +683,8 @@ class _Transfer:
             elif isinstance(ev, Fault) and self.fault is None:
                 self.fault = ev.condition.name.lower()
             elif isinstance(ev, StoreFull):
-                self.detail = (f"onboard store full: {ev.file} needs {ev.size} octets, "
+                where = "onboard" if side is self.onboard else "ground"
+                self.detail = (f"{where} store full: {ev.file} needs {ev.size} octets, "
                                f"{ev.free} free; refused at its Metadata PDU")
             elif isinstance(ev, PutRefused):
                 self.fault = ev.reason
@@ -845,7 +846,8 @@ def run_upload(scenario: Scenario, data: bytes, name: str, *, satellite: str | N
 
     Faults (each ends the run with a status naming it, the old model kept):
     ``dest_entity`` other than the satellite's CFDP entity (2) is not in the ground's MIB:
-    ``unknown_entity``, nothing is sent; ``store_capacity`` (octets) sizes the onboard store,
+    ``unknown_entity``, nothing is sent; ``store_capacity`` (octets; default: the
+    satellite's ``store_octets`` in the scenario, else unlimited) sizes the onboard store,
     and a file that does not fit is refused at its Metadata PDU: ``filestore_rejection``;
     ``cancel_after_s``: the ground cancels the transaction that many seconds after the
     request: ``cancel_request_received``."""
@@ -866,6 +868,8 @@ def run_upload(scenario: Scenario, data: bytes, name: str, *, satellite: str | N
         manifest = Manifest(digest, len(data), manifest.kind, name)
     ground = MemoryFilestore({"outbox/" + name: data})
     store = onboard if onboard is not None else MemoryFilestore()
+    if store_capacity is None:
+        store_capacity = scenario.nodes[sat].store_octets
     if store_capacity is not None:
         store.capacity = store_capacity
     run = _Transfer(scenario, sat, "upload", transfer_class, ground, store, "outbox/" + name,
@@ -885,7 +889,8 @@ def run_download(scenario: Scenario, name: str, *, satellite: str | None = None,
                  pcap: str | Path | None = None) -> tuple[TransferReport, bytes | None]:
     """Fetch ``name`` from ``satellite``'s filestore (default: :func:`onboard_products`) with
     a Proxy Put Request; returns the report and the octets stored on the ground. ``pcap``: as
-    for :func:`run_upload`."""
+    for :func:`run_upload`. The ground's store holds the ground station's ``store_octets`` of
+    the scenario (default: unlimited); a file that does not fit: ``filestore_rejection``."""
     sat = check_satellite(scenario, satellite, "--from")
     if transfer_class not in (1, 2):
         raise ConfigError(f"{transfer_class}: CFDP class 1 or 2", key="--class")
@@ -898,6 +903,7 @@ def run_download(scenario: Scenario, name: str, *, satellite: str | None = None,
     run = _Transfer(scenario, sat, "download", transfer_class, ground, store, name, local,
                     registry=None, swap=False, messages=[], expected=None, timeout_s=timeout_s,
                     progress=progress)
+    ground.capacity = scenario.nodes[run.hops[0].forward.source].store_octets
     report: TransferReport = _simulate(run, scenario, pcap)
     return report, ground.get(local)
 

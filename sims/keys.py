@@ -186,6 +186,14 @@ NODE = TableSpec(
             hi_open=True,
             when='kind = "ground_station"',
         ),
+        _i(
+            "store_octets",
+            "The node's CFDP file store, octets: uploads to a satellite, downloads to a "
+            "ground station (linkstack upload/download; --store-capacity overrides it).",
+            None,
+            lo=0,
+            shown_default="unlimited",
+        ),
     ),
 )
 

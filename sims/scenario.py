@@ -13,6 +13,8 @@ table refuses keys not listed)::
     [nodes.<node>]      kind = "ground_station" | "satellite"
                         altitude_km (satellite, > 0)
                         min_elevation_deg (ground station, [0, 90), default 10)
+                        store_octets (>= 0, default: unlimited): the node's CFDP filestore
+                        (a file that does not fit is refused at its Metadata PDU)
     [profiles.<name>]   amends / defines a link profile (same keys as a link, minus
                         from / to / profile); see linkstack.sims.profiles
     [links.<name>]      ONE direction of a link, from node ``from`` to node ``to``:
@@ -194,6 +196,10 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"must be an integer, not {_kind(value)}", key=self.path(name))
         if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if hi is None:
+                raise ConfigError(f"{value} must be >= {lo}", key=self.path(name))
+            if lo is None:
+                raise ConfigError(f"{value} must be <= {hi}", key=self.path(name))
             raise ConfigError(f"{value} is outside {lo}..{hi}", key=self.path(name))
         return value
 
@@ -298,6 +304,7 @@ class NodeSpec:
     kind: str
     altitude_km: float | None = None
     min_elevation_deg: float | None = None
+    store_octets: int | None = None  # CFDP filestore capacity (None: unlimited)
 
 
 @dataclass(frozen=True)
@@ -834,12 +841,13 @@ def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
 
 def _parse_node(name: str, t: _Table) -> NodeSpec:
     kind = t.get("kind")
+    store = t.get("store_octets")
     if kind == "satellite":
         altitude = t.get("altitude_km")
-        node = NodeSpec(name, kind, altitude_km=altitude)
+        node = NodeSpec(name, kind, altitude_km=altitude, store_octets=store)
     else:
         elevation = t.get("min_elevation_deg")
-        node = NodeSpec(name, kind, min_elevation_deg=elevation)
+        node = NodeSpec(name, kind, min_elevation_deg=elevation, store_octets=store)
     t.done()
     return node
 

@@ -71,6 +71,9 @@ def test_refused_upload_exits_1(tmp_path: Path) -> None:
     (["upload", "__FILE__", "--to", "sat9"], "--to"),
     (["upload", "__FILE__", "--class", "3"], "--class"),
     (["upload", "__FILE__", "--set", "links.uplink.ber=7"], "links.uplink.ber"),
+    (["upload", "__FILE__", "--set", "nodes.sat1.store_octets=-5"], "nodes.sat1.store_octets"),
+    (["upload", "__FILE__", "--set", "nodes.sat1.store_octets=1.5"], "nodes.sat1.store_octets"),
+    (["upload", "__FILE__", "--set", "nodes.sat1.store_size=9"], "nodes.sat1.store_size"),
     (["download", "nothing/here.txt"], "NAME"),
     (["download", "answers/long-answer.txt", "--from", "ground"], "--from"),
     (["download", "answers/long-answer.txt", "--class", "two"], "--class"),
@@ -114,6 +117,7 @@ def test_upload_pcap_holds_the_cfdp_pdus(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "status"), [
     (["--store-capacity", "1000"], "filestore_rejection"),
+    (["--set", "nodes.sat1.store_octets=1000"], "filestore_rejection"),
     (["--entity", "9"], "unknown_entity"),
     (["--cancel-after", "0.2"], "cancel_request_received"),
 ])

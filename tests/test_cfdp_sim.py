@@ -274,6 +274,38 @@ def test_upload_larger_than_the_onboard_store_is_refused() -> None:
     assert report.as_dict()["status"] == "filestore_rejection"
 
 
+def test_store_capacity_is_a_scenario_key_of_the_node() -> None:
+    sc = load_scenario("default", [*FAST, "nodes.sat1.store_octets=20000"])
+    assert sc.nodes["sat1"].store_octets == 20_000 and sc.nodes["relay"].store_octets is None
+    reg = registry()
+    report = run_upload(sc, payload(30_000), "models/new.gguf", swap=True, registry=reg)
+    assert report.status == "filestore_rejection"
+    assert "onboard store full" in report.detail and "20000 free" in report.detail
+    assert reg.active is not None and reg.active.name == "old.gguf"
+    # the option wins over the scenario
+    report = run_upload(sc, payload(30_000), "models/new.gguf", store_capacity=40_000)
+    assert report.status == "ok" and report.stored_octets == 30_000
+    # the ground's store, for a download
+    down = load_scenario("default", ["nodes.ground.store_octets=1000"])
+    report, got = run_download(down, "answers/long-answer.txt")
+    assert report.status == "filestore_rejection" and got is None
+    assert "ground store full" in report.detail
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("nodes.sat1.store_octets=-1", "-1 must be >= 0"),
+    ("nodes.sat1.store_octets=2.5", "must be an integer"),
+    ("nodes.sat1.store_octets='big'", "must be an integer"),
+    ("nodes.ground.store_size=1", "unknown key"),
+])
+def test_a_bad_store_capacity_names_its_key(setting: str, message: str) -> None:
+    from linkstack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_scenario("default", [setting])
+    assert exc.value.key == setting.split("=")[0]
+
+
 def test_upload_to_an_unknown_entity_is_refused_before_sending() -> None:
     reg = registry()
     report = run_upload(load_scenario("default", FAST), payload(5000), "models/new.gguf",

@@ -27,10 +27,19 @@ What the wrapper adds to cfdp-py 0.7.0, each covered by a test in tests/test_cfd
 * **Metadata during the deferred NAK procedure.** When the Metadata PDU was lost and comes
   back after the EOF (re-requested by a NAK), cfdp-py moves the receiver back to its
   file-data step, where it neither completes nor NAKs again: the transfer stalls. The wrapper
-  keeps the receiver in the deferred procedure. File data that arrives in that state (it
-  cannot be stored before the Metadata) is not fed to the receiver. cfdp-py also drops the
-  file checksum of an EOF that comes before the Metadata (the file would then fail its
-  check); the wrapper keeps it.
+  keeps the receiver in the deferred procedure. cfdp-py also drops the file checksum of an
+  EOF that comes before the Metadata (the file would then fail its check); the wrapper keeps
+  it.
+* **File data before the Metadata** (lost, or overtaken on a reordering link). cfdp-py cannot
+  store it (no file name yet) and lists each such segment as lost ``(0, end)``: a segment
+  at its last offset then stays "lost" after it is re-sent and received, and the transfer
+  ends with NAK Limit Reached. The wrapper keeps class 2 file data that comes before the
+  Metadata (up to ``early_data_octets``), leaves it out of its NAKs, and when the Metadata
+  comes sets cfdp-py's lost-segment list right (all of ``[0, furthest end)`` before the EOF,
+  ``[0, file size)`` after it, §4.6.4.3.1) and stores the kept data through the receiver.
+  cfdp-py's NAK for each such PDU asks for the Metadata and all of ``[0, end)`` again; the
+  wrapper sends the Metadata request (0-0 segment, §4.6.4.3.2) and each gap once — the
+  deferred NAK sequence after the EOF asks again for what is still missing.
 * **Checksum of a class 2 file.** cfdp-py compares the file checksum of a class 2 transfer
   only when segments had to be NAKed; the wrapper also checks it when none were, so a file
   stored wrongly (a failing memory) ends with File Checksum Failure, not as delivered.
@@ -60,6 +69,14 @@ What the wrapper adds to cfdp-py 0.7.0, each covered by a test in tests/test_cfd
   file discarded (cfdp-py only notices a refused write, and then not as a fault).
 * **Unknown entity.** A Put.request to an entity that is not in the MIB is refused with a
   :class:`PutRefused` event (cfdp-py raises); nothing is sent.
+* **Completion after a first EOF (cancel).** When a transaction's first PDU at the receiver
+  is an EOF (cancel) (the Metadata and data lost, the sender gave up), cfdp-py acknowledges it
+  and stops before its Finished PDU, and no timer calls it again: the wrapper runs it on.
+* **Transaction inactivity.** cfdp-py has no inactivity timer: a receiver whose sender gave
+  up before its EOF got through (its EOF (cancel) lost too) waited for file data for ever and
+  refused every later transaction as busy. A receiver that hears nothing of its transaction
+  for ``inactivity_timer_s`` (entity time: not while suspended) before the EOF declares
+  Inactivity Detected (condition code 8; the MIB's transaction inactivity limit) and ends it.
 * **Errors.** A PDU that does not decode, is not for this entity, or that a handler refuses
   is counted in ``status()["pdus_ignored"]`` by reason, never raised (principle 6).
 """
@@ -126,7 +143,7 @@ from spacepackets.seqcount import SeqCountProvider
 from spacepackets.util import ByteFieldU16, UnsignedByteField
 
 from linkstack.cfdp.filestore import MemoryFilestore
-from linkstack.cfdp.naks import RangeSet, nak_sequence, trim_requests
+from linkstack.cfdp.naks import METADATA_REQUEST, RangeSet, nak_sequence, trim_requests
 from linkstack.cfdp.timers import EntityClock, VirtualCountdown
 from linkstack.errors import ConfigError
 
@@ -184,6 +201,12 @@ class EntityConfig:
             (about one round trip: the answer is on its way). 0: off. The NAK timer's own
             repetitions come later and are never held back.
         checksum: file checksum type (§4.2.2).
+        inactivity_timer_s: the transaction inactivity limit of a receiver before the EOF;
+            None: ``(ack_limit + 1) * ack_timer_s`` or ``closure_timer_s``, the longer (a
+            sender is silent that long only when it has given up).
+        early_data_octets: class 2 file data that arrives before its Metadata PDU (lost, or
+            overtaken on a reordering link) is kept, up to this many octets per transaction,
+            and stored once the Metadata arrives; data beyond it is asked for again.
     """
 
     entity_id: int
@@ -199,6 +222,8 @@ class EntityConfig:
     nak_hold_s: float = 0.0
     renak_guard_s: float = 0.0
     checksum: ChecksumType = ChecksumType.CRC_32
+    early_data_octets: int = 1 << 24
+    inactivity_timer_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.entity_id < 1 << 16:
@@ -214,6 +239,17 @@ class EntityConfig:
         for key in ("nak_hold_s", "renak_guard_s"):
             if not getattr(self, key) >= 0:
                 raise ConfigError("must be >= 0", key=key)
+        if self.early_data_octets < 0:
+            raise ConfigError("must be >= 0", key="early_data_octets")
+        if self.inactivity_timer_s is not None and not self.inactivity_timer_s > 0:
+            raise ConfigError("must be > 0", key="inactivity_timer_s")
+
+    @property
+    def inactivity_s(self) -> float:
+        """The transaction inactivity limit in force (see ``inactivity_timer_s``)."""
+        if self.inactivity_timer_s is not None:
+            return self.inactivity_timer_s
+        return max((self.ack_limit + 1) * self.ack_timer_s, self.closure_timer_s)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -472,6 +508,14 @@ class _Inbound:
     mode: TransmissionMode
     received: RangeSet = field(default_factory=RangeSet)
     metadata_seen: bool = False
+    # class 2 file data that came before the Metadata PDU: kept by (offset, length), the
+    # octets it covers, and the end of the furthest such segment cfdp-py was given
+    early: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    early_ranges: RangeSet = field(default_factory=RangeSet)
+    early_end: int = 0
+    early_asked: RangeSet = field(default_factory=RangeSet)
+    early_metadata_asked: bool = False
+    heard: float = 0.0  # entity clock when a PDU of the transaction last came
     eof_seen: bool = False
     eof_acked: bool = False
     size: int | None = None
@@ -499,6 +543,7 @@ class _Held:
     release_clock_s: float
     nak: NakPdu
     key: TransactionKey
+    early: bool = False  # made for file data that came before the Metadata PDU
 
 
 @dataclass
@@ -714,13 +759,20 @@ class CfdpEntity:
         if isinstance(pdu, MetadataPdu) and inb is not None and inb.metadata_seen:
             self._ignore("duplicate Metadata")
             return
-        if (isinstance(pdu, FileDataPdu) and dest.step == DestStep.WAITING_FOR_METADATA
-                and dest.deferred_lost_segment_procedure_active):
-            self._ignore("file data before the re-requested Metadata")
-            return
         if inb is None:
             inb = self._inbound = _Inbound(key, pdu.transmission_mode)
+        inb.heard = self.clock.value()
+        if (isinstance(pdu, FileDataPdu) and not inb.metadata_seen
+                and pdu.transmission_mode == TransmissionMode.ACKNOWLEDGED):
+            self._keep_early(inb, pdu)
+            if (dest.step == DestStep.WAITING_FOR_METADATA
+                    and dest.deferred_lost_segment_procedure_active):
+                return  # the Metadata is already being asked for (the EOF came)
+            # cfdp-py is given it too: it starts the transaction and NAKs the Metadata
+            # (§4.6.4.3.2); its notion of what is lost is set right when the Metadata comes.
+            inb.early_end = max(inb.early_end, pdu.offset + len(pdu.file_data))
         stored = isinstance(pdu, FileDataPdu) and inb.metadata_seen
+        metadata_now = isinstance(pdu, MetadataPdu) and not inb.metadata_seen
         self._call(dest.state_machine, pdu)
         if not inb.started and dest.state != CfdpState.IDLE:
             inb.started = True
@@ -734,6 +786,51 @@ class CfdpEntity:
             self._emit(SegmentReceived(key, pdu.offset, len(pdu.file_data), new,
                                        inb.received.total, inb.size, self.now))
         self._after_dest()
+        if metadata_now and inb.metadata_seen and self._inbound is inb:
+            self._store_early(inb)
+
+    def _keep_early(self, inb: _Inbound, pdu: FileDataPdu) -> None:
+        """Keep class 2 file data that came before its Metadata PDU (it has no file to go to
+        yet), up to ``early_data_octets``; what is kept is not NAKed."""
+        seg = (pdu.offset, len(pdu.file_data))
+        if seg[1] == 0 or seg in inb.early:
+            return
+        if inb.early_ranges.total + seg[1] > self.config.early_data_octets:
+            self.counters["early_data_dropped_octets"] += seg[1]
+            return
+        inb.early[seg] = bytes(pdu.pack())  # cfdp-py changes the PDU it starts with
+        inb.early_ranges.add(pdu.offset, pdu.offset + seg[1])
+        self.counters["early_data_kept_octets"] += seg[1]
+
+    def _store_early(self, inb: _Inbound) -> None:
+        """The Metadata PDU came: store the file data kept before it.
+
+        cfdp-py cannot store file data before the Metadata (no file name) and lists each such
+        segment ``(0, end)`` as lost; data at its last offset then stays "lost" after it came
+        again, and the transfer ends with NAK Limit Reached. Before the EOF, its list is set
+        to all of ``[0, furthest end)`` lost; after the EOF it is already ``[0, file size)``
+        (§4.6.4.3.1 c). The kept segments, given to it in offset order, are then taken off as
+        re-sent data is."""
+        early, inb.early, inb.early_ranges = inb.early, {}, RangeSet()
+        dest = self.dest
+        params = dest._params
+        if (dest.state == CfdpState.IDLE
+                or params.completion_disposition == CompletionDisposition.CANCELED
+                or dest.step not in (DestStep.RECEIVING_FILE_DATA,
+                                     DestStep.WAITING_FOR_MISSING_DATA)):
+            return
+        if dest.step == DestStep.RECEIVING_FILE_DATA:
+            acked = params.acked_params
+            acked.lost_seg_tracker.reset()
+            if inb.early_end > 0:
+                acked.lost_seg_tracker.add_lost_segment((0, inb.early_end))
+            acked.last_start_offset = acked.last_end_offset = inb.early_end
+            params.fp.progress = max(params.fp.progress, inb.early_end)
+        for seg in sorted(early):
+            if self._inbound is not inb:
+                break
+            self.counters["early_data_stored_octets"] += seg[1]
+            self._to_dest(PduFactory.from_raw(early[seg]))
 
     def _to_source(self, pdu: Any) -> None:
         key = _pdu_key(pdu)
@@ -846,6 +943,9 @@ class CfdpEntity:
                 deadlines.append(self._deadline(dp.check_timer))
             elif step == DestStep.WAITING_FOR_FINISHED_ACK:
                 deadlines.append(self._deadline(dp.positive_ack_params.ack_timer))
+            inactive = self._inactive_since()
+            if inactive is not None:
+                deadlines.append(inactive + self.config.inactivity_s)
         live = [d for d in deadlines if d > self._last_timer]
         if not live:
             return None
@@ -868,6 +968,24 @@ class CfdpEntity:
         if self.dest.state != CfdpState.IDLE:
             self._call(self.dest.state_machine)
             self._after_dest()
+        inactive = self._inactive_since()
+        if inactive is not None and self.clock.value() >= inactive + self.config.inactivity_s:
+            self.counters["inactivity_faults"] += 1
+            self._call(self.dest._declare_fault, ConditionCode.INACTIVITY_DETECTED)
+            self._call(self.dest.state_machine)
+            self._after_dest()
+
+    def _inactive_since(self) -> float | None:
+        """When the receiver last heard of its transaction, while it waits for file data
+        before the EOF (where no other timer runs); None otherwise."""
+        dst, inb = self.dest, self._inbound
+        if dst.state == CfdpState.IDLE or inb is None or inb.eof_seen:
+            return None
+        if dst.step == DestStep.RECEIVING_FILE_DATA or (
+                dst.step == DestStep.WAITING_FOR_METADATA
+                and not dst.deferred_lost_segment_procedure_active):
+            return inb.heard
+        return None
 
     # -- events and status -------------------------------------------------------------------
     def events(self) -> list[Event]:
@@ -954,8 +1072,9 @@ class CfdpEntity:
                 return
             pdu = holder.pdu
             if isinstance(pdu, NakPdu) and inb is not None:
+                early = not (inb.metadata_seen or self.dest.deferred_lost_segment_procedure_active)
                 self._held.append(_Held(self.clock.value() + self.config.nak_hold_s, pdu,
-                                        inb.key))
+                                        inb.key, early))
                 continue
             if (isinstance(pdu, AckPdu) and pdu.directive_code_of_acked_pdu ==
                     DirectiveType.EOF_PDU and inb is not None):
@@ -966,6 +1085,13 @@ class CfdpEntity:
 
     def _after_dest(self) -> None:
         self._drain_dest()
+        if self.dest.state != CfdpState.IDLE and self.dest.step in (
+                DestStep.TRANSFER_COMPLETION, DestStep.SENDING_FINISHED_PDU):
+            # cfdp-py returns after the first PDU of a transaction once it has a PDU to send
+            # (an EOF (cancel) that starts one: its ACK) and finishes only when called again;
+            # nothing else would call it (no timer runs in these steps).
+            self._call(self.dest.state_machine)
+            self._drain_dest()
         self._adopt_timers()
         self._release_naks()
         inb = self._inbound
@@ -992,8 +1118,13 @@ class CfdpEntity:
                 continue
             nak = held.nak
             asked = nak.segment_requests
-            left = self._not_asked_lately(inb, trim_requests(asked, inb.received,
-                                                             inb.metadata_seen), now)
+            have = inb.received
+            if inb.early:  # kept until the Metadata comes: not to be sent again
+                have = RangeSet([*inb.received, *inb.early_ranges])
+            left = trim_requests(asked, have, inb.metadata_seen)
+            if held.early:
+                left = self._asked_first(inb, left)
+            left = self._not_asked_lately(inb, left, now)
             left.sort(key=lambda r: (r != (0, 0), r[0]))
             if not left:
                 self.counters["naks_suppressed"] += 1
@@ -1005,6 +1136,24 @@ class CfdpEntity:
                                     self.config.max_pdu_length):
                 self._out.append(_Out(bytes(pdu.pack()), "nak"))
         self._held = keep
+
+    def _asked_first(self, inb: _Inbound,
+                     requests: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The part of a NAK made before the Metadata PDU came that was not asked for by such
+        a NAK already. (cfdp-py's NAK for each file data PDU before the Metadata asks for the
+        Metadata and for all of ``[0, its end)``: every gap again, once per PDU.) What one of
+        these NAKs asked for and did not get is asked for again by the NAK sequence after the
+        EOF (§4.6.4.3.1 c)."""
+        out: list[tuple[int, int]] = []
+        for req in requests:
+            if req == METADATA_REQUEST:
+                if not inb.early_metadata_asked:
+                    inb.early_metadata_asked = True
+                    out.append(req)
+                continue
+            out.extend(inb.early_asked.missing(*req))
+            inb.early_asked.add(*req)
+        return out
 
     def _not_asked_lately(self, inb: _Inbound, requests: list[tuple[int, int]],
                           now: float) -> list[tuple[int, int]]:

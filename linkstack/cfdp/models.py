@@ -11,8 +11,11 @@ installs it.
 :class:`ModelRegistry` is the onboard model store: the active model and the ones before it.
 :meth:`ModelRegistry.install` swaps a model in only when the transfer finished without a
 fault, with all its data, and the stored file matches the manifest; otherwise the active
-model stays and the refusal says why. A swap is a state change of the registry (and a call of
-``on_swap``, where flight software would load the GGUF into the endpoint's backend).
+model stays and the refusal says why. A swap is a state change of the registry and a call of
+``on_swap``: the test load (:meth:`linkstack.payload.swap.SwappableBackend.install` loads the
+GGUF into the endpoint's backend). If it raises, the model is refused ("test load failed")
+and the active one stays. Each model answers as :attr:`ModelInfo.model_id`, ``<name>@v<n>``:
+the Result of every prompt names the model and the version that answered.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 __all__ = ["MANIFEST_PREFIX", "InstallResult", "Manifest", "ModelInfo", "ModelRegistry"]
@@ -78,6 +82,16 @@ class ModelInfo:
     path: str
     version: int
 
+    @property
+    def model_id(self) -> str:
+        """The id Prompts and Results use for this model and version: the stored file's name
+        without ``.gguf``, ``@v`` and the registry version (at most 64 UTF-8 octets, the
+        limit of the payload messages' ``model_id``)."""
+        stem = PurePosixPath(self.path).name.removesuffix(".gguf") or "model"
+        suffix = f"@v{self.version}"
+        room = 64 - len(suffix)
+        return stem.encode("utf-8")[:room].decode("utf-8", "ignore") + suffix
+
 
 @dataclass(frozen=True)
 class InstallResult:
@@ -132,7 +146,15 @@ class ModelRegistry:
         version = (previous.version + 1) if previous else 1
         info = ModelInfo(name or manifest.name or path, digest, size, path, version)
         if self.on_swap is not None:
-            self.on_swap(info, data)
+            try:
+                self.on_swap(info, data)  # the test load
+            except Exception as exc:  # whatever the loader raises: refused, nothing changes
+                detail = (str(exc).strip().splitlines() or [""])[0]
+                result = InstallResult(False, f"test load failed: {type(exc).__name__}"
+                                       + (f": {detail}" if detail else ""), digest, size,
+                                       self.active, None)
+                self.rejected.append(result)
+                return result
         if previous is not None:
             self.history.append(previous)
         self.active = info

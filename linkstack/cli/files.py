@@ -8,6 +8,11 @@ windows, plus propagation), the ratio, the octets retransmitted, the passes used
 SHA-256 of the stored file. ``upload --swap`` (the default for ``.gguf`` files) installs the
 file as the onboard model once its SHA-256 and size match the manifest sent with it.
 
+``upload --peer HOST:PORT`` runs in real time instead, over UDP to ``linkstack serve --role
+satellite`` (the scenario's RF hop, :mod:`linkstack.drivers.files`), and prints the same report
+keys (the bound: the file at the uplink's rate plus propagation; ``sha256`` of the file sent,
+which the satellite checks against the manifest before it installs a model).
+
 Exit codes: 0 delivered (and verified), 1 the transfer ran and failed, 2 bad input.
 """
 
@@ -118,6 +123,55 @@ def _render(report: Any, console: Console, out: Path | None = None) -> None:
         console.print(f"  saved      {out}")
 
 
+def _upload_udp(scenario: Any, data: bytes, name: str, peer: str, listen: str, cls: int,
+                install: bool, entity: int, timeout_s: float) -> dict[str, Any]:
+    """``upload --peer``: one upload in real time over the scenario's RF hop on UDP."""
+    import asyncio
+
+    from linkstack.drivers.files import UdpFileSender
+    from linkstack.drivers.udp import parse_address, rf_hop_config
+
+    try:
+        peer_address = parse_address(peer)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, key="--peer") from None
+    try:
+        listen_address = parse_address(listen)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, key="--listen") from None
+    if not 0 <= entity < 1 << 16:
+        raise ConfigError(f"{entity} is outside 0..65535", key="--entity")
+    path = rf_hop_config(scenario)
+    up = path.hop.forward
+
+    async def main() -> dict[str, Any]:
+        sender = UdpFileSender(path.config, uplink_bps=up.rate_bps,
+                               delay_s=up.build_propagation().delay_ns(0) / 1e9)
+        try:
+            await sender.start(listen_address, peer_address)
+            return await sender.upload(data, name, transfer_class=cls,
+                                       kind="model" if install else "file",
+                                       dest_entity=entity, timeout_s=timeout_s)
+        finally:
+            await sender.aclose()
+
+    return asyncio.run(main())
+
+
+def _render_udp(report: dict[str, Any], console: Console) -> None:
+    console.print(f"[bold]upload[/bold] {report['file']} ({report['octets']} octets), CFDP "
+                  f"class {report['class']}, over UDP in real time")
+    colour = "green" if report["status"] == "ok" else "red"
+    console.print(f"  status     [{colour}]{report['status']}[/{colour}]")
+    bound = report["bound_s"]
+    console.print(f"  total      {report['total_s']:.3f} s" + (
+        f"   bound {bound:.3f} s   total/bound {report['ratio']:.3f}" if bound else ""))
+    console.print(f"  retransmitted octets {report['retransmitted_octets']}")
+    console.print(f"  sha256     {report['sha256']}")
+    if report["detail"]:
+        console.print(f"  fault      {report['detail']}")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``upload`` and ``download`` to ``app``."""
 
@@ -152,9 +206,16 @@ def register(app: typer.Typer) -> None:
             "--cancel-after", help="Cancel the upload from the ground after this many virtual "
             "seconds (status cancel_request_received; the old model stays).")] = None,
         seed: ScenarioSeedOpt = None,
+        peer: Annotated[str | None, typer.Option(
+            "--peer", help="Real time: upload over UDP to `linkstack serve --role satellite` "
+            "at HOST:PORT (its --listen) instead of simulating.")] = None,
+        listen: Annotated[str, typer.Option(
+            "--listen", help="With --peer: HOST:PORT to bind (the satellite's --peer).")
+        ] = "127.0.0.1:0",
     ) -> None:
         """Upload FILE to a satellite with CFDP through the whole stack, in virtual time, over
-        as many passes as it needs; optionally install it as the onboard model."""
+        as many passes as it needs (or, with --peer, in real time over UDP); optionally
+        install it as the onboard model."""
         from linkstack.sims.file_transfer import check_satellite, run_upload
 
         err = Console(stderr=True)
@@ -170,6 +231,21 @@ def register(app: typer.Typer) -> None:
             install = swap if swap is not None else path.suffix.lower() == ".gguf"
             onboard = name or (f"models/{path.name}" if install else f"uploads/{path.name}")
             sc = _load(scenario, sets, seed)
+            if peer is not None:
+                for option, value in (("--store-capacity", store_capacity),
+                                      ("--cancel-after", cancel_after), ("--pcap", pcap),
+                                      ("--sha256", sha256), ("--to", to)):
+                    if value is not None:
+                        raise ConfigError("not with --peer (simulation only)", key=option)
+                report = _upload_udp(sc, data, onboard, peer, listen, cls, install, entity,
+                                     timeout or 600.0)
+                if as_json:
+                    typer.echo(json.dumps(report, indent=2))
+                else:
+                    _render_udp(report, Console())
+                if report["status"] != "ok":
+                    raise typer.Exit(1)
+                return
             check_satellite(sc, to, "--to")
             with _progress(err, "upload", len(data), not as_json) as update:
                 report = run_upload(sc, data, onboard, satellite=to, transfer_class=cls,

@@ -7,8 +7,12 @@ and losses)::
     linkstack serve --role ground    --listen 127.0.0.1:7002 --peer 127.0.0.1:7001
 
 The ground reads prompts from stdin (one per line) or ``--prompt`` (repeatable) and prints
-each answer with its timings. Both ends take the RF hop's parameters (frame sizes, coding,
-COP-1 window and timers) from the scenario's first hop (``--scenario``, default ``default``).
+each answer with its timings. The satellite also accepts CFDP uploads (APID 0x102) from
+``linkstack upload FILE --peer HOST:PORT``: files go to its store (the scenario's
+``store_octets``), a verified ``.gguf`` model is written to ``--models`` and swapped in once
+llama.cpp loads it; Results then name the new model (``<name>@v2``). Both ends take the RF
+hop's parameters (frame sizes, coding, COP-1 window and timers) from the scenario's first hop
+(``--scenario``, default ``default``).
 
 Run as a module (``python -m linkstack.cli.serve serve ...``) it works without the main
 ``linkstack`` command.
@@ -21,6 +25,7 @@ import contextlib
 import json
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -147,6 +152,21 @@ async def _iterate(items: list[str]) -> Any:
         yield item
 
 
+def _files(path: Any, scenario: Any, name: str, backend: Any, models: Path) -> tuple[Any, Any]:
+    """The satellite's file service and its model (swapped by verified uploads)."""
+    from linkstack.cfdp.filestore import MemoryFilestore
+    from linkstack.cfdp.models import ModelInfo, ModelRegistry
+    from linkstack.drivers.files import OnboardFiles
+    from linkstack.payload.swap import SwappableBackend, gguf_loader
+
+    swappable = SwappableBackend(backend, loader=gguf_loader(models))
+    factory = backend.model_ids[0]
+    registry = ModelRegistry(ModelInfo(factory, "", 0, factory, 1), on_swap=swappable.install)
+    node = scenario.nodes.get(name)
+    store = MemoryFilestore(capacity=getattr(node, "store_octets", None))
+    return OnboardFiles(path.config, registry=registry, store=store), swappable
+
+
 async def _satellite(args: dict[str, Any]) -> int:
     from linkstack.drivers.udp import UdpSatellite, parse_address, realtime_epoch_ns, rf_hop_config
     from linkstack.sims.topology import rf_end_sdls
@@ -155,11 +175,12 @@ async def _satellite(args: dict[str, Any]) -> int:
     path = rf_hop_config(scenario)
     name = args["name"] or path.spacecraft
     sdls = rf_end_sdls(path.hop, "space", args["sdls_state"])  # before the model loads
-    backend = _backend(args["model"], args["backend"])
+    files, backend = _files(path, scenario, name, _backend(args["model"], args["backend"]),
+                            args["models"])
     loop = asyncio.get_running_loop()
     pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
     sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap,
-                       sdls=sdls)
+                       sdls=sdls, files=files)
     try:
         address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
         print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
@@ -270,12 +291,16 @@ def register(app: typer.Typer) -> None:
             "--sdls-state", help="With SDLS on the RF hop: a folder where this end keeps "
             "the IV/ARSN counters of what it sends, so that a restart never reuses an IV.")
         ] = None,
+        models: Annotated[Path | None, typer.Option(
+            "--models", help="Satellite: where uploaded models are written for llama.cpp "
+            "(default: linkstack-uploads in the temporary directory).")] = None,
     ) -> None:
         """Run one end of the stack over real UDP sockets, in real time."""
         args = {"listen": listen, "peer": peer, "scenario": scenario, "sets": sets,
                 "prompts": list(prompt or []), "max_tokens": max_tokens, "timeout": timeout,
                 "model": model, "backend": backend, "name": name, "pcap": pcap,
-                "json": as_json, "sdls_state": sdls_state}
+                "json": as_json, "sdls_state": sdls_state,
+                "models": models or Path(tempfile.gettempdir()) / "linkstack-uploads"}
         if role == "ground":
             _run(_ground(args))
         elif role == "satellite":

@@ -53,7 +53,7 @@ from linkstack.payload.client import PromptClient, RequestTimedOut, ResultReceiv
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams, Result
 from linkstack.payload.transport import TransportConfig
-from linkstack.spp.packet import PRIMARY_HEADER_SIZE
+from linkstack.spp.packet import PRIMARY_HEADER_SIZE, PacketType
 
 log = logging.getLogger(__name__)
 
@@ -430,13 +430,18 @@ class UdpSatellite(_Node):
         pcap: write what this node sends.
         sdls: this end's ``(uplink, downlink)`` SDLS (``linkstack.sims.topology.rf_end_sdls``);
             needed iff the hop's configuration has SDLS overhead.
+        files: the file service (:class:`linkstack.drivers.files.OnboardFiles`): CFDP PDUs
+            (APID 0x102) go to its entity, the others to the model endpoint.
     """
 
     def __init__(self, backend: ModelBackend, hop: RfHopConfig, *,
                  endpoint_config: EndpointConfig | None = None, name: str = "sat1",
                  ground: str = "ground", pcap: PcapWriter | None = None,
-                 sdls: tuple[HopSdls | None, HopSdls | None] = (None, None)) -> None:
+                 sdls: tuple[HopSdls | None, HopSdls | None] = (None, None),
+                 files: Any = None) -> None:
         super().__init__()
+        self.files = files
+        self.cfdp: Any = None
         self.backend = backend
         self.hop = hop
         self.sdls = sdls
@@ -460,10 +465,18 @@ class UdpSatellite(_Node):
         self.runner = EndpointRunner(self.endpoint, self._downlink, clock=loop.time)
         self._spawn(self.link.run())
         self._spawn(self.runner.run())
+        if self.files is not None:
+            from linkstack.drivers.files import CfdpPort
+
+            self.cfdp = CfdpPort(self.files.entity, self.link, PacketType.TM,
+                                 on_event=self.files.on_event)
+            self._spawn(self.cfdp.run())
         return address
 
     def _on_packets(self, packets: list[bytes], now: float) -> None:
         for p in packets:
+            if self.cfdp is not None and self.cfdp.take(p, now):
+                continue
             self.runner.receive_packet(p, now)
 
     def _downlink(self, packets: list[bytes]) -> None:
@@ -473,8 +486,12 @@ class UdpSatellite(_Node):
             self.link.send_packet(p)
 
     def status(self) -> dict[str, object]:
-        return {"link": self.link.endpoint.status() | {"udp": self.link.status()},
-                "endpoint": {"queue_depth": self.endpoint.queue_depth,
-                             "running": self.endpoint.running,
-                             "results": dict(self.endpoint.stats)},
-                "generations": self.runner.generations}
+        status: dict[str, object] = {
+            "link": self.link.endpoint.status() | {"udp": self.link.status()},
+            "endpoint": {"queue_depth": self.endpoint.queue_depth,
+                         "running": self.endpoint.running,
+                         "results": dict(self.endpoint.stats)},
+            "generations": self.runner.generations}
+        if self.files is not None:
+            status["files"] = self.files.status()
+        return status

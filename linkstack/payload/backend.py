@@ -63,6 +63,17 @@ class Generation:
         return self.completion_tokens / self.inference_s
 
 
+@dataclass(frozen=True, slots=True)
+class ModelGeneration(Generation):
+    """A :class:`Generation` that names the model which produced it (``model_id``).
+
+    Returned by a backend whose model can change between requests (the onboard registry's,
+    :class:`linkstack.payload.swap.SwappableBackend`): the endpoint's Result then names the
+    model that answered, not the one that was current when the prompt arrived."""
+
+    model_id: str = ""
+
+
 @runtime_checkable
 class ModelBackend(Protocol):
     """What the endpoint needs from a model.

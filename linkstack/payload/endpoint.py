@@ -51,7 +51,13 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from linkstack.errors import ConfigError, DecodeError, ProtocolError
-from linkstack.payload.backend import FlightProfile, Generation, ModelBackend, get_profile
+from linkstack.payload.backend import (
+    FlightProfile,
+    Generation,
+    ModelBackend,
+    ModelGeneration,
+    get_profile,
+)
 from linkstack.payload.messages import (
     MAX_PROMPT_OCTETS,
     MAX_RESULT_OCTETS,
@@ -315,8 +321,11 @@ class ModelEndpoint:
         if late:
             status, text = Status.TIMEOUT, ""
         text = _clip(text, MAX_RESULT_OCTETS)
+        model_id = job.model_id
+        if isinstance(generation, ModelGeneration) and generation.model_id:
+            model_id = generation.model_id  # the model that answered (it may have changed)
         result = Result(
-            job.request_id, status, text, job.model_id, generation.prompt_tokens,
+            job.request_id, status, text, model_id, generation.prompt_tokens,
             generation.completion_tokens, _us(job.queue_time_s), inference_us,
             generation.finish_reason if not late else FinishReason.NONE,
         )
