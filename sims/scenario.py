@@ -417,7 +417,10 @@ class RunSpec:
     the satellite farthest from the ground station); ``flight_profile`` scales the measured
     inference time (``linkstack.payload.backend.FLIGHT_PROFILES``); ``coding_rate_ground_bps``
     and ``coding_rate_satellite_bps`` model how fast each node's codecs run (0 = free);
-    ``start_s`` is the virtual time of the first prompt (inside a contact window).
+    ``start_s`` is the virtual time of the first prompt (inside a contact window);
+    ``stream_tokens`` / ``stream_interval_s`` make the endpoint stream partial results every
+    that many tokens / seconds (0 and 0: the Result only; see
+    :class:`linkstack.payload.endpoint.EndpointConfig`).
     """
 
     prompts: tuple[str, ...] = (
@@ -436,6 +439,8 @@ class RunSpec:
     timeout_s: float = 900.0
     coding_rate_ground_bps: float = 8e9
     coding_rate_satellite_bps: float = 4e8
+    stream_tokens: int = 8
+    stream_interval_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -791,6 +796,8 @@ def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
                                         lo=0.0),
         coding_rate_satellite_bps=t.number("coding_rate_satellite_bps",
                                            d.coding_rate_satellite_bps, lo=0.0),
+        stream_tokens=t.integer("stream_tokens", d.stream_tokens, lo=0, hi=0xFFFF),
+        stream_interval_s=t.number("stream_interval_s", d.stream_interval_s, lo=0.0),
     )
     t.done()
     return spec

@@ -53,7 +53,8 @@ def render(report: object, console: Console) -> None:
         console.print(f"\n[bold]prompt {i}[/bold] (id {p.request_id}): {p.prompt}")
         console.print(f"  [green]answer[/green] ({p.status}, {p.prompt_tokens}+"
                       f"{p.completion_tokens} tokens): {p.answer.strip()}")
-        console.print(f"  total {p.total_s:.6f} s   bound {p.bound_s:.6f} s   "
+        console.print(f"  total {p.total_s:.6f} s   ttft {p.ttft_s:.6f} s "
+                      f"({p.segments} partial)   bound {p.bound_s:.6f} s   "
                       f"total/bound {p.ratio:.4f}")
     rows = sorted({k for p in report.prompts for k, v in p.breakdown.items() if abs(v) > 1e-9},
                   key=lambda k: _row_order(k, report.segments))
@@ -69,12 +70,14 @@ def render(report: object, console: Console) -> None:
         table.add_row(row, *cells)
     table.add_section()
     table.add_row("[bold]total[/bold]", *totals)
+    table.add_row("ttft", *(f"{1e3 * p.ttft_s:.3f}" for p in report.prompts))
     table.add_row("bound", *bounds)
     table.add_row("total/bound", *(f"{p.ratio:.4f}" for p in report.prompts))
     console.print()
     console.print(table)
     s = report.summary()
     console.print(f"median total {s['total_s']['median']:.6f} s, p95 {s['total_s']['p95']:.6f} s;"
+                  f" median ttft {s['ttft_s']['median']:.6f} s;"
                   f" median total/bound {s['ratio']['median']:.4f}")
 
 
