@@ -468,9 +468,11 @@ class LlamaCppBackend:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def count_tokens(self, prompt: str) -> int:
-        """Tokens of the templated prompt, BOS included (what ``prompt_tokens`` will say)."""
-        with self._lock:
-            return len(self._tokens(self.prompt_format.render(prompt)))
+        """Tokens of the templated prompt, BOS included (what ``prompt_tokens`` will say).
+
+        Not serialised with :meth:`generate`: tokenizing only reads the model's vocabulary,
+        so a driver can check an arriving prompt while another is being generated."""
+        return len(self._tokens(self.prompt_format.render(prompt)))
 
     streams_tokens = True
     """:meth:`generate` takes ``on_token`` (see :func:`linkstack.payload.serving.generate`)."""
