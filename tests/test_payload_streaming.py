@@ -291,3 +291,59 @@ def test_queue_serves_priority_then_arrival_and_is_bounded() -> None:
     assert ep.next_job(2.0).request_id == 0  # priority 0: the older first
     ep.complete(first[1], backend.generate("q", GenerationParams()), 2.0)
     assert ep.next_job(2.0).request_id == 2
+
+
+def test_ask_streams_through_the_codec_with_a_recording() -> None:
+    from linkstack.cli.endpoint import run_ask
+
+    shown: list[str] = []
+    report = run_ask("q", backend=_backend(), stream=True, stream_tokens=2, on_text=shown.append)
+    assert shown == ["Paris", " is the", " capital of", " France."]
+    assert report["answer"] == ANSWER and report["partial_results"] == 4
+    assert report["downlink_packets"] == 5
+    plain = run_ask("q", backend=_backend())
+    assert plain["partial_results"] == 0 and plain["downlink_packets"] == 1
+
+
+def test_two_slots_run_two_prompts_at_once() -> None:
+    """The asyncio driver hands the endpoint's jobs to worker threads up to its concurrency:
+    with two slots, two one-second generations overlap; with one they queue."""
+    import asyncio
+    import threading
+    import time
+
+    from linkstack.drivers.service import LocalEndpointService
+
+    def timed(slots: int) -> tuple[float, int]:
+        running, peak = 0, 0
+        lock = threading.Lock()
+        backend = _backend()
+        plain = backend.generate
+
+        def slow(prompt: str, params: GenerationParams, **kw: object) -> Generation:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.5)
+            with lock:
+                running -= 1
+            return plain(prompt, params)
+
+        backend.generate = slow  # type: ignore[method-assign]
+
+        async def main() -> float:
+            service = LocalEndpointService(backend, EndpointConfig(concurrency=slots))
+            t0 = time.monotonic()
+            results = await asyncio.gather(*(service.ask(str(i), "q", 8) for i in range(2)))
+            took = time.monotonic() - t0
+            await service.aclose()
+            assert [r.status for r in results] == ["ok", "ok"]
+            return took
+
+        return asyncio.run(main()), peak
+
+    one, peak_one = timed(1)
+    two, peak_two = timed(2)
+    assert (peak_one, peak_two) == (1, 2)
+    assert one >= 1.0 and two < 0.9

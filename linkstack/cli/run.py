@@ -17,8 +17,9 @@ from linkstack.errors import ConfigError, LinkstackError
 DEFAULT_SCENARIO = "default"
 
 
-def load_backend(model: Path | None, backend: str) -> object:
-    """The model backend named on the command line (the real model unless ``recorded:FILE``)."""
+def load_backend(model: Path | None, backend: str, slots: int = 1) -> object:
+    """The model backend named on the command line (the real model unless ``recorded:FILE``;
+    ``slots`` llama.cpp contexts when more than 1)."""
     from linkstack.payload.backend import LlamaCppBackend, RecordedBackend
 
     if backend.startswith("recorded:"):
@@ -34,6 +35,10 @@ def load_backend(model: Path | None, backend: str) -> object:
             raise ConfigError(f"{path}: {exc.reason}", key="--backend") from None
     if backend != "llama":
         raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
+    if slots > 1:
+        from linkstack.payload.serving import LlamaCppSlots
+
+        return LlamaCppSlots(slots, model)
     return LlamaCppBackend(model)
 
 

@@ -55,8 +55,12 @@ def service_scale(busy: int, table: Mapping[int, float] = SLOT_SERVICE_SCALE) ->
     return table[last] * busy / last
 
 
-def generate(backend: ModelBackend, prompt: str, params: GenerationParams,
-             on_token: TokenCallback | None = None) -> Generation:
+def generate(
+    backend: ModelBackend,
+    prompt: str,
+    params: GenerationParams,
+    on_token: TokenCallback | None = None,
+) -> Generation:
     """``backend.generate``, telling ``on_token`` the answer as it grows.
 
     A backend that streams (``streams_tokens`` true: :class:`LlamaCppBackend`,
@@ -86,15 +90,23 @@ class LlamaCppSlots:
 
     streams_tokens = True
 
-    def __init__(self, slots: int, model_path: str | os.PathLike[str] | None = None, *,
-                 n_threads: int | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        slots: int,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_threads: int | None = None,
+        **kwargs: object,
+    ) -> None:
         if not 1 <= slots <= 64:
             raise ConfigError(f"{slots} is outside 1..64", key="slots")
         threads = n_threads or max(1, (os.cpu_count() or 1) // slots)
         self.slots = slots
         self.n_threads = threads
-        self._backends = [LlamaCppBackend(model_path, n_threads=threads, **kwargs)  # type: ignore[arg-type]
-                          for _ in range(slots)]
+        self._backends = [
+            LlamaCppBackend(model_path, n_threads=threads, **kwargs)  # type: ignore[arg-type]
+            for _ in range(slots)
+        ]
         self._free: queue.SimpleQueue[LlamaCppBackend] = queue.SimpleQueue()
         for b in self._backends:
             self._free.put(b)
@@ -117,8 +129,9 @@ class LlamaCppSlots:
         the vocabulary)."""
         return self._backends[0].count_tokens(prompt)
 
-    def generate(self, prompt: str, params: GenerationParams, *,
-                 on_token: TokenCallback | None = None) -> Generation:
+    def generate(
+        self, prompt: str, params: GenerationParams, *, on_token: TokenCallback | None = None
+    ) -> Generation:
         """Generate on a free slot (blocks until one is free); thread-safe."""
         b = self._free.get()
         try:
