@@ -347,3 +347,28 @@ def test_two_slots_run_two_prompts_at_once() -> None:
     two, peak_two = timed(2)
     assert (peak_one, peak_two) == (1, 2)
     assert one >= 1.0 and two < 0.9
+
+
+def test_service_scale_table_and_beyond() -> None:
+    from linkstack.payload.serving import SLOT_SERVICE_SCALE, service_scale
+
+    assert service_scale(1) == 1.0 == SLOT_SERVICE_SCALE[1]
+    assert all(service_scale(k) == SLOT_SERVICE_SCALE[k] for k in SLOT_SERVICE_SCALE)
+    table = {1: 1.0, 2: 1.5, 4: 3.0}
+    assert service_scale(8, table) == 6.0  # the last entry, in proportion
+    with pytest.raises(ConfigError) as info:
+        service_scale(0)
+    assert info.value.key == "busy"
+
+
+def test_generate_replays_pieces_of_a_backend_that_does_not_stream() -> None:
+    from linkstack.payload.serving import generate
+
+    class Plain:
+        def generate(self, prompt: str, params: GenerationParams) -> Generation:
+            return _backend().recordings["q"]
+
+    seen: list[tuple[str, int]] = []
+    g = generate(Plain(), "q", GenerationParams(), lambda t, n: seen.append((t, n)))  # type: ignore[arg-type]
+    assert g.text == ANSWER
+    assert seen == [(ANSWER[:k], n) for _, n, k in PIECES]
