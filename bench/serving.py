@@ -69,8 +69,10 @@ def ttft_and_total(prompts: int) -> tuple[float, float]:
     report = run_roundtrip(sc, LlamaCppBackend(prompt_format=FORMAT), prompts=texts)
     ok = [p for p in report.prompts if p.status == "ok"]
     tokens = statistics.mean(p.completion_tokens for p in ok)
-    log(f"default scenario: {len(ok)}/{len(report.prompts)} answered, {tokens:.1f} tokens "
-        f"per answer, {statistics.mean(p.segments for p in ok):.1f} partial results each")
+    log(
+        f"default scenario: {len(ok)}/{len(report.prompts)} answered, {tokens:.1f} tokens "
+        f"per answer, {statistics.mean(p.segments for p in ok):.1f} partial results each"
+    )
     return (statistics.median(p.ttft_s for p in ok), statistics.median(p.total_s for p in ok))
 
 
@@ -106,8 +108,14 @@ def measure_slots(k: int, rounds: int, texts: Sequence[str]) -> list[float]:
 # -- the queue, in virtual time --------------------------------------------------------------------
 
 
-def queue_p95(rate: float, slots: int, samples: Sequence[float], scale: Mapping[int, float],
-              n: int = 4000, seed: int = 1) -> float:
+def queue_p95(
+    rate: float,
+    slots: int,
+    samples: Sequence[float],
+    scale: Mapping[int, float],
+    n: int = 4000,
+    seed: int = 1,
+) -> float:
     """p95 latency (arrival → answer) of ``n`` Poisson arrivals at ``rate``/s on ``slots``
     first-come-first-served slots; service = a sample × the scale of the slots then busy."""
     rng = random.Random(seed)
@@ -124,8 +132,9 @@ def queue_p95(rate: float, slots: int, samples: Sequence[float], scale: Mapping[
     while i < n or waiting:
         # next event: an arrival, or a slot freeing when someone waits
         next_arrival = arrivals[i] if i < n else float("inf")
-        next_free = busy_until[0] if busy_until and (waiting or len(busy_until) >= slots) \
-            else float("inf")
+        next_free = (
+            busy_until[0] if busy_until and (waiting or len(busy_until) >= slots) else float("inf")
+        )
         if next_arrival <= next_free:
             clock = next_arrival
             waiting.append(clock)
@@ -139,7 +148,7 @@ def queue_p95(rate: float, slots: int, samples: Sequence[float], scale: Mapping[
             s = rng.choice(samples) * service_scale(len(busy_until) + 1, scale)
             heapq.heappush(busy_until, clock + s)
             latencies.append(clock + s - arrived)
-    warm = sorted(latencies[n // 10:])  # (in arrival order: the first tenth warms it up)
+    warm = sorted(latencies[n // 10 :])  # (in arrival order: the first tenth warms it up)
     return percentile(warm, 95)
 
 
@@ -178,12 +187,15 @@ def _accuracy_line() -> str | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="generations per slot and slot count (default 3)")
-    ap.add_argument("--prompts", type=int, default=5,
-                    help="prompts through the default scenario (default 5)")
-    ap.add_argument("--no-run", action="store_true",
-                    help="skip the default-scenario run (ttft / total)")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="generations per slot and slot count (default 3)"
+    )
+    ap.add_argument(
+        "--prompts", type=int, default=5, help="prompts through the default scenario (default 5)"
+    )
+    ap.add_argument(
+        "--no-run", action="store_true", help="skip the default-scenario run (ttft / total)"
+    )
     args = ap.parse_args()
     if not args.no_run:
         ttft, total = ttft_and_total(args.prompts)
@@ -195,8 +207,10 @@ def main() -> None:
     measured: dict[int, list[float]] = {}
     for k in range(1, MAX_SLOTS + 1):
         measured[k] = measure_slots(k, args.rounds, texts)
-        log(f"slots {k}: median service {statistics.median(measured[k]):.3f} s, "
-            f"{len(measured[k])} generations")
+        log(
+            f"slots {k}: median service {statistics.median(measured[k]):.3f} s, "
+            f"{len(measured[k])} generations"
+        )
     base = statistics.median(measured[1])
     scale = {k: round(statistics.median(v) / base, 2) for k, v in measured.items()}
     log(f"service-time scale per busy slots: {scale}")
