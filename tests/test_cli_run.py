@@ -41,7 +41,7 @@ def test_run_prints_answers_and_breakdown() -> None:
     assert result.exit_code == 0, result.output
     assert "Paris is the capital of France." in result.output
     assert "uplink.serialization" in result.output and "total/bound" in result.output
-    assert "ttft 0.440276 s (1 partial)" in result.output  # as specs/latency.md says
+    assert "ttft 0.440276 s (first words; 1 partial" in result.output  # as specs/latency.md
     assert "median ttft" in result.output
 
 

@@ -58,9 +58,10 @@ def render(report: object, console: Console) -> None:
         console.print(f"\n[bold]prompt {i}[/bold] (id {p.request_id}): {p.prompt}")
         console.print(f"  [green]answer[/green] ({p.status}, {p.prompt_tokens}+"
                       f"{p.completion_tokens} tokens): {p.answer.strip()}")
-        console.print(f"  total {p.total_s:.6f} s   ttft {p.ttft_s:.6f} s "
-                      f"({p.segments} partial)   bound {p.bound_s:.6f} s   "
+        console.print(f"  total {p.total_s:.6f} s   bound {p.bound_s:.6f} s   "
                       f"total/bound {p.ratio:.4f}")
+        console.print(f"  ttft {p.ttft_s:.6f} s (first words; {p.segments} partial "
+                      "result(s) before the answer)")
     rows = sorted({k for p in report.prompts for k, v in p.breakdown.items() if abs(v) > 1e-9},
                   key=lambda k: _row_order(k, report.segments))
     table = Table(title="latency breakdown (ms; rows sum to the total)", box=box.SIMPLE_HEAD)
