@@ -37,12 +37,13 @@ SLOT_SERVICE_SCALE: Mapping[int, float] = {1: 1.0, 2: 1.48, 3: 2.04, 4: 3.18}
 Value *k*: the median time of one generation while *k* slots generate at once, over the median
 with one slot (so 1 → 1.0). Measured by ``bench/serving.py`` (``measure_slots``): the default
 scenario's five prompts as 48-token answers, greedy, one ``llama_cpp.Llama`` context per slot
-with ``n_threads = max(1, cores // k)``, k closed loops of 3 generations each; medians 3.86,
-5.72, 7.86 and 12.27 s for 1..4 slots. Taken on the 2-core development machine (Gemma 3 270M
-Q4_K_M) while other jobs shared it (load average ~5), so the single-slot time is long and the
-table is noisy (a run with ~10-token answers gave 1.02 / 2.07 / 3.48): two slots on two cores
-nearly double the throughput, a third and a fourth only share the same cores. Beyond 4 slots
-the scale grows in proportion (:func:`service_scale`)."""
+with ``n_threads = max(1, cores // k)``, k closed loops of 3 generations each. Taken on the
+2-core development machine (Gemma 3 270M Q4_K_M) while other jobs shared it (load average
+5-6), so single runs are noisy: three runs gave 2 → 1.02, 1.48, 1.71; 3 → 2.07, 2.04, 1.38;
+4 → 3.48, 3.18, 2.26 (the first with ~10-token answers); the table holds the median of each
+(medians 3.86, 5.72, 7.86 and 12.27 s of one generation for 1..4 slots in that run). Two
+slots on two cores serve about 1.35x as many prompts as one; a third and a fourth only share
+the same cores. Beyond 4 slots the scale grows in proportion (:func:`service_scale`)."""
 
 
 def service_scale(busy: int, table: Mapping[int, float] = SLOT_SERVICE_SCALE) -> float:
