@@ -39,7 +39,7 @@ import trio
 
 from linkstack.hops.base import HopEndpoint, Unit
 from linkstack.payload.backend import ModelBackend, scaled_inference_s
-from linkstack.payload.client import PromptClient, ResultReceived
+from linkstack.payload.client import PartialReceived, PromptClient, ResultReceived
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams, Result, Status
 from linkstack.payload.transport import TransportConfig
@@ -75,6 +75,9 @@ class PromptReport:
     """Time to first token: prompt created → first text (a partial result) at the ground."""
     segments: int = 0
     """Partial results that reached the ground before the Result."""
+    partials: list[tuple[float, int, str, str]] = field(default_factory=list, repr=False)
+    """Each partial result at the ground: (seconds since the prompt's creation, segment, the
+    text it made contiguous, the answer so far); not in :meth:`as_dict`."""
 
     @property
     def ratio(self) -> float:
@@ -226,6 +229,7 @@ class _Run:
         self.packet_owner: dict[tuple[int, int, int], tuple[str, int]] = {}
         self.results: dict[int, Result] = {}
         self.ttft: dict[int, tuple[float, int]] = {}  # rid -> (ttft_s, segments)
+        self.partials: dict[int, list[tuple[float, int, str, str]]] = {}
         self.result_done = trio.Event()
         self.inference: dict[int, tuple[float, float]] = {}  # rid -> (start, virtual seconds)
         self.onboard_wake = trio.Event()
@@ -372,6 +376,9 @@ class _Run:
                     for ev in self.client.receive_packet(p, now):
                         if isinstance(ev, ResultReceived):
                             self.ttft[ev.request_id] = (ev.ttft_s, ev.segments)
+                        elif isinstance(ev, PartialReceived):
+                            self.partials.setdefault(ev.request_id, []).append(
+                                (ev.elapsed_s, ev.partial.segment, ev.new_text, ev.text))
                         result = getattr(ev, "result", None)
                         if isinstance(result, Result):
                             self.results[result.request_id] = result
@@ -459,7 +466,7 @@ class _Run:
         return PromptReport(
             rid, text, result.text if result else "", status, t1 - t0, bound, breakdown,
             result.prompt_tokens if result else 0, result.completion_tokens if result else 0,
-            infer, ttft, segments,
+            infer, ttft, segments, self.partials.get(rid, []),
         )
 
     def _segment(self, msg: _Message, link: LinkSpec, cursor: float,

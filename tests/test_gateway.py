@@ -530,6 +530,44 @@ def test_gateway_over_the_simulated_stack(broker: Mosquitto) -> None:
         pub.close()
 
 
+@needs_broker
+@pytest.mark.broker
+def test_simulated_stack_partials_are_published(broker: Mosquitto) -> None:
+    """The simulated service streams too: the recorded Gemma answers carry their token times,
+    the default scenario cuts them every 8 tokens or 0.5 s, and the partials that reached the
+    simulated ground are published, in order, before the result."""
+    from pathlib import Path
+
+    from linkstack.sims.scenario import load_scenario
+    from linkstack.sims.simulated_service import SimulatedLinkService
+
+    recording = Path(__file__).resolve().parent.parent / "sims/scenarios/gemma-recorded.json"
+    backend = RecordedBackend.from_json(recording.read_text())
+    service = SimulatedLinkService(load_scenario("default"), backend)
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
+    question = "Name the largest ocean on Earth."
+
+    async def body(gw: Gateway) -> None:
+        pub.publish("linkstack/sat1/prompt", json.dumps({"id": "o", "prompt": question}))
+        await until(lambda: "o" in results(sub), timeout=60, what="the simulated result")
+
+    try:
+        asyncio.run(with_gateway(broker, service, body))
+        topics = [r.topic for r in sub.snapshot()]
+        parts = _partials(sub, "o")
+        (doc,) = [r.doc for r in sub.snapshot() if r.topic == "linkstack/sat1/result/o"]
+        assert len(parts) >= 1 and topics.index("linkstack/sat1/result/o") == len(parts)
+        assert [p["segment"] for p in parts] == list(range(len(parts)))
+        streamed = "".join(p["text"] for p in parts)
+        assert streamed and doc["text"].startswith(streamed)
+        assert parts[0]["elapsed_s"] == pytest.approx(doc["ttft_s"], abs=1e-6)  # (rounded)
+        assert doc["ttft_s"] < doc["total_s"]
+    finally:
+        sub.close()
+        pub.close()
+
+
 def test_gateway_cli() -> None:
     import typer
     from typer.testing import CliRunner
