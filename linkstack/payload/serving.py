@@ -31,7 +31,7 @@ from linkstack.payload.backend import (
 )
 from linkstack.payload.messages import GenerationParams
 
-SLOT_SERVICE_SCALE: Mapping[int, float] = {1: 1.0, 2: 1.48, 3: 2.04, 4: 3.18}
+SLOT_SERVICE_SCALE: Mapping[int, float] = {1: 1.0, 2: 1.6, 3: 2.06, 4: 3.33}
 """Service-time scale per number of busy slots (1..4), measured on this machine.
 
 Value *k*: the median time of one generation while *k* slots generate at once, over the median
@@ -39,11 +39,11 @@ with one slot (so 1 → 1.0). Measured by ``bench/serving.py`` (``measure_slots`
 scenario's five prompts as 48-token answers, greedy, one ``llama_cpp.Llama`` context per slot
 with ``n_threads = max(1, cores // k)``, k closed loops of 3 generations each. Taken on the
 2-core development machine (Gemma 3 270M Q4_K_M) while other jobs shared it (load average
-5-6), so single runs are noisy: three runs gave 2 → 1.02, 1.48, 1.71; 3 → 2.07, 2.04, 1.38;
-4 → 3.48, 3.18, 2.26 (the first with ~10-token answers); the table holds the median of each
-(medians 3.86, 5.72, 7.86 and 12.27 s of one generation for 1..4 slots in that run). Two
-slots on two cores serve about 1.35x as many prompts as one; a third and a fourth only share
-the same cores. Beyond 4 slots the scale grows in proportion (:func:`service_scale`)."""
+5-10), so single runs are noisy: four runs gave 2 → 1.02, 1.48, 1.71, 1.81; 3 → 2.07, 2.04,
+1.38, 2.59; 4 → 3.48, 3.18, 2.26, 3.95 (the first with ~10-token answers); the table holds the
+median of each (one generation alone took 2.1 to 5.4 s in those runs). Two slots on two cores
+serve about 1.25x as many prompts as one; a third and a fourth only share the same cores.
+Beyond 4 slots the scale grows in proportion (:func:`service_scale`)."""
 
 
 def service_scale(busy: int, table: Mapping[int, float] = SLOT_SERVICE_SCALE) -> float:
