@@ -622,6 +622,20 @@ RUN = TableSpec(
             4e8,
             lo=0.0,
         ),
+        _i(
+            "stream_tokens",
+            "Stream the answer: a partial result every N generated tokens (0: not by count).",
+            8,
+            lo=0,
+            hi=0xFFFF,
+        ),
+        _n(
+            "stream_interval_s",
+            "Stream the answer: a partial result every T seconds of generation (0: not by "
+            "time).",
+            0.5,
+            lo=0.0,
+        ),
     ),
 )
 

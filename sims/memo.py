@@ -201,7 +201,8 @@ def _generation_doc(g: Generation) -> dict[str, Any]:
 
 def _generation_of(doc: dict[str, Any]) -> Generation:
     return Generation(str(doc["text"]), int(doc["prompt_tokens"]), int(doc["completion_tokens"]),
-                      float(doc["inference_s"]), FinishReason[doc["finish_reason"]])
+                      float(doc["inference_s"]), FinishReason[doc["finish_reason"]],
+                      tuple((float(t), int(n), int(k)) for t, n, k in doc.get("pieces", ())))
 
 
 class ReplayMiss(KeyError):

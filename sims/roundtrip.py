@@ -16,6 +16,14 @@ hop's receiving endpoint. Inside a segment every instant is given to one compone
 exactly. The *bound* is what physics alone needs for the same run: per hop the propagation delay
 plus the serialization of the message octets (the AI payload message, no protocol overhead) at
 the link rate, plus the inference time.
+
+Streaming (``[run] stream_tokens`` / ``stream_interval_s``): the onboard driver replays the
+generation's measured pieces (:attr:`~linkstack.payload.backend.Generation.pieces`) at their
+scaled times, the endpoint cuts PartialResults from them, and they go down the same path as
+the Result. ``ttft_s`` is the time from the prompt's creation to the arrival at the ground of
+the first partial result with text (the Result's arrival when nothing was streamed); it is
+reported beside ``total_s`` and is not a row of the breakdown (the breakdown follows the final
+Result).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import trio
 
 from linkstack.hops.base import HopEndpoint, Unit
 from linkstack.payload.backend import ModelBackend, scaled_inference_s
-from linkstack.payload.client import PromptClient
+from linkstack.payload.client import PartialReceived, PromptClient, ResultReceived
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams, Result, Status
 from linkstack.payload.transport import TransportConfig
@@ -63,6 +71,13 @@ class PromptReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     inference_s: float = 0.0
+    ttft_s: float = 0.0
+    """Time to first token: prompt created → first text (a partial result) at the ground."""
+    segments: int = 0
+    """Partial results that reached the ground before the Result."""
+    partials: list[tuple[float, int, str, str]] = field(default_factory=list, repr=False)
+    """Each partial result at the ground: (seconds since the prompt's creation, segment, the
+    text it made contiguous, the answer so far); not in :meth:`as_dict`."""
 
     @property
     def ratio(self) -> float:
@@ -71,7 +86,8 @@ class PromptReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id, "prompt": self.prompt, "answer": self.answer,
-            "status": self.status, "total_s": self.total_s, "bound_s": self.bound_s,
+            "status": self.status, "total_s": self.total_s, "ttft_s": self.ttft_s,
+            "segments": self.segments, "bound_s": self.bound_s,
             "ratio": self.ratio, "breakdown": self.breakdown,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
         }
@@ -87,10 +103,11 @@ class RunReport:
     """Breakdown row prefixes in path order: forward links, ``onboard``, return links."""
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Median and p95 of total, bound and ratio over the answered prompts."""
+        """Median and p95 of total, time to first token, bound and ratio over the answered
+        prompts."""
         ok = [p for p in self.prompts if p.status == "ok"] or self.prompts
         out: dict[str, dict[str, float]] = {}
-        for key in ("total_s", "bound_s", "ratio"):
+        for key in ("total_s", "ttft_s", "bound_s", "ratio"):
             values = sorted(getattr(p, key) for p in ok)
             out[key] = {"median": statistics.median(values), "p95": percentile(values, 95)}
         return out
@@ -211,6 +228,8 @@ class _Run:
         self.messages: dict[tuple[str, int], _Message] = {}
         self.packet_owner: dict[tuple[int, int, int], tuple[str, int]] = {}
         self.results: dict[int, Result] = {}
+        self.ttft: dict[int, tuple[float, int]] = {}  # rid -> (ttft_s, segments)
+        self.partials: dict[int, list[tuple[float, int, str, str]]] = {}
         self.result_done = trio.Event()
         self.inference: dict[int, tuple[float, float]] = {}  # rid -> (start, virtual seconds)
         self.onboard_wake = trio.Event()
@@ -285,7 +304,9 @@ class _Run:
         n = len(self.hops)
         client_cfg = self._transport_config()
         self.client = PromptClient(client_cfg, timeout_s=opts.timeout_s)
-        self.endpoint = ModelEndpoint(self.backend, EndpointConfig(transport=client_cfg))
+        self.endpoint = ModelEndpoint(self.backend, EndpointConfig(
+            transport=client_cfg, stream_tokens=opts.stream_tokens,
+            stream_interval_s=opts.stream_interval_s))
         for i in range(n):
             near_ports[i].on_packets = self._route_down(i, far_ports)
             far_ports[i].on_packets = self._route_up(i, near_ports)
@@ -353,6 +374,11 @@ class _Run:
             else:
                 for p in packets:
                     for ev in self.client.receive_packet(p, now):
+                        if isinstance(ev, ResultReceived):
+                            self.ttft[ev.request_id] = (ev.ttft_s, ev.segments)
+                        elif isinstance(ev, PartialReceived):
+                            self.partials.setdefault(ev.request_id, []).append(
+                                (ev.elapsed_s, ev.partial.segment, ev.new_text, ev.text))
                         result = getattr(ev, "result", None)
                         if isinstance(result, Result):
                             self.results[result.request_id] = result
@@ -380,12 +406,22 @@ class _Run:
                 continue
             generation = self.backend.generate(job.prompt.text, job.prompt.params)
             virtual = scaled_inference_s(generation.inference_s, profile)
-            self.inference[job.prompt.request_id] = (now, virtual)
-            await trio.sleep(virtual)
+            rid = job.prompt.request_id
+            self.inference[rid] = (now, virtual)
+            last = len(self.hops) - 1
+            if self.endpoint.config.streaming:
+                for elapsed, tokens, chars in generation.pieces:
+                    await trio.sleep_until(now + min(scaled_inference_s(elapsed, profile),
+                                                     virtual))
+                    t = engine.now()
+                    parts = self.endpoint.progress(job, generation.text[:chars], tokens, t)
+                    if parts:
+                        self.register((f"partial{job.segments}", rid), parts)
+                        self._hand(self.far_ports[last], self.hops[last].back.name, parts, t)
+            await trio.sleep_until(now + virtual)
             done = engine.now()
             packets = self.endpoint.complete(job, generation, done)
             self.register(("result", job.prompt.request_id), packets)
-            last = len(self.hops) - 1
             self._hand(self.far_ports[last], self.hops[last].back.name, packets, done)
 
     async def _one_prompt(self, text: str) -> PromptReport:
@@ -426,10 +462,11 @@ class _Run:
         if result is None or cursor != t1:
             breakdown["unaccounted"] = t1 - cursor
         status = "timeout" if result is None else Status(result.status).name.lower()
+        ttft, segments = self.ttft.get(rid, (t1 - t0, 0))
         return PromptReport(
             rid, text, result.text if result else "", status, t1 - t0, bound, breakdown,
             result.prompt_tokens if result else 0, result.completion_tokens if result else 0,
-            infer,
+            infer, ttft, segments, self.partials.get(rid, []),
         )
 
     def _segment(self, msg: _Message, link: LinkSpec, cursor: float,

@@ -466,7 +466,10 @@ class RunSpec:
     the satellite farthest from the ground station); ``flight_profile`` scales the measured
     inference time (``linkstack.payload.backend.FLIGHT_PROFILES``); ``coding_rate_ground_bps``
     and ``coding_rate_satellite_bps`` model how fast each node's codecs run (0 = free);
-    ``start_s`` is the virtual time of the first prompt (inside a contact window).
+    ``start_s`` is the virtual time of the first prompt (inside a contact window);
+    ``stream_tokens`` / ``stream_interval_s`` make the endpoint stream partial results every
+    that many tokens / seconds (0 and 0: the Result only; see
+    :class:`linkstack.payload.endpoint.EndpointConfig`).
     """
 
     prompts: tuple[str, ...] = (
@@ -485,6 +488,8 @@ class RunSpec:
     timeout_s: float = 900.0
     coding_rate_ground_bps: float = 8e9
     coding_rate_satellite_bps: float = 4e8
+    stream_tokens: int = 8
+    stream_interval_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -834,6 +839,8 @@ def _parse_run(t: _Table | None, nodes: Mapping[str, NodeSpec]) -> RunSpec:
         timeout_s=t.get("timeout_s"),
         coding_rate_ground_bps=t.get("coding_rate_ground_bps"),
         coding_rate_satellite_bps=t.get("coding_rate_satellite_bps"),
+        stream_tokens=t.get("stream_tokens"),
+        stream_interval_s=t.get("stream_interval_s"),
     )
     t.done()
     return spec

@@ -7,6 +7,11 @@ in virtual time (:func:`linkstack.sims.roundtrip.run_roundtrip`), with the given
 simulation runs in a worker thread, one prompt at a time (the model is not re-entrant), so the
 asyncio caller stays responsive. Prompt *n* uses the seed ``scenario.seed + n``: each gets its
 own channel realisation, and a restarted service repeats the same sequence.
+
+It streams (``streams``): when the scenario's endpoint streams (``[run] stream_tokens`` /
+``stream_interval_s``), ``ask(..., on_partial=...)`` is told the partial results that reached
+the ground in the simulation, in order, before the result (their ``elapsed_s`` is virtual
+time; the simulation runs faster than real time, so they are reported at once when it ends).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import dataclasses
 import threading
 from typing import Any
 
-from linkstack.drivers.service import ServiceResult
+from linkstack.drivers.service import PartialCallback, PartialUpdate, ServiceResult
 from linkstack.errors import LinkstackError
 from linkstack.payload.backend import ModelBackend
 from linkstack.sims.roundtrip import RunReport, percentile, run_roundtrip
@@ -47,7 +52,10 @@ class SimulatedLinkService:
             self._last = report
             return report
 
-    async def ask(self, request_id: str, prompt: str, max_tokens: int) -> ServiceResult:
+    streams = True
+
+    async def ask(self, request_id: str, prompt: str, max_tokens: int, *,
+                  on_partial: PartialCallback | None = None) -> ServiceResult:
         """Carry ``prompt`` through the simulated stack; errors come back as results."""
         if not 1 <= max_tokens <= 4096:
             return ServiceResult("malformed", f"max_tokens {max_tokens} outside 1..4096", {}, 0.0)
@@ -56,13 +64,17 @@ class SimulatedLinkService:
         except LinkstackError as exc:
             return ServiceResult("backend_error", str(exc), {}, 0.0)
         (p,) = report.prompts
+        if on_partial is not None:
+            for elapsed, segment, text, so_far in p.partials:
+                on_partial(PartialUpdate(segment, text, so_far, elapsed))
         with self._lock:
             self._statuses[p.status] = self._statuses.get(p.status, 0) + 1
             if p.status == "ok":
                 self._totals.append(p.total_s)
                 self._ratios.append(p.ratio)
         info: dict[str, object] = {
-            "bound_s": p.bound_s, "ratio": p.ratio, "prompt_tokens": p.prompt_tokens,
+            "bound_s": p.bound_s, "ratio": p.ratio, "ttft_s": p.ttft_s,
+            "prompt_tokens": p.prompt_tokens,
             "completion_tokens": p.completion_tokens, "simulated": True,
             "scenario": report.scenario, "request_id": request_id,
         }

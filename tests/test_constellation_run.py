@@ -297,3 +297,29 @@ def test_long_isl_routes_with_links_breaking_near_the_poles() -> None:
             intra = pa == pb and (sa - sb) % 50 in (1, 49)
             inter = (pa - pb) % 56 in (1, 55)  # adjacent planes (the seam shifts the slot)
             assert intra or inter, (pa, sa, pb, sb)
+
+
+def test_parallel_slots_take_the_measured_service_scale() -> None:
+    """With 4 slots on one satellite and prompts arriving faster than one slot serves them,
+    each inference takes the recorded time x the flight profile x the measured scale of the
+    slots busy when it started (linkstack.payload.serving.SLOT_SERVICE_SCALE)."""
+    from linkstack.payload.backend import get_profile
+    from linkstack.payload.serving import SLOT_SERVICE_SCALE
+
+    sc = load_constellation("star-compute", [
+        "routing.policy=ingress", "constellation.slots=4",
+        "constellation.queue_limit=1000", "traffic.rate_per_user_per_h=3600"])
+    be = backend()
+    report = run_constellation(sc, be, duration_s=30.0)
+    factor = get_profile(sc.flight_profile).speed_factor
+    scales = []
+    for p in report.prompts:
+        if p.status != "ok":
+            continue
+        alone = be.recordings[p.text].inference_s * factor
+        scale = p.breakdown["onboard.inference"] / alone
+        assert any(math.isclose(scale, s, rel_tol=1e-9) for s in SLOT_SERVICE_SCALE.values()), \
+            scale
+        scales.append(round(scale, 6))
+    assert len(scales) > 20
+    assert len(set(scales)) >= 2  # some ran alone, some beside others

@@ -530,6 +530,44 @@ def test_gateway_over_the_simulated_stack(broker: Mosquitto) -> None:
         pub.close()
 
 
+@needs_broker
+@pytest.mark.broker
+def test_simulated_stack_partials_are_published(broker: Mosquitto) -> None:
+    """The simulated service streams too: the recorded Gemma answers carry their token times,
+    the default scenario cuts them every 8 tokens or 0.5 s, and the partials that reached the
+    simulated ground are published, in order, before the result."""
+    from pathlib import Path
+
+    from linkstack.sims.scenario import load_scenario
+    from linkstack.sims.simulated_service import SimulatedLinkService
+
+    recording = Path(__file__).resolve().parent.parent / "sims/scenarios/gemma-recorded.json"
+    backend = RecordedBackend.from_json(recording.read_text())
+    service = SimulatedLinkService(load_scenario("default"), backend)
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
+    question = "Name the largest ocean on Earth."
+
+    async def body(gw: Gateway) -> None:
+        pub.publish("linkstack/sat1/prompt", json.dumps({"id": "o", "prompt": question}))
+        await until(lambda: "o" in results(sub), timeout=60, what="the simulated result")
+
+    try:
+        asyncio.run(with_gateway(broker, service, body))
+        topics = [r.topic for r in sub.snapshot()]
+        parts = _partials(sub, "o")
+        (doc,) = [r.doc for r in sub.snapshot() if r.topic == "linkstack/sat1/result/o"]
+        assert len(parts) >= 1 and topics.index("linkstack/sat1/result/o") == len(parts)
+        assert [p["segment"] for p in parts] == list(range(len(parts)))
+        streamed = "".join(p["text"] for p in parts)
+        assert streamed and doc["text"].startswith(streamed)
+        assert parts[0]["elapsed_s"] == pytest.approx(doc["ttft_s"], abs=1e-6)  # (rounded)
+        assert doc["ttft_s"] < doc["total_s"]
+    finally:
+        sub.close()
+        pub.close()
+
+
 def test_gateway_cli() -> None:
     import typer
     from typer.testing import CliRunner
@@ -550,6 +588,48 @@ def test_gateway_cli() -> None:
     assert bad.exit_code == 2 and "relay9" in bad.output
     bad = runner.invoke(app, ["gateway", "--broker", "http://x"])
     assert bad.exit_code == 2
+
+
+def _partials(client: PahoClient, rid: str) -> list[Any]:
+    return [r.doc for r in client.snapshot()
+            if r.topic == f"linkstack/sat1/result/{rid}/partial"]
+
+
+@needs_broker
+@pytest.mark.broker
+def test_partials_are_published_in_order_before_the_result(broker: Mosquitto) -> None:
+    answer = "Paris is the capital of France."
+    pieces = ((0.1, 1, 5), (0.2, 2, 8), (0.3, 3, 12), (0.4, 4, 20), (0.5, 5, 23),
+              (0.6, 6, 30), (0.7, 7, 31))
+    backend = RecordedBackend({"q": Generation(answer, 9, 7, 0.7, FinishReason.STOP, pieces)})
+    service = LocalEndpointService(backend, EndpointConfig(stream_tokens=2))
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    plain = PahoClient(broker.port, "t-finals", "linkstack/sat1/result/+")
+    pub = PahoClient(broker.port, "t-prompts")
+
+    async def body(gw: Gateway) -> None:
+        pub.publish("linkstack/sat1/prompt", json.dumps({"id": "s1", "prompt": "q"}))
+        await until(lambda: "s1" in results(plain), what="the result")
+        await until(lambda: gw.stats.partials_published == 4, what="four partials")
+        assert gw.status_message()["partials_published"] == 4
+
+    try:
+        asyncio.run(with_gateway(broker, service, body))
+        topics = [r.topic for r in sub.snapshot()]
+        final = topics.index("linkstack/sat1/result/s1")
+        parts = _partials(sub, "s1")
+        # cut after tokens 1, 3, 5, 7: all before the result, on the same connection
+        assert [p["segment"] for p in parts] == [0, 1, 2, 3]
+        assert topics[:final] == ["linkstack/sat1/result/s1/partial"] * 4
+        assert [p["text"] for p in parts] == ["Paris", " is the", " capital of", " France."]
+        assert "".join(p["text"] for p in parts) == parts[-1]["so_far"] == answer
+        assert all(p["id"] == "s1" and p["elapsed_s"] >= 0 for p in parts)
+        assert [r.topic for r in plain.snapshot()] == ["linkstack/sat1/result/s1"]
+        assert results(plain)["s1"][0]["text"] == answer
+    finally:
+        sub.close()
+        plain.close()
+        pub.close()
 
 
 # -- the real model ----------------------------------------------------------------------------
@@ -581,6 +661,48 @@ def test_real_model_behind_the_gateway(broker: Mosquitto) -> None:
         assert 0 < doc["completion_tokens"] <= 8
         assert doc["breakdown"]["onboard.inference"] > 0
         check_breakdown(doc)
+    finally:
+        sub.close()
+        pub.close()
+
+
+@needs_broker
+@pytest.mark.broker
+@pytest.mark.model
+def test_real_model_streams_partials_through_the_gateway(broker: Mosquitto) -> None:
+    from linkstack.payload.backend import LlamaCppBackend, ModelNotInstalled
+
+    try:
+        backend = LlamaCppBackend()
+    except ModelNotInstalled as exc:
+        pytest.skip(str(exc))
+    service = LocalEndpointService(backend, EndpointConfig(stream_tokens=2))
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
+    arrivals: dict[str, float] = {}
+
+    def arrived() -> bool:
+        for r in sub.snapshot():
+            arrivals.setdefault(r.topic, time.monotonic())
+        return "linkstack/sat1/result/ocean" in arrivals
+
+    async def body(gw: Gateway) -> None:
+        pub.publish("linkstack/sat1/prompt", json.dumps(
+            {"id": "ocean", "prompt": "Name the largest ocean on Earth.", "max_tokens": 24}))
+        await until(arrived, timeout=120, what="the model's answer")
+
+    try:
+        asyncio.run(with_gateway(broker, service, body))
+        parts = _partials(sub, "ocean")
+        (doc,) = [r.doc for r in sub.snapshot() if r.topic == "linkstack/sat1/result/ocean"]
+        assert doc["status"] == "ok" and len(parts) >= 2
+        # the partials are the answer's beginning; the result brings the rest
+        streamed = "".join(p["text"] for p in parts)
+        assert streamed == parts[-1]["so_far"] and doc["text"].startswith(streamed)
+        assert len(streamed) > len(doc["text"]) // 2
+        # the first words were out before the answer was complete
+        first = arrivals["linkstack/sat1/result/ocean/partial"]
+        assert first < arrivals["linkstack/sat1/result/ocean"]
     finally:
         sub.close()
         pub.close()

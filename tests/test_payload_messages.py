@@ -186,7 +186,7 @@ def test_bad_header_fields() -> None:
     _expect(b"", "message_type", 0, TruncatedError)
     _expect(b"\x07" + GOOD[1:], "message_type", 0)
     _expect(GOOD[:1] + b"\x02" + GOOD[2:], "version", 1)
-    _expect(GOOD[:2] + b"\x02" + GOOD[3:], "flags", 2)  # spare bit set
+    _expect(GOOD[:2] + b"\x08" + GOOD[3:], "flags", 2)  # spare bit set (bits 2..1: priority)
     _expect(GOOD[:5], "request_id", 3, TruncatedError)
     _expect(GOOD + b"\x00", "end", len(GOOD))
 

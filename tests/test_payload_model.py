@@ -137,3 +137,38 @@ def test_cli_ask_json(backend: LlamaCppBackend) -> None:
     assert 0 < report["completion_tokens"] <= 12
     assert report["uplink_packets"] == 1 and report["downlink_packets"] == 1
     assert report["load_s"] > 0 and report["inference_s_measured"] > 0
+
+
+def test_cli_ask_stream_prints_the_words_as_they_come(backend: LlamaCppBackend) -> None:
+    app = typer.Typer()
+    register(app)
+    out = CliRunner().invoke(app, ["endpoint", "ask", "Name the largest ocean on Earth.",
+                                   "--max-tokens", "24", "--stream"])
+    assert out.exit_code == 0, out.output
+    first_line, rest = out.output.split("\n", 1)
+    assert "Pacific" in first_line and rest.startswith("ok")
+    report = json.loads(CliRunner().invoke(app, [
+        "endpoint", "ask", "Name the largest ocean on Earth.", "--max-tokens", "24",
+        "--stream", "--json"]).output)
+    assert report["answer"] == first_line
+    # one partial result per token that added text (--stream-tokens 1), then the Result
+    assert report["partial_results"] >= 5
+    assert report["downlink_packets"] == report["partial_results"] + 1
+    assert 0 < report["ttft_s"] < report["round_trip_s"]
+
+
+def test_slots_generate_at_once_and_answer_as_one_context() -> None:
+    from linkstack.payload.serving import LlamaCppSlots
+
+    slots = LlamaCppSlots(2)
+    assert slots.n_threads >= 1 and slots.model_ids == (GEMMA_MODEL_ID,)
+    params = GenerationParams(max_tokens=12)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda q: slots.generate(q, params),
+                             [QUESTION, "Name the largest ocean on Earth."]))
+    alone = [slots.generate(q, params).text for q in (QUESTION,
+                                                       "Name the largest ocean on Earth.")]
+    assert [g.text for g in both] == alone  # greedy: the same answers, in parallel or not
+    assert slots.count_tokens(QUESTION) == both[0].prompt_tokens

@@ -272,3 +272,55 @@ def test_bad_stack_settings_name_the_scenario_key(key: str, value: str, named: s
     with pytest.raises(ConfigError) as exc:
         run_roundtrip(sc, RecordedBackend({}, default=ANSWER), prompts=["x"])
     assert exc.value.key == named
+
+
+STREAMED = Generation("Paris is the capital of France.", 12, 8, 1.25, ANSWER.finish_reason,
+                      ((0.5, 1, 5), (0.6, 2, 8), (0.7, 3, 12), (0.9, 5, 20), (1.2, 8, 31)))
+
+
+def test_streamed_answer_first_token_arrives_before_the_result() -> None:
+    """At BER 0 every one-packet message fills one frame per hop, so the first partial
+    result (cut at the first piece, 0.5 s into the 1.25 s inference) reaches the ground
+    exactly 0.75 s before the Result; the breakdown still follows the Result."""
+    data = clean_scenario()
+    data["run"].update({"stream_tokens": 3, "stream_interval_s": 0})
+    report = run_roundtrip(parse_scenario(data), RecordedBackend({}, default=STREAMED))
+    for p in report.prompts:
+        assert p.status == "ok" and p.answer == STREAMED.text
+        # cut after tokens 1 (first text), 5 (>= 3 more) and 8
+        assert p.segments == 3
+        assert p.ttft_s == pytest.approx(p.total_s - (1.25 - 0.5), abs=1e-9)
+        assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+    assert report.summary()["ttft_s"]["median"] < report.summary()["total_s"]["median"]
+
+
+def test_no_streaming_first_token_is_the_result() -> None:
+    data = clean_scenario()
+    data["run"].update({"stream_tokens": 0, "stream_interval_s": 0})
+    report = run_roundtrip(parse_scenario(data), RecordedBackend({}, default=STREAMED))
+    for p in report.prompts:
+        assert p.segments == 0 and p.ttft_s == p.total_s
+
+
+@pytest.mark.parametrize(("key", "value"), [("stream_tokens", -1), ("stream_tokens", 1.5),
+                                            ("stream_interval_s", -0.1),
+                                            ("stream_interval_s", "fast")])
+def test_stream_keys_are_checked(key: str, value: object) -> None:
+    data = clean_scenario()
+    data["run"][key] = value
+    with pytest.raises(ConfigError) as exc:
+        parse_scenario(data)
+    assert exc.value.key == f"run.{key}"
+
+
+@pytest.mark.model
+def test_real_model_streams_through_the_default_scenario() -> None:
+    from linkstack.payload.backend import LlamaCppBackend
+
+    sc = load_scenario("default", ["run.max_tokens=24", "run.stream_tokens=4"])
+    report = run_roundtrip(sc, LlamaCppBackend(),
+                           prompts=["Name the largest ocean on Earth."])
+    (p,) = report.prompts
+    assert p.status == "ok" and p.segments >= 2
+    assert 0 < p.ttft_s < p.total_s - 0.1
+    assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)

@@ -476,6 +476,40 @@ def test_garbage_datagrams_do_not_break_the_link() -> None:
     asyncio.run(main())
 
 
+def test_streamed_partials_cross_the_rf_hop_in_real_time() -> None:
+    """The satellite streams (every 2 tokens) a paced replay whose tokens come 0.1 s apart;
+    the ground hears the first words over the COP-1 / TM hop well before the Result."""
+    from linkstack.drivers.service import PartialUpdate
+    from linkstack.drivers.udp import transport_for
+    from linkstack.payload.endpoint import EndpointConfig
+
+    hop = rf_hop_config(load_scenario("default")).config
+    answer = "Paris is the capital of France."
+    pieces = tuple((0.1 * (i + 1), i + 1, k) for i, k in enumerate((5, 8, 12, 20, 23, 30, 31)))
+    backend = RecordedBackend({"q": Generation(answer, 9, 7, 0.75, FinishReason.STOP, pieces)})
+
+    async def main() -> None:
+        sat = UdpSatellite(PacedBackend(backend), hop, endpoint_config=EndpointConfig(
+            transport=transport_for(hop), stream_tokens=2))
+        ground = UdpGroundService(hop)
+        s_addr = await sat.start(LOOPBACK, ("127.0.0.1", 9))
+        sat.link.peer = await ground.start(LOOPBACK, s_addr)
+        updates: list[PartialUpdate] = []
+        try:
+            result = await asyncio.wait_for(ground.ask("s", "q", 16, on_partial=updates.append),
+                                            30)
+        finally:
+            await ground.aclose()
+            await sat.aclose()
+        assert result.status == "ok" and result.text == answer
+        assert [u.segment for u in updates] == [0, 1, 2, 3]  # after tokens 1, 3, 5, 7
+        assert "".join(u.text for u in updates) == updates[-1].so_far == answer
+        assert updates[0].elapsed_s < result.total_s - 0.4  # first words ~0.6 s earlier
+        assert ground.unmatched == 0
+
+    asyncio.run(main())
+
+
 # -- SDLS over UDP (the shipped `secure` scenario: AES-256-GCM on the RF hop both ways) -----------
 
 def test_secure_scenario_over_loopback_authenticates_every_frame(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from linkstack.cli.options import BACKEND_ENV, SetOpt
+from linkstack.cli.options import BACKEND_ENV, SetOpt, SlotsOpt, StreamMsOpt, StreamTokensOpt
 from linkstack.errors import ConfigError, LinkstackError
 
 # GatewayConfig / security keys → the option that sets them (errors name the option)
@@ -111,8 +111,12 @@ async def _main(args: dict[str, Any]) -> int:
     elif service_kind == "local":
         from linkstack.cli.serve import _backend
         from linkstack.drivers.service import LocalEndpointService
+        from linkstack.payload.endpoint import EndpointConfig
 
-        service = LocalEndpointService(_backend(args["model"], args["backend"]))
+        service = LocalEndpointService(
+            _backend(args["model"], args["backend"], args["slots"]),
+            EndpointConfig(concurrency=args["slots"], stream_tokens=args["stream_tokens"],
+                           stream_interval_s=args["stream_ms"] / 1000))
     elif service_kind == "udp":
         if not args["peer"]:
             raise ConfigError("--service udp needs --peer (the satellite's address)",
@@ -220,15 +224,23 @@ def register(app: typer.Typer) -> None:
         password_file: Annotated[Path | None, typer.Option(
             "--password-file", help="File holding the password (one line), mode 0600.")
         ] = None,
+        slots: SlotsOpt = 1,
+        stream_tokens: StreamTokensOpt = 0,
+        stream_ms: StreamMsOpt = 0.0,
     ) -> None:
         """Bridge MQTT prompts (linkstack/<spacecraft>/prompt) to the link and publish the
-        results and the link status; QoS 1, reconnects and resumes after a broker restart."""
+        results and the link status; QoS 1, reconnects and resumes after a broker restart.
+
+        With --service local, --slots, --stream-tokens and --stream-ms set the model endpoint
+        (parallel generations; partial results published on result/<id>/partial). Over UDP
+        they are the satellite's (linkstack serve --role satellite)."""
         args = {"broker": broker, "scenario": scenario, "sets": sets,
                 "spacecraft": spacecraft, "service": service, "listen": listen, "peer": peer,
                 "model": model, "backend": backend, "client_id": client_id,
                 "max_in_flight": max_in_flight, "status_interval": status_interval,
                 "pcap": pcap, "journal": journal, "ca_file": ca_file, "cert_file": cert_file,
-                "key_file": key_file, "username": username, "password_file": password_file}
+                "key_file": key_file, "username": username, "password_file": password_file,
+                "slots": slots, "stream_tokens": stream_tokens, "stream_ms": stream_ms}
         try:
             code = asyncio.run(_main(args))
         except LinkstackError as exc:

@@ -59,6 +59,15 @@ BACKEND_ENV = "LINKSTACK_BACKEND"
 ``recorded:FILE`` to run the README's commands without the model)."""
 BackendOpt = Annotated[str, typer.Option(
     "--backend", envvar=BACKEND_ENV, help="llama (default) or recorded:FILE (replay, for tests).")]
+SlotsOpt = Annotated[int, typer.Option(
+    "--slots", min=1, max=64, help="Onboard inference slots: prompts generated at once "
+    "(one llama.cpp context each).")]
+StreamTokensOpt = Annotated[int, typer.Option(
+    "--stream-tokens", min=0, max=65535, help="Stream partial results: a segment every N "
+    "generated tokens (0: not by count).")]
+StreamMsOpt = Annotated[float, typer.Option(
+    "--stream-ms", min=0.0, max=3.6e6, help="Stream partial results: a segment every T "
+    "milliseconds (0: not by time).")]
 
 
 # How the frames of one channel are laid out (frame decode/encode, sdls protect/verify).

@@ -17,8 +17,9 @@ from linkstack.errors import ConfigError, LinkstackError
 DEFAULT_SCENARIO = "default"
 
 
-def load_backend(model: Path | None, backend: str) -> object:
-    """The model backend named on the command line (the real model unless ``recorded:FILE``)."""
+def load_backend(model: Path | None, backend: str, slots: int = 1) -> object:
+    """The model backend named on the command line (the real model unless ``recorded:FILE``;
+    ``slots`` llama.cpp contexts when more than 1)."""
     from linkstack.payload.backend import LlamaCppBackend, RecordedBackend
 
     if backend.startswith("recorded:"):
@@ -34,6 +35,10 @@ def load_backend(model: Path | None, backend: str) -> object:
             raise ConfigError(f"{path}: {exc.reason}", key="--backend") from None
     if backend != "llama":
         raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
+    if slots > 1:
+        from linkstack.payload.serving import LlamaCppSlots
+
+        return LlamaCppSlots(slots, model)
     return LlamaCppBackend(model)
 
 
@@ -55,6 +60,8 @@ def render(report: object, console: Console) -> None:
                       f"{p.completion_tokens} tokens): {p.answer.strip()}")
         console.print(f"  total {p.total_s:.6f} s   bound {p.bound_s:.6f} s   "
                       f"total/bound {p.ratio:.4f}")
+        console.print(f"  ttft {p.ttft_s:.6f} s (first words; {p.segments} partial "
+                      "result(s) before the answer)")
     rows = sorted({k for p in report.prompts for k, v in p.breakdown.items() if abs(v) > 1e-9},
                   key=lambda k: _row_order(k, report.segments))
     table = Table(title="latency breakdown (ms; rows sum to the total)", box=box.SIMPLE_HEAD)
@@ -69,12 +76,14 @@ def render(report: object, console: Console) -> None:
         table.add_row(row, *cells)
     table.add_section()
     table.add_row("[bold]total[/bold]", *totals)
+    table.add_row("ttft", *(f"{1e3 * p.ttft_s:.3f}" for p in report.prompts))
     table.add_row("bound", *bounds)
     table.add_row("total/bound", *(f"{p.ratio:.4f}" for p in report.prompts))
     console.print()
     console.print(table)
     s = report.summary()
     console.print(f"median total {s['total_s']['median']:.6f} s, p95 {s['total_s']['p95']:.6f} s;"
+                  f" median ttft {s['ttft_s']['median']:.6f} s;"
                   f" median total/bound {s['ratio']['median']:.4f}")
 
 

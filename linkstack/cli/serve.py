@@ -32,7 +32,15 @@ from typing import Annotated, Any
 
 import typer
 
-from linkstack.cli.options import BACKEND_ENV, HELP_MARKUP, SetOpt, fail
+from linkstack.cli.options import (
+    BACKEND_ENV,
+    HELP_MARKUP,
+    SetOpt,
+    SlotsOpt,
+    StreamMsOpt,
+    StreamTokensOpt,
+    fail,
+)
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -44,12 +52,12 @@ def _scenario(name: str, sets: list[str] | None) -> Any:
     return load_scenario(name, list(sets or []))
 
 
-def _backend(model: Path | None, backend: str) -> Any:
+def _backend(model: Path | None, backend: str, slots: int = 1) -> Any:
     """The model backend named on the command line; a recording is replayed in real time."""
     from linkstack.cli.run import load_backend
     from linkstack.drivers.udp import PacedBackend
 
-    be = load_backend(model, backend)
+    be = load_backend(model, backend, slots)
     return PacedBackend(be) if backend.startswith("recorded:") else be  # type: ignore[arg-type]
 
 
@@ -174,13 +182,21 @@ async def _satellite(args: dict[str, Any]) -> int:
     scenario = _scenario(args["scenario"], args["sets"])
     path = rf_hop_config(scenario)
     name = args["name"] or path.spacecraft
+    from linkstack.drivers.udp import transport_for
+    from linkstack.payload.endpoint import EndpointConfig
+
     sdls = rf_end_sdls(path.hop, "space", args["sdls_state"])  # before the model loads
-    files, backend = _files(path, scenario, name, _backend(args["model"], args["backend"]),
+    config = EndpointConfig(transport=transport_for(path.config), concurrency=args["slots"],
+                            queue_limit=args["queue_limit"],
+                            stream_tokens=args["stream_tokens"],
+                            stream_interval_s=args["stream_ms"] / 1000)
+    files, backend = _files(path, scenario, name,
+                            _backend(args["model"], args["backend"], args["slots"]),
                             args["models"])
     loop = asyncio.get_running_loop()
     pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
-    sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap,
-                       sdls=sdls, files=files)
+    sat = UdpSatellite(backend, path.config, endpoint_config=config, name=name,
+                       ground=path.ground, pcap=pcap, sdls=sdls, files=files)
     try:
         address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
         print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
@@ -294,13 +310,24 @@ def register(app: typer.Typer) -> None:
         models: Annotated[Path | None, typer.Option(
             "--models", help="Satellite: where uploaded models are written for llama.cpp "
             "(default: linkstack-uploads in the temporary directory).")] = None,
+        slots: SlotsOpt = 1,
+        queue_limit: Annotated[int, typer.Option(
+            "--queue-limit", min=0, max=1_000_000,
+            help="Satellite: prompts that may wait for a slot; more are answered busy.")] = 4,
+        stream_tokens: StreamTokensOpt = 0,
+        stream_ms: StreamMsOpt = 0.0,
     ) -> None:
-        """Run one end of the stack over real UDP sockets, in real time."""
+        """Run one end of the stack over real UDP sockets, in real time.
+
+        The satellite's --slots, --queue-limit, --stream-tokens and --stream-ms set its model
+        endpoint (parallel generations, waiting room, partial results)."""
         args = {"listen": listen, "peer": peer, "scenario": scenario, "sets": sets,
                 "prompts": list(prompt or []), "max_tokens": max_tokens, "timeout": timeout,
                 "model": model, "backend": backend, "name": name, "pcap": pcap,
                 "json": as_json, "sdls_state": sdls_state,
-                "models": models or Path(tempfile.gettempdir()) / "linkstack-uploads"}
+                "models": models or Path(tempfile.gettempdir()) / "linkstack-uploads",
+                "slots": slots, "queue_limit": queue_limit,
+                "stream_tokens": stream_tokens, "stream_ms": stream_ms}
         if role == "ground":
             _run(_ground(args))
         elif role == "satellite":

@@ -14,6 +14,11 @@ Implementations:
   packets over the RF hop (COP-1, TC/CLTU up, TM/CADU down) as UDP datagrams to a
   ``linkstack serve --role satellite`` process.
 
+Streaming: a service whose ``streams`` attribute is true takes ``on_partial`` in ``ask`` and
+calls it with a :class:`PartialUpdate` for each partial result that reaches the ground, in
+order, before ``ask`` returns (the endpoint must be configured to stream, see
+:class:`~linkstack.payload.endpoint.EndpointConfig`).
+
 Result ``status`` strings are the payload Result statuses in lower case (``ok``,
 ``unknown_model``, ``prompt_too_long``, ``busy``, ``timeout``, ``malformed``,
 ``backend_error``); ``breakdown`` maps ``segment.component`` to seconds and sums to
@@ -30,7 +35,12 @@ from typing import Protocol, runtime_checkable
 
 from linkstack.errors import LinkstackError
 from linkstack.payload.backend import Generation, ModelBackend
-from linkstack.payload.client import PromptClient, RequestTimedOut, ResultReceived
+from linkstack.payload.client import (
+    PartialReceived,
+    PromptClient,
+    RequestTimedOut,
+    ResultReceived,
+)
 from linkstack.payload.endpoint import (
     EndpointConfig,
     Job,
@@ -39,6 +49,7 @@ from linkstack.payload.endpoint import (
     ResultSent,
 )
 from linkstack.payload.messages import GenerationParams, Result, Status
+from linkstack.payload.serving import generate
 from linkstack.payload.transport import TransportConfig
 
 
@@ -59,6 +70,31 @@ class ServiceResult:
     breakdown: dict[str, float]
     total_s: float
     info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialUpdate:
+    """Part of an answer, as it reached the ground.
+
+    Attributes:
+        segment: the PartialResult's segment number.
+        text: the text it made contiguous ("" when it arrived after a gap and is held).
+        so_far: the whole answer so far.
+        elapsed_s: from the prompt handed to the service to this arrival.
+    """
+
+    segment: int
+    text: str
+    so_far: str
+    elapsed_s: float
+
+
+PartialCallback = Callable[[PartialUpdate], object]
+
+
+def partial_update(event: PartialReceived) -> PartialUpdate:
+    """The :class:`PartialUpdate` of a client event."""
+    return PartialUpdate(event.partial.segment, event.new_text, event.text, event.elapsed_s)
 
 
 @runtime_checkable
@@ -156,10 +192,13 @@ class EndpointRunner:
 
     Prompt packets go in through :meth:`receive_packet`; result packets come out through
     ``send`` — at once for rejections, after generation otherwise. :meth:`run` (a task) hands
-    the endpoint's jobs to the backend in a worker thread (``asyncio.to_thread``: a one-second
+    the endpoint's jobs to the backend in worker threads (``asyncio.to_thread``: a one-second
     generation does not stall the event loop; the endpoint itself is only touched from the
-    loop's thread, as it requires), turns a backend exception into a ``backend_error`` result,
-    and runs the endpoint's timers (queue timeouts, reassembly timeouts).
+    loop's thread, as it requires), up to the endpoint's ``concurrency`` (its inference slots)
+    at once, turns a backend exception into a ``backend_error`` result, and runs the
+    endpoint's timers (queue timeouts, reassembly timeouts). When the endpoint streams, the
+    backend's token callback is brought to the loop's thread and the PartialResult packets
+    the endpoint cuts are sent as they come.
 
     ``on_job`` is told ``(job, "started" | "generated", time)`` for latency accounting.
     """
@@ -189,23 +228,37 @@ class EndpointRunner:
                 self.send(ev.packets)
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            now = self.clock()
-            self._send_results(list(self.endpoint.on_timer(now)))
-            job = self.endpoint.next_job(now)
-            if job is not None:
-                await self._run(job, now)
-                continue
-            deadline = self.endpoint.next_deadline()
-            await wait_event(self._wake, None if deadline is None else max(0.0, deadline - now))
+        async with asyncio.TaskGroup() as jobs:
+            while True:
+                self._wake.clear()
+                now = self.clock()
+                self._send_results(list(self.endpoint.on_timer(now)))
+                job = self.endpoint.next_job(now)
+                if job is not None:
+                    jobs.create_task(self._run(job, now))
+                    continue
+                deadline = self.endpoint.next_deadline()
+                await wait_event(self._wake,
+                                 None if deadline is None else max(0.0, deadline - now))
+
+    def _progress(self, job: Job, text: str, tokens: int) -> None:
+        packets = self.endpoint.progress(job, text, tokens, self.clock())
+        if packets:
+            self.send(packets)
 
     async def _run(self, job: Job, started: float) -> None:
         if self.on_job is not None:
             self.on_job(job, "started", started)
+        on_token = None
+        if self.endpoint.config.streaming:
+            loop = asyncio.get_running_loop()
+
+            def on_token(text: str, tokens: int) -> None:  # in the worker thread
+                loop.call_soon_threadsafe(self._progress, job, text, tokens)
+
         try:
             generation: Generation = await asyncio.to_thread(
-                self.backend.generate, job.prompt.text, job.prompt.params)
+                generate, self.backend, job.prompt.text, job.prompt.params, on_token)
         except Exception as exc:  # the backend failing is a result, not a crash
             done = self.clock()
             packets = self.endpoint.fail(job, done, Status.BACKEND_ERROR, f"{exc}")
@@ -216,6 +269,7 @@ class EndpointRunner:
         if self.on_job is not None:
             self.on_job(job, "generated", done)
         self.send(packets)
+        self._wake.set()  # a slot is free
 
 
 class LocalEndpointService:
@@ -237,7 +291,12 @@ class LocalEndpointService:
             client too.
         timeout_s: the client's deadline for a result.
         clock: seconds, monotonic (default: the running loop's ``time()``).
+
+    It streams (``streams``): ``ask(..., on_partial=...)`` is told each partial result when
+    ``endpoint_config`` streams.
     """
+
+    streams = True
 
     def __init__(self, backend: ModelBackend, endpoint_config: EndpointConfig | None = None, *,
                  timeout_s: float | None = 900.0,
@@ -249,6 +308,7 @@ class LocalEndpointService:
         self.endpoint = ModelEndpoint(backend, self.endpoint_config)
         self._clock = clock
         self._waiting: dict[int, tuple[asyncio.Future[tuple[Result | None, float]], _Marks]] = {}
+        self._partials: dict[int, PartialCallback] = {}
         self._runner: EndpointRunner | None = None
         self._timers: TimerTask | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -259,7 +319,8 @@ class LocalEndpointService:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     # -- the service ------------------------------------------------------------------------
-    async def ask(self, request_id: str, prompt: str, max_tokens: int) -> ServiceResult:
+    async def ask(self, request_id: str, prompt: str, max_tokens: int, *,
+                  on_partial: PartialCallback | None = None) -> ServiceResult:
         runner = self._start()
         marks = _Marks(self._now())
         try:
@@ -271,6 +332,8 @@ class LocalEndpointService:
         future: asyncio.Future[tuple[Result | None, float]] = (
             asyncio.get_running_loop().create_future())
         self._waiting[rid] = (future, marks)
+        if on_partial is not None:
+            self._partials[rid] = on_partial
         assert self._timers is not None
         self._timers.kick()
         try:
@@ -284,6 +347,7 @@ class LocalEndpointService:
                 marks.uplinked = self._now()
             result, arrived = await future
         finally:
+            self._partials.pop(rid, None)
             if self._waiting.pop(rid, None) is not None:
                 self.client.cancel(rid)
         self.answered += 1
@@ -337,6 +401,10 @@ class LocalEndpointService:
             for ev in self.client.receive_packet(packet, self._now()):
                 if isinstance(ev, ResultReceived):
                     self._resolve(ev.request_id, ev.result)
+                elif isinstance(ev, PartialReceived):
+                    callback = self._partials.get(ev.request_id)
+                    if callback is not None:
+                        callback(partial_update(ev))
 
     def _resolve(self, rid: int, result: Result | None) -> None:
         entry = self._waiting.pop(rid, None)

@@ -39,8 +39,10 @@ from typing import Any, cast
 from linkstack.capture.pcap import PcapWriter, SendCapture, capture_for
 from linkstack.drivers.service import (
     EndpointRunner,
+    PartialCallback,
     ServiceResult,
     TimerTask,
+    partial_update,
     result_info,
     status_name,
 )
@@ -48,8 +50,13 @@ from linkstack.errors import ConfigError, LinkstackError
 from linkstack.hops.base import HopEndpoint
 from linkstack.hops.rf import RfGround, RfHopConfig, RfSpace
 from linkstack.hops.security import HopSdls
-from linkstack.payload.backend import Generation, ModelBackend
-from linkstack.payload.client import PromptClient, RequestTimedOut, ResultReceived
+from linkstack.payload.backend import Generation, ModelBackend, TokenCallback
+from linkstack.payload.client import (
+    PartialReceived,
+    PromptClient,
+    RequestTimedOut,
+    ResultReceived,
+)
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
 from linkstack.payload.messages import GenerationParams, Result
 from linkstack.payload.transport import TransportConfig
@@ -132,9 +139,20 @@ class PacedBackend:
     def count_tokens(self, prompt: str) -> int | None:
         return self.inner.count_tokens(prompt)
 
-    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+    streams_tokens = True
+
+    def generate(self, prompt: str, params: GenerationParams, *,
+                 on_token: TokenCallback | None = None) -> Generation:
+        """The inner generation, taking at least its reported time; ``on_token`` is told its
+        pieces at their recorded times."""
         t0 = time.perf_counter()
         generation = self.inner.generate(prompt, params)
+        if on_token is not None:
+            for elapsed, tokens, chars in generation.pieces:
+                wait = elapsed - (time.perf_counter() - t0)
+                if wait > 0:
+                    time.sleep(wait)
+                on_token(generation.text[:chars], tokens)
         left = generation.inference_s - (time.perf_counter() - t0)
         if left > 0:
             time.sleep(left)
@@ -333,6 +351,7 @@ class UdpGroundService(_Node):
         self.pcap = pcap
         self.client = PromptClient(self.transport, timeout_s=timeout_s)
         self._requests: dict[int, _Request] = {}
+        self._partials: dict[int, PartialCallback] = {}
         self._timers: TimerTask | None = None
         self.asked = 0
         self.answered = 0
@@ -354,7 +373,11 @@ class UdpGroundService(_Node):
         self._spawn(self._timers.run())
         return address
 
-    async def ask(self, request_id: str, prompt: str, max_tokens: int) -> ServiceResult:
+    streams = True
+    """``ask`` takes ``on_partial`` (the satellite's endpoint must stream)."""
+
+    async def ask(self, request_id: str, prompt: str, max_tokens: int, *,
+                  on_partial: PartialCallback | None = None) -> ServiceResult:
         loop = asyncio.get_running_loop()
         now = loop.time()
         try:
@@ -369,11 +392,14 @@ class UdpGroundService(_Node):
         self.asked += 1
         request = _Request(loop.create_future(), now)
         self._requests[rid] = request
+        if on_partial is not None:
+            self._partials[rid] = on_partial
         assert self._timers is not None
         self._timers.kick()
         try:
             result, arrived = await request.future
         finally:
+            self._partials.pop(rid, None)
             if self._requests.pop(rid, None) is not None:
                 self.client.cancel(rid)
         self.answered += 1
@@ -393,6 +419,10 @@ class UdpGroundService(_Node):
             for ev in self.client.receive_packet(packet, now):
                 if isinstance(ev, ResultReceived):
                     self._resolve(ev.request_id, ev.result, now)
+                elif isinstance(ev, PartialReceived):
+                    callback = self._partials.get(ev.request_id)
+                    if callback is not None:
+                        callback(partial_update(ev))
                 elif not isinstance(ev, RequestTimedOut):
                     self.unmatched += 1
 

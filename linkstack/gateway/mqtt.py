@@ -16,6 +16,15 @@ Topics (``<sc>`` = a spacecraft name from the scenario, ``sat1`` by default):
                                    prompt gets ``status: "malformed"`` with the reason in
                                    ``text``, on ``result/<id>`` when the id is usable, else on
                                    ``result/_`` with ``"id": null``.
+``linkstack/<sc>/result/<id>/``    published, QoS 1, while the answer is generated (when the
+``partial``                        service streams and its endpoint is set to): ``{"id",
+                                   "segment", "text", "so_far", "elapsed_s"}`` — ``text`` the
+                                   words new since the last partial, ``so_far`` the answer so
+                                   far, in order; the final result on ``result/<id>`` follows
+                                   them and carries the whole text. A partial lost on the link
+                                   is not published (the later ones wait for the gap, the
+                                   result closes it). Not journaled; ``result/+`` does not
+                                   match them, ``result/#`` does.
 ``linkstack/<sc>/status``          published, QoS 1, retained: the gateway's counters, result
                                    latency percentiles and the service's link status (COP-1
                                    state, frame counts, retransmissions...); every
@@ -64,13 +73,14 @@ import logging
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiomqtt
 
-from linkstack.drivers.service import PromptService, ServiceResult
+from linkstack.drivers.service import PartialUpdate, PromptService, ServiceResult
 from linkstack.errors import ConfigError
 from linkstack.gateway.journal import PromptJournal
 from linkstack.gateway.security import client_tls_context, refusal, reset_hint
@@ -300,6 +310,7 @@ class GatewayStats:
     connects: int = 0
     disconnects: int = 0
     replayed: int = 0
+    partials_published: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -359,6 +370,7 @@ class Gateway:
             "prompts_received": s.prompts_received, "prompts_forwarded": s.prompts_forwarded,
             "duplicates": s.duplicates, "malformed": s.malformed,
             "results_published": s.results_published, "results_by_status": dict(s.statuses),
+            "partials_published": s.partials_published,
             "in_flight": len(self._in_progress),
             "outbox": sum(1 for o in self._outbox if o.kind == "result"),
             "publish_retries": s.publish_retries, "connects": s.connects, "replayed": s.replayed,
@@ -426,8 +438,13 @@ class Gateway:
             async with self._slots:
                 self.stats.prompts_forwarded += 1
                 try:
-                    result = await self.service.ask(request.key, request.prompt,
-                                                    request.max_tokens)
+                    if getattr(self.service, "streams", False):
+                        result = await self.service.ask(  # type: ignore[call-arg]
+                            request.key, request.prompt, request.max_tokens,
+                            on_partial=self._partial_publisher(request))
+                    else:
+                        result = await self.service.ask(request.key, request.prompt,
+                                                        request.max_tokens)
                 except Exception as exc:  # a service bug must not lose the request
                     log.exception("service failed on %s", request.key)
                     result = ServiceResult("backend_error", f"gateway: service failed: {exc}",
@@ -439,6 +456,20 @@ class Gateway:
             self._queue_status()
         finally:
             self._in_progress.discard(request.key)
+
+    def _partial_publisher(self, request: PromptRequest) -> Callable[[PartialUpdate], None]:
+        topic = self.result_topic(request.id) + "/partial"
+
+        def publish(update: PartialUpdate) -> None:
+            if not update.text:  # held behind a lost segment: nothing new to show
+                return
+            payload = json.dumps({"id": request.id, "segment": update.segment,
+                                  "text": update.text, "so_far": update.so_far,
+                                  "elapsed_s": round(update.elapsed_s, 6)},
+                                 ensure_ascii=False).encode()
+            self._queue(_Outgoing(topic, payload, kind="partial"))
+
+        return publish
 
     # -- the connection --------------------------------------------------------------------
     async def run(self) -> None:
@@ -533,6 +564,8 @@ class Gateway:
             _reraise_cancellation()
             if item in self._outbox:  # (a newer status may have replaced it meanwhile)
                 self._outbox.remove(item)
+            if item.kind == "partial":
+                self.stats.partials_published += 1
             if item.kind == "result":
                 self.stats.results_published += 1
                 if self.journal is not None and item.key is not None:

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -47,6 +47,12 @@ class Generation:
         inference_s: wall-clock seconds the generation took on this machine
             (prompt evaluation + decoding), measured with ``time.perf_counter``.
         finish_reason: ``STOP`` (end of turn / stop sequence) or ``LENGTH`` (max_tokens).
+        pieces: how the text grew while it was generated, one ``(elapsed_s, tokens, chars)``
+            per token that made new text visible: at ``elapsed_s`` after the start
+            (measured), ``tokens`` had been generated and ``text[:chars]`` was final (text
+            that could still turn out to be the start of a stop sequence is held back). A
+            simulator replays them in virtual time to stream partial results; empty when
+            unknown (a recording made without them).
     """
 
     text: str
@@ -54,6 +60,7 @@ class Generation:
     completion_tokens: int
     inference_s: float
     finish_reason: FinishReason = FinishReason.STOP
+    pieces: tuple[tuple[float, int, int], ...] = ()
 
     @property
     def tokens_per_s(self) -> float:
@@ -93,6 +100,24 @@ class ModelBackend(Protocol):
     def count_tokens(self, prompt: str) -> int | None: ...
 
     def generate(self, prompt: str, params: GenerationParams) -> Generation: ...
+
+
+TokenCallback = Callable[[str, int], None]
+"""``on_token(text_so_far, completion_tokens)``: called by a streaming backend, from the
+thread that generates, each time more of the answer is final (see
+:attr:`Generation.pieces`)."""
+
+
+def held_back(text: str, stops: Iterable[str]) -> int:
+    """How many characters at the end of ``text`` could be the start of a stop sequence (and
+    so must not be shown yet)."""
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s), len(text)), hold, -1):
+            if text.endswith(s[:n]):
+                hold = n
+                break
+    return hold
 
 
 # -- flight-computer profiles -------------------------------------------------------------------
@@ -454,14 +479,27 @@ class LlamaCppBackend:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def count_tokens(self, prompt: str) -> int:
-        """Tokens of the templated prompt, BOS included (what ``prompt_tokens`` will say)."""
-        with self._lock:
-            return len(self._tokens(self.prompt_format.render(prompt)))
+        """Tokens of the templated prompt, BOS included (what ``prompt_tokens`` will say).
 
-    def generate(self, prompt: str, params: GenerationParams) -> Generation:
-        """Run the model on the templated ``prompt``; blocks; thread-safe (serialised)."""
+        Not serialised with :meth:`generate`: tokenizing only reads the model's vocabulary,
+        so a driver can check an arriving prompt while another is being generated."""
+        return len(self._tokens(self.prompt_format.render(prompt)))
+
+    streams_tokens = True
+    """:meth:`generate` takes ``on_token`` (see :func:`linkstack.payload.serving.generate`)."""
+
+    def generate(self, prompt: str, params: GenerationParams, *,
+                 on_token: TokenCallback | None = None) -> Generation:
+        """Run the model on the templated ``prompt``; blocks; thread-safe (serialised).
+
+        Tokens are sampled one by one (llama.cpp's ``Llama.generate``, the loop under its
+        ``create_completion``); the text is checked for stop sequences after each token, and
+        ``on_token`` (if given) is told the answer so far whenever it grows."""
+        import llama_cpp
+
         rendered = self.prompt_format.render(prompt)
         stop = list(dict.fromkeys((*self.prompt_format.stop, *params.stop)))
+        llm = self._llm
         with self._lock:
             t0 = time.perf_counter()
             tokens = self._tokens(rendered)
@@ -472,21 +510,44 @@ class LlamaCppBackend:
             # Evaluate every request from scratch (no KV-cache prefix reuse): the answer to a
             # prompt then never depends on the request before it, and greedy decoding is
             # bit-for-bit reproducible.
-            self._llm.reset()
-            self._llm.set_seed(params.seed or self.seed)
-            out: Any = self._llm.create_completion(
-                tokens, max_tokens=min(params.max_tokens, room),
-                temperature=params.temperature, top_k=40 if params.temperature else 1,
-                top_p=0.95, min_p=0.05, repeat_penalty=1.0, stop=stop or None,
-                seed=params.seed or self.seed,
-            )
+            llm.reset()
+            llm.set_seed(params.seed or self.seed)
+            limit = min(params.max_tokens, room)
+            completion: list[int] = []
+            pieces: list[tuple[float, int, int]] = []
+            text, shown, finish = "", "", FinishReason.LENGTH
+            greedy = not params.temperature
+            for token in llm.generate(
+                list(tokens), top_k=1 if greedy else 40, top_p=0.95, min_p=0.05,
+                temp=params.temperature, repeat_penalty=1.0,
+            ):
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                    finish = FinishReason.STOP
+                    break
+                completion.append(token)
+                # an incomplete UTF-8 character at the end is completed by a later token
+                text = llm.detokenize(completion, prev_tokens=tokens).decode("utf-8", "ignore")
+                cut = min((i for s in stop if (i := text.find(s)) >= 0), default=-1)
+                if cut >= 0:
+                    text, finish = text[:cut], FinishReason.STOP
+                    break
+                visible = text[:len(text) - held_back(text, stop)].strip()
+                if len(visible) > len(shown):
+                    shown = visible
+                    pieces.append((time.perf_counter() - t0, len(completion), len(shown)))
+                    if on_token is not None:
+                        on_token(shown, len(completion))
+                if len(completion) >= limit:
+                    break
             inference_s = time.perf_counter() - t0
-        choice = out["choices"][0]
-        usage = out["usage"]
-        finish = FinishReason.LENGTH if choice.get("finish_reason") == "length" \
-            else FinishReason.STOP
-        return Generation(choice["text"].strip(), int(usage["prompt_tokens"]),
-                          int(usage["completion_tokens"]), inference_s, finish)
+        text = text.strip()
+        pieces = [p for p in pieces if p[2] <= len(text)]
+        if len(text) > (pieces[-1][2] if pieces else 0):
+            pieces.append((inference_s, len(completion), len(text)))
+            if on_token is not None:
+                on_token(text, len(completion))
+        return Generation(text, len(tokens), len(completion), inference_s, finish,
+                          tuple(pieces))
 
 
 def default_prompt_format(metadata: Mapping[str, str]) -> PromptFormat:
@@ -546,11 +607,18 @@ class RecordedBackend:
         g = self.recordings.get(prompt)
         return g.prompt_tokens if g is not None else None
 
-    def generate(self, prompt: str, params: GenerationParams) -> Generation:
+    streams_tokens = True
+
+    def generate(self, prompt: str, params: GenerationParams, *,
+                 on_token: TokenCallback | None = None) -> Generation:
+        """The recording (at once); ``on_token`` is told its recorded pieces in order."""
         self.calls.append((prompt, params))
         g = self.recordings.get(prompt, self.default)
         if g is None:
             raise KeyError(f"no recorded generation for prompt {prompt[:40]!r}")
+        if on_token is not None:
+            for _, tokens, chars in g.pieces:
+                on_token(g.text[:chars], tokens)
         return g
 
     @classmethod
@@ -564,7 +632,8 @@ class RecordedBackend:
 
     def to_json(self) -> str:
         """The recordings as JSON (prompt → generation fields)."""
-        data = {p: {**asdict(g), "finish_reason": g.finish_reason.name}
+        data = {p: {**asdict(g), "finish_reason": g.finish_reason.name,
+                    "pieces": [list(x) for x in g.pieces]}
                 for p, g in self.recordings.items()}
         return json.dumps({"model_ids": list(self._model_ids),
                            "max_prompt_tokens": self._max_prompt_tokens,
@@ -577,10 +646,23 @@ class RecordedBackend:
             doc = json.loads(text)
             rec = {
                 p: Generation(g["text"], int(g["prompt_tokens"]), int(g["completion_tokens"]),
-                              float(g["inference_s"]), FinishReason[g["finish_reason"]])
+                              float(g["inference_s"]), FinishReason[g["finish_reason"]],
+                              _pieces(g.get("pieces", ()), len(g["text"])))
                 for p, g in doc["recordings"].items()
             }
             return cls(rec, model_ids=doc["model_ids"],
                        max_prompt_tokens=int(doc["max_prompt_tokens"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"not a recording file: {exc}", key="recordings") from None
+
+
+def _pieces(raw: Any, chars: int) -> tuple[tuple[float, int, int], ...]:
+    """Recorded pieces, checked: (elapsed_s >= 0, tokens >= 1, 1 <= chars <= len(text)),
+    growing."""
+    out: list[tuple[float, int, int]] = []
+    for item in raw:
+        t, n, k = float(item[0]), int(item[1]), int(item[2])
+        if t < 0 or n < 1 or not 1 <= k <= chars or (out and (t < out[-1][0] or k <= out[-1][2])):
+            raise ValueError(f"bad piece {item!r}")
+        out.append((t, n, k))
+    return tuple(out)

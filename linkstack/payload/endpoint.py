@@ -37,6 +37,17 @@ TIMEOUT            ``timeout_s`` after arrival the prompt was still queued (answ
 BACKEND_ERROR      the driver reported that the backend raised (:meth:`fail`).
 =================  ==========================================================================
 
+Slots and queue: at most ``concurrency`` jobs run at once (the inference slots; the driver
+runs them in parallel), at most ``queue_limit`` more wait. The queue is served by priority
+(the Prompt's 0..3, highest first), first come first served within a priority.
+
+Streaming: with ``stream_tokens`` or ``stream_interval_s`` set, the driver reports the answer
+as it grows (:meth:`progress`), and the endpoint cuts it into
+:class:`~linkstack.payload.messages.PartialResult` segments: the first as soon as any text is
+final, then whenever ``stream_tokens`` more tokens were generated or ``stream_interval_s``
+passed since the last segment, whichever comes first. The Result at the end carries the whole
+text and closes the stream.
+
 Queueing time (``queue_time_us``) is job start − prompt arrival, both in the caller's ``now``.
 Inference time (``inference_time_us``) is the backend's measured time scaled by the
 endpoint's flight profile (:func:`~linkstack.payload.backend.scaled_inference_s`); a simulator
@@ -64,6 +75,7 @@ from linkstack.payload.messages import (
     UNKNOWN_REQUEST_ID,
     FinishReason,
     MessageType,
+    PartialResult,
     Prompt,
     Result,
     Status,
@@ -94,6 +106,10 @@ class EndpointConfig:
         profile: flight profile that scales measured inference times.
         reassembly_timeout_s: a segmented prompt whose LAST packet has not arrived this long
             after its FIRST is abandoned and answered ``MALFORMED`` (None: wait forever).
+        stream_tokens: stream partial results, a new segment every this many generated
+            tokens (0: not by count).
+        stream_interval_s: stream partial results, a new segment when this long passed since
+            the last one (0: not by time). Both 0: no streaming, the Result only.
     """
 
     transport: TransportConfig = field(default_factory=TransportConfig)
@@ -103,6 +119,13 @@ class EndpointConfig:
     max_prompt_octets: int = 8192
     profile: str | FlightProfile = "this-machine"
     reassembly_timeout_s: float | None = 120.0
+    stream_tokens: int = 0
+    stream_interval_s: float = 0.0
+
+    @property
+    def streaming(self) -> bool:
+        """True when partial results are sent."""
+        return self.stream_tokens > 0 or self.stream_interval_s > 0
 
     def __post_init__(self) -> None:
         if self.queue_limit < 0:
@@ -113,6 +136,10 @@ class EndpointConfig:
             raise ConfigError("must be > 0 or None", key="timeout_s")
         if not 1 <= self.max_prompt_octets <= MAX_PROMPT_OCTETS:
             raise ConfigError(f"must be 1..{MAX_PROMPT_OCTETS}", key="max_prompt_octets")
+        if not 0 <= self.stream_tokens <= 0xFFFF:
+            raise ConfigError("must be 0..65535", key="stream_tokens")
+        if not 0 <= self.stream_interval_s < float("inf"):
+            raise ConfigError("must be >= 0 and finite", key="stream_interval_s")
         get_profile(self.profile)
 
 
@@ -127,10 +154,20 @@ class Job:
     prompt_tokens: int | None
     started: float | None = None
     profile: FlightProfile | None = None
+    streamed: str = ""
+    """The text already sent in partial results."""
+    segments: int = 0
+    """Partial results sent."""
+    cut_tokens: int = 0
+    cut_at: float = 0.0
 
     @property
     def request_id(self) -> int:
         return self.prompt.request_id
+
+    @property
+    def priority(self) -> int:
+        return self.prompt.priority
 
     @property
     def queue_time_s(self) -> float:
@@ -298,18 +335,54 @@ class ModelEndpoint:
 
     # -- the driver's side ---------------------------------------------------------------------
     def next_job(self, now: float) -> Job | None:
-        """The oldest queued job, marked started at ``now``; None if the queue is empty or
-        ``concurrency`` jobs are already running. Expired jobs are not handed out (call
-        :meth:`on_timer` to answer them)."""
+        """The next queued job — highest priority first, the oldest of that priority — marked
+        started at ``now``; None if the queue is empty or ``concurrency`` jobs (all the
+        slots) are already running. Expired jobs are not handed out (call :meth:`on_timer` to
+        answer them)."""
         if len(self._running) >= self.config.concurrency:
             return None
+        best: int | None = None
         for i, job in enumerate(self._queue):
-            if job.deadline is None or now < job.deadline:
-                del self._queue[i]
-                job.started = now
-                self._running[job.request_id] = job
-                return job
-        return None
+            if (job.deadline is None or now < job.deadline) and (
+                    best is None or job.priority > self._queue[best].priority):
+                best = i
+        if best is None:
+            return None
+        job = self._queue[best]
+        del self._queue[best]
+        job.started = now
+        job.cut_at = now
+        self._running[job.request_id] = job
+        return job
+
+    def progress(self, job: Job, text: str, completion_tokens: int, now: float) -> list[bytes]:
+        """The driver's report that ``job``'s answer has grown to ``text`` (the answer so far,
+        as :attr:`Generation.pieces` and the backends' ``on_token`` give it) after
+        ``completion_tokens`` tokens, at ``now``. Returns the packets of a PartialResult to
+        downlink, or nothing (streaming off, no new text, not yet time for a segment, or
+        ``job`` no longer running: a late report is ignored)."""
+        cfg = self.config
+        if not cfg.streaming or self._running.get(job.request_id) is not job:
+            return []
+        if not text.startswith(job.streamed) or len(text) == len(job.streamed):
+            return []
+        due = job.segments == 0 or (
+            cfg.stream_tokens > 0 and completion_tokens - job.cut_tokens >= cfg.stream_tokens
+        ) or (cfg.stream_interval_s > 0 and now - job.cut_at >= cfg.stream_interval_s)
+        if not due or job.segments > 0xFFFF:
+            return []
+        offset = len(job.streamed.encode("utf-8", "surrogatepass"))
+        piece = _clip(text[len(job.streamed):], MAX_RESULT_OCTETS - offset)
+        if not piece:
+            return []
+        started = job.started if job.started is not None else now
+        partial = PartialResult(job.request_id, job.segments, offset, piece, completion_tokens,
+                                _us(now - started))
+        job.streamed += piece
+        job.segments += 1
+        job.cut_tokens, job.cut_at = completion_tokens, now
+        self.stats["partial"] = self.stats.get("partial", 0) + 1
+        return self._sender.encode(partial)
 
     def complete(self, job: Job, generation: Generation, now: float) -> list[bytes]:
         """The driver finished ``job`` at ``now``: return the Result packets to downlink."""

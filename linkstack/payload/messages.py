@@ -10,9 +10,10 @@ header.
 Common header (7 octets)::
 
     offset  size  field            meaning
-    0       1     message_type     0x01 Prompt, 0x02 Result
+    0       1     message_type     0x01 Prompt, 0x02 Result, 0x03 PartialResult
     1       1     version          message format version, currently 1
-    2       1     flags            bit 0 (LSB) text_compressed; bits 7..1 spare, must be 0
+    2       1     flags            bit 0 (LSB) text_compressed; in a Prompt bits 2..1 are the
+                                   priority (0..3, 3 most urgent); other bits spare, must be 0
     3       4     request_id       chosen by the ground client, echoed in the Result
 
 Prompt (after the common header)::
@@ -36,6 +37,25 @@ Result (after the common header)::
     8       inference_time_us  onboard inference time in µs (scaled by the flight profile)
     4       text_octets        length of the UTF-8 result text before compression (≤ 262144)
     4 + n   text               the answer; for an error status a human-readable detail
+
+PartialResult (after the common header), a segment of an answer still being generated::
+
+    2       segment            0, 1, 2, ... in the order the endpoint cut them (0..65535)
+    4       text_offset        octet offset of this segment's text in the answer's UTF-8 text
+    4       completion_tokens  tokens generated when the segment was cut
+    8       elapsed_us         onboard time from inference start to the cut, in µs (scaled
+                               by the flight profile, like inference_time_us)
+    4       text_octets        length of the segment's UTF-8 text before compression
+    4 + n   text               the segment's text (its octets are answer[text_offset:
+                               text_offset + text_octets]); text_offset + text_octets ≤
+                               262144
+
+Partial results travel on the result APID beside the Result. The segments of one answer
+are consecutive slices of its text, so the ground puts them together in order by
+``text_offset`` (:class:`linkstack.payload.client.StreamAssembler`), holding a segment that
+arrives after a gap until the gap is filled; the final Result carries the whole text and
+closes the stream, so a lost segment never holds the answer back. Every slice boundary falls
+between whole UTF-8 characters (the endpoint cuts text, not octets).
 
 Text compression: the encoder compresses the UTF-8 text with zstd (level :data:`ZSTD_LEVEL`, the
 frame declares its content size, no checksum — the link layers carry CRCs) and sends the
@@ -91,6 +111,7 @@ class MessageType(IntEnum):
 
     PROMPT = 0x01
     RESULT = 0x02
+    PARTIAL = 0x03
 
 
 class Status(IntEnum):
@@ -123,12 +144,19 @@ _FLAGS = c.BitStruct(
     "spare" / c.Const(0, c.BitsInteger(7)),
     "text_compressed" / c.Flag,
 )
+_PROMPT_FLAGS = c.BitStruct(
+    "spare" / c.Const(0, c.BitsInteger(5)),
+    "priority" / c.BitsInteger(2),
+    "text_compressed" / c.Flag,
+)
 _SHORT_UTF8 = c.PascalString(c.Int8ub, "utf8")
+MAX_PRIORITY = 3
+"""Highest Prompt priority (flags bits 2..1); the endpoint serves higher priorities first."""
 
 PROMPT_STRUCT = c.Struct(
     "message_type" / c.Const(int(MessageType.PROMPT), c.Int8ub),
     "version" / c.Int8ub,
-    "flags" / _FLAGS,
+    "flags" / _PROMPT_FLAGS,
     "request_id" / c.Int32ub,
     "model_id" / _SHORT_UTF8,
     "max_tokens" / c.Int16ub,
@@ -158,6 +186,21 @@ RESULT_STRUCT = c.Struct(
     "end" / c.Terminated,
 )
 """The single declaration of the Result message (see the module docstring for the fields)."""
+
+PARTIAL_STRUCT = c.Struct(
+    "message_type" / c.Const(int(MessageType.PARTIAL), c.Int8ub),
+    "version" / c.Int8ub,
+    "flags" / _FLAGS,
+    "request_id" / c.Int32ub,
+    "segment" / c.Int16ub,
+    "text_offset" / c.Int32ub,
+    "completion_tokens" / c.Int32ub,
+    "elapsed_us" / c.Int64ub,
+    "text_octets" / c.Int32ub,
+    "text" / c.Prefixed(c.Int32ub, c.GreedyBytes),
+    "end" / c.Terminated,
+)
+"""The single declaration of the PartialResult message (see the module docstring)."""
 
 COMMON_HEADER_SIZE = 7
 """message_type, version, flags, request_id."""
@@ -264,6 +307,7 @@ def _walk(struct: c.Struct, buf: bytes) -> tuple[dict[str, Any], dict[str, int]]
 
 _PROMPT_FAST = PROMPT_STRUCT.compile()
 _RESULT_FAST = RESULT_STRUCT.compile()
+_PARTIAL_FAST = PARTIAL_STRUCT.compile()
 
 
 class _Offsets:
@@ -432,18 +476,21 @@ class Prompt:
     text: str
     model_id: str = ""
     params: GenerationParams = field(default_factory=GenerationParams)
+    priority: int = 0
+    """0..:data:`MAX_PRIORITY`; the endpoint's queue serves higher priorities first."""
 
     def encode(self, *, compress: bool | None = None) -> bytes:
         """Encode to octets. ``compress=None`` picks zstd only when it is shorter; True/False
         force the choice (for tests). Raises :class:`EncodeError` naming the field."""
         _check_request_id(self.request_id)
+        _range(self.priority, 0, MAX_PRIORITY, "priority")
         _utf8(self.model_id, "model_id")
         _check_model_id(self.model_id, None)
         flag, text_octets, wire = _encode_text(self.text, MAX_PROMPT_OCTETS, compress)
         p = self.params
         return _build(_PROMPT_FAST, {
             "version": VERSION,
-            "flags": {"spare": 0, "text_compressed": flag},
+            "flags": {"spare": 0, "priority": self.priority, "text_compressed": flag},
             "request_id": self.request_id,
             "model_id": self.model_id,
             "max_tokens": p.max_tokens,
@@ -479,7 +526,8 @@ class Prompt:
         text = _decode_text(values, offsets, len(buf), MAX_PROMPT_OCTETS)
         params = GenerationParams(values["max_tokens"], values["temperature_milli"] / 1000,
                                   values["seed"], stop)
-        return cls(values["request_id"], text, values["model_id"], params)
+        return cls(values["request_id"], text, values["model_id"], params,
+                   values["flags"].priority)
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,11 +605,67 @@ class Result:
         )
 
 
-Message = Prompt | Result
+@dataclass(frozen=True, slots=True)
+class PartialResult:
+    """One segment of an answer still being generated (message type 0x03).
+
+    ``text`` is the slice ``answer[text_offset:text_offset + len(text)]`` of the answer's
+    UTF-8 octets; see the module docstring.
+    """
+
+    request_id: int
+    segment: int
+    text_offset: int
+    text: str
+    completion_tokens: int = 0
+    elapsed_us: int = 0
+
+    @property
+    def end_offset(self) -> int:
+        """Octet offset just past this segment's text."""
+        return self.text_offset + len(self.text.encode("utf-8", "surrogatepass"))
+
+    def encode(self, *, compress: bool | None = None) -> bytes:
+        """Encode to octets (see :meth:`Prompt.encode`)."""
+        _check_request_id(self.request_id)
+        _range(self.segment, 0, 0xFFFF, "segment")
+        _range(self.text_offset, 0, MAX_RESULT_OCTETS, "text_offset")
+        _range(self.completion_tokens, 0, 0xFFFFFFFF, "completion_tokens")
+        _range(self.elapsed_us, 0, 2**64 - 1, "elapsed_us")
+        flag, text_octets, wire = _encode_text(self.text, MAX_RESULT_OCTETS - self.text_offset,
+                                               compress)
+        return _build(_PARTIAL_FAST, {
+            "version": VERSION,
+            "flags": {"spare": 0, "text_compressed": flag},
+            "request_id": self.request_id,
+            "segment": self.segment,
+            "text_offset": self.text_offset,
+            "completion_tokens": self.completion_tokens,
+            "elapsed_us": self.elapsed_us,
+            "text_octets": text_octets,
+            "text": wire,
+        })
+
+    @classmethod
+    def decode(cls, buf: bytes) -> PartialResult:
+        """Decode one whole PartialResult. Raises only :class:`DecodeError` subclasses."""
+        buf = bytes(buf)
+        values, offsets = _parse(PARTIAL_STRUCT, _PARTIAL_FAST, buf)
+        _check_version(values, offsets)
+        offset: int = values["text_offset"]
+        if offset > MAX_RESULT_OCTETS:
+            raise DecodeError(f"{offset} is beyond the {MAX_RESULT_OCTETS}-octet answer limit",
+                              layer=LAYER, field="text_offset", offset=offsets["text_offset"])
+        text = _decode_text(values, offsets, len(buf), MAX_RESULT_OCTETS - offset)
+        return cls(values["request_id"], values["segment"], offset, text,
+                   values["completion_tokens"], values["elapsed_us"])
+
+
+Message = Prompt | Result | PartialResult
 
 
 def decode_message(buf: bytes) -> Message:
-    """Decode a Prompt or a Result, told apart by the message-type octet.
+    """Decode a Prompt, a Result or a PartialResult, told apart by the message-type octet.
 
     Raises only :class:`DecodeError` subclasses (layer ``"payload"``).
     """
@@ -572,17 +676,21 @@ def decode_message(buf: bytes) -> Message:
         return Prompt.decode(buf)
     if kind == MessageType.RESULT:
         return Result.decode(buf)
+    if kind == MessageType.PARTIAL:
+        return PartialResult.decode(buf)
     raise DecodeError(f"unknown message type {kind:#04x}", layer=LAYER, field="message_type",
                       offset=0)
 
 
 def peek_request_id(buf: bytes, message_type: MessageType | None = None) -> int | None:
     """The request id of a (possibly damaged or partial) message, if its common header is
-    readable and of the right type and version; else None. Used to answer bad prompts."""
+    readable and of the right type and version; else None. Used to answer bad prompts.
+    ``MessageType.RESULT`` also matches a PartialResult (both travel on the result APID)."""
     if len(buf) < COMMON_HEADER_SIZE or buf[1] != VERSION:
         return None
     if buf[0] not in MessageType._value2member_map_:
         return None
-    if message_type is not None and buf[0] != message_type:
+    if message_type is not None and buf[0] != message_type and not (
+            message_type == MessageType.RESULT and buf[0] == MessageType.PARTIAL):
         return None
     return int.from_bytes(buf[3:7], "big")

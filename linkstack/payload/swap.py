@@ -16,6 +16,7 @@ it, and the endpoint's Result carries that id (``<name>@v<version>``,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -99,9 +100,9 @@ class SwappableBackend:
 
 
 def _named(g: Generation, model_id: str) -> ModelGeneration:
-    return ModelGeneration(
-        g.text, g.prompt_tokens, g.completion_tokens, g.inference_s, g.finish_reason, model_id
-    )
+    # every field of the generation (its token pieces too), by name
+    fields = {f.name: getattr(g, f.name) for f in dataclasses.fields(Generation)}
+    return ModelGeneration(**fields, model_id=model_id)
 
 
 def gguf_loader(directory: str | os.PathLike[str], **llama_options: object) -> Loader:

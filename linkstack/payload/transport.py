@@ -25,6 +25,7 @@ from linkstack.errors import ConfigError, DecodeError, EncodeError
 from linkstack.payload.messages import (
     Message,
     MessageType,
+    PartialResult,
     Prompt,
     Result,
     decode_message,
@@ -172,7 +173,8 @@ class MessageSender:
 
 
 class MessageReceiver:
-    """Reassembles and decodes the messages of one type arriving on the given APIDs."""
+    """Reassembles and decodes the messages of one type arriving on the given APIDs
+    (``expect=MessageType.RESULT`` takes Results and PartialResults)."""
 
     def __init__(self, apids: Iterable[int], *, expect: MessageType,
                  max_message: int = MAX_MESSAGE_OCTETS,
@@ -306,4 +308,4 @@ class MessageReceiver:
 def _is_type(message: Message, expect: MessageType) -> bool:
     if expect == MessageType.PROMPT:
         return isinstance(message, Prompt)
-    return isinstance(message, Result)
+    return isinstance(message, Result | PartialResult)  # both on the result APID

@@ -92,6 +92,9 @@ class LatencyExample:
             refuses a breakdown that does not add up).
         bound_s: the physics-only bound of the same exchange (``PromptReport.bound_s``).
         description: one sentence on what was sent (prompt, seed, moment of the pass).
+        ttft_s: time to first token at the ground (``PromptReport.ttft_s``; equal to
+            ``total_s`` when nothing was streamed).
+        segments_streamed: partial results that reached the ground before the Result.
     """
 
     command: str
@@ -99,11 +102,14 @@ class LatencyExample:
     total_s: float
     bound_s: float
     description: str = ""
+    ttft_s: float | None = None
+    segments_streamed: int = 0
 
     @classmethod
     def from_breakdown(cls, command: str, breakdown: Mapping[str, float],
                        segments: Sequence[str], total_s: float, bound_s: float,
-                       description: str = "") -> LatencyExample:
+                       description: str = "", ttft_s: float | None = None,
+                       segments_streamed: int = 0) -> LatencyExample:
         """Build from a ``PromptReport.breakdown`` (keys ``"<segment>.<component>"``, plus
         ``"unaccounted"``) and ``RunReport.segments``."""
         grouped: dict[str, dict[str, float]] = {name: {} for name in segments}
@@ -116,7 +122,7 @@ class LatencyExample:
                 raise SpecBuildError(f"latency example: {key!r} names no segment of {segments}")
             grouped[segment][component] = value
         return cls(command, tuple((name, parts) for name, parts in grouped.items()), total_s,
-                   bound_s, description)
+                   bound_s, description, ttft_s, segments_streamed)
 
 
 def latency_example() -> LatencyExample | None:
@@ -145,6 +151,7 @@ def latency_example() -> LatencyExample | None:
         f"The prompt {prompt!r} sent at t = {scenario.run.start_s:g} s of the default "
         f"scenario (seed {scenario.seed}); answer {p.answer.strip()!r} "
         f"({p.completion_tokens} tokens, inference {p.inference_s:.3f} s on this machine).",
+        p.ttft_s, p.segments,
     )
 
 
@@ -281,7 +288,41 @@ def _measured() -> str:
             f"The bound of this exchange is {_ms(example.bound_s)} ms; the measured total is "
             f"{_ms(example.total_s)} ms, {example.total_s / example.bound_s:.2f} times the "
             "bound." if example.bound_s > 0 else "The run computed no bound."]
+    if example.ttft_s is not None:
+        if example.ttft_s > example.total_s + 1e-12 or example.ttft_s < 0:
+            raise SpecBuildError(f"latency example: ttft {example.ttft_s} s is outside "
+                                 f"0..total {example.total_s} s")
+        out += ["", f"Time to first token: `ttft_s` = {_ms(example.ttft_s)} ms "
+                f"({example.segments_streamed} partial result(s) reached the ground before the "
+                f"Result; the first words were read {_ms(example.total_s - example.ttft_s)} ms "
+                "before the last)."]
     return "\n".join(out)
+
+
+_TTFT_TEXT = """## Time to first token (`ttft_s`)
+
+The breakdown follows the **final** Result: `total_s` is from the prompt's creation at the
+ground to the arrival of the whole answer. Users read the first words long before that when the
+endpoint streams: with `[run] stream_tokens` (a segment every N generated tokens) or
+`stream_interval_s` (every T seconds; the default scenario uses 8 tokens or 0.5 s) the onboard
+endpoint cuts the answer into PartialResult messages (payload.md) as it is generated, the first
+one as soon as any text is final, and sends them down the same path as the Result.
+
+`ttft_s` is the time from the prompt's creation to the arrival at the ground of the first
+partial result that carries text (the Result's arrival when nothing was streamed). It is
+reported beside `total_s` (`linkstack run` prints both; `PromptReport.ttft_s`) and is not a row
+of the breakdown: the rows still add up to `total_s`. For one answer
+
+```text
+ttft_s  ≈  forward links + onboard queueing + prompt evaluation + first token
+           + return links for one small message
+total_s =  forward links + onboard queueing + whole inference + return links for the Result
+```
+
+so `total_s − ttft_s` is about the decoding time of the rest of the answer (scaled by the
+flight profile), plus any difference in the return trip of a short partial and the Result.
+Partial results share the return links with the Result; a lost one is never waited for (the
+Result carries the whole text and closes the stream)."""
 
 
 def _latency_page() -> str:
@@ -334,6 +375,8 @@ def _latency_page() -> str:
         "previous try; selective repeat by the sum of its backed-off RTOs.",
         "",
         _static_floor(),
+        "",
+        _TTFT_TEXT,
         "",
         _measured(),
     ]

@@ -38,9 +38,9 @@ BOOK = ("linkstack message format version 1 (no Blue Book: the layout is linksta
 SECTION = "messages.py"
 
 _COMMON: dict[str, FieldDoc] = {
-    "message_type": FieldDoc("Message type", "Tells a Prompt from a Result.",
-                             "0x01 Prompt, 0x02 Result", SECTION, "Type",
-                             {1: "Prompt", 2: "Result"}),
+    "message_type": FieldDoc("Message type", "Tells a Prompt, a Result and a PartialResult "
+                             "apart.", "0x01 Prompt, 0x02 Result, 0x03 PartialResult",
+                             SECTION, "Type", {1: "Prompt", 2: "Result", 3: "PartialResult"}),
     "version": FieldDoc("Version", "Message format version.", f"{m.VERSION}", SECTION,
                         "Version"),
     "spare": FieldDoc("Spare flags", "Reserved flag bits.", "0", SECTION, "Spare"),
@@ -75,6 +75,10 @@ PROMPT_SPEC = HeaderSpec(
     },
     docs={
         **_COMMON,
+        "priority": FieldDoc(
+            "Priority", "The endpoint's queue serves higher priorities first, first come "
+            "first served within one.", f"0..{m.MAX_PRIORITY} ({m.MAX_PRIORITY} most urgent)",
+            SECTION, "Prio"),
         "max_tokens": FieldDoc("Maximum tokens", "Upper bound on generated tokens.",
                                "1..65535", SECTION, "max_tokens"),
         "temperature_milli": FieldDoc(
@@ -117,6 +121,30 @@ RESULT_SPEC = HeaderSpec(
         "inference_time_us": FieldDoc(
             "Inference time (µs)", "Onboard inference time, scaled by the flight-hardware "
             "profile.", "0..2^64 − 1", SECTION, "Inference Time"),
+    },
+)
+
+
+PARTIAL_SPEC = HeaderSpec(
+    key="payload.partial",
+    title="PartialResult message (satellite → ground, while generating)",
+    struct=m.PARTIAL_STRUCT,
+    declared_in="linkstack.payload.messages.PARTIAL_STRUCT",
+    variable_text={"text": "text: 4-octet length + UTF-8 text or zstd frame"},
+    docs={
+        **{k: v for k, v in _COMMON.items() if k != "model_id"},
+        "segment": FieldDoc("Segment", "Number of this segment in the answer's stream, in "
+                            "the order the endpoint cut them.", "0..65535", SECTION, "Segment"),
+        "text_offset": FieldDoc(
+            "Text offset", "Octet offset of this segment's text in the answer's UTF-8 text; "
+            "the ground puts segments together by it.", f"0..{m.MAX_RESULT_OCTETS}", SECTION,
+            "Text Offset"),
+        "completion_tokens": FieldDoc("Completion tokens", "Tokens generated when the "
+                                      "segment was cut.", "0..2^32 − 1", SECTION,
+                                      "Completion Tokens"),
+        "elapsed_us": FieldDoc(
+            "Elapsed (µs)", "Onboard time from inference start to the cut (scaled by the "
+            "flight-hardware profile).", "0..2^64 − 1", SECTION, "Elapsed"),
     },
 )
 
@@ -265,10 +293,44 @@ RESULT_EXAMPLE = Example(
 )
 
 
+_PARTIAL_CODE = """
+from linkstack.payload.messages import PartialResult
+
+# the second segment of the answer "About 98.8 minutes.": " 98.8" after the 5 octets "About"
+partial = PartialResult(request_id=42, segment=1, text_offset=5, text=" 98.8",
+                        completion_tokens=4, elapsed_us=236000)
+octets = partial.encode()
+"""
+
+
+def _partial_decode(octets: bytes) -> list[Row]:
+    rows, values = message_rows(PARTIAL_SPEC, octets, 0, "PartialResult")
+    partial = m.PartialResult.decode(octets)
+    check((partial.request_id, partial.segment, partial.text_offset, partial.text)
+          == (values["request_id"], values["segment"], values["text_offset"],
+              values["text"].decode()), "PartialResult.decode disagrees with the fields")
+    return rows
+
+
+PARTIAL_EXAMPLE = Example(
+    key="payload.partial",
+    title="a PartialResult of the same answer, sent while generating",
+    intro="With streaming on, the endpoint sends the answer in segments as it is generated; "
+          "this is the second, cut after 4 tokens, 236 ms into the inference. The ground "
+          "appends it at octet 5 of the text it has; the Result above closes the stream.",
+    code=_PARTIAL_CODE,
+    spans=lambda octets: [Span(0, m.COMMON_HEADER_SIZE, "common header"),
+                          Span(m.COMMON_HEADER_SIZE, len(octets), "PartialResult body")],
+    decode=_partial_decode,
+    note="Decoded by walking `PARTIAL_STRUCT` (construct) one field at a time; checked "
+         "against `PartialResult.decode`.",
+)
+
+
 def _limits() -> str:
     rows = [(name, f"{getattr(m, name)}") for name in (
         "VERSION", "MAX_MODEL_ID_OCTETS", "MAX_STOP_SEQUENCES", "MAX_STOP_OCTETS",
-        "MAX_PROMPT_OCTETS", "MAX_RESULT_OCTETS", "ZSTD_LEVEL")]
+        "MAX_PROMPT_OCTETS", "MAX_RESULT_OCTETS", "MAX_PRIORITY", "ZSTD_LEVEL")]
     rows += [("PROMPT_APID", f"0x{transport.PROMPT_APID:03X}"),
              ("RESULT_APID", f"0x{transport.RESULT_APID:03X}"),
              ("DEFAULT_MAX_DATA_LENGTH", str(transport.DEFAULT_MAX_DATA_LENGTH))]
@@ -279,7 +341,7 @@ def _limits() -> str:
 
 PAYLOAD_PAGE = Page(
     filename="payload.md",
-    title="AI payload messages: Prompt and Result (linkstack)",
+    title="AI payload messages: Prompt, Result and PartialResult (linkstack)",
     summary="the application layer: what a prompt and a result look like inside the packets",
     book=BOOK,
     field_header="Field",
@@ -300,6 +362,13 @@ packet (1024 octets of data by default) is segmented with the Sequence Flags.
   onboard endpoint: runs the model, answers Result(request_id, status, text, times)
 ```
 
+While the model generates, the endpoint can stream the answer as **PartialResult** segments on
+the result APID (every N tokens or T seconds, set on the endpoint); each carries the octet offset
+of its text in the answer, so the ground puts them together in order and holds a segment that
+arrives after a gap. The Result carries the whole text and closes the stream: a lost segment
+never holds the answer back. A Prompt's flags also carry its priority (0..3): the onboard queue
+serves higher priorities first.
+
 All integers are big-endian. The text is UTF-8, compressed with zstd only when that makes it
 shorter (the flag says which); the decoder checks the declared length before inflating. Every
 decoding error is a `DecodeError` naming the field and its offset; a prompt that cannot be
@@ -309,14 +378,17 @@ was readable.
         "## Layouts",
         PROMPT_SPEC,
         RESULT_SPEC,
+        PARTIAL_SPEC,
         _limits,
         "## Worked examples",
         PROMPT_EXAMPLE,
         RESULT_EXAMPLE,
+        PARTIAL_EXAMPLE,
         """
 ## In the code
 
-- `linkstack.payload.messages`: `Prompt`, `Result`, `GenerationParams`, `decode_message`.
+- `linkstack.payload.messages`: `Prompt`, `Result`, `PartialResult`, `GenerationParams`,
+  `decode_message`.
 - `linkstack.payload.transport`: `MessageSender`, `MessageReceiver` (APIDs, segmentation,
   losses reported with the request id).
 - `linkstack.payload.endpoint`, `linkstack.payload.client`: the sans-IO onboard endpoint and

@@ -25,7 +25,9 @@ What one run does (:func:`run_constellation`):
    only once a message crosses it: satellites that carry no traffic cost nothing.
 5. **Onboard**: each computing satellite has its model endpoint with ``slots`` parallel inference
    slots and a bounded queue (``BUSY`` when full); inference time is the backend's measured time
-   (memoized per prompt) scaled by the flight profile.
+   (memoized per prompt) scaled by the flight profile and by the measured service-time scale of
+   the slots busy when it starts (:data:`linkstack.payload.serving.SLOT_SERVICE_SCALE`: parallel
+   generations share the flight computer, so each one is slower than alone).
 6. **Down and home**: the answer is routed to any station (``downlink = "any"``) or the user's own,
    then crosses the terrestrial network to the user's station (great-circle distance over
    ``backhaul_km_s``).
@@ -67,6 +69,7 @@ from linkstack.payload.backend import ModelBackend, get_profile, scaled_inferenc
 from linkstack.payload.client import PromptClient
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint, ResultSent
 from linkstack.payload.messages import GenerationParams, Result, Status
+from linkstack.payload.serving import service_scale
 from linkstack.payload.transport import TransportConfig
 from linkstack.sims import engine
 from linkstack.sims.breakdown import COMPONENTS, HopRecord, split_intervals
@@ -627,7 +630,9 @@ class _Run:
         ep = self.endpoints[sat]
         start = engine.now()
         generation = self.backend.generate(job.prompt.text, job.prompt.params)
-        virtual = scaled_inference_s(generation.inference_s, self.profile)
+        # the slots busy now, this one included, share the computer (measured scale)
+        virtual = scaled_inference_s(generation.inference_s, self.profile) * service_scale(
+            ep.running)
         rid = job.prompt.request_id
         self.inference[rid] = (start, virtual)
         await trio.sleep(virtual)
