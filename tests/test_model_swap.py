@@ -366,3 +366,21 @@ def test_the_uploaded_gguf_is_loaded_by_llama_cpp_and_answers(tmp_path) -> None:
     assert not result.swapped and result.reason.startswith("test load failed")
     assert backend.model_ids == ("gemma-upload@v2",)
     assert not (tmp_path / "models_bad.gguf").exists()
+
+
+def test_a_swappable_backend_streams_the_current_model_s_tokens() -> None:
+    """Partial results through the swappable backend `serve --role satellite` always uses:
+    the tokens of the current model reach ``on_token`` as it streams them (a RecordedBackend
+    streams its recorded pieces), and the generation keeps its pieces and names the model."""
+    from linkstack.payload.backend import FinishReason, RecordedBackend
+
+    answer = "Paris is the capital of France."
+    pieces = ((0.1, 1, 5), (0.2, 3, 12), (0.3, 7, 31))
+    inner = RecordedBackend({"q": Generation(answer, 4, 7, 0.3, FinishReason.STOP, pieces)})
+    backend = SwappableBackend(inner, model_id="factory@v1")
+    heard: list[tuple[str, int]] = []
+    g = backend.generate("q", GenerationParams(max_tokens=16),
+                         on_token=lambda text, n: heard.append((text, n)))
+    assert heard == [(answer[:5], 1), (answer[:12], 3), (answer, 7)]
+    assert isinstance(g, ModelGeneration) and g.model_id == "factory@v1"
+    assert g.pieces == pieces and g.text == answer

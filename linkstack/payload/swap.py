@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from linkstack.cfdp.models import ModelInfo
-from linkstack.payload.backend import Generation, ModelBackend, ModelGeneration
+from linkstack.payload.backend import Generation, ModelBackend, ModelGeneration, TokenCallback
 from linkstack.payload.messages import GenerationParams
 
 __all__ = ["Loader", "SwappableBackend", "gguf_loader"]
@@ -78,10 +78,17 @@ class SwappableBackend:
     def count_tokens(self, prompt: str) -> int | None:
         return self._current[0].count_tokens(prompt)
 
-    def generate(self, prompt: str, params: GenerationParams) -> ModelGeneration:
-        """Run the current model; the answer names it, even if a swap happens meanwhile."""
+    streams_tokens = True  # tokens are passed on as the current model gives them
+
+    def generate(self, prompt: str, params: GenerationParams, *,
+                 on_token: TokenCallback | None = None) -> ModelGeneration:
+        """Run the current model; the answer names it, even if a swap happens meanwhile.
+        ``on_token`` hears the answer grow (as the current model streams it, or replayed
+        from its token pieces afterwards: :func:`linkstack.payload.serving.generate`)."""
+        from linkstack.payload.serving import generate
+
         backend, model_id = self._current  # one read: this request's model
-        g = backend.generate(prompt, params)
+        g = generate(backend, prompt, params, on_token)
         return _named(g, model_id)
 
     def install(self, info: ModelInfo, data: bytes) -> None:
