@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from linkstack.errors import LinkstackError
+from linkstack.cli.options import fail
+from linkstack.errors import ConfigError, LinkstackError
 from linkstack.payload.backend import FLIGHT_PROFILES, LlamaCppBackend, scaled_inference_s
 from linkstack.payload.client import PromptClient, ResultReceived
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint, ResultSent
@@ -49,9 +50,12 @@ def register(app: typer.Typer) -> None:
             report = run_ask(prompt, model=model, max_tokens=max_tokens,
                              temperature=temperature, seed=seed, prompt_format=prompt_format,
                              threads=threads, profile=profile)
+        except ConfigError as exc:  # the backend's settings are these options
+            option = {"model_path": "--model", "prompt_format": "--format",
+                      "profile": "--profile"}.get(exc.key, exc.key)
+            raise fail(ConfigError(exc.reason, key=option)) from None
         except LinkstackError as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None
         if as_json:
             typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         else:

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from linkstack.cli.options import (
+    LAYOUT_OPTIONS,
     FecfOpt,
     FecfSizeOpt,
     FhecOpt,
@@ -142,7 +143,7 @@ FileArg = Annotated[Path | None, typer.Argument(help="Binary file holding one fr
                                                 "('-' = stdin).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
-    "--frame-length", "-n", help="Fixed frame length. TM/AOS default: the input length "
+    "--frame-length", "-n", min=1, help="Fixed frame length. TM/AOS default: the input length "
     "(decode) or just enough for the data (encode). USLP: given = fixed-length channel.")]
 DataUnitOpt = Annotated[str, typer.Option("--data-unit", help="AOS data unit of this VC: "
                                           "m_pdu, b_pdu or vca (VC 63 is always idle).")]
@@ -729,7 +730,7 @@ def register(app: typer.Typer) -> None:
                 report = _decode_secured(layer, _read_input(hex_text, file), opts, sa_file,
                                          spi, key_file)
         except LinkstackError as exc:
-            raise fail(exc) from None
+            raise fail(exc, LAYOUT_OPTIONS) from None
         if as_json:
             typer.echo(json.dumps(report))
         else:
@@ -770,7 +771,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"not hex: {exc}", key="--data") from None
             raw = build(layer, field or [], payload, opts, pad)
         except LinkstackError as exc:
-            raise fail(exc) from None
+            raise fail(exc, LAYOUT_OPTIONS) from None
         except TypeError as exc:  # e.g. a field the frame type does not accept together
             raise fail(ValueError(str(exc))) from None
         typer.echo(raw.hex())

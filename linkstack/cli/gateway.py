@@ -41,8 +41,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from linkstack.cli.options import SetOpt
+from linkstack.cli.options import SetOpt, check_output
 from linkstack.errors import ConfigError, LinkstackError
+
+LISTEN_DEFAULT = "127.0.0.1:0"
 
 # GatewayConfig / security keys → the option that sets them (errors name the option)
 _OPTION_OF_KEY = {
@@ -102,6 +104,13 @@ async def _main(args: dict[str, Any]) -> int:
     service_kind = args["service"]
     if service_kind == "auto":
         service_kind = "udp" if args["peer"] else "sim"
+    if service_kind != "udp":  # the udp service's options would be silently ignored
+        for option, given in (("--listen", args["listen"] != LISTEN_DEFAULT),
+                              ("--pcap", args["pcap"] is not None)):
+            if given:
+                raise ConfigError(f"only with --service udp (the service is {service_kind})",
+                                  key=option)
+    check_output(args["pcap"], "--pcap")
     service: Any
     if service_kind == "sim":
         from linkstack.cli.run import load_backend
@@ -129,7 +138,8 @@ async def _main(args: dict[str, Any]) -> int:
         pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(asyncio.get_running_loop()))
         service = UdpGroundService(path.config, name=path.ground, spacecraft=spacecraft,
                                    pcap=pcap)
-        await service.start(parse_address(args["listen"]), parse_address(args["peer"]))
+        await service.start(parse_address(args["listen"], key="--listen"),
+                            parse_address(args["peer"], key="--peer"))
     else:
         raise ConfigError(f"{service_kind!r}: auto, sim, udp or local", key="service")
     config = GatewayConfig(host=host, port=port, spacecraft=spacecraft,
@@ -184,7 +194,7 @@ def register(app: typer.Typer) -> None:
             "link to a 'serve --role satellite' process; local: the model in this process "
             "(no link); auto: udp with --peer, else sim.")] = "auto",
         listen: Annotated[str, typer.Option(
-            "--listen", help="udp: HOST:PORT to bind.")] = "127.0.0.1:0",
+            "--listen", help="udp: HOST:PORT to bind.")] = LISTEN_DEFAULT,
         peer: Annotated[str | None, typer.Option(
             "--peer", help="udp: HOST:PORT of the satellite (or the channel process).")
         ] = None,

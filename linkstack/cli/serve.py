@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from linkstack.cli.options import SetOpt
+from linkstack.cli.options import SetOpt, check_output, fail
 from linkstack.errors import LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -55,6 +54,8 @@ def _pcap(path: Path | None, scenario: Any, epoch_ns: int) -> Any:
     if path is None:
         return None
     from linkstack.capture.pcap import PcapWriter, node_addresses
+
+    check_output(path, "--pcap")
 
     return PcapWriter(path, nanosecond=True, epoch_ns=epoch_ns, autoflush=True,
                       addresses=node_addresses(scenario.nodes))
@@ -112,8 +113,8 @@ async def _ground(args: dict[str, Any]) -> int:
                               name=args["name"] or path.ground, spacecraft=spacecraft, pcap=pcap)
     failures = 0
     try:
-        address = await ground.start(parse_address(args["listen"]),
-                                     parse_address(args["peer"]))
+        address = await ground.start(parse_address(args["listen"], key="--listen"),
+                                     parse_address(args["peer"], key="--peer"))
         print(f"ground station {ground.name} on {address[0]}:{address[1]} → {spacecraft} at "
               f"{args['peer']} (scenario {scenario.name}, RF hop {path.hop.name})",
               file=sys.stderr, flush=True)
@@ -156,7 +157,8 @@ async def _satellite(args: dict[str, Any]) -> int:
     pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(loop))
     sat = UdpSatellite(backend, path.config, name=name, ground=path.ground, pcap=pcap)
     try:
-        address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
+        address = await sat.start(parse_address(args["listen"], key="--listen"),
+                                  parse_address(args["peer"], key="--peer"))
         print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
               f"{args['peer']}, model {', '.join(backend.model_ids)}", flush=True)
         task = asyncio.current_task()
@@ -186,9 +188,10 @@ async def _channel(args: dict[str, Any]) -> int:
     downlink = ChannelProfile.from_link(path_hop.back, outages=args["outages"],
                                         overrides=overrides)
     proxy = ChannelProxy(uplink, downlink, seed=args["seed"],
-                         ground_peer=parse_address(args["ground"]),
-                         space_peer=parse_address(args["satellite"]))
-    await proxy.start(parse_address(args["ground_side"]), parse_address(args["space_side"]))
+                         ground_peer=parse_address(args["ground"], key="--ground"),
+                         space_peer=parse_address(args["satellite"], key="--satellite"))
+    await proxy.start(parse_address(args["ground_side"], key="--ground-side"),
+                      parse_address(args["space_side"], key="--space-side"))
     g, s = proxy.addresses["ground"], proxy.addresses["space"]
     print(f"channel: ground side {g[0]}:{g[1]} ({uplink.name}: "
           f"{_describe(uplink)}), space side {s[0]}:{s[1]} ({downlink.name}: "
@@ -218,8 +221,7 @@ def _run(coro: Any) -> None:
     try:
         code = asyncio.run(coro)
     except LinkstackError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)
