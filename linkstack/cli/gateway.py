@@ -52,6 +52,7 @@ _OPTION_OF_KEY = {
     "peer": "--peer", "journal": "--journal", "ca_file": "--ca-file",
     "cert_file": "--cert-file", "key_file": "--key-file", "username": "--username",
     "password_file": "--password-file", "password": "--password-file",
+    "max_queued": "--max-queued", "connect_timeout": "--connect-timeout",
 }
 
 
@@ -144,6 +145,8 @@ async def _main(args: dict[str, Any]) -> int:
         raise ConfigError(f"{service_kind!r}: auto, sim, udp or local", key="service")
     config = GatewayConfig(host=host, port=port, spacecraft=spacecraft,
                            client_id=args["client_id"], max_in_flight=args["max_in_flight"],
+                           max_queued=args["max_queued"],
+                           connect_timeout_s=args["connect_timeout"],
                            status_interval_s=args["status_interval"],
                            journal=_path(args["journal"]), **security)
     gateway = Gateway(service, config)
@@ -207,6 +210,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_in_flight: Annotated[int, typer.Option(
             "--max-in-flight", min=1, help="Prompts forwarded at once.")] = 4,
+        max_queued: Annotated[int, typer.Option(
+            "--max-queued", min=1, help="Prompts taken and not yet answered at most; one more "
+            "is answered 'busy' at once (bounds the gateway's memory and journal).")] = 1000,
+        connect_timeout: Annotated[float | None, typer.Option(
+            "--connect-timeout", min=0.1, help="Give up when no connection to the broker "
+            "succeeded after this many seconds (default: retry for ever, each attempt "
+            "logged).")] = None,
         status_interval: Annotated[float, typer.Option(
             "--status-interval", min=0.1, help="Seconds between status messages.")] = 5.0,
         pcap: Annotated[Path | None, typer.Option(
@@ -236,6 +246,7 @@ def register(app: typer.Typer) -> None:
                 "spacecraft": spacecraft, "service": service, "listen": listen, "peer": peer,
                 "model": model, "backend": backend, "client_id": client_id,
                 "max_in_flight": max_in_flight, "status_interval": status_interval,
+                "max_queued": max_queued, "connect_timeout": connect_timeout,
                 "pcap": pcap, "journal": journal, "ca_file": ca_file, "cert_file": cert_file,
                 "key_file": key_file, "username": username, "password_file": password_file}
         try:
