@@ -234,3 +234,67 @@ def test_the_cli_connect_timeout_is_one_line_exit_2() -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: --connect-timeout: no connection")
     assert "broker connection attempt 1" in proc.stderr
+
+
+# -- a gateway killed after the link answered and before the broker had the result ------------
+
+
+def test_the_journal_keeps_a_result_until_the_broker_has_it(tmp_path: Path) -> None:
+    from linkstack.gateway.journal import PromptJournal
+
+    path = tmp_path / "journal.jsonl"
+    j = PromptJournal(path)
+    prompts = {k: json.dumps({"id": k, "prompt": f"prompt {k}"}).encode() for k in "abc"}
+    for key, prompt in prompts.items():
+        j.taken(key, prompt)
+    j.result("a", b'{"id": "a", "status": "ok", "text": "\\u00e9t\\u00e9"}')
+    j.result("b", b'{"id": "b", "status": "ok", "text": "B"}')
+    j.answered("b")
+    j.result("zz", b"{}")  # never taken: not kept
+    again = PromptJournal(path)  # (a crash here: the next process reads this)
+    assert again.pending_results() == [
+        (prompts["a"], b'{"id": "a", "status": "ok", "text": "\\u00e9t\\u00e9"}'),
+        (prompts["c"], None),
+    ]
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3  # rewritten: a, its result, c
+    again.answered("a")
+    assert PromptJournal(path).pending_results() == [(prompts["c"], None)]
+
+
+def test_a_journaled_result_is_published_again_as_it_was(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from linkstack.gateway.journal import PromptJournal
+
+    journal = tmp_path / "journal.jsonl"
+    earlier = PromptJournal(journal)  # what a gateway killed -9 left behind
+    earlier.taken("k1", json.dumps({"id": "k1", "prompt": "prompt number 1"}).encode())
+    stored = json.dumps(
+        {
+            "id": "k1",
+            "status": "ok",
+            "text": "answer number 1",
+            "breakdown": {"onboard.inference": 0.25},
+            "total_s": 0.25,
+        }
+    ).encode()
+    earlier.result("k1", stored)
+    earlier.taken("k2", json.dumps({"id": "k2", "prompt": "prompt number 2"}).encode())
+    backend = recorded()
+    service = LocalEndpointService(backend)
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+
+    async def body(gw: Gateway) -> None:
+        await until(lambda: {"k1", "k2"} <= set(results(sub)), what="both results")
+
+    try:
+        gw = asyncio.run(with_gateway(mosquitto, service, body, journal=str(journal)))
+        got = {
+            r.topic.rsplit("/", 1)[1]: r.payload for r in sub.snapshot() if "/result/" in r.topic
+        }
+        assert got["k1"] == stored  # the same message, not a second run of the prompt
+        assert [p for p, _ in backend.calls] == ["prompt number 2"]
+        assert gw.stats.replayed == 2
+        assert PromptJournal(journal).pending_results() == []  # both answered
+    finally:
+        sub.close()

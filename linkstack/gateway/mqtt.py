@@ -53,8 +53,14 @@ Delivery guarantees (at least once, end to end, across broker restarts):
 - The gateway *process* dying loses the prompts it had acknowledged and not answered (the
   broker considers them delivered) -- unless it keeps a journal (``journal=``, ``linkstack
   gateway --journal FILE``, :mod:`linkstack.gateway.journal`): every prompt taken is written
-  there before it is worked on, and marked answered once the broker has the result; a gateway
-  started on the same journal forwards the unanswered ones again.
+  there before it is worked on, its result when the link gives it, and marked answered once
+  the broker has the result; a gateway started on the same journal publishes the results it
+  had again and forwards the other unanswered prompts again.
+- Duplicates: a result can reach a subscriber twice (QoS 1 after a lost PUBACK: a broker
+  restart, a gateway crash). Every copy for one id is the same message, octet for octet (a
+  redelivered prompt gets the remembered result, a journaled result is published as it was,
+  and an id names one prompt: another prompt with a used id is ``duplicate_id``), so a
+  subscriber that keeps the ids it has seen and drops a repeat gets each result once.
 
 Security (:mod:`linkstack.gateway.security`): with ``tls=True`` (``mqtts://``) the connection
 is TLS 1.2+ with the broker's certificate verified (``ca_file``) and its host name checked; the
@@ -382,7 +388,7 @@ class Gateway:
         self._client_log = _ClientLog()
         self.journal = (PromptJournal(self.config.journal, sync=self.config.journal_sync)
                         if self.config.journal else None)
-        self._replay = self.journal.pending() if self.journal is not None else []
+        self._replay = self.journal.pending_results() if self.journal is not None else []
 
     # -- topics and messages ---------------------------------------------------------------
     def result_topic(self, request_id: str | int | None) -> str:
@@ -432,6 +438,8 @@ class Gateway:
         key = None if request_id is None else str(request_id)
         if key is not None and fingerprint is not None:
             self._done[key] = (fingerprint, payload)
+            if self.journal is not None:  # a crash before the broker has it: sent as is again
+                self.journal.result(key, payload)
             while len(self._done) > self.config.remember_results:
                 self._done.popitem(last=False)
         self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
@@ -489,6 +497,17 @@ class Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _republish(self, payload: bytes, result: bytes) -> None:
+        """Publish again, octet for octet, the result an earlier process had for a prompt
+        (the broker may have it already: a subscriber sees the same message twice)."""
+        try:
+            request = parse_prompt(payload, self.config.default_max_tokens)
+        except MalformedPrompt:  # (only valid prompts are journaled)
+            self.handle_prompt(payload)
+            return
+        self._done[request.key] = (request.fingerprint, result)
+        self._queue(_Outgoing(self.result_topic(request.id), result, key=request.key))
+
     async def _forward(self, request: PromptRequest) -> None:
         try:
             async with self._slots:
@@ -517,9 +536,12 @@ class Gateway:
         attempts = 0
         status_task = asyncio.get_running_loop().create_task(self._status_loop())
         replay, self._replay = self._replay, []
-        for payload in replay:  # taken by an earlier gateway process, never answered
+        for payload, result in replay:  # taken by an earlier gateway process, never answered
             self.stats.replayed += 1
-            self.handle_prompt(payload)
+            if result is None:
+                self.handle_prompt(payload)
+            else:
+                self._republish(payload, result)
         try:
             while True:
                 failure: BaseException | None = None
