@@ -240,6 +240,10 @@ class LoopbackResult:
     receiver: ArqCounters
     forward_link: LoopbackLinkStats
     return_link: LoopbackLinkStats
+    complete: bool = True
+    """False: the run reached ``max_time`` before every packet was delivered (``lost`` then
+    counts the packets still undelivered at that time, not packets given up)."""
+    max_time: float = 3600.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -502,6 +506,7 @@ class _LoopbackRun:
             recoveries=self.recoveries, window=window, max_outstanding=self.max_outstanding,
             tx_limit=tx_limit, timeout=timeout, sender=sender, receiver=receiver,
             forward_link=self.forward.stats, return_link=self.reverse.stats,
+            complete=app.done, max_time=cfg.max_time,
         )
 
 

@@ -40,7 +40,7 @@ import trio
 from linkstack.hops.base import HopEndpoint, Unit
 from linkstack.payload.backend import ModelBackend, scaled_inference_s
 from linkstack.payload.client import PartialReceived, PromptClient, ResultReceived
-from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint
+from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint, ResultSent
 from linkstack.payload.messages import GenerationParams, Result, Status
 from linkstack.payload.transport import TransportConfig
 from linkstack.sims import engine
@@ -360,9 +360,21 @@ class _Run:
                 self._hand(near_ports[i + 1], self.hops[i + 1].forward.name, packets, now)
             else:
                 for p in packets:
-                    self.endpoint.receive_packet(p, now)
+                    self._reject(self.endpoint.receive_packet(p, now), now)
                 self.onboard_wake.set()
         return route
+
+    def _reject(self, events: Sequence[object], now: float) -> None:
+        """Send down the results the endpoint gave without the model (``prompt_too_long``,
+        ``unknown_model``, ``busy``, ``malformed``...), as the UDP satellite does."""
+        for ev in events:
+            if isinstance(ev, ResultSent):
+                self._downlink_result(ev.result.request_id, ev.packets, now)
+
+    def _downlink_result(self, rid: int, packets: list[bytes], now: float) -> None:
+        self.register(("result", rid), packets)
+        last = len(self.hops) - 1
+        self._hand(self.far_ports[last], self.hops[last].back.name, packets, now)
 
     def _route_down(self, i: int, far_ports: list[Port]) -> Callable[[list[bytes], float], None]:
         hop = self.hops[i].back.name
@@ -404,7 +416,12 @@ class _Run:
                 await self.onboard_wake.wait()
                 self.onboard_wake = trio.Event()
                 continue
-            generation = self.backend.generate(job.prompt.text, job.prompt.params)
+            try:
+                generation = self.backend.generate(job.prompt.text, job.prompt.params)
+            except Exception as exc:  # the backend failing is a result, as in the drivers
+                packets = self.endpoint.fail(job, now, Status.BACKEND_ERROR, f"{exc}")
+                self._downlink_result(job.prompt.request_id, packets, now)
+                continue
             virtual = scaled_inference_s(generation.inference_s, profile)
             rid = job.prompt.request_id
             self.inference[rid] = (now, virtual)
@@ -421,8 +438,7 @@ class _Run:
             await trio.sleep_until(now + virtual)
             done = engine.now()
             packets = self.endpoint.complete(job, generation, done)
-            self.register(("result", job.prompt.request_id), packets)
-            self._hand(self.far_ports[last], self.hops[last].back.name, packets, done)
+            self._downlink_result(job.prompt.request_id, packets, done)
 
     async def _one_prompt(self, text: str) -> PromptReport:
         opts = self.options

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import math
 import os
 import re
@@ -89,6 +90,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from linkstack.arq.params import ARQ_PARAMS
 from linkstack.errors import ConfigError
 from linkstack.sims import geometry
 from linkstack.sims.channel import (
@@ -122,6 +124,7 @@ __all__ = [
     "parse_scenario",
     "private_key_file",
     "scenario_names",
+    "unknown_key",
 ]
 
 _MISSING: Any = object()
@@ -196,11 +199,10 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"must be an integer, not {_kind(value)}", key=self.path(name))
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            if hi is None:
-                raise ConfigError(f"{value} must be >= {lo}", key=self.path(name))
-            if lo is None:
-                raise ConfigError(f"{value} must be <= {hi}", key=self.path(name))
-            raise ConfigError(f"{value} is outside {lo}..{hi}", key=self.path(name))
+            reason = (f"{value} must be >= {lo}" if hi is None
+                      else f"{value} must be <= {hi}" if lo is None
+                      else f"{value} is outside {lo}..{hi}")
+            raise ConfigError(reason, key=self.path(name))
         return value
 
     def string(self, name: str, default: Any = _MISSING, *,
@@ -282,10 +284,22 @@ class _Table:
             result.append((float(item[0]), float(item[1])))
         return result
 
-    def done(self) -> None:
+    def done(self, known: Iterable[str] = ()) -> None:
+        """Refuse a key no getter read (``known``: more keys valid here, for suggestions)."""
         for name in self.data:
             if name not in self.used:
-                raise ConfigError("unknown key", key=self.path(name))
+                raise unknown_key(name, {*self.used, *known}, key=self.path(name))
+
+
+def unknown_key(name: str, known: Iterable[str], *, key: str) -> ConfigError:
+    """The error of an unknown key ``name`` (``key`` its full path): "did you mean" the
+    closest of ``known`` when one is close (:func:`difflib.get_close_matches`), else the list
+    of the valid keys."""
+    valid = sorted(k for k in known if isinstance(k, str))
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    if close:
+        return ConfigError(f"unknown key; did you mean {close[0]!r}?", key=key)
+    return ConfigError(f"unknown key; valid here: {', '.join(valid) or 'none'}", key=key)
 
 
 def _kind(value: Any) -> str:
@@ -353,7 +367,8 @@ class StackSpec:
     arq: str | None = None
     vcid: int | None = None
     ocf: bool | None = None
-    arq_params: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    arq_params: Mapping[str, int | float | bool] = field(default_factory=dict)
+    """The keys of ``[stack.arq_params]``, checked (:data:`linkstack.arq.params.ARQ_PARAMS`)."""
     sdls: str | int | None = None
     """The SA securing this direction (its name or SPI in the ``[security]`` SA file)."""
 
@@ -1100,17 +1115,28 @@ def _parse_stack(t: _Table | None) -> StackSpec:
             or (isinstance(sdls, str) and not (sdls.isdigit() or _NAME.match(sdls)))):
         raise ConfigError(f"{sdls!r} is neither an SA name nor an SPI (0..65535)",
                           key=t.path("sdls"))
-    params_table = t.table("arq_params")
-    params: dict[str, str | int | float | bool] = {}
-    if params_table is not None:
-        for pname in list(params_table.data):
-            value = params_table.raw(pname)
-            if not isinstance(value, str | int | float | bool) or (
-                isinstance(value, float) and not math.isfinite(value)
-            ):
-                raise ConfigError(f"must be a string, number or boolean, not {_kind(value)}",
-                                  key=params_table.path(pname))
-            params[pname] = value
-        params_table.done()
+    params = _parse_arq_params(t.table("arq_params"))
     t.done()
     return StackSpec(frame, length, coding, arq, vcid, ocf, params, sdls)
+
+
+def _parse_arq_params(t: _Table | None) -> dict[str, int | float | bool]:
+    """``[stack.arq_params]``: each key one of :data:`~linkstack.arq.params.ARQ_PARAMS`, of
+    its type and in its range (a float is no integer: ``window_width = 2.5`` is refused)."""
+    if t is None:
+        return {}
+    params: dict[str, int | float | bool] = {}
+    for name in list(t.data):
+        spec = ARQ_PARAMS.get(name)
+        if spec is None:
+            raise unknown_key(name, ARQ_PARAMS, key=t.path(name))
+        if spec.kind == "int":
+            lo = None if spec.lo is None else int(spec.lo)
+            hi = None if spec.hi is None else int(spec.hi)
+            params[name] = t.integer(name, lo=lo, hi=hi)
+        elif spec.kind == "float":
+            params[name] = t.number(name, lo=spec.lo, hi=spec.hi, lo_open=spec.lo_open)
+        else:
+            params[name] = t.boolean(name)
+    t.done()
+    return params

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from linkstack.arq.params import ARQ_PARAMS, farm_window_width
 from linkstack.errors import ConfigError
 from linkstack.hops.base import HopEndpoint
 from linkstack.hops.clcw_downlink import DOWNLINK_FRAMES
@@ -92,8 +93,27 @@ def plan_path(scenario: Scenario, compute: str | None = None) -> list[Hop]:
                      if s.source == fwd.destination and s.destination == fwd.source), None)
         if back is None:
             raise ConfigError(f"link {lname} has no return direction", key=f"links.{lname}")
-        hops.append(Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back, scenario.security))
+        hop = Hop(f"{fwd.name}", _hop_kind(fwd, back), fwd, back, scenario.security)
+        _check_arq_params(hop)
+        hops.append(hop)
     return hops
+
+
+_PARAM_OWNERS = {"rf": ("cop-1", "cop-1-return"), "isl": ("sr", "sr")}
+_OWNER_NAMES = {"cop-1": "a COP-1 uplink's", "cop-1-return": "a COP-1 return link's",
+                "sr": "a selective-repeat (ISL) hop's"}
+
+
+def _check_arq_params(hop: Hop) -> None:
+    """Each ``arq_params`` key belongs to the ARQ its direction runs (a COP-1 key on an ISL
+    hop, or an SR key on an RF hop, would change nothing)."""
+    for spec, owner in zip((hop.forward, hop.back), _PARAM_OWNERS[hop.kind], strict=True):
+        for name in spec.stack.arq_params:
+            param_owner = ARQ_PARAMS[name].arq
+            if param_owner != owner:
+                raise ConfigError(f"is {_OWNER_NAMES[param_owner]} parameter; this direction "
+                                  f"is {_OWNER_NAMES[owner].removesuffix(chr(39) + 's')}",
+                                  key=f"links.{spec.name}.stack.arq_params.{name}")
 
 
 _ARQ_FRAMES = {"cop-1": ("tc", "uslp"), "sr": ("uslp",)}
@@ -122,8 +142,9 @@ def _hop_kind(fwd: LinkSpec, back: LinkSpec) -> str:
     return "isl"
 
 
-def _param(spec: LinkSpec, name: str, default: Any) -> Any:
-    return spec.stack.arq_params.get(name, default)
+def _param(spec: LinkSpec, name: str) -> Any:
+    """The ``arq_params`` value of ``spec``, else the default (:mod:`linkstack.arq.params`)."""
+    return spec.stack.arq_params.get(name, ARQ_PARAMS[name].default)
 
 
 def build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
@@ -313,7 +334,7 @@ def rf_config(hop: Hop) -> RfHopConfig:
     ``arq_params`` set them explicitly otherwise.
     """
     fwd, back = hop.forward, hop.back
-    window = int(_param(fwd, "window_width", 10))
+    window = int(_param(fwd, "window_width"))
     cfg = RfHopConfig(
         vcid=fwd.stack.vcid or 0,
         uplink_frame=(fwd.stack.frame or "tc").lower(),
@@ -322,12 +343,14 @@ def rf_config(hop: Hop) -> RfHopConfig:
         downlink_code=back.stack.coding or "tm-rs-255-223-i1",
         downlink_frame_length=back.stack.frame_length,
         uplink_max_frame_length=fwd.stack.frame_length or 1024,
-        window=window, farm_window=int(_param(fwd, "farm_window_width", max(2 * window, 2))),
-        t1=float(_param(fwd, "t1_initial", 3.0)),
-        transmission_limit=int(_param(fwd, "transmission_limit", 3)),
-        clcw_interval=float(_param(back, "clcw_interval", 1.0)),
-        recovery_wait=float(_param(fwd, "recovery_wait", 1.0)),
-        bc_hold=float(_param(fwd, "bc_hold", 0.0)),
+        window=window,
+        farm_window=int(fwd.stack.arq_params.get("farm_window_width",
+                                                 farm_window_width(window))),
+        t1=float(_param(fwd, "t1_initial")),
+        transmission_limit=int(_param(fwd, "transmission_limit")),
+        clcw_interval=float(_param(back, "clcw_interval")),
+        recovery_wait=float(_param(fwd, "recovery_wait")),
+        bc_hold=float(_param(fwd, "bc_hold")),
         uplink_sdls_overhead=_overhead(hop, fwd),
         downlink_sdls_overhead=_overhead(hop, back),
     )
@@ -369,11 +392,12 @@ def _build_endpoints(hop: Hop) -> tuple[HopEndpoint, HopEndpoint]:
         vcid=fwd.stack.vcid if fwd.stack.vcid is not None else 1,
         code=fwd.stack.coding or "tm-rs-255-223-i5",
         frame_length=fwd.stack.frame_length,
-        window=int(_param(fwd, "window", 512)),
-        initial_rto=float(_param(fwd, "initial_rto", 0.2)),
-        min_rto=float(_param(fwd, "min_rto", 0.005)),
-        max_rto=float(_param(fwd, "max_rto", 5.0)),
-        fec=bool(_param(fwd, "fec", True)),
+        window=int(_param(fwd, "window")),
+        initial_rto=float(_param(fwd, "initial_rto")),
+        min_rto=float(_param(fwd, "min_rto")),
+        max_rto=float(_param(fwd, "max_rto")),
+        rto_backoff=float(_param(fwd, "rto_backoff")),
+        fec=bool(_param(fwd, "fec")),
     )
     near = _sdls_end(lambda: IslEndpoint(cfg_isl, name=f"{hop.name}-a",
                                          tx_sdls=_hop_sdls(hop, fwd),

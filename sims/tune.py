@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from linkstack.arq.params import ARQ_PARAMS
 from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError
 from linkstack.payload.backend import ModelBackend
@@ -99,9 +100,8 @@ SR_INITIAL_RTOS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 SR_MAX_RTOS = (0.25, 0.5, 1.0, 2.0, 5.0)
 
 # The stack's defaults where a scenario leaves a setting out (linkstack.sims.roundtrip).
-_RF_DEFAULTS = {"window_width": 10, "t1_initial": 3.0, "transmission_limit": 3,
-                "recovery_wait": 1.0, "clcw_interval": 1.0}
-_ISL_DEFAULTS = {"window": 512, "initial_rto": 0.2, "max_rto": 5.0, "fec": True}
+# the settings a hop runs with when its scenario leaves them out (linkstack.arq.params)
+_DEFAULTS = {name: spec.default for name, spec in ARQ_PARAMS.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def search_space(scenario: Scenario) -> list[Knob]:
         fwd, back = hop.forward, hop.back
         up = f"links.{fwd.name}.stack"
         if hop.kind == "rf":
-            params = {**_RF_DEFAULTS, **fwd.stack.arq_params}
+            params = {**_DEFAULTS, **fwd.stack.arq_params}
             down = f"links.{back.name}.stack"
             timers += [
                 _knob(f"{fwd.name}.t1_initial", [f"{up}.arq_params.t1_initial"], T1_VALUES,
@@ -191,10 +191,10 @@ def search_space(scenario: Scenario) -> list[Knob]:
                       extra=lambda c, d=down: _frame_length_setting(d, c)),
                 _knob(f"{back.name}.clcw_interval", [f"{down}.arq_params.clcw_interval"],
                       CLCW_INTERVALS,
-                      {**_RF_DEFAULTS, **back.stack.arq_params}["clcw_interval"]),
+                      {**_DEFAULTS, **back.stack.arq_params}["clcw_interval"]),
             ]
         else:
-            params = {**_ISL_DEFAULTS, **fwd.stack.arq_params}
+            params = {**_DEFAULTS, **fwd.stack.arq_params}
             both = [up, f"links.{back.name}.stack"]
             name = f"{fwd.name}+{back.name}"
             timers += [

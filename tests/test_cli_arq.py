@@ -78,3 +78,29 @@ def test_bad_options_are_usage_errors(app: typer.Typer, args: tuple[str, str]) -
     code, out = run(app, *args)
     assert code == 2
     assert "Traceback" not in out
+
+
+def test_a_run_stopped_by_the_time_limit_says_incomplete_with_counts(app: typer.Typer) -> None:
+    # COP-1 over a link that duplicates and reorders: recoveries slow it down, and 5 virtual
+    # seconds are not enough for 1000 packets (issue 17: it used to end with exit 0 and the
+    # undelivered packets reported as "lost", no word that the run was cut short)
+    args = ["--packets", "1000", "--dup", "0.2", "--reorder", "0.2", "--max-time", "5"]
+    code, out = run(app, *args)
+    assert code == 1, out
+    line = next(x for x in out.splitlines() if x.startswith("incomplete"))
+    delivered = int(line.split(": ")[1].split(" of ")[0])
+    assert 0 < delivered < 1000
+    assert f"{delivered} of 1000 packets delivered, {1000 - delivered} not" in line
+    assert "--max-time 5 s" in line
+    result = CliRunner().invoke(app, ["arq", *args, "--json"])
+    assert result.exit_code == 1
+    r = json.loads(result.stdout)
+    assert r["complete"] is False and r["delivered"] == delivered and r["max_time"] == 5.0
+    assert "incomplete" in result.stderr
+
+
+def test_a_finished_run_is_complete(app: typer.Typer) -> None:
+    code, out = run(app, "--packets", "100", "--dup", "0.2", "--reorder", "0.2", "--json")
+    assert code == 0
+    r = json.loads(out)
+    assert r["complete"] is True and r["delivered"] == 100

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_gateway import MOSQUITTO, Mosquitto, PahoClient, free_port, needs_broker
@@ -111,9 +112,12 @@ def test_a_killed_gateway_restarted_on_its_journal_answers_what_it_had_taken(
         # 2. the broker has acknowledged them to the dead gateway: only the journal has them
         second = _gateway(broker, journal, "--service", "sim",
                           "--backend", f"recorded:{RECORDED}")
-        _wait(lambda: len({r.topic for r in sub.snapshot() if "/result/" in r.topic}) == 3,
+        def final(r: Any) -> bool:  # a result, not a streamed partial (result/<id>/partial)
+            return "/result/" in r.topic and not r.topic.endswith("/partial")
+
+        _wait(lambda: len({r.topic for r in sub.snapshot() if final(r)}) == 3,
               60, "three results")
-        docs = {r.doc["id"]: r.doc for r in sub.snapshot() if "/result/" in r.topic}
+        docs = {r.doc["id"]: r.doc for r in sub.snapshot() if final(r)}
         recordings = json.loads(RECORDED.read_text())["recordings"]
         for i, prompt in enumerate(prompts):
             assert docs[f"k{i}"]["status"] == "ok"

@@ -276,16 +276,17 @@ def test_apply_overrides() -> None:
         'scenario.name="stress"',
         "links.uplink.outages.model=windows",
         "links.uplink.outages.visible=[[0, 60], [100, 160]]",
-        "links.uplink.stack.arq_params.extra = 7",
+        "links.uplink.stack.arq_params.bc_hold = 7",
     ])
     assert data == before  # not modified in place
     assert new["links"]["uplink"]["ber"] == 1e-5
     assert new["links"]["uplink"]["deliver_lost"] is False
     assert new["scenario"]["name"] == "stress"
-    assert new["links"]["uplink"]["stack"]["arq_params"]["extra"] == 7
+    assert new["links"]["uplink"]["stack"]["arq_params"]["bc_hold"] == 7
     s = parse_scenario(new)
     assert s.links["uplink"].ber == 1e-5 and s.name == "stress"
     assert s.links["uplink"].outages.intervals == ((0.0, 60.0), (100.0, 160.0))
+    assert s.links["uplink"].stack.arq_params["bc_hold"] == 7.0
     assert load_scenario("default", ["links.uplink.ber=1e-5"]).links["uplink"].ber == 1e-5
 
 
@@ -465,3 +466,119 @@ def test_the_spec_defaults_are_the_table_defaults() -> None:
     assert _parse_routing(_Table({}, "routing", "routing")) == RoutingSpec()
     assert _parse_traffic(_Table({}, "traffic", "traffic")) == TrafficSpec()
     assert {f.name: f.default for f in fields(IslSpec)} == {k.name: k.default for k in ISL.keys}
+
+
+# -- issue 17: no silent typos in a scenario ------------------------------------------------
+ARQ = "links.uplink.stack.arq_params"
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "reason"),
+    [
+        (f"{ARQ}.t1_inital=99", f"{ARQ}.t1_inital", "did you mean 't1_initial'?"),
+        (f"{ARQ}.rto_backof=9.0", f"{ARQ}.rto_backof", "did you mean 'rto_backoff'?"),
+        (f"{ARQ}.zzz=1", f"{ARQ}.zzz", "unknown key; valid here: bc_hold, clcw_interval"),
+        (f"{ARQ}.window_width=2.5", f"{ARQ}.window_width", "must be an integer, not a float"),
+        (f'{ARQ}.window_width="ten"', f"{ARQ}.window_width", "must be an integer, not a string"),
+        (f"{ARQ}.window_width=0", f"{ARQ}.window_width", "0 is outside 1..255"),
+        (f"{ARQ}.transmission_limit=0", f"{ARQ}.transmission_limit", "0 must be >= 1"),
+        (f"{ARQ}.t1_initial=0", f"{ARQ}.t1_initial", "must be > 0.0"),
+        (f"{ARQ}.fec=1", f"{ARQ}.fec", "must be true or false"),
+        ("links.uplink.propagaton.model=1", "links.uplink.propagaton",
+         "did you mean 'propagation'?"),
+        ("scenario.seeed=3", "scenario.seeed", "did you mean 'seed'?"),
+        ("links.uplink.stack.frme=1", "links.uplink.stack.frme", "did you mean 'frame'?"),
+        ("run.xyzzy=1", "run.xyzzy", "unknown key; valid here: "),
+    ],
+)
+def test_a_key_that_is_not_known_or_not_of_its_type_is_named(override: str, key: str,
+                                                              reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_scenario("default", [override])
+    assert info.value.key == key
+    assert reason in info.value.reason, info.value.reason
+
+
+def test_unknown_keys_of_a_constellation_scenario_get_the_same_hint() -> None:
+    from linkstack.sims.constellation.scenario import load_constellation
+
+    with pytest.raises(ConfigError) as info:
+        load_constellation("star-compute", ["constellation.slot=2"])
+    assert (info.value.key, info.value.reason) == ("constellation.slot",
+                                                   "unknown key; did you mean 'slots'?")
+
+
+@pytest.mark.parametrize(
+    ("override", "owner"),
+    [
+        (f"{ARQ}.rto_backoff=9.0", "selective-repeat"),  # an SR key on the COP-1 uplink
+        ("links.downlink.stack.arq_params.t1_initial=9.0", "COP-1 uplink"),
+        ("links.isl-forward.stack.arq_params.window_width=4", "COP-1 uplink"),
+    ],
+)
+def test_an_arq_param_of_another_protocol_is_refused(override: str, owner: str) -> None:
+    from linkstack.sims.topology import plan_path
+
+    sc = load_scenario("default", [override])
+    with pytest.raises(ConfigError) as info:
+        plan_path(sc)
+    assert info.value.key == override.split("=")[0] and owner in info.value.reason
+
+
+def test_every_arq_param_reaches_the_hop() -> None:
+    """Each key of ARQ_PARAMS changes the configuration of the hop it belongs to (rto_backoff
+    used to be accepted and dropped)."""
+    from linkstack.arq.params import ARQ_PARAMS
+    from linkstack.hops.rf import RfHopConfig
+    from linkstack.sims.topology import build_endpoints, plan_path, rf_config
+
+    values: dict[str, Any] = {"window_width": 7, "farm_window_width": 16, "t1_initial": 4.5,
+                              "transmission_limit": 6, "recovery_wait": 2.5, "bc_hold": 0.25,
+                              "clcw_interval": 0.75, "window": 99, "initial_rto": 0.3,
+                              "min_rto": 0.01, "max_rto": 7.0, "rto_backoff": 3.0,
+                              "fec": False}
+    assert set(values) == set(ARQ_PARAMS)
+    fields = {"window_width": "window", "farm_window_width": "farm_window",
+              "t1_initial": "t1"}
+    sets = []
+    for name, value in values.items():
+        link = {"cop-1": "uplink", "cop-1-return": "downlink"}.get(ARQ_PARAMS[name].arq,
+                                                                  "isl-forward")
+        sets.append(f"links.{link}.stack.arq_params.{name}={str(value).lower()}")
+    rf, isl = plan_path(load_scenario("default", sets))
+    cfg = rf_config(rf)
+    assert isinstance(cfg, RfHopConfig)
+    sr = build_endpoints(isl)[0].config
+    for name, value in values.items():
+        hop_config = cfg if ARQ_PARAMS[name].arq.startswith("cop-1") else sr
+        assert getattr(hop_config, fields.get(name, name)) == value, name
+
+
+def test_the_cop1_defaults_are_one_set() -> None:
+    """Fop1, RfHopConfig, a scenario hop without arq_params and the tuner's starting point
+    agree (they were 10/3.0/3 in Fop1 and the round trip, 10/2.0/5 in RfHopConfig)."""
+    import inspect
+
+    from linkstack.arq import params
+    from linkstack.arq.fop1 import Fop1
+    from linkstack.hops.rf import RfHopConfig
+    from linkstack.sims.topology import plan_path, rf_config
+
+    expected = (params.COP1_WINDOW_WIDTH, params.COP1_T1_INITIAL,
+                params.COP1_TRANSMISSION_LIMIT)
+    assert expected == (10, 3.0, 3)
+    sig = inspect.signature(Fop1.__init__).parameters
+    assert (sig["window_width"].default, sig["t1_initial"].default,
+            sig["transmission_limit"].default) == expected
+    hop_default = RfHopConfig()
+    assert (hop_default.window, hop_default.t1, hop_default.transmission_limit) == expected
+    assert hop_default.farm_window == 2 * params.COP1_WINDOW_WIDTH
+    data = default_dict()
+    del data["links"]["uplink"]["stack"]["arq_params"]
+    rf = plan_path(parse_scenario(data))[0]
+    from_scenario = rf_config(rf)
+    assert (from_scenario.window, from_scenario.t1, from_scenario.transmission_limit,
+            from_scenario.farm_window, from_scenario.clcw_interval,
+            from_scenario.recovery_wait, from_scenario.bc_hold) == (
+        *expected, hop_default.farm_window, hop_default.clcw_interval,
+        hop_default.recovery_wait, hop_default.bc_hold)

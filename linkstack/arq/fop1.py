@@ -48,6 +48,7 @@ from linkstack.arq.common import (
     TransmitFrame,
     Undelivered,
 )
+from linkstack.arq.params import COP1_T1_INITIAL, COP1_TRANSMISSION_LIMIT, COP1_WINDOW_WIDTH
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import COP_1, Clcw
 from linkstack.frames.tc import FRAME_SEQUENCE_MODULUS as MODULUS
@@ -558,9 +559,9 @@ class Fop1:
         vcid: int = 0,
         *,
         vs: int = 0,
-        window_width: int = 10,
-        t1_initial: float = 3.0,
-        transmission_limit: int = 3,
+        window_width: int = COP1_WINDOW_WIDTH,
+        t1_initial: float = COP1_T1_INITIAL,
+        transmission_limit: int = COP1_TRANSMISSION_LIMIT,
         timeout_type: int = 0,
         immediate_lower_accept: bool = True,
     ) -> None:

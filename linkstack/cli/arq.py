@@ -59,7 +59,16 @@ def format_result(r: LoopbackResult) -> str:
         f"{r.forward_link.duplicated} duplicated, {r.forward_link.reordered} reordered); "
         f"return {r.return_link.frames} frames ({r.return_link.lost} lost)",
     ]
+    if not r.complete:
+        lines.append(incomplete_line(r))
     return "\n".join(lines)
+
+
+def incomplete_line(r: LoopbackResult) -> str:
+    """The word for a run stopped by the virtual-time limit before the end of the transfer."""
+    return (f"incomplete       stopped at the virtual-time limit (--max-time {r.max_time:g} s): "
+            f"{r.delivered} of {r.packets} packets delivered, {r.packets - r.delivered} not; "
+            "raise --max-time")
 
 
 def register(app: typer.Typer) -> None:
@@ -114,3 +123,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(_clean(result.as_dict()), indent=2, sort_keys=True))
         else:
             typer.echo(format_result(result))
+        if not result.complete:  # the transfer did not finish: the work ran and failed
+            if as_json:
+                typer.echo(incomplete_line(result), err=True)
+            raise typer.Exit(1)

@@ -42,7 +42,7 @@ import numpy as np
 import typer
 
 from linkstack.cli.inputs import split_input
-from linkstack.cli.options import fail, group
+from linkstack.cli.options import LAYOUT_OPTIONS, check_output, fail, group
 from linkstack.codecs.chain import (
     USLP_VERSION,
     ChainDecoder,
@@ -241,10 +241,16 @@ def _run(action: Any, code: str, interleave: int | None, randomize: bool | None,
          hex_text: bool, as_json: bool) -> None:
     """One ``cadu``/``cltu`` command: build the chain, then encode or decode."""
     try:
-        action(_chain(code, interleave, randomize, frame_length, kind), source, out, hex_text,
-               as_json)
+        check_output(out, "--out")
+        try:
+            chain = _chain(code, interleave, randomize, frame_length, kind)
+        except ConfigError as exc:  # a part of the chain's name, or an option that amends it
+            if exc.key in LAYOUT_OPTIONS:
+                raise
+            raise ConfigError(f"{exc.key}: {exc.reason}", key="--code") from None
+        action(chain, source, out, hex_text, as_json)
     except LinkstackError as exc:
-        raise fail(exc) from None
+        raise fail(exc, LAYOUT_OPTIONS) from None
 
 
 def _encode(chain: CodingChain, source: Path | None, out: Path | None, hex_text: bool,

@@ -13,7 +13,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from linkstack.cli.options import ScenarioArg, SetOpt, fail
+from linkstack.cli.options import ScenarioArg, SetOpt, check_output, fail
 from linkstack.cli.options import group as command_group
 from linkstack.errors import ConfigError, LinkstackError
 
@@ -97,12 +97,12 @@ def register(app: typer.Typer) -> None:
         from linkstack.sims.constellation.simulate import build_world
 
         try:
+            check_output(out, "--out")
             world = build_world(_load(scenario, sets), hours * 3600.0)
             text = to_ion(world.plan)
             if out is None:
                 typer.echo(text, nl=False)
             else:
-                _writable(out)
                 out.write_text(text, encoding="utf-8")
         except LinkstackError as exc:
             raise fail(exc) from None
@@ -124,18 +124,13 @@ def register(app: typer.Typer) -> None:
         from linkstack.sims.constellation.simulate import build_world
 
         try:
-            _writable(out)
+            check_output(out, "--out")
             totals = _report_totals(report) if report is not None else None
             world = build_world(_load(scenario, sets), at + 60.0)
             plot_world(world, at, out, totals)
         except LinkstackError as exc:
             raise fail(exc) from None
         Console(stderr=True).print(f"map at t = {at:g} s → {out}")
-
-
-def _writable(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise ConfigError(f"directory {str(path.parent)!r} does not exist", key="--out")
 
 
 def _report_totals(path: Path) -> list[float]:

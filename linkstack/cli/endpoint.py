@@ -23,9 +23,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from linkstack.cli.options import StreamMsOpt, StreamTokensOpt
+from linkstack.cli.options import StreamMsOpt, StreamTokensOpt, fail
 from linkstack.cli.options import group as command_group
-from linkstack.errors import LinkstackError
+from linkstack.errors import ConfigError, LinkstackError
 from linkstack.payload.backend import FLIGHT_PROFILES, LlamaCppBackend, scaled_inference_s
 from linkstack.payload.client import PartialReceived, PromptClient, ResultReceived
 from linkstack.payload.endpoint import EndpointConfig, ModelEndpoint, ResultSent
@@ -85,8 +85,11 @@ def register(app: typer.Typer) -> None:
         except LinkstackError as exc:
             if printed:
                 sys.stdout.write("\n")
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            if isinstance(exc, ConfigError):  # the backend's settings are these options
+                option = {"model_path": "--model", "prompt_format": "--format",
+                          "profile": "--profile"}.get(exc.key, exc.key)
+                exc = ConfigError(exc.reason, key=option)
+            raise fail(exc) from None
         if printed:  # the rest of the answer, from the Result, closes the line
             shown = "".join(printed)
             answer = report["answer"]

@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from linkstack.cli.options import DEFAULT_SCENARIO, ScenarioSeedOpt, SetOpt, fail
+from linkstack.cli.options import DEFAULT_SCENARIO, ScenarioSeedOpt, SetOpt, check_output, fail
 from linkstack.errors import ConfigError, LinkstackError
 
 ClassOpt = Annotated[str, typer.Option(
@@ -53,8 +53,7 @@ def _class(value: str) -> int:
 
 
 def _check_pcap(path: Path | None) -> None:
-    if path is not None and not path.resolve().parent.is_dir():
-        raise ConfigError(f"no such directory: {path.parent}", key="--pcap")
+    check_output(path, "--pcap")
 
 
 def _clock(seconds: float | None) -> str:
@@ -227,6 +226,8 @@ def register(app: typer.Typer) -> None:
             if timeout is not None and not timeout > 0:
                 raise ConfigError("must be > 0", key="--timeout")
             _check_pcap(pcap)
+            if name is not None and not name.strip("/ "):
+                raise ConfigError("an onboard file name is needed", key="--as")
             data = path.read_bytes()
             install = swap if swap is not None else path.suffix.lower() == ".gguf"
             onboard = name or (f"models/{path.name}" if install else f"uploads/{path.name}")

@@ -31,6 +31,7 @@ from rich.table import Table
 
 from linkstack.cli.inputs import FormatOpt, split_input
 from linkstack.cli.options import (
+    LAYOUT_OPTIONS,
     FecfOpt,
     FecfSizeOpt,
     FhecOpt,
@@ -146,7 +147,7 @@ FileArg = Annotated[Path | None, typer.Argument(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (per frame, one "
                                        "per line).")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
-    "--frame-length", "-n", help="Fixed frame length. TM/AOS default: the input length "
+    "--frame-length", "-n", min=1, help="Fixed frame length. TM/AOS default: the input length "
     "(decode) or just enough for the data (encode). USLP: given = fixed-length channel.")]
 DataUnitOpt = Annotated[str, typer.Option("--data-unit", help="AOS data unit of this VC: "
                                           "m_pdu, b_pdu or vca (VC 63 is always idle).")]
@@ -733,7 +734,7 @@ def register(app: typer.Typer) -> None:
             items = [data] if hex_text is not None else (split_input(data, input_format)
                                                           or [data])
         except LinkstackError as exc:
-            raise fail(exc) from None
+            raise fail(exc, LAYOUT_OPTIONS) from None
         rejected = False
         console = Console()
         for index, item in enumerate(items):
@@ -746,7 +747,7 @@ def register(app: typer.Typer) -> None:
                 if len(items) > 1 and isinstance(exc, DecodeError):
                     exc = type(exc)(f"frame {index}: {exc.reason}", layer=exc.layer,
                                     field=exc.field, offset=exc.offset)
-                raise fail(exc) from None
+                raise fail(exc, LAYOUT_OPTIONS) from None
             if as_json:
                 typer.echo(json.dumps(report))
             else:
@@ -792,7 +793,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"not hex: {exc}", key="--data") from None
             raw = build(layer, field or [], payload, opts, pad)
         except LinkstackError as exc:
-            raise fail(exc) from None
+            raise fail(exc, LAYOUT_OPTIONS) from None
         except TypeError as exc:  # e.g. a field the frame type does not accept together
             raise fail(ValueError(str(exc))) from None
         typer.echo(raw.hex())

@@ -41,8 +41,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from linkstack.cli.options import BACKEND_ENV, SetOpt, SlotsOpt, StreamMsOpt, StreamTokensOpt
+from linkstack.cli.options import (
+    BACKEND_ENV,
+    SetOpt,
+    SlotsOpt,
+    StreamMsOpt,
+    StreamTokensOpt,
+    check_output,
+)
 from linkstack.errors import ConfigError, LinkstackError
+
+LISTEN_DEFAULT = "127.0.0.1:0"
 
 # GatewayConfig / security keys → the option that sets them (errors name the option)
 _OPTION_OF_KEY = {
@@ -50,6 +59,7 @@ _OPTION_OF_KEY = {
     "peer": "--peer", "journal": "--journal", "ca_file": "--ca-file",
     "cert_file": "--cert-file", "key_file": "--key-file", "username": "--username",
     "password_file": "--password-file", "password": "--password-file",
+    "max_queued": "--max-queued", "connect_timeout": "--connect-timeout",
 }
 
 
@@ -102,6 +112,13 @@ async def _main(args: dict[str, Any]) -> int:
     service_kind = args["service"]
     if service_kind == "auto":
         service_kind = "udp" if args["peer"] else "sim"
+    if service_kind != "udp":  # the udp service's options would be silently ignored
+        for option, given in (("--listen", args["listen"] != LISTEN_DEFAULT),
+                              ("--pcap", args["pcap"] is not None)):
+            if given:
+                raise ConfigError(f"only with --service udp (the service is {service_kind})",
+                                  key=option)
+    check_output(args["pcap"], "--pcap")
     service: Any
     if service_kind == "sim":
         from linkstack.cli.run import load_backend
@@ -133,11 +150,14 @@ async def _main(args: dict[str, Any]) -> int:
         pcap = _pcap(args["pcap"], scenario, realtime_epoch_ns(asyncio.get_running_loop()))
         service = UdpGroundService(path.config, name=path.ground, spacecraft=spacecraft,
                                    pcap=pcap)
-        await service.start(parse_address(args["listen"]), parse_address(args["peer"]))
+        await service.start(parse_address(args["listen"], key="--listen"),
+                            parse_address(args["peer"], key="--peer"))
     else:
         raise ConfigError(f"{service_kind!r}: auto, sim, udp or local", key="service")
     config = GatewayConfig(host=host, port=port, spacecraft=spacecraft,
                            client_id=args["client_id"], max_in_flight=args["max_in_flight"],
+                           max_queued=args["max_queued"],
+                           connect_timeout_s=args["connect_timeout"],
                            status_interval_s=args["status_interval"],
                            journal=_path(args["journal"]), **security)
     gateway = Gateway(service, config)
@@ -188,7 +208,7 @@ def register(app: typer.Typer) -> None:
             "link to a 'serve --role satellite' process; local: the model in this process "
             "(no link); auto: udp with --peer, else sim.")] = "auto",
         listen: Annotated[str, typer.Option(
-            "--listen", help="udp: HOST:PORT to bind.")] = "127.0.0.1:0",
+            "--listen", help="udp: HOST:PORT to bind.")] = LISTEN_DEFAULT,
         peer: Annotated[str | None, typer.Option(
             "--peer", help="udp: HOST:PORT of the satellite (or the channel process).")
         ] = None,
@@ -202,6 +222,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         max_in_flight: Annotated[int, typer.Option(
             "--max-in-flight", min=1, help="Prompts forwarded at once.")] = 4,
+        max_queued: Annotated[int, typer.Option(
+            "--max-queued", min=1, help="Prompts taken and not yet answered at most; one more "
+            "is answered 'busy' at once (bounds the gateway's memory and journal).")] = 1000,
+        connect_timeout: Annotated[float | None, typer.Option(
+            "--connect-timeout", min=0.1, help="Give up when no connection to the broker "
+            "succeeded after this many seconds (default: retry for ever, each attempt "
+            "logged).")] = None,
         status_interval: Annotated[float, typer.Option(
             "--status-interval", min=0.1, help="Seconds between status messages.")] = 5.0,
         pcap: Annotated[Path | None, typer.Option(
@@ -238,6 +265,7 @@ def register(app: typer.Typer) -> None:
                 "spacecraft": spacecraft, "service": service, "listen": listen, "peer": peer,
                 "model": model, "backend": backend, "client_id": client_id,
                 "max_in_flight": max_in_flight, "status_interval": status_interval,
+                "max_queued": max_queued, "connect_timeout": connect_timeout,
                 "pcap": pcap, "journal": journal, "ca_file": ca_file, "cert_file": cert_file,
                 "key_file": key_file, "username": username, "password_file": password_file,
                 "slots": slots, "stream_tokens": stream_tokens, "stream_ms": stream_ms}

@@ -6,6 +6,7 @@ differences), 2 bad input (an option, a scenario key, octets that do not decode)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from linkstack.errors import ConfigError, DecodeError, EncodeError, LinkstackErr
 
 __all__ = [
     "BACKEND_ENV",
+    "LAYOUT_OPTIONS",
     "BackendOpt",
     "FecfOpt",
     "FecfSizeOpt",
@@ -27,8 +29,10 @@ __all__ = [
     "ScenarioSeedOpt",
     "SegmentOpt",
     "SetOpt",
+    "check_output",
     "fail",
     "group",
+    "read_text",
 ]
 
 DEFAULT_SCENARIO = "default"
@@ -85,8 +89,21 @@ SegmentOpt = Annotated[bool, typer.Option("--segment-header", help="TC: the VC u
                                           "Segment Header (MAP service).")]
 
 
-def fail(exc: LinkstackError | ValueError) -> typer.Exit:
-    """Print one line naming the field, key or option, and return the exit to raise (2)."""
+LAYOUT_OPTIONS: dict[str, str] = {
+    "frame_length": "--frame-length", "insert_zone_length": "--insert-zone",
+    "fecf_size": "--fecf-size", "truncated_frame_length": "--truncated-length",
+    "interleave": "--interleave", "code": "--code",
+}
+"""Configuration keys of frames and codes -> the option that sets them (for :func:`fail`)."""
+
+
+def fail(exc: LinkstackError | ValueError, options: Mapping[str, str] | None = None
+         ) -> typer.Exit:
+    """Print one line naming the field, key or option, and return the exit to raise (2).
+
+    ``options`` renames a :class:`ConfigError`'s key to the option that set it."""
+    if isinstance(exc, ConfigError) and options and exc.key in options:
+        exc = ConfigError(exc.reason, key=options[exc.key])
     if isinstance(exc, DecodeError):
         msg = (f"error: {exc.layer} decode failed: field {exc.field} at offset {exc.offset}: "
                f"{exc.reason} ({type(exc).__name__})")
@@ -98,3 +115,26 @@ def fail(exc: LinkstackError | ValueError) -> typer.Exit:
         msg = f"error: {exc}"
     typer.echo(msg, err=True)
     return typer.Exit(2)
+
+
+def check_output(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: its directory does not
+    exist, or the path is a directory (:class:`ConfigError` naming ``option``)."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a directory, not a file", key=option)
+    if not path.parent.is_dir():
+        raise ConfigError(f"directory {str(path.parent)!r} does not exist", key=option)
+
+
+def read_text(path: Path, option: str) -> str:
+    """The UTF-8 text of an input file; a missing, unreadable or non-UTF-8 file is a
+    :class:`ConfigError` naming ``option``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror}", key=option) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{str(path)!r} is not UTF-8 text (octet {exc.start})",
+                          key=option) from None

@@ -11,7 +11,15 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from linkstack.cli.options import BackendOpt, ModelOpt, ScenarioSeedOpt, SetOpt
+from linkstack.cli.options import (
+    BackendOpt,
+    ModelOpt,
+    ScenarioSeedOpt,
+    SetOpt,
+    check_output,
+    fail,
+    read_text,
+)
 from linkstack.errors import ConfigError, LinkstackError
 
 DEFAULT_SCENARIO = "default"
@@ -24,22 +32,38 @@ def load_backend(model: Path | None, backend: str, slots: int = 1) -> object:
 
     if backend.startswith("recorded:"):
         path = Path(backend.split(":", 1)[1])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(f"cannot read {str(path)!r}: {reason}", key="--backend") from None
+        text = read_text(path, "--backend")
         try:
             return RecordedBackend.from_json(text)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc.reason}", key="--backend") from None
     if backend != "llama":
-        raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE")
-    if slots > 1:
-        from linkstack.payload.serving import LlamaCppSlots
+        raise ConfigError(f"unknown backend {backend!r}: llama or recorded:FILE", key="--backend")
+    try:
+        if slots > 1:
+            from linkstack.payload.serving import LlamaCppSlots
 
-        return LlamaCppSlots(slots, model)
-    return LlamaCppBackend(model)
+            return LlamaCppSlots(slots, model)
+        return LlamaCppBackend(model)
+    except ConfigError as exc:
+        raise ConfigError(exc.reason, key="--model") from None
+
+def check_recorded(backend: object, prompts: list[str]) -> None:
+    """A recording answers every prompt of the run that reaches the model (else: one line
+    naming ``--backend``, before any simulation). A prompt longer than the endpoint takes is
+    answered ``prompt_too_long`` without the model; a recording with a default answers all."""
+    from linkstack.payload.backend import RecordedBackend
+    from linkstack.payload.endpoint import EndpointConfig
+
+    if not isinstance(backend, RecordedBackend) or backend.default is not None:
+        return
+    longest = EndpointConfig().max_prompt_octets
+    missing = [p for p in dict.fromkeys(prompts)
+               if p not in backend.recordings and len(p.encode("utf-8")) <= longest]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(f"the recording has no answer for the prompt {missing[0][:60]!r}{more}",
+                          key="--backend")
 
 
 def _is_constellation(data: dict[str, object]) -> bool:
@@ -127,7 +151,6 @@ def register(app: typer.Typer) -> None:
         from linkstack.sims.roundtrip import run_roundtrip
         from linkstack.sims.scenario import load_scenario, read_scenario_source
 
-        err = Console(stderr=True)
         overrides = list(sets or [])
         if seed is not None:
             overrides.append(f"scenario.seed={seed}")
@@ -145,17 +168,16 @@ def register(app: typer.Typer) -> None:
                 return
             if hours is not None:
                 raise ConfigError("only for constellation scenarios", key="--hours")
-            if pcap is not None and not pcap.parent.is_dir():
-                raise ConfigError(f"directory {str(pcap.parent)!r} does not exist", key="--pcap")
+            check_output(pcap, "--pcap")
             sc = load_scenario(scenario, overrides)
             texts = list(prompt) if prompt else list(sc.run.prompts)
             if prompts is not None:
                 texts = [texts[i % len(texts)] for i in range(prompts)]
             be = load_backend(model, backend)
+            check_recorded(be, texts)
             report = run_roundtrip(sc, be, prompts=texts, pcap=pcap)  # type: ignore[arg-type]
         except LinkstackError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            raise fail(exc) from None  # one line: no wrapping, no markup
         if as_json:
             typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
         else:

@@ -76,7 +76,7 @@ FileArg = Annotated[Path | None, typer.Argument(
 OutOpt = Annotated[Path | None, typer.Option(
     "--out", "-o", help="Write the resulting frames (binary) here ('-': stdout).")]
 FrameLengthOpt = Annotated[int | None, typer.Option(
-    "--frame-length", "-n", help="Length of the secured frames (TM, AOS, fixed USLP).")]
+    "--frame-length", "-n", min=1, help="Length of the secured frames (TM, AOS, fixed USLP).")]
 
 
 @dataclass(frozen=True)

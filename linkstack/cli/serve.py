@@ -39,6 +39,7 @@ from linkstack.cli.options import (
     SlotsOpt,
     StreamMsOpt,
     StreamTokensOpt,
+    check_output,
     fail,
 )
 from linkstack.errors import LinkstackError
@@ -67,6 +68,8 @@ def _pcap(path: Path | None, scenario: Any, epoch_ns: int) -> Any:
     if path is None:
         return None
     from linkstack.capture.pcap import PcapWriter, node_addresses
+
+    check_output(path, "--pcap")
 
     return PcapWriter(path, nanosecond=True, epoch_ns=epoch_ns, autoflush=True,
                       addresses=node_addresses(scenario.nodes))
@@ -127,8 +130,8 @@ async def _ground(args: dict[str, Any]) -> int:
                               sdls=sdls)
     failures = 0
     try:
-        address = await ground.start(parse_address(args["listen"]),
-                                     parse_address(args["peer"]))
+        address = await ground.start(parse_address(args["listen"], key="--listen"),
+                                     parse_address(args["peer"], key="--peer"))
         print(f"ground station {ground.name} on {address[0]}:{address[1]} → {spacecraft} at "
               f"{args['peer']} (scenario {scenario.name}, RF hop {path.hop.name})",
               file=sys.stderr, flush=True)
@@ -198,7 +201,8 @@ async def _satellite(args: dict[str, Any]) -> int:
     sat = UdpSatellite(backend, path.config, endpoint_config=config, name=name,
                        ground=path.ground, pcap=pcap, sdls=sdls, files=files)
     try:
-        address = await sat.start(parse_address(args["listen"]), parse_address(args["peer"]))
+        address = await sat.start(parse_address(args["listen"], key="--listen"),
+                                  parse_address(args["peer"], key="--peer"))
         print(f"satellite {name} listening on {address[0]}:{address[1]}, ground at "
               f"{args['peer']}, model {', '.join(backend.model_ids)}", flush=True)
         task = asyncio.current_task()
@@ -228,9 +232,10 @@ async def _channel(args: dict[str, Any]) -> int:
     downlink = ChannelProfile.from_link(path_hop.back, outages=args["outages"],
                                         overrides=overrides)
     proxy = ChannelProxy(uplink, downlink, seed=args["seed"],
-                         ground_peer=parse_address(args["ground"]),
-                         space_peer=parse_address(args["satellite"]))
-    await proxy.start(parse_address(args["ground_side"]), parse_address(args["space_side"]))
+                         ground_peer=parse_address(args["ground"], key="--ground"),
+                         space_peer=parse_address(args["satellite"], key="--satellite"))
+    await proxy.start(parse_address(args["ground_side"], key="--ground-side"),
+                      parse_address(args["space_side"], key="--space-side"))
     g, s = proxy.addresses["ground"], proxy.addresses["space"]
     print(f"channel: ground side {g[0]}:{g[1]} ({uplink.name}: "
           f"{_describe(uplink)}), space side {s[0]}:{s[1]} ({downlink.name}: "

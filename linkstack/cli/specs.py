@@ -39,6 +39,10 @@ def register(app: typer.Typer) -> None:
         """Generate the specs (or check them with --check)."""
         base = specs.default_root() if root is None else root
         target = out if out is not None else base / "specs"
+        if root is not None and not (root / "tests").is_dir():  # name the option that is wrong
+            typer.echo(f"error: --root: no tests/ directory under {root} (the compliance "
+                       "table's test names are checked against it)", err=True)
+            raise typer.Exit(2)
         try:
             if check:
                 problems = specs.check(target, base)

@@ -25,8 +25,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from linkstack.cli.options import BACKEND_ENV, ModelOpt, ScenarioSeedOpt, fail
-from linkstack.errors import LinkstackError
+from linkstack.cli.options import BACKEND_ENV, ModelOpt, ScenarioSeedOpt, check_output, fail
+from linkstack.errors import ConfigError, LinkstackError
 
 DEFAULT_SCENARIO = "default"
 MAX_FAILURES_SHOWN = 20
@@ -137,6 +137,9 @@ def register(app: typer.Typer) -> None:
                                      param_hint="--workers")
         overrides = _overrides(sets, seed)
         try:
+            if out is not None and out.exists() and not out.is_dir():
+                raise ConfigError(f"{str(out)!r} is a file; --out is the output folder",
+                                  key="--out")
             be, identity = _backend(model, backend)
             raw = read_scenario_source(scenario)
             name = prepare(raw, expand_sets(raw, overrides)).name
@@ -247,6 +250,7 @@ def register(app: typer.Typer) -> None:
                                      param_hint="--workers")
         conditions = _overrides(sets, seed)
         try:
+            check_output(out, "--out")  # before the search, not after it
             be, _ = _backend(model, backend)
             with open_runner(workers, scheduler, connect_timeout) as runner, \
                     _progress(err, "tune") as update:
@@ -262,6 +266,7 @@ def register(app: typer.Typer) -> None:
                                   on_trial=on_trial, runner=runner)
             text = tuned_scenario_text(scenario, result)
             path = out or Path(f"{result.scenario}-tuned.toml")
+            check_output(path, "--out")
             path.write_text(text, encoding="utf-8")
         except LinkstackError as exc:
             raise fail(exc) from None

@@ -67,8 +67,10 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 
-def parse_address(text: str, *, default_host: str = "127.0.0.1") -> Address:
-    """``HOST:PORT``, ``:PORT`` or ``PORT`` → (host, port); ``[v6]:PORT`` too."""
+def parse_address(text: str, *, default_host: str = "127.0.0.1", key: str = "address"
+                  ) -> Address:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` → (host, port); ``[v6]:PORT`` too. A bad one is a
+    :class:`ConfigError` naming ``key`` (the option that gave it)."""
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "", text
@@ -76,9 +78,9 @@ def parse_address(text: str, *, default_host: str = "127.0.0.1") -> Address:
     try:
         number = int(port)
     except ValueError:
-        raise ConfigError(f"{text!r}: the port is not a number", key="address") from None
+        raise ConfigError(f"{text!r}: the port is not a number", key=key) from None
     if not 0 <= number <= 0xFFFF:
-        raise ConfigError(f"{text!r}: port outside 0..65535", key="address")
+        raise ConfigError(f"{text!r}: port outside 0..65535", key=key)
     return host, number
 
 

@@ -2,19 +2,22 @@
 
 The broker forgets a QoS 1 prompt once the gateway has acknowledged it, so a gateway *process*
 that dies afterwards would lose it (:mod:`linkstack.gateway.mqtt`). With a journal the gateway
-writes each prompt it takes (``taken``) before working on it, and notes its answer
-(``answered``) once the broker has acknowledged the result; a gateway started on the same
-journal forwards every prompt taken and not answered again. Results are then at least once
-across gateway crashes too (a result may come twice, like any QoS 1 message).
+writes each prompt it takes (``taken``) before working on it, the result once the link gave
+it (``result``), and notes its answer (``answered``) once the broker has acknowledged the
+result; a gateway started on the same journal publishes the results it had and forwards the
+other prompts taken and not answered again. Results are then at least once across gateway
+crashes too, and a result that comes twice (like any QoS 1 message) comes twice the same,
+octet for octet: a subscriber can drop a repeated id.
 
 The file is JSON lines, appended and flushed record by record (``fsync`` too with
 ``sync=True``, to survive a power cut, not just a process crash)::
 
     {"taken": "<id>", "prompt": "<the prompt message as received>"}
+    {"result": "<id>", "message": "<the result message as published>"}
     {"answered": "<id>"}
 
 On opening, the file is rewritten (mode 0600: prompts are the users' data) with the pending
-prompts only. A line that does not parse
+prompts (and their results) only. A line that does not parse
 (the tail of a record cut by a crash) is skipped and counted in :attr:`PromptJournal.skipped`.
 The window left: the MQTT client acknowledges a message as it hands it over, so a crash
 between that acknowledgement and the ``taken`` record loses the prompt (microseconds).
@@ -39,6 +42,7 @@ class PromptJournal:
         self.sync = sync
         self.skipped = 0
         self._pending: dict[str, bytes] = {}
+        self._results: dict[str, bytes] = {}  # pending ids whose result is known
         try:
             if self.path.exists():
                 self._load()
@@ -53,10 +57,14 @@ class PromptJournal:
                     record = json.loads(line)
                     if "taken" in record:
                         self._pending[str(record["taken"])] = record["prompt"].encode()
+                    elif "result" in record:
+                        if str(record["result"]) in self._pending:
+                            self._results[str(record["result"])] = record["message"].encode()
                     elif "answered" in record:
                         self._pending.pop(str(record["answered"]), None)
+                        self._results.pop(str(record["answered"]), None)
                     else:
-                        raise ValueError("neither taken nor answered")
+                        raise ValueError("neither taken, result nor answered")
                 except (ValueError, TypeError, KeyError, AttributeError):
                     self.skipped += 1
 
@@ -68,6 +76,8 @@ class PromptJournal:
         with open(fd, "w", encoding="utf-8") as f:
             for key, prompt in self._pending.items():
                 f.write(self._line({"taken": key, "prompt": prompt.decode()}))
+                if key in self._results:
+                    f.write(self._line({"result": key, "message": self._results[key].decode()}))
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
@@ -89,13 +99,26 @@ class PromptJournal:
         """The prompt messages taken and not answered, in the order they were taken."""
         return list(self._pending.values())
 
+    def pending_results(self) -> list[tuple[bytes, bytes | None]]:
+        """(prompt message, result message or None) of each prompt taken and not answered,
+        in the order they were taken: a result known is published again as it was, the
+        others are forwarded again."""
+        return [(prompt, self._results.get(key)) for key, prompt in self._pending.items()]
+
     def taken(self, key: str, prompt: bytes) -> None:
         """Record a prompt message (valid UTF-8 JSON) before working on it."""
         if key not in self._pending:
             self._pending[key] = bytes(prompt)
             self._write({"taken": key, "prompt": prompt.decode()})
 
+    def result(self, key: str, message: bytes) -> None:
+        """Record the result message (UTF-8 JSON) of a prompt taken, before it is published."""
+        if key in self._pending and key not in self._results:
+            self._results[key] = bytes(message)
+            self._write({"result": key, "message": message.decode()})
+
     def answered(self, key: str) -> None:
         """Record that the broker has the result of ``key``."""
+        self._results.pop(key, None)
         if self._pending.pop(key, None) is not None:
             self._write({"answered": key})

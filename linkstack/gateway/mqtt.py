@@ -15,7 +15,19 @@ Topics (``<sc>`` = a spacecraft name from the scenario, ``sat1`` by default):
                                    token counts when the model ran. A message that is not a valid
                                    prompt gets ``status: "malformed"`` with the reason in
                                    ``text``, on ``result/<id>`` when the id is usable, else on
-                                   ``result/_`` with ``"id": null``.
+                                   ``result/_`` with ``"id": null``. A message the gateway
+                                   cannot read at all (JSON nested too deeply, a number too
+                                   long to convert, ...) is ``malformed`` too; the gateway
+                                   goes on with the next.
+                                   An id names one prompt: the same id with the same prompt
+                                   and ``max_tokens`` again gets the same result (the cached
+                                   one once answered); the same id with a different prompt
+                                   gets ``status: "duplicate_id"`` on ``result/<id>`` and is
+                                   not run (the first prompt's result comes, or came, on the
+                                   same topic: a new prompt needs a new id). More than
+                                   ``max_queued`` prompts taken and not yet answered: a new
+                                   one gets ``status: "busy"`` at once and is not kept (send
+                                   it again later).
 ``linkstack/<sc>/result/<id>/``    published, QoS 1, while the answer is generated (when the
 ``partial``                        service streams and its endpoint is set to): ``{"id",
                                    "segment", "text", "so_far", "elapsed_s"}`` — ``text`` the
@@ -50,8 +62,14 @@ Delivery guarantees (at least once, end to end, across broker restarts):
 - The gateway *process* dying loses the prompts it had acknowledged and not answered (the
   broker considers them delivered) -- unless it keeps a journal (``journal=``, ``linkstack
   gateway --journal FILE``, :mod:`linkstack.gateway.journal`): every prompt taken is written
-  there before it is worked on, and marked answered once the broker has the result; a gateway
-  started on the same journal forwards the unanswered ones again.
+  there before it is worked on, its result when the link gives it, and marked answered once
+  the broker has the result; a gateway started on the same journal publishes the results it
+  had again and forwards the other unanswered prompts again.
+- Duplicates: a result can reach a subscriber twice (QoS 1 after a lost PUBACK: a broker
+  restart, a gateway crash). Every copy for one id is the same message, octet for octet (a
+  redelivered prompt gets the remembered result, a journaled result is published as it was,
+  and an id names one prompt: another prompt with a used id is ``duplicate_id``), so a
+  subscriber that keeps the ids it has seen and drops a repeat gets each result once.
 
 Security (:mod:`linkstack.gateway.security`): with ``tls=True`` (``mqtts://``) the connection
 is TLS 1.2+ with the broker's certificate verified (``ca_file``) and its host name checked; the
@@ -68,6 +86,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -145,6 +164,13 @@ class PromptRequest:
         """The id as it appears in the result topic."""
         return str(self.id)
 
+    @property
+    def fingerprint(self) -> str:
+        """What makes two messages with one id the same prompt: its text and max_tokens."""
+        digest = hashlib.sha256(self.prompt.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0%d" % self.max_tokens)
+        return digest.hexdigest()
+
 
 class MalformedPrompt(ValueError):
     """A prompt message that breaks the JSON contract; ``request_id`` is the usable id, if
@@ -179,6 +205,10 @@ def parse_prompt(payload: bytes, default_max_tokens: int = DEFAULT_MAX_TOKENS) -
     except json.JSONDecodeError as exc:
         raise MalformedPrompt(f"not JSON: {exc.msg} at line {exc.lineno} column "
                               f"{exc.colno}") from None
+    except RecursionError:
+        raise MalformedPrompt("not readable: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than int() converts (4300 digits)
+        raise MalformedPrompt(f"not readable: {exc}") from None
     if not isinstance(doc, dict):
         raise MalformedPrompt(f"not a JSON object but {type(doc).__name__}")
     if "id" not in doc:
@@ -235,6 +265,12 @@ class GatewayConfig:
         keepalive_s: MQTT keep-alive.
         latency_window: results kept for the latency percentiles.
         remember_results: results kept to answer redelivered prompts.
+        max_queued: prompts taken and not yet answered (forwarded or waiting for a slot) at
+            most; one more is answered ``busy`` at once and not kept, so that a flood of
+            prompts cannot grow the gateway's memory (or its journal) without bound.
+        connect_timeout_s: give up (:class:`ConfigError`) when no connection to the broker
+            succeeded this many seconds after the start (None: retry for ever). Every
+            failed attempt is logged with the delay before the next.
         journal: file of the prompts taken and not yet answered (None: no journal); a
             gateway started on it forwards them again (:mod:`linkstack.gateway.journal`).
         journal_sync: fsync each journal record (survives a power cut, not only a crash).
@@ -259,6 +295,8 @@ class GatewayConfig:
     keepalive_s: int = 30
     latency_window: int = 1000
     remember_results: int = 10000
+    max_queued: int = 1000
+    connect_timeout_s: float | None = None
     journal: str | None = None
     journal_sync: bool = False
     tls: bool = False
@@ -289,6 +327,10 @@ class GatewayConfig:
             raise ConfigError("empty or contains / + # NUL", key="spacecraft")
         if self.max_in_flight < 1:
             raise ConfigError("must be >= 1", key="max_in_flight")
+        if self.max_queued < 1:
+            raise ConfigError("must be >= 1", key="max_queued")
+        if self.connect_timeout_s is not None and not self.connect_timeout_s > 0:
+            raise ConfigError("must be > 0", key="connect_timeout")
         if not self.status_interval_s > 0:
             raise ConfigError("must be > 0", key="status_interval_s")
         if not 1 <= self.default_max_tokens <= MAX_TOKENS_LIMIT:
@@ -305,6 +347,8 @@ class GatewayStats:
     prompts_forwarded: int = 0
     duplicates: int = 0
     malformed: int = 0
+    busy: int = 0
+    duplicate_ids: int = 0
     results_published: int = 0
     publish_retries: int = 0
     connects: int = 0
@@ -343,8 +387,8 @@ class Gateway:
         self.connected = asyncio.Event()
         self._outbox: deque[_Outgoing] = deque()
         self._outbox_ready = asyncio.Event()
-        self._in_progress: set[str] = set()
-        self._done: OrderedDict[str, bytes] = OrderedDict()
+        self._in_progress: dict[str, str] = {}  # id -> fingerprint of its prompt
+        self._done: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # id -> (fp, result)
         self._latencies: deque[float] = deque(maxlen=self.config.latency_window)
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -355,7 +399,7 @@ class Gateway:
         self._client_log = _ClientLog()
         self.journal = (PromptJournal(self.config.journal, sync=self.config.journal_sync)
                         if self.config.journal else None)
-        self._replay = self.journal.pending() if self.journal is not None else []
+        self._replay = self.journal.pending_results() if self.journal is not None else []
 
     # -- topics and messages ---------------------------------------------------------------
     def result_topic(self, request_id: str | int | None) -> str:
@@ -368,7 +412,8 @@ class Gateway:
             "spacecraft": self.config.spacecraft, "gateway": state,
             "uptime_s": round(time.time() - self._started, 3),
             "prompts_received": s.prompts_received, "prompts_forwarded": s.prompts_forwarded,
-            "duplicates": s.duplicates, "malformed": s.malformed,
+            "duplicates": s.duplicates, "malformed": s.malformed, "busy": s.busy,
+            "duplicate_ids": s.duplicate_ids,
             "results_published": s.results_published, "results_by_status": dict(s.statuses),
             "partials_published": s.partials_published,
             "in_flight": len(self._in_progress),
@@ -397,11 +442,16 @@ class Gateway:
         payload = json.dumps(self.status_message(), ensure_ascii=False).encode()
         self._queue(_Outgoing(self.status_topic, payload, retain=True, kind="status"))
 
-    def _queue_result(self, request_id: str | int | None, result: ServiceResult) -> None:
+    def _queue_result(self, request_id: str | int | None, result: ServiceResult,
+                      fingerprint: str | None = None) -> None:
+        """Queue a result; with the ``fingerprint`` of the prompt it answers, it is also
+        remembered, to answer that prompt again (a redelivery) without running it."""
         payload = json.dumps(result_message(request_id, result), ensure_ascii=False).encode()
         key = None if request_id is None else str(request_id)
-        if key is not None and result.status != "malformed":
-            self._done[key] = payload
+        if key is not None and fingerprint is not None:
+            self._done[key] = (fingerprint, payload)
+            if self.journal is not None:  # a crash before the broker has it: sent as is again
+                self.journal.result(key, payload)
             while len(self._done) > self.config.remember_results:
                 self._done.popitem(last=False)
         self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
@@ -409,8 +459,18 @@ class Gateway:
 
     # -- incoming ----------------------------------------------------------------------------
     def handle_prompt(self, payload: bytes) -> None:
-        """Take one message from the prompt topic (never raises)."""
+        """Take one message from the prompt topic (never raises: a message it cannot take is
+        answered ``malformed``, and the gateway goes on)."""
         self.stats.prompts_received += 1
+        try:
+            self._take(payload)
+        except Exception as exc:  # a bug here must not stop the gateway nor lose the others
+            log.exception("could not take a prompt message")
+            self.stats.malformed += 1
+            self._queue_result(None, ServiceResult(
+                "malformed", f"gateway: could not take this message: {exc}", {}, 0.0))
+
+    def _take(self, payload: bytes) -> None:
         try:
             request = parse_prompt(payload, self.config.default_max_tokens)
         except MalformedPrompt as bad:
@@ -418,20 +478,47 @@ class Gateway:
             self._queue_result(bad.request_id, ServiceResult("malformed", bad.reason, {}, 0.0))
             return
         key = request.key
-        if key in self._in_progress:
+        fingerprint = request.fingerprint
+        taken = self._in_progress.get(key)
+        if taken is None and key in self._done:
+            taken = self._done[key][0]
+        if taken is not None and taken != fingerprint:
+            self.stats.duplicate_ids += 1
+            self._queue_result(request.id, ServiceResult(
+                "duplicate_id", f"id {key!r} is already used by a different prompt; a new "
+                "prompt needs a new id", {}, 0.0))
+            return
+        if key in self._in_progress:  # the same prompt again (a redelivery): one answer
             self.stats.duplicates += 1
             return
         done = self._done.get(key)
         if done is not None:
             self.stats.duplicates += 1
-            self._queue(_Outgoing(self.result_topic(request.id), done, key=key))
+            self._queue(_Outgoing(self.result_topic(request.id), done[1], key=key))
+            return
+        if len(self._in_progress) >= self.config.max_queued:
+            self.stats.busy += 1
+            self._queue_result(request.id, ServiceResult(
+                "busy", f"gateway busy: {len(self._in_progress)} prompts taken and not yet "
+                "answered (max_queued); send it again later", {}, 0.0))
             return
         if self.journal is not None:
             self.journal.taken(key, payload)
-        self._in_progress.add(key)
+        self._in_progress[key] = fingerprint
         task = asyncio.get_running_loop().create_task(self._forward(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _republish(self, payload: bytes, result: bytes) -> None:
+        """Publish again, octet for octet, the result an earlier process had for a prompt
+        (the broker may have it already: a subscriber sees the same message twice)."""
+        try:
+            request = parse_prompt(payload, self.config.default_max_tokens)
+        except MalformedPrompt:  # (only valid prompts are journaled)
+            self.handle_prompt(payload)
+            return
+        self._done[request.key] = (request.fingerprint, result)
+        self._queue(_Outgoing(self.result_topic(request.id), result, key=request.key))
 
     async def _forward(self, request: PromptRequest) -> None:
         try:
@@ -451,11 +538,11 @@ class Gateway:
                                            {}, 0.0)
             if result.status == "ok":
                 self._latencies.append(result.total_s)
-            self._in_progress.discard(request.key)
-            self._queue_result(request.id, result)
+            self._in_progress.pop(request.key, None)
+            self._queue_result(request.id, result, request.fingerprint)
             self._queue_status()
         finally:
-            self._in_progress.discard(request.key)
+            self._in_progress.pop(request.key, None)
 
     def _partial_publisher(self, request: PromptRequest) -> Callable[[PartialUpdate], None]:
         topic = self.result_topic(request.id) + "/partial"
@@ -476,11 +563,16 @@ class Gateway:
         """Serve until cancelled."""
         cfg = self.config
         delay = cfg.reconnect_min_s
+        started = time.monotonic()
+        attempts = 0
         status_task = asyncio.get_running_loop().create_task(self._status_loop())
         replay, self._replay = self._replay, []
-        for payload in replay:  # taken by an earlier gateway process, never answered
+        for payload, result in replay:  # taken by an earlier gateway process, never answered
             self.stats.replayed += 1
-            self.handle_prompt(payload)
+            if result is None:
+                self.handle_prompt(payload)
+            else:
+                self._republish(payload, result)
         try:
             while True:
                 failure: BaseException | None = None
@@ -501,8 +593,18 @@ class Gateway:
                     if fatal is not None:
                         raise fatal
                     hint = reset_hint(failure) if cfg.tls and self._client_log.hold else ""
-                    log.warning("broker connection: %s%s%s", failure,
-                                f" ({held})" if held else "", hint)
+                    attempts += 1
+                    never = self._client_log.hold  # no connection succeeded yet
+                    waited = time.monotonic() - started
+                    if (never and cfg.connect_timeout_s is not None
+                            and waited + delay > cfg.connect_timeout_s):
+                        raise ConfigError(
+                            f"no connection to the broker {cfg.host}:{cfg.port} in "
+                            f"{waited:.1f} s ({attempts} attempts; last: {failure}"
+                            f"{f' ({held})' if held else ''})", key="connect_timeout")
+                    log.warning("broker connection%s: %s%s%s; next attempt in %.1f s",
+                                f" attempt {attempts}" if never else "", failure,
+                                f" ({held})" if held else "", hint, delay)
                 if self.connected.is_set():
                     self.stats.disconnects += 1
                     self.connected.clear()

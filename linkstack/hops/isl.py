@@ -29,6 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from linkstack.arq.common import Acknowledged, Delivered, Undelivered
+from linkstack.arq.params import (
+    SR_FEC,
+    SR_INITIAL_RTO,
+    SR_MAX_RTO,
+    SR_MIN_RTO,
+    SR_RTO_BACKOFF,
+    SR_WINDOW,
+)
 from linkstack.arq.sr import (
     SrAck,
     SrConfig,
@@ -80,12 +88,12 @@ class IslHopConfig:
     vcid: int = 1
     code: str = "tm-rs-255-223-i5"
     frame_length: int | None = None
-    window: int = 512
-    initial_rto: float = 0.2
-    min_rto: float = 0.005
-    max_rto: float = 5.0
-    rto_backoff: float = 1.5
-    fec: bool = True
+    window: int = SR_WINDOW
+    initial_rto: float = SR_INITIAL_RTO
+    min_rto: float = SR_MIN_RTO
+    max_rto: float = SR_MAX_RTO
+    rto_backoff: float = SR_RTO_BACKOFF
+    fec: bool = SR_FEC
 
     def sr_config(self) -> SrConfig:
         return SrConfig(window=self.window, initial_rto=self.initial_rto, min_rto=self.min_rto,

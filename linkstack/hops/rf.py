@@ -38,6 +38,15 @@ from linkstack.arq.common import Acknowledged, Delivered, FrameType, TransmitFra
 from linkstack.arq.farm1 import Farm1
 from linkstack.arq.fop1 import Fop1, Fop1Event, FopState
 from linkstack.arq.operator import Cop1Operator
+from linkstack.arq.params import (
+    BC_HOLD,
+    CLCW_INTERVAL,
+    COP1_T1_INITIAL,
+    COP1_TRANSMISSION_LIMIT,
+    COP1_WINDOW_WIDTH,
+    RECOVERY_WAIT,
+    farm_window_width,
+)
 from linkstack.codecs.chain import CodingChain
 from linkstack.errors import ConfigError
 from linkstack.frames.clcw import Clcw
@@ -54,7 +63,8 @@ from linkstack.spp.packet import PRIMARY_HEADER_SIZE, packet_apid
 
 @dataclass(frozen=True, slots=True)
 class RfHopConfig:
-    """Managed parameters of the RF hop (both ends use the same).
+    """Managed parameters of the RF hop (both ends use the same); the COP-1 defaults are
+    :mod:`linkstack.arq.params`'s.
 
     Attributes:
         scid: Spacecraft Identifier (TC and TM).
@@ -98,13 +108,13 @@ class RfHopConfig:
     downlink_code: str = "tm-rs-255-223-i1"
     downlink_frame_length: int | None = None
     uplink_max_frame_length: int = 1024
-    window: int = 10
-    farm_window: int = 20
-    t1: float = 2.0
-    transmission_limit: int = 5
-    clcw_interval: float = 1.0
-    recovery_wait: float = 1.0
-    bc_hold: float = 0.0
+    window: int = COP1_WINDOW_WIDTH
+    farm_window: int = farm_window_width(COP1_WINDOW_WIDTH)
+    t1: float = COP1_T1_INITIAL
+    transmission_limit: int = COP1_TRANSMISSION_LIMIT
+    clcw_interval: float = CLCW_INTERVAL
+    recovery_wait: float = RECOVERY_WAIT
+    bc_hold: float = BC_HOLD
     uplink_sdls_overhead: int = 0
     downlink_sdls_overhead: int = 0
 

@@ -448,12 +448,15 @@ class LlamaCppBackend:
             extra_buffers = not amx_compiled_in(llama_cpp)
         self.extra_buffers = extra_buffers
         t0 = time.perf_counter()
-        self._llm = _load_llama(
-            llama_cpp, extra_buffers, model_path=str(path), n_ctx=n_ctx,
-            n_threads=self.n_threads, n_threads_batch=self.n_threads, seed=seed,
-            swa_full=False,  # sliding-window layers keep only their window: every request
-            verbose=False,   # is evaluated from scratch (see generate), so no reuse is lost
-        )
+        try:
+            self._llm = _load_llama(
+                llama_cpp, extra_buffers, model_path=str(path), n_ctx=n_ctx,
+                n_threads=self.n_threads, n_threads_batch=self.n_threads, seed=seed,
+                swa_full=False,  # sliding-window layers keep only their window: every request
+                verbose=False,   # is evaluated from scratch (see generate), so no reuse is lost
+            )
+        except ValueError as exc:  # llama.cpp refused the file (not a GGUF it can load)
+            raise ConfigError(f"llama.cpp cannot load {path}: {exc}", key="model_path") from None
         self.load_s = time.perf_counter() - t0
         self.metadata: dict[str, str] = dict(self._llm.metadata)
         if isinstance(prompt_format, str):

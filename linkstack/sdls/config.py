@@ -134,6 +134,8 @@ def _read(p: Path) -> tuple[dict[str, Any], list[tuple[str, SecurityAssociation]
             doc = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read SA file: {exc.strerror}", key=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (TOML must be): octet {exc.start}", key=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", key=str(p)) from None
     for name in doc:

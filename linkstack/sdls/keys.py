@@ -170,6 +170,9 @@ def load_key_file(path: str | os.PathLike[str]) -> KeyRing:
             doc = tomllib.load(fh)
     except OSError as exc:
         raise KeyFileError(f"cannot read key file: {exc.strerror}", path=str(p)) from None
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"not UTF-8 text (TOML must be): octet {exc.start}",
+                           path=str(p)) from None
     except tomllib.TOMLDecodeError as exc:
         raise KeyFileError(f"not valid TOML: {exc}", path=str(p)) from None
     for name in doc:

@@ -189,7 +189,9 @@ def parse_constellation(
     name, description, seed, duration_s = parse_meta(top)
 
     c = top.table("constellation", "constellation")
-    assert c is not None
+    if c is None:
+        raise ConfigError("not a constellation scenario: it has no [constellation] table",
+                          key="constellation")
     walker, tle_text, tle_source = _parse_orbits(c, base_dir)
     epoch = _parse_epoch(c)
     topology = c.get("topology", "ring" if walker and walker.planes == 1 else "+grid")

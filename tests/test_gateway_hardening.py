@@ -1,0 +1,300 @@
+"""The gateway against bad and hostile traffic (issue 17), with a real mosquitto broker.
+
+- A deeply nested JSON prompt crashed the gateway (RecursionError, exit 1) and the prompts
+  behind it were lost; so did a JSON integer of 5,000 digits (ValueError).
+- A new prompt reusing an id got the old prompt's cached result.
+- A flood of prompts was all taken into memory.
+- A broker refusing connections was retried for ever without a word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_gateway import (
+    MOSQUITTO,
+    Mosquitto,
+    PahoClient,
+    free_port,
+    needs_broker,
+    recorded,
+    results,
+    until,
+    with_gateway,
+)
+
+from linkstack.drivers.service import LocalEndpointService, ServiceResult
+from linkstack.errors import ConfigError
+from linkstack.gateway.mqtt import Gateway, GatewayConfig, MalformedPrompt, parse_prompt
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "sims" / "scenarios" / "gemma-recorded.json"
+TOPIC = "linkstack/sat1/prompt"
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real broker on a free loopback port (test_gateway.Mosquitto)."""
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed")
+    broker = Mosquitto(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+UNREADABLE = [
+    b"[" * 100_000,  # nested far beyond the recursion limit
+    b'{"id": "n1", "prompt": "x", "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+    b'{"id": 1' + b"0" * 5000 + b', "prompt": "x"}',  # an int() longer than Python converts
+]
+
+
+@pytest.mark.parametrize("payload", UNREADABLE)
+def test_unreadable_json_is_malformed_not_an_exception(payload: bytes) -> None:
+    with pytest.raises(MalformedPrompt) as info:
+        parse_prompt(payload)
+    assert info.value.reason.startswith("not readable") and info.value.request_id is None
+
+
+@needs_broker
+@pytest.mark.broker
+def test_unreadable_prompts_get_error_results_and_the_gateway_goes_on(mosquitto: Mosquitto) -> None:
+    service = LocalEndpointService(recorded())
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(mosquitto.port, "t-prompts")
+
+    async def body(gw: Gateway) -> None:
+        for payload in UNREADABLE:
+            pub.publish(TOPIC, payload)
+        for i in range(5):
+            pub.publish(TOPIC, json.dumps({"id": f"after-{i}", "prompt": f"prompt number {i}"}))
+        await until(
+            lambda: (
+                len(results(sub).get("_", [])) == len(UNREADABLE)
+                and all(f"after-{i}" in results(sub) for i in range(5))
+            ),
+            what="the error results and the five answers",
+        )
+
+    try:
+        gw = asyncio.run(with_gateway(mosquitto, service, body))
+        got = results(sub)
+        assert [d["status"] for d in got["_"]] == ["malformed"] * len(UNREADABLE)
+        assert all(d["text"].startswith("not readable") for d in got["_"])
+        assert [got[f"after-{i}"][0]["text"] for i in range(5)] == [
+            f"answer number {i}" for i in range(5)
+        ]
+        assert gw.stats.malformed == len(UNREADABLE)
+    finally:
+        sub.close()
+        pub.close()
+
+
+@needs_broker
+@pytest.mark.broker
+def test_an_id_names_one_prompt(mosquitto: Mosquitto) -> None:
+    backend = recorded()
+    service = LocalEndpointService(backend)
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(mosquitto.port, "t-prompts")
+    first = json.dumps({"id": "same", "prompt": "prompt number 1"})
+
+    async def body(gw: Gateway) -> None:
+        pub.publish(TOPIC, first)
+        await until(lambda: len(results(sub).get("same", [])) == 1, what="the first result")
+        pub.publish(TOPIC, json.dumps({"id": "same", "prompt": "prompt number 2"}))
+        pub.publish(
+            TOPIC, json.dumps({"id": "same", "prompt": "prompt number 1", "max_tokens": 5})
+        )  # another max_tokens: another one
+        pub.publish(TOPIC, first)  # the same prompt again: the cached result
+        await until(lambda: len(results(sub).get("same", [])) == 4, what="four results")
+
+    try:
+        gw = asyncio.run(with_gateway(mosquitto, service, body))
+        docs = results(sub)["same"]
+        assert [d["status"] for d in docs] == ["ok", "duplicate_id", "duplicate_id", "ok"]
+        assert docs[3] == docs[0] and docs[0]["text"] == "answer number 1"
+        assert "already used by a different prompt" in docs[1]["text"]
+        assert [p for p, _ in backend.calls] == ["prompt number 1"]  # run once, never the 2nd
+        assert (gw.stats.duplicate_ids, gw.stats.duplicates) == (2, 1)
+    finally:
+        sub.close()
+        pub.close()
+
+
+class _Held:
+    """A service that holds every prompt until released (prompts pile up in the gateway)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.asked: list[str] = []
+
+    async def ask(self, request_id: str, prompt: str, max_tokens: int) -> ServiceResult:
+        self.asked.append(request_id)
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        return ServiceResult("ok", f"done {request_id}", {"onboard.inference": 0.0}, 0.0)
+
+    def status(self) -> dict[str, object]:
+        return {}
+
+
+@needs_broker
+@pytest.mark.broker
+def test_intake_is_bounded_by_max_queued(mosquitto: Mosquitto) -> None:
+    service = _Held()
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(mosquitto.port, "t-prompts")
+
+    async def body(gw: Gateway) -> None:
+        for i in range(10):
+            pub.publish(TOPIC, json.dumps({"id": f"f{i}", "prompt": f"p{i}"}))
+        await until(lambda: sum(map(len, results(sub).values())) == 7, what="7 busy results")
+        assert len(gw._in_progress) == 3
+        service.release.set()
+        await until(lambda: sum(map(len, results(sub).values())) == 10, what="all results")
+        # a busy prompt is not remembered: sent again later, it is taken
+        pub.publish(TOPIC, json.dumps({"id": "f9", "prompt": "p9"}))
+        await until(lambda: len(results(sub)["f9"]) == 2, what="f9 again")
+
+    try:
+        gw = asyncio.run(with_gateway(mosquitto, service, body, max_queued=3, max_in_flight=1))
+        got = results(sub)
+        statuses = {k: [d["status"] for d in v] for k, v in got.items()}
+        ok = [k for k, v in statuses.items() if v[0] == "ok"]
+        assert len(ok) == 3 and sorted(ok) == sorted(service.asked[:3])
+        assert sum(v[0] == "busy" for v in statuses.values()) == 7
+        assert statuses["f9"][-1] == "ok"
+        assert gw.stats.busy == 7
+        assert all("max_queued" in got[k][0]["text"] for k, v in statuses.items() if v[0] == "busy")
+    finally:
+        sub.close()
+        pub.close()
+
+
+def test_a_refusing_broker_is_logged_per_attempt_and_connect_timeout_ends_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = free_port()  # nothing listens there: every connection is refused
+
+    async def main() -> None:
+        gw = Gateway(
+            _Held(),
+            GatewayConfig(
+                port=port, reconnect_min_s=0.05, reconnect_max_s=0.2, connect_timeout_s=1.0
+            ),
+        )
+        await asyncio.wait_for(gw.run(), 10)
+
+    with (
+        caplog.at_level(logging.WARNING, logger="linkstack.gateway.mqtt"),
+        pytest.raises(ConfigError) as info,
+    ):
+        asyncio.run(main())
+    assert info.value.key == "connect_timeout"
+    assert f"127.0.0.1:{port}" in info.value.reason and "refused" in info.value.reason
+    attempts = [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()]
+    assert len(attempts) >= 3
+    assert attempts[0].startswith("broker connection attempt 1:")
+    assert all("Connection refused" in a and "next attempt in" in a for a in attempts)
+
+
+def test_the_cli_connect_timeout_is_one_line_exit_2() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "linkstack",
+            "gateway",
+            "--broker",
+            f"mqtt://127.0.0.1:{free_port()}",
+            "--backend",
+            f"recorded:{RECORDED}",
+            "--connect-timeout",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: --connect-timeout: no connection")
+    assert "broker connection attempt 1" in proc.stderr
+
+
+# -- a gateway killed after the link answered and before the broker had the result ------------
+
+
+def test_the_journal_keeps_a_result_until_the_broker_has_it(tmp_path: Path) -> None:
+    from linkstack.gateway.journal import PromptJournal
+
+    path = tmp_path / "journal.jsonl"
+    j = PromptJournal(path)
+    prompts = {k: json.dumps({"id": k, "prompt": f"prompt {k}"}).encode() for k in "abc"}
+    for key, prompt in prompts.items():
+        j.taken(key, prompt)
+    j.result("a", b'{"id": "a", "status": "ok", "text": "\\u00e9t\\u00e9"}')
+    j.result("b", b'{"id": "b", "status": "ok", "text": "B"}')
+    j.answered("b")
+    j.result("zz", b"{}")  # never taken: not kept
+    again = PromptJournal(path)  # (a crash here: the next process reads this)
+    assert again.pending_results() == [
+        (prompts["a"], b'{"id": "a", "status": "ok", "text": "\\u00e9t\\u00e9"}'),
+        (prompts["c"], None),
+    ]
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 3  # rewritten: a, its result, c
+    again.answered("a")
+    assert PromptJournal(path).pending_results() == [(prompts["c"], None)]
+
+
+def test_a_journaled_result_is_published_again_as_it_was(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    from linkstack.gateway.journal import PromptJournal
+
+    journal = tmp_path / "journal.jsonl"
+    earlier = PromptJournal(journal)  # what a gateway killed -9 left behind
+    earlier.taken("k1", json.dumps({"id": "k1", "prompt": "prompt number 1"}).encode())
+    stored = json.dumps(
+        {
+            "id": "k1",
+            "status": "ok",
+            "text": "answer number 1",
+            "breakdown": {"onboard.inference": 0.25},
+            "total_s": 0.25,
+        }
+    ).encode()
+    earlier.result("k1", stored)
+    earlier.taken("k2", json.dumps({"id": "k2", "prompt": "prompt number 2"}).encode())
+    backend = recorded()
+    service = LocalEndpointService(backend)
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+
+    async def body(gw: Gateway) -> None:
+        await until(lambda: {"k1", "k2"} <= set(results(sub)), what="both results")
+
+    try:
+        gw = asyncio.run(with_gateway(mosquitto, service, body, journal=str(journal)))
+        got = {
+            r.topic.rsplit("/", 1)[1]: r.payload for r in sub.snapshot() if "/result/" in r.topic
+        }
+        assert got["k1"] == stored  # the same message, not a second run of the prompt
+        assert [p for p, _ in backend.calls] == ["prompt number 2"]
+        assert gw.stats.replayed == 2
+        assert PromptJournal(journal).pending_results() == []  # both answered
+    finally:
+        sub.close()
