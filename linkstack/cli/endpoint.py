@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=65.535)] = 0.0,
         seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1)] = 0,
         prompt_format: Annotated[str | None, typer.Option(
-            "--format", help="gemma-turn, qa-few-shot, raw, or chat-template (the GGUF's own; "
-            "default: the GGUF's chat template if it has one, else qa-few-shot).")] = None,
+            "--format", help="qa-short, qa-few-shot, gemma-turn, raw, or chat-template (the "
+            "GGUF's own; default: its chat template if it has one, else qa-short).")] = None,
         threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
         profile: Annotated[str, typer.Option(
             "--profile", help=f"Flight profile: {', '.join(FLIGHT_PROFILES)}.")] = "this-machine",
