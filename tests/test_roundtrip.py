@@ -318,7 +318,8 @@ def test_real_model_streams_through_the_default_scenario() -> None:
     from linkstack.payload.backend import LlamaCppBackend
 
     sc = load_scenario("default", ["run.max_tokens=24", "run.stream_tokens=4"])
-    report = run_roundtrip(sc, LlamaCppBackend(),
+    # the one-sentence format: an answer of several segments (qa-short says three words)
+    report = run_roundtrip(sc, LlamaCppBackend(prompt_format="qa-few-shot"),
                            prompts=["Name the largest ocean on Earth."])
     (p,) = report.prompts
     assert p.status == "ok" and p.segments >= 2

