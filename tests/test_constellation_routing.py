@@ -207,6 +207,39 @@ def test_one_hop_answer_is_the_searchs_to_the_contact(
 
 @given(
     plan=plans(),
+    data=st.data(),
+    size_bits=st.sampled_from([0.0, 0.0, 1.0, 2.0, 4.0]),
+)
+def test_direct_hop_bound_changes_no_route(
+    plan: tuple[int, list[Contact]], data: st.DataObject, size_bits: float
+) -> None:
+    # The search skips labels that arrive after the direct hop into the destinations
+    # (RoutingTable._direct) and relaxes the source's pairs from numpy columns; the same
+    # route must come out, ties included, as without either.
+    n, contacts = plan
+    src = data.draw(st.integers(0, n - 1), label="src")
+    others = [v for v in range(n) if v != src]
+    dests = data.draw(st.sets(st.sampled_from(others), min_size=1, max_size=3), label="dests")
+    t0 = data.draw(st.integers(0, 30), label="t0") / 2
+    excluded = data.draw(st.sets(st.sampled_from(others), max_size=1), label="excluded")
+    deadline = data.draw(st.sampled_from([None, 4.0, 12.5]), label="deadline")
+    table = RoutingTable(contacts, n)
+    table.many_pairs = 1  # the source's pairs from numpy columns (RoutingTable._first_pairs)
+    plain = RoutingTable(contacts, n)
+    plain.many_pairs = 10**9
+    plain._direct = lambda *args: math.inf  # type: ignore[method-assign]
+    for guided in (True, False):
+        kw = {
+            "size_bits": size_bits,
+            "excluded_nodes": excluded,
+            "guided": guided,
+            "deadline_s": deadline,
+        }
+        assert table.route(src, dests, t0, **kw) == plain.route(src, dests, t0, **kw)
+
+
+@given(
+    plan=plans(),
     times=st.lists(st.integers(-2, 60), min_size=1, max_size=8),
     size_bits=st.sampled_from([0.0, 1.0, 4.0]),
     common=st.integers(1, 4),

@@ -432,6 +432,10 @@ class RoutingTable:
         self._window_graphs: dict[int, csr_matrix] = {}
         self._one_hop: dict[tuple[int, frozenset[int]], _OneHop | None] = {}
         self._snapshots: _Snapshots | None = None
+        self._pair_index: list[dict[int, _Pair] | None] = [None] * n
+        self._columns: dict[int, tuple[_OneHop, np.ndarray, list[int]]] = {}
+        self.many_pairs: int = 64
+        """Sources with at least this many pairs are relaxed from numpy columns."""
 
     # -- earliest arrival ---------------------------------------------------------------------
 
@@ -546,11 +550,19 @@ class RoutingTable:
                 in_extra += size_bits / guide.in_max_rate
                 tx_hop = size_bits / self._max_rate
         in_last = len(in_ends)
+        # The direct hop into the destinations, if there is one, arrives at `bound` with one
+        # hop: no route arriving later, nor as late with more hops, can win, so a label whose
+        # arrival is already later never completes before the search returns and is not queued
+        # (it is still recorded as the best queued label of its node, as the search would).
+        bound = self._direct(src, dests, t0_s, size_bits, ex_nodes, ex_links)
+        queued: dict[int, tuple[float, int]] = {src: (t0_s, 0)}
+        first_pairs = self._first_pairs(
+            src, t0_s, size_bits, ex_nodes, ex_links, limit, bound, queued
+        )
         # Labels: (parent label, contact crossed, arrival); label 0 is the source.
         labels: list[tuple[int, Contact | None, float]] = [(-1, None, t0_s)]
         # Per node: settled labels (a Pareto set of (arrival, hops)) and the best queued one.
         settled: dict[int, list[tuple[float, int]]] = {}
-        queued: dict[int, tuple[float, int]] = {src: (t0_s, 0)}
         # Heap entries: (key time, key hops, arrival, hops, node, label). Keys are lower bounds
         # on the (arrival, hops) of any completion of the label.
         heap: list[tuple[float, float, float, int, int, int]] = [(t0_s, 0, t0_s, 0, src, 0)]
@@ -570,7 +582,9 @@ class RoutingTable:
                     continue
                 front.append((a, h))
             nh = h + 1
-            for w, starts, ends, owlts, rates, pmax, omin, rmax, cs in out[v]:
+            for w, starts, ends, owlts, rates, pmax, omin, rmax, cs in (
+                out[v] if lid else first_pairs
+            ):
                 if excluding and (w in ex_nodes or (v, w) in ex_links):
                     continue
                 # The earliest arrival over this pair's contacts (rule: see hop_arrival).
@@ -616,6 +630,8 @@ class RoutingTable:
                         queued[w] = (best, nh)
                 else:
                     queued[w] = (best, nh)
+                if best > bound:
+                    continue  # can only complete after the direct hop's arrival (see above)
                 if not guided or w in dests:
                     kt, kh = best, nh
                 else:
@@ -640,6 +656,80 @@ class RoutingTable:
                 labels.append((lid, cs[bk], best))
                 push(heap, (kt, kh, best, nh, w, len(labels) - 1))
         return None
+
+    def _first_pairs(
+        self,
+        src: int,
+        t0_s: float,
+        size_bits: float,
+        ex_nodes: set[int],
+        ex_links: set[tuple[int, int]],
+        limit: float,
+        bound: float,
+        queued: dict[int, tuple[float, int]],
+    ) -> list[_Pair]:
+        """The pairs out of ``src`` the search relaxes when it settles the source.
+
+        A node with many pairs (a ground station sees hundreds of satellites over a plan) has
+        the earliest arrival over each pair computed at once from numpy columns: the pairs that
+        would only be queued and then dropped by ``bound`` are queued here, as the search would
+        queue them, and only those arriving by ``bound`` are left to the search."""
+        pairs = self._out[src]
+        if len(pairs) < self.many_pairs:
+            return pairs
+        cols = self._columns.get(src)
+        if cols is None:
+            cols = _OneHop(pairs)
+            firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
+            _evict(self._columns)
+            self._columns[src] = cols = (cols, firsts, [p[0] for p in pairs])
+        hop, firsts, tos = cols
+        depart = np.maximum(hop.start, t0_s)
+        done = depart + size_bits / hop.rate if size_bits else depart
+        arrival = done + hop.owlt
+        arrival[(depart >= hop.end) | (done > hop.end)] = _INF
+        best = np.minimum.reduceat(arrival, firsts)
+        keep: list[_Pair] = []
+        for i in np.flatnonzero(np.isfinite(best) & (best <= limit)).tolist():
+            w = tos[i]
+            if w in ex_nodes or (src, w) in ex_links:
+                continue
+            b = float(best[i])
+            if b > bound:
+                queued[w] = (b, 1)
+            else:
+                keep.append(pairs[i])
+        return keep
+
+    def _direct(
+        self,
+        src: int,
+        dests: set[int],
+        t0_s: float,
+        size_bits: float,
+        ex_nodes: set[int],
+        ex_links: set[tuple[int, int]],
+    ) -> float:
+        """Earliest arrival of one hop from ``src`` straight into ``dests`` (inf if none)."""
+        index = self._pair_index[src]
+        if index is None:
+            index = self._pair_index[src] = {p[0]: p for p in self._out[src]}
+        if len(dests) < len(index):
+            pairs = [index[d] for d in dests if d in index]
+        else:
+            pairs = [p for p in self._out[src] if p[0] in dests]
+        best = _INF
+        for w, starts, ends, owlts, rates, _, _, _, _ in pairs:
+            if w in ex_nodes or (src, w) in ex_links:
+                continue
+            for s, e, o, r in zip(starts, ends, owlts, rates, strict=True):
+                depart = t0_s if t0_s > s else s
+                tx = size_bits / r if size_bits else 0.0
+                if depart < e and depart + tx <= e:
+                    arrival = depart + tx + o
+                    if arrival < best:
+                        best = arrival
+        return best
 
     def _guide(self, dests: frozenset[int]) -> _Guide:
         """Lower bounds towards ``dests`` over the whole plan, computed once per set.
