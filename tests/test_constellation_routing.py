@@ -262,6 +262,30 @@ def test_cached_snapshots_are_the_plain_ones_entry_for_entry(
         assert np.array_equal(got.data, want.data)
 
 
+@given(
+    plan=plans(),
+    data=st.data(),
+    reach=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.5, math.inf]),
+)
+def test_nearest_candidate_is_the_argmin_of_the_snapshot_tree(
+    plan: tuple[int, list[Contact]], data: st.DataObject, reach: float
+) -> None:
+    # RoutingTable.nearest first runs Dijkstra only out to `reach` of delay; it must pick the
+    # candidate argmin over the full tree picks (the first of equals), or report none.
+    n, contacts = plan
+    src = data.draw(st.integers(0, n - 1), label="src")
+    t = data.draw(st.integers(0, 40), label="t") / 2
+    cands = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    candidates = np.array(cands, dtype=np.intp)
+    table = RoutingTable(contacts, n)
+    delays = table.snapshot_paths(t, src).delays_s[candidates]
+    best, delay = table.nearest(t, src, candidates, reach_s=reach)
+    if math.isfinite(delays.min()):
+        assert best == int(np.argmin(delays)) and delay == delays.min()
+    else:
+        assert delay == math.inf
+
+
 def test_cached_snapshot_keeps_the_least_delay_of_a_pair_in_both_parts() -> None:
     # 0 -> 1 and 1 -> 2 are up all along in the cached part (cut at the common times 0, 10)
     # and again, briefly, in the volatile part: one slower, one faster.

@@ -553,9 +553,8 @@ class _Run:
         if ingress in level:
             return self._assign(ingress)
         candidates = np.fromiter(level, dtype=np.intp, count=len(level))
-        delays = world.table.snapshot_paths(now, ingress).delays_s[candidates]
-        best = int(np.argmin(delays))
-        if math.isfinite(delays[best]):
+        best, delay = world.table.nearest(now, ingress, candidates)
+        if math.isfinite(delay):
             return self._assign(int(candidates[best]))
         route = self._route(world.table, station, frozenset(level), now, size)
         return None if route is None else self._assign(route.dst)
