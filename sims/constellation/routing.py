@@ -556,9 +556,7 @@ class RoutingTable:
         # (it is still recorded as the best queued label of its node, as the search would).
         bound = self._direct(src, dests, t0_s, size_bits, ex_nodes, ex_links)
         queued: dict[int, tuple[float, int]] = {src: (t0_s, 0)}
-        first_pairs = self._first_pairs(
-            src, t0_s, size_bits, ex_nodes, ex_links, limit, bound, queued
-        )
+        first_pairs = self._first_pairs(src, t0_s, size_bits, ex_nodes, ex_links, limit, bound)
         # Labels: (parent label, contact crossed, arrival); label 0 is the source.
         labels: list[tuple[int, Contact | None, float]] = [(-1, None, t0_s)]
         # Per node: settled labels (a Pareto set of (arrival, hops)) and the best queued one.
@@ -666,14 +664,14 @@ class RoutingTable:
         ex_links: set[tuple[int, int]],
         limit: float,
         bound: float,
-        queued: dict[int, tuple[float, int]],
     ) -> list[_Pair]:
         """The pairs out of ``src`` the search relaxes when it settles the source.
 
         A node with many pairs (a ground station sees hundreds of satellites over a plan) has
-        the earliest arrival over each pair computed at once from numpy columns: the pairs that
-        would only be queued and then dropped by ``bound`` are queued here, as the search would
-        queue them, and only those arriving by ``bound`` are left to the search."""
+        the earliest arrival over each pair computed at once from numpy columns, and only the
+        pairs arriving by ``bound`` are left to the search. The search would queue the others
+        and never settle them; queued, they could only dominate labels arriving after
+        ``bound``, which it drops anyway, and a label arriving by ``bound`` replaces them."""
         pairs = self._out[src]
         if len(pairs) < self.many_pairs:
             return pairs
@@ -690,14 +688,9 @@ class RoutingTable:
         arrival[(depart >= hop.end) | (done > hop.end)] = _INF
         best = np.minimum.reduceat(arrival, firsts)
         keep: list[_Pair] = []
-        for i in np.flatnonzero(np.isfinite(best) & (best <= limit)).tolist():
+        for i in np.flatnonzero(best <= min(bound, limit)).tolist():
             w = tos[i]
-            if w in ex_nodes or (src, w) in ex_links:
-                continue
-            b = float(best[i])
-            if b > bound:
-                queued[w] = (b, 1)
-            else:
+            if not (w in ex_nodes or (src, w) in ex_links):
                 keep.append(pairs[i])
         return keep
 
