@@ -196,8 +196,11 @@ class Port:
                 await self.tx.send(unit.data, (unit, t0, t0 + enc))
             self.wake = trio.Event()
             deadline = None if self.quiet is not None and self.quiet() else ep.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else math.inf):
+            if deadline is None:  # no timer: no cancel scope to enter and leave
                 await self.wake.wait()
+            else:
+                with trio.move_on_at(deadline):
+                    await self.wake.wait()
 
     async def receive(self, delivery: Delivery) -> None:
         unit, t_code0, t_code1 = delivery.meta

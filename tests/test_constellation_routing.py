@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from linkstack.sims.constellation import routing
 from linkstack.sims.constellation.plan import Contact, ContactPlan, NodeTable
 from linkstack.sims.constellation.routing import (
     Route,
@@ -174,6 +175,131 @@ def test_deadline_cuts_exactly_at_the_earliest_arrival(
     on_time = table.route(src, dst, deadline_s=expected[0])
     assert on_time is not None and on_time.arrival_s == expected[0]
     assert table.route(src, dst, deadline_s=expected[0] - 0.125) is None
+
+
+@given(
+    plan=plans(),
+    data=st.data(),
+    size_bits=st.sampled_from([0.0, 0.0, 1.0, 2.0, 4.0]),
+)
+def test_one_hop_answer_is_the_searchs_to_the_contact(
+    plan: tuple[int, list[Contact]], data: st.DataObject, size_bits: float
+) -> None:
+    # When every contact out of the source ends in the destination set (a station asking for
+    # any satellite), the table answers from numpy columns (routing._OneHop) instead of the
+    # search: the same contact, departure and arrival, ties included (the coarse grid of
+    # plans() makes equal arrivals over two pairs, and over two contacts of one pair, common).
+    n, contacts = plan
+    src = data.draw(st.sampled_from(sorted({c.frm for c in contacts})), label="src")
+    near = {c.to for c in contacts if c.frm == src}
+    extra = data.draw(st.sets(st.sampled_from(range(n)), max_size=2), label="extra") - {src}
+    dests = frozenset(near | extra)
+    t0 = data.draw(st.integers(0, 30), label="t0") / 2
+    deadline = data.draw(st.sampled_from([None, 5.0, 12.5, 1e9]), label="deadline")
+    table = RoutingTable(contacts, n)
+    limit = math.inf if deadline is None else deadline
+    for guided in (True, False):
+        want = table._search(src, set(dests), t0, size_bits, set(), set(), limit, guided)
+        got = table.route(src, dests, t0, size_bits=size_bits, deadline_s=deadline, guided=guided)
+        assert table._first_hops(src, dests) is not None
+        assert got == want
+
+
+@given(
+    plan=plans(),
+    data=st.data(),
+    size_bits=st.sampled_from([0.0, 0.0, 1.0, 2.0, 4.0]),
+)
+def test_direct_hop_bound_changes_no_route(
+    plan: tuple[int, list[Contact]], data: st.DataObject, size_bits: float
+) -> None:
+    # The search skips labels that arrive after the direct hop into the destinations
+    # (RoutingTable._direct) and relaxes the source's pairs from numpy columns; the same
+    # route must come out, ties included, as without either.
+    n, contacts = plan
+    src = data.draw(st.integers(0, n - 1), label="src")
+    others = [v for v in range(n) if v != src]
+    dests = data.draw(st.sets(st.sampled_from(others), min_size=1, max_size=3), label="dests")
+    t0 = data.draw(st.integers(0, 30), label="t0") / 2
+    excluded = data.draw(st.sets(st.sampled_from(others), max_size=1), label="excluded")
+    deadline = data.draw(st.sampled_from([None, 4.0, 12.5]), label="deadline")
+    table = RoutingTable(contacts, n)
+    table.many_pairs = 1  # the source's pairs from numpy columns (RoutingTable._first_pairs)
+    plain = RoutingTable(contacts, n)
+    plain.many_pairs = 10**9
+    plain._direct = lambda *args: math.inf  # type: ignore[method-assign]
+    for guided in (True, False):
+        kw = {
+            "size_bits": size_bits,
+            "excluded_nodes": excluded,
+            "guided": guided,
+            "deadline_s": deadline,
+        }
+        assert table.route(src, dests, t0, **kw) == plain.route(src, dests, t0, **kw)
+
+
+@given(
+    plan=plans(),
+    times=st.lists(st.integers(-2, 60), min_size=1, max_size=8),
+    size_bits=st.sampled_from([0.0, 1.0, 4.0]),
+    common=st.integers(1, 4),
+)
+def test_cached_snapshots_are_the_plain_ones_entry_for_entry(
+    plan: tuple[int, list[Contact]], times: list[int], size_bits: float, common: int
+) -> None:
+    # RoutingTable.snapshot_graph keeps the contacts cut at common boundary times in a cached
+    # part and merges the others in per snapshot (routing._Snapshots); the matrix must be the
+    # one built from all contacts at once, to the entry (same pairs, same least delays).
+    n, contacts = plan
+    arrays = routing._Arrays(contacts)
+    snaps = routing._Snapshots(arrays, n, common=common)
+    for t in times:
+        want = snapshot_graph(contacts, t / 2, n_nodes=n, size_bits=size_bits)
+        got = snaps.graph(t / 2, size_bits)
+        assert got.shape == want.shape
+        assert np.array_equal(got.indptr, want.indptr)
+        assert np.array_equal(got.indices, want.indices)
+        assert np.array_equal(got.data, want.data)
+
+
+@given(
+    plan=plans(),
+    data=st.data(),
+    reach=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.5, math.inf]),
+)
+def test_nearest_candidate_is_the_argmin_of_the_snapshot_tree(
+    plan: tuple[int, list[Contact]], data: st.DataObject, reach: float
+) -> None:
+    # RoutingTable.nearest first runs Dijkstra only out to `reach` of delay; it must pick the
+    # candidate argmin over the full tree picks (the first of equals), or report none.
+    n, contacts = plan
+    src = data.draw(st.integers(0, n - 1), label="src")
+    t = data.draw(st.integers(0, 40), label="t") / 2
+    cands = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
+    candidates = np.array(cands, dtype=np.intp)
+    table = RoutingTable(contacts, n)
+    delays = table.snapshot_paths(t, src).delays_s[candidates]
+    best, delay = table.nearest(t, src, candidates, reach_s=reach)
+    if math.isfinite(delays.min()):
+        assert best == int(np.argmin(delays)) and delay == delays.min()
+    else:
+        assert delay == math.inf
+
+
+def test_cached_snapshot_keeps_the_least_delay_of_a_pair_in_both_parts() -> None:
+    # 0 -> 1 and 1 -> 2 are up all along in the cached part (cut at the common times 0, 10)
+    # and again, briefly, in the volatile part: one slower, one faster.
+    contacts = [
+        Contact(0.0, 10.0, 0, 1, 1.0, 0.5),
+        Contact(0.0, 10.0, 1, 2, 1.0, 2.0),
+        Contact(3.0, 7.0, 0, 1, 1.0, 1.0),
+        Contact(2.0, 6.0, 1, 2, 1.0, 0.25),
+    ]
+    snaps = routing._Snapshots(routing._Arrays(contacts), 3, common=2)
+    assert len(snaps.stable.start) == 2 and len(snaps.volatile.start) == 2
+    for t, d01, d12 in ((1.0, 0.5, 2.0), (5.0, 0.5, 0.25), (6.5, 0.5, 2.0)):
+        graph = snaps.graph(t, 0.0)
+        assert graph[0, 1] == d01 and graph[1, 2] == d12 and graph.nnz == 2
 
 
 # -- hand-computed cases -------------------------------------------------------------------

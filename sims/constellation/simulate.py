@@ -112,25 +112,60 @@ HOP_COMPONENTS = ("contact_wait", *COMPONENTS)
 
 @dataclass
 class World:
-    """Everything the geometry gives a run: node numbers, the contact plan and its routing."""
+    """Everything the geometry gives a run: node numbers, the contact plan and its routing.
+
+    The table without ISLs (for ``no-isl``) and the visibility windows of a node pair are made
+    on first use: a run asks for the windows of the few pairs its messages cross."""
 
     scenario: ConstellationScenario
     constellation: Constellation
     plan: ContactPlan
     table: RoutingTable
-    table_no_isl: RoutingTable
     stations: tuple[int, ...]
     satellites: tuple[int, ...]
     computing: frozenset[int]
-    windows: dict[tuple[int, int], list[tuple[float, float]]]
     satellite_set: frozenset[int] = frozenset()
     station_set: frozenset[int] = frozenset()
+    lazy: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def name(self, node: int) -> str:
         return self.plan.nodes.names[node]
 
     def is_station(self, node: int) -> bool:
         return node < self.constellation.n_stations
+
+    @property
+    def table_no_isl(self) -> RoutingTable:
+        """Routing over the ground contacts only."""
+        table = self.lazy.get("no_isl")
+        if table is None:
+            n_st = self.constellation.n_stations
+            ground = [c for c in self.plan.contacts if c.frm < n_st or c.to < n_st]
+            table = self.lazy["no_isl"] = RoutingTable(ground, len(self.plan.nodes))
+        return table
+
+    def windows(self, a: int, b: int) -> list[tuple[float, float]]:
+        """When ``a`` can send to ``b``: the pair's contacts in plan order, touching or
+        overlapping ones joined."""
+        groups = self.lazy.get("pairs")
+        if groups is None:
+            arr = self.table._arrays
+            key = arr.frm * len(self.plan.nodes) + arr.to
+            order = np.argsort(key, kind="stable")  # plan order within a pair
+            keys = key[order]
+            groups = self.lazy["pairs"] = (keys, order)
+        keys, order = groups
+        k = a * len(self.plan.nodes) + b
+        lo, hi = np.searchsorted(keys, [k, k + 1])
+        spans: list[tuple[float, float]] = []
+        contacts = self.plan.contacts
+        for i in order[lo:hi].tolist():
+            c = contacts[i]
+            if spans and c.start_s <= spans[-1][1] + 1e-9:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], c.end_s))
+            else:
+                spans.append((c.start_s, c.end_s))
+        return spans
 
 
 def build_world(scenario: ConstellationScenario, horizon_s: float) -> World:
@@ -163,16 +198,8 @@ def build_world(scenario: ConstellationScenario, horizon_s: float) -> World:
     stations_n = tuple(range(n_st))
     sats = tuple(range(n_st, n_st + con.n_satellites))
     computing = _computing(sc, con, sats)
-    windows: dict[tuple[int, int], list[tuple[float, float]]] = {}
-    for c in plan.contacts:
-        spans = windows.setdefault((c.frm, c.to), [])
-        if spans and c.start_s <= spans[-1][1] + 1e-9:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], c.end_s))
-        else:
-            spans.append((c.start_s, c.end_s))
-    ground_only = [c for c in plan.contacts if c.frm < n_st or c.to < n_st]
-    return World(sc, con, plan, RoutingTable(plan), RoutingTable(ground_only, len(plan.nodes)),
-                 stations_n, sats, computing, windows, frozenset(sats), frozenset(stations_n))
+    return World(sc, con, plan, RoutingTable(plan), stations_n, sats, computing,
+                 frozenset(sats), frozenset(stations_n))
 
 
 def _computing(sc: ConstellationScenario, con: Constellation, sats: tuple[int, ...]
@@ -326,10 +353,10 @@ class _Hop:
         con = world.constellation
         up = fwd.build_direction(
             propagation=con.delay(a, b),
-            visibility=DownIntervals.from_visible(world.windows.get((a, b), [])))
+            visibility=DownIntervals.from_visible(world.windows(a, b)))
         down = back.build_direction(
             propagation=con.delay(b, a),
-            visibility=DownIntervals.from_visible(world.windows.get((b, a), [])))
+            visibility=DownIntervals.from_visible(world.windows(b, a)))
         rate_a = run.coding_rate(a)
         rate_b = run.coding_rate(b)
         self.ports = {
@@ -529,9 +556,8 @@ class _Run:
         if ingress in level:
             return self._assign(ingress)
         candidates = np.fromiter(level, dtype=np.intp, count=len(level))
-        delays = world.table.snapshot_paths(now, ingress).delays_s[candidates]
-        best = int(np.argmin(delays))
-        if math.isfinite(delays[best]):
+        best, delay = world.table.nearest(now, ingress, candidates)
+        if math.isfinite(delay):
             return self._assign(int(candidates[best]))
         route = self._route(world.table, station, frozenset(level), now, size)
         return None if route is None else self._assign(route.dst)
