@@ -7,7 +7,7 @@ Prints (stdout), one figure a line:
                                answers, streamed every 8 tokens or 0.5 s (the scenario's
                                default): median time to first token / to the whole answer
     throughput at p95 <= 10 s: <x> prompts/s  (slots 1)    ... one line per slot count 1..4
-    accuracy: <k>/<n>          (only when bench/accuracy.py exists; see _accuracy_line)
+    accuracy: <k>/<n>          the default prompt format on the project's question set
 
 and, on stderr, how the figures were reached: the service time measured with 1..4 slots and
 the service-time scale per number of busy slots (the table stored in
@@ -40,6 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from linkstack.payload.messages import GenerationParams
 from linkstack.payload.serving import LlamaCppSlots, service_scale
@@ -169,19 +170,16 @@ def max_rate(p95: Callable[[float], float], target: float = P95_TARGET_S) -> flo
 # -- accuracy (the quality work's figure) ------------------------------------------------------
 
 
-def _accuracy_line() -> str | None:
-    """``accuracy: <k>/<n>`` on the project's question set, when ``bench/accuracy.py``
-    provides it (a function ``accuracy() -> tuple[int, int]``); None otherwise.
+def _accuracy_line() -> str:
+    """``accuracy: <k>/<n>``: the shipped model with its default prompt format on the
+    project's question set (tests/data/questions.toml, scored as bench/accuracy.py documents;
+    greedy, seed 0, 32 tokens)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from accuracy import measure_accuracy
 
-    PLACE FOR THE ACCURACY FIGURE: filled in from the answer-quality work."""
-    try:
-        from bench import accuracy as acc  # type: ignore[attr-defined]
-    except ImportError:
-        try:
-            import accuracy as acc  # type: ignore[no-redef]  # run as a script: bench/ on path
-        except ImportError:
-            return None
-    k, n = acc.accuracy()
+    from linkstack.payload.backend import LlamaCppBackend
+
+    k, n = measure_accuracy(LlamaCppBackend())
     return f"accuracy: {k}/{n}"
 
 
@@ -217,9 +215,7 @@ def main() -> None:
     for k in range(1, MAX_SLOTS + 1):
         rate = max_rate(lambda r, k=k: queue_p95(r, k, measured[1], scale))
         print(f"throughput at p95 <= {P95_TARGET_S:g} s: {rate:.3f} prompts/s  (slots {k})")
-    line = _accuracy_line()
-    if line is not None:
-        print(line)
+    print(_accuracy_line(), flush=True)
 
 
 if __name__ == "__main__":
