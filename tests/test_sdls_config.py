@@ -15,13 +15,13 @@ from linkstack.sdls import (
     CipherSuite,
     FileCounterStore,
     FrameAccepted,
-    FrameRejected,
     KeyFileError,
     KeyState,
     MemoryCounterStore,
     RejectReason,
     SaState,
     SdlsEngine,
+    SdlsRejected,
     load_key_file,
     load_sa_file,
 )
@@ -192,7 +192,7 @@ def test_keys_never_printed(files: Path, caplog: pytest.LogCaptureFixture) -> No
     frame = tx.apply(TcFrame(3, 0, 0, b"hello", map_id=1).encode(tx.clear_channel(9)))
     rx = SdlsEngine(load_sa_file(files), channel)
     assert isinstance(rx.process(frame), FrameAccepted)
-    assert isinstance(rx.process(frame), FrameRejected)  # replay, logged
+    assert isinstance(rx.process(frame), SdlsRejected)  # replay, logged
     bad = bytearray(frame)
     bad[20] ^= 1
     rx.process(bytes(bad))
@@ -253,7 +253,7 @@ def test_iv_counter_survives_restart(files: Path, tmp_path: Path, block: int) ->
     if block <= 4:
         assert isinstance(result, FrameAccepted)
     else:  # 253 values skipped: outside a window of 5 (the operator resets with Set ARSN)
-        assert isinstance(result, FrameRejected) and result.reason is RejectReason.REPLAY
+        assert isinstance(result, SdlsRejected) and result.reason is RejectReason.REPLAY
 
 
 def test_reservation_writes_once_per_block(files: Path, tmp_path: Path) -> None:

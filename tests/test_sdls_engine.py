@@ -21,7 +21,6 @@ from linkstack.frames.uslp import POINTER_NONE, UslpChannelConfig, UslpFrame
 from linkstack.sdls import (
     Algorithm,
     FrameAccepted,
-    FrameRejected,
     FrameType,
     Key,
     KeyRing,
@@ -31,6 +30,7 @@ from linkstack.sdls import (
     SaState,
     SaStateError,
     SdlsEngine,
+    SdlsRejected,
     SecurityAssociation,
     SequenceExhaustedError,
     ServiceType,
@@ -75,8 +75,8 @@ def accepted(result: object) -> FrameAccepted:
     return result
 
 
-def rejected(result: object, reason: RejectReason | None = None) -> FrameRejected:
-    assert isinstance(result, FrameRejected), result
+def rejected(result: object, reason: RejectReason | None = None) -> SdlsRejected:
+    assert isinstance(result, SdlsRejected), result
     assert not hasattr(result, "frame")  # a rejected frame is never passed on
     if reason is not None:
         assert result.reason is reason, result
@@ -308,7 +308,7 @@ def test_any_flipped_bit_is_rejected(case: Case, data: st.DataObject) -> None:
     bad = bytearray(secured)
     bad[bit // 8] ^= 0x80 >> (bit % 8)
     result = rx.process(fix_fecf(bytes(bad), fecf))
-    assert isinstance(result, FrameRejected), (bit, result)
+    assert isinstance(result, SdlsRejected), (bit, result)
     if geo.data_start + 2 <= bit // 8:  # IV, ARSN, Pad Length, data, MAC
         assert result.reason is RejectReason.BAD_MAC
     # without fixing the FECF the cheap check catches it first (unless the bit is in the
@@ -555,8 +555,8 @@ def test_fuzz_receive_path_returns_typed_rejection(channel: ChannelConfig,
         result = rx.process(blob)
     except LinkstackError:  # allowed by the contract, though process() does not raise
         return
-    assert isinstance(result, FrameAccepted | FrameRejected)
-    if isinstance(result, FrameRejected):
+    assert isinstance(result, FrameAccepted | SdlsRejected)
+    if isinstance(result, SdlsRejected):
         assert isinstance(result.reason, RejectReason)
     elif service is not ServiceType.ENCRYPTION:
         pytest.fail(f"random octets authenticated: {blob.hex()}")
@@ -575,7 +575,7 @@ def test_fuzz_mutated_valid_frames(case: Case, params: tuple[dict[str, Any], byt
     cut = data.draw(st.integers(0, len(secured)))
     blob = bytes(secured[:cut]) + data.draw(st.binary(max_size=8))
     result = rx.process(blob)
-    assert isinstance(result, FrameAccepted | FrameRejected)
+    assert isinstance(result, FrameAccepted | SdlsRejected)
 
 
 # --------------------------------------------------------------------------------------

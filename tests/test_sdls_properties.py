@@ -41,10 +41,10 @@ from linkstack.frames.tm import FHP_NO_PACKET_START, TmChannelConfig, TmFrame
 from linkstack.frames.uslp import POINTER_NONE, UslpChannelConfig, UslpFrame
 from linkstack.sdls import (
     FrameAccepted,
-    FrameRejected,
     FrameType,
     RejectReason,
     SdlsEngine,
+    SdlsRejected,
     ServiceType,
 )
 from linkstack.sdls.layout import locate
@@ -67,8 +67,8 @@ CI_CASES = {
 """Cases of this file's tests under CI (test_sdls_engine.py adds its own, see the last test)."""
 
 
-def _rejected(result: object, reason: RejectReason | None = None) -> FrameRejected:
-    assert isinstance(result, FrameRejected), result
+def _rejected(result: object, reason: RejectReason | None = None) -> SdlsRejected:
+    assert isinstance(result, SdlsRejected), result
     if reason is not None:
         assert result.reason is reason, result
     return result

@@ -15,7 +15,6 @@ from linkstack.frames.tc import TcChannelConfig, TcFrame
 from linkstack.sdls import (
     SA_TRANSITIONS,
     FrameAccepted,
-    FrameRejected,
     Gvcid,
     Key,
     KeyRing,
@@ -26,6 +25,7 @@ from linkstack.sdls import (
     SaState,
     SaStateError,
     SdlsEngine,
+    SdlsRejected,
     SecurityAssociation,
 )
 from linkstack.sdls.pdu import (
@@ -286,7 +286,7 @@ def test_sa_management_as_authenticated_ground_commands() -> None:
 
     def deliver(frame: bytes) -> bytes | None:
         result = onboard.process(frame)
-        if isinstance(result, FrameRejected):
+        if isinstance(result, SdlsRejected):
             return None
         assert isinstance(result, FrameAccepted)
         tc = TcFrame.decode(result.frame, onboard.clear_channel(result.spi))

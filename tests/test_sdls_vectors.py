@@ -23,13 +23,13 @@ from linkstack.sdls import (
     Algorithm,
     CipherSuite,
     FrameAccepted,
-    FrameRejected,
     Key,
     KeyRing,
     RejectReason,
     SaDatabase,
     SaState,
     SdlsEngine,
+    SdlsRejected,
     SecurityAssociation,
     SecurityHeader,
     ServiceType,
@@ -58,7 +58,7 @@ def _accepted(result: object) -> FrameAccepted:
 
 
 def _rejected(result: object, reason: RejectReason) -> None:
-    assert isinstance(result, FrameRejected), result
+    assert isinstance(result, SdlsRejected), result
     assert result.reason is reason, result
 
 

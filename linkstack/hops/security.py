@@ -45,7 +45,7 @@ from typing import Any
 
 from linkstack.codecs.chain import FrameDecoded
 from linkstack.errors import ConfigError
-from linkstack.sdls.engine import FrameAccepted, FrameRejected, SdlsEngine
+from linkstack.sdls.engine import FrameAccepted, SdlsEngine, SdlsRejected
 from linkstack.sdls.layout import ChannelConfig
 from linkstack.sdls.sa import SaDatabase, SaState
 
@@ -118,7 +118,7 @@ class SdlsLayer:
         """The secured frame to transmit (ApplySecurity; a fresh IV/ARSN on every call)."""
         return self.engine.apply(frame, now, spi=self.spi)
 
-    def verify(self, frame: bytes, now: float) -> bytes | FrameRejected:
+    def verify(self, frame: bytes, now: float) -> bytes | SdlsRejected:
         """The clear frame, or the rejection (counted by reason; nothing else to do with it)."""
         result = self.engine.process(frame, now)
         if isinstance(result, FrameAccepted):
@@ -157,7 +157,7 @@ def clear_frames(events: Iterable[object], sdls: SdlsLayer | None, now: float,
             yield ev.frame
             continue
         clear = sdls.verify(ev.frame, now)
-        if isinstance(clear, FrameRejected):
+        if isinstance(clear, SdlsRejected):
             notes.append(clear)
             continue
         yield clear

@@ -22,7 +22,7 @@ Typical use::
     secured = ground.apply(clear_tc_frame)               # clear frame built with
                                                          # ground.clear_channel(spi)
     onboard = SdlsEngine(load_sa_file("sa.toml"), tc_cfg)
-    result = onboard.process(secured)                    # FrameAccepted | FrameRejected
+    result = onboard.process(secured)                    # FrameAccepted | SdlsRejected
 
 Section numbers: 355.0-B-2 (July 2022) and 355.1-B-1 (February 2019) as read by the authors;
 NASA CryptoLib's source comments cite different numbers for some of the same clauses.
@@ -32,11 +32,11 @@ from linkstack.sdls.config import find_sa, load_sa_file, read_sa_file, sa_from_d
 from linkstack.sdls.counters import CounterStore, FileCounterStore, MemoryCounterStore
 from linkstack.sdls.engine import (
     FrameAccepted,
-    FrameRejected,
     ProcessResult,
     RejectReason,
     SdlsCounters,
     SdlsEngine,
+    SdlsRejected,
 )
 from linkstack.sdls.errors import KeyFileError, SaStateError, SequenceExhaustedError
 from linkstack.sdls.header import SECURITY_HEADER, SECURITY_TRAILER, SecurityHeader
@@ -61,7 +61,6 @@ __all__ = [
     "CounterStore",
     "FileCounterStore",
     "FrameAccepted",
-    "FrameRejected",
     "FrameType",
     "Gvcid",
     "Key",
@@ -77,6 +76,7 @@ __all__ = [
     "SaStateError",
     "SdlsCounters",
     "SdlsEngine",
+    "SdlsRejected",
     "SecurityAssociation",
     "SecurityHeader",
     "SequenceExhaustedError",

@@ -3,7 +3,7 @@
 Sans-IO, like every engine of the stack: :meth:`SdlsEngine.apply` takes a clear frame (and
 ``now``) and returns the secured frame; :meth:`SdlsEngine.process` takes received octets and
 returns a :class:`FrameAccepted` (the clear frame restored for the next layer) or a
-:class:`FrameRejected` with a :class:`RejectReason`. ``process`` never raises on its input
+:class:`SdlsRejected` with a :class:`RejectReason`. ``process`` never raises on its input
 and never passes a rejected frame on. The only I/O anywhere is the optional counter store
 of the sending SA database (:mod:`linkstack.sdls.counters`).
 
@@ -70,11 +70,11 @@ from linkstack.sdls.services import GCM_TAG_SIZE, CipherSuite, ServiceType
 
 __all__ = [
     "FrameAccepted",
-    "FrameRejected",
     "ProcessResult",
     "RejectReason",
     "SdlsCounters",
     "SdlsEngine",
+    "SdlsRejected",
 ]
 
 log = logging.getLogger("linkstack.sdls")
@@ -112,7 +112,7 @@ class FrameAccepted(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class FrameRejected:
+class SdlsRejected:
     """A frame that failed a check; it goes no further."""
 
     reason: RejectReason
@@ -121,7 +121,7 @@ class FrameRejected:
     time: float
 
 
-ProcessResult = FrameAccepted | FrameRejected
+ProcessResult = FrameAccepted | SdlsRejected
 
 
 @dataclass
@@ -348,10 +348,10 @@ class SdlsEngine(Generic[C]):
     # -- ProcessSecurity (355.0-B-2 §3.5) -------------------------------------------------
 
     def _reject(self, reason: RejectReason, spi: int | None, detail: str,
-                now: float) -> FrameRejected:
+                now: float) -> SdlsRejected:
         self.counters.rejected[reason] += 1
         log.debug("SDLS reject %s (SPI %s): %s", reason.value, spi, detail)
-        return FrameRejected(reason, spi, detail, now)
+        return SdlsRejected(reason, spi, detail, now)
 
     def process(self, frame: bytes, now: float = 0.0) -> ProcessResult:
         """Verify, decrypt and strip one received frame; never raises on its content."""

@@ -1,7 +1,7 @@
 """Errors of the SDLS package, all inside the stack's one hierarchy (:mod:`linkstack.errors`).
 
 The receive path never raises on bad input: a frame that fails any check comes back as a
-:class:`~linkstack.sdls.engine.FrameRejected` with its reason. Exceptions are for the
+:class:`~linkstack.sdls.engine.SdlsRejected` with its reason. Exceptions are for the
 *caller's* mistakes and for conditions that must stop the sender:
 
 - :class:`~linkstack.errors.ConfigError` (``key`` names the setting): a bad SA or key file,

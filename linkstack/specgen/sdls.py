@@ -284,7 +284,7 @@ counters are reserved in a state file before use, so that a restart never reuses
 ## In the code
 
 - `linkstack.sdls`: `SdlsEngine` (`apply` = ApplySecurity, `process` = ProcessSecurity,
-  typed `FrameAccepted` / `FrameRejected` with a `RejectReason`), `SecurityAssociation`,
+  typed `FrameAccepted` / `SdlsRejected` with a `RejectReason`), `SecurityAssociation`,
   `SaDatabase` (the 355.1-B-1 SA procedures), `ReplayWindow`, `KeyRing` and the key file,
   `load_sa_file`, the counter stores, the Extended Procedures PDUs (`linkstack.sdls.pdu`)
   and their service over the link (`linkstack.sdls.ep`: one PDU per telecommand packet on APID
