@@ -337,7 +337,7 @@ class ConstellationReport:
 class _Hop:
     """The full stack between two nodes, made the first time a message crosses them."""
 
-    def __init__(self, run: _Run, a: int, b: int) -> None:
+    def __init__(self, run: _ConstellationRun, a: int, b: int) -> None:
         world = run.world
         sc = world.scenario
         rf = world.is_station(a)
@@ -372,7 +372,7 @@ class _Hop:
         run.nursery.start_soon(self.ports[b].transmit_loop)
 
 
-class _Run:
+class _ConstellationRun:
     def __init__(self, world: World, backend: ModelBackend,
                  arrivals: Sequence[tuple[float, int, str]]) -> None:
         self.world = world
@@ -765,5 +765,5 @@ def run_constellation(scenario: ConstellationScenario, backend: ModelBackend, *,
     arrivals = poisson_arrivals(scenario, duration, len(world.stations))
     scenario = dataclasses.replace(scenario, duration_s=duration)
     world = dataclasses.replace(world, scenario=scenario)
-    run = _Run(world, backend, arrivals)
+    run = _ConstellationRun(world, backend, arrivals)
     return engine.run_simulation(run.main, seed=scenario.seed)
