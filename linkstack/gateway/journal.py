@@ -25,8 +25,8 @@ rewriting costs at most one octet written per octet appended. (Before, a gateway
 3,000 prompts of 20 kB ended with a 62 MB journal of answered prompts.) The rewrite is atomic
 (a new file, ``fsync``, then renamed over the old one). A line that does not parse
 (the tail of a record cut by a crash) is skipped and counted in :attr:`PromptJournal.skipped`.
-The window left: the MQTT client acknowledges a message as it hands it over, so a crash
-between that acknowledgement and the ``taken`` record loses the prompt (microseconds).
+The gateway writes ``taken`` within the MQTT client's message callback, before the client
+acknowledges the prompt (PUBACK): a prompt the broker has forgotten is in the journal.
 """
 
 from __future__ import annotations
