@@ -280,9 +280,10 @@ class GatewayConfig:
         keepalive_s: MQTT keep-alive.
         latency_window: results kept for the latency percentiles.
         remember_results: results kept to answer redelivered prompts.
-        max_queued: prompts taken and not yet answered (forwarded or waiting for a slot) at
-            most; one more is answered ``busy`` at once and not kept, so that a flood of
-            prompts cannot grow the gateway's memory (or its journal) without bound.
+        max_queued: prompts taken and not yet answered (forwarded, waiting for a slot, or
+            their result waiting for the broker's acknowledgement) at most; one more is
+            answered ``busy`` at once and not kept, so that a flood of prompts cannot grow
+            the gateway's memory (or its journal) without bound.
         connect_timeout_s: give up (:class:`ConfigError`) when no connection to the broker
             succeeded this many seconds after the start (None: retry for ever). Every
             failed attempt is logged with the delay before the next.
@@ -379,7 +380,7 @@ class _Outgoing:
     payload: bytes
     retain: bool = False
     kind: str = "result"
-    key: str | None = None  # the prompt it answers (journal), None for status and malformed
+    key: str | None = None  # the prompt it answers (journal), None for status, busy...
 
 
 class Gateway:
@@ -403,6 +404,8 @@ class Gateway:
         self._outbox: deque[_Outgoing] = deque()
         self._outbox_ready = asyncio.Event()
         self._in_progress: dict[str, str] = {}  # id -> fingerprint of its prompt
+        # ids taken whose result the broker has not acknowledged yet (max_queued counts them)
+        self._unanswered: set[str] = set()
         self._done: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # id -> (fp, result)
         self._latencies: deque[float] = deque(maxlen=self.config.latency_window)
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
@@ -470,7 +473,10 @@ class Gateway:
             while len(self._done) > self.config.remember_results:
                 self._done.popitem(last=False)
         self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
-        self._queue(_Outgoing(self.result_topic(request_id), payload, key=key))
+        # only the answer of a prompt taken answers it (journal, max_queued): not a busy or
+        # duplicate_id result, whose id may be another prompt's, taken and in progress
+        self._queue(_Outgoing(self.result_topic(request_id), payload,
+                              key=key if fingerprint is not None else None))
 
     # -- incoming ----------------------------------------------------------------------------
     def handle_prompt(self, payload: bytes) -> None:
@@ -511,15 +517,16 @@ class Gateway:
             self.stats.duplicates += 1
             self._queue(_Outgoing(self.result_topic(request.id), done[1], key=key))
             return
-        if len(self._in_progress) >= self.config.max_queued:
+        if len(self._unanswered) >= self.config.max_queued:
             self.stats.busy += 1
             self._queue_result(request.id, ServiceResult(
-                "busy", f"gateway busy: {len(self._in_progress)} prompts taken and not yet "
+                "busy", f"gateway busy: {len(self._unanswered)} prompts taken and not yet "
                 "answered (max_queued); send it again later", {}, 0.0))
             return
         if self.journal is not None:
             self.journal.taken(key, payload)
         self._in_progress[key] = fingerprint
+        self._unanswered.add(key)
         task = asyncio.get_running_loop().create_task(self._forward(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -533,6 +540,7 @@ class Gateway:
             self.handle_prompt(payload)
             return
         self._done[request.key] = (request.fingerprint, result)
+        self._unanswered.add(request.key)
         self._queue(_Outgoing(self.result_topic(request.id), result, key=request.key))
 
     async def _forward(self, request: PromptRequest) -> None:
@@ -701,8 +709,10 @@ class Gateway:
                 self.stats.partials_published += 1
             if item.kind == "result":
                 self.stats.results_published += 1
-                if self.journal is not None and item.key is not None:
-                    self.journal.answered(item.key)
+                if item.key is not None:
+                    self._unanswered.discard(item.key)
+                    if self.journal is not None:
+                        self.journal.answered(item.key)
 
     async def _status_loop(self) -> None:
         while True:
