@@ -74,17 +74,18 @@ Delivery guarantees (at least once, end to end, across broker restarts):
   subscriber that keeps the ids it has seen and drops a repeat gets each result once.
 
 Flood: at most ``max_queued`` prompts (``--max-queued``, 1000 by default) are taken and not
-answered at once; one more gets ``busy`` at once and is neither kept nor journaled (send it
-again later). The gateway's memory thus grows with ``max_queued`` times the prompt size, not
-with the flood, and its journal, compacted as prompts are answered, stays under about twice
-the pending prompts' records (:mod:`linkstack.gateway.journal`). Measured with
-``bench/gateway_flood.py`` (a real mosquitto, the simulated service answering about 60
-prompts/s, 3,000 prompts of 20 kB; figures of one run on a loaded machine): with the default
-limit the gateway's RSS went from 87 to 165 MB, the journal peaked at 39 MB and ended at
-0.6 MB, 1,197 prompts were answered ``busy``; without a limit the RSS reached 211 MB and the
-journal 63 MB. Before, the MQTT client acknowledged and queued every prompt it read, without
-limit, and that queue was lost with the connection (6,000 prompts: 3,249 never answered),
-and the journal kept every answered prompt until the next start (62 MB after 3,000).
+answered at once (at the service, or their result waiting for the broker's acknowledgement);
+one more gets ``busy`` at once and is neither kept nor journaled (send it again later). The
+gateway's memory thus grows with ``max_queued`` times the prompt size, not with the flood,
+and its journal, compacted as prompts are answered, stays under about twice the pending
+prompts' records (:mod:`linkstack.gateway.journal`). Measured with ``bench/gateway_flood.py``
+(a real mosquitto, the simulated service answering about 60 prompts/s, 3,000 prompts of
+20 kB, one run on a loaded machine): with the default limit the gateway's RSS went from 86 to
+141 MB and its journal peaked at 21.5 MB (ended at 0.7 MB), 1,999 prompts answered ``busy``;
+without a limit (``max_queued`` 100000) RSS 87 to 208 MB, journal peak 64 MB. Before, the
+MQTT client acknowledged and queued every prompt it read, without limit, and that queue was
+lost with the connection (6,000 prompts: 3,249 never answered), and the journal kept every
+answered prompt until the next start (62 MB after 3,000).
 
 Security (:mod:`linkstack.gateway.security`): with ``tls=True`` (``mqtts://``) the connection
 is TLS 1.2+ with the broker's certificate verified (``ca_file``) and its host name checked; the
