@@ -15,8 +15,10 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_gateway import (
@@ -178,6 +180,147 @@ def test_intake_is_bounded_by_max_queued(mosquitto: Mosquitto) -> None:
         assert statuses["f9"][-1] == "ok"
         assert gw.stats.busy == 7
         assert all("max_queued" in got[k][0]["text"] for k, v in statuses.items() if v[0] == "busy")
+    finally:
+        sub.close()
+        pub.close()
+
+
+class _GatedPublisher(Gateway):
+    """Publishes nothing until ``gate`` is set: results wait in the outbox (a broker slow to
+    acknowledge them)."""
+
+    gate: asyncio.Event
+
+    async def _publisher(self, client: Any) -> None:
+        await self.gate.wait()
+        await super()._publisher(client)
+
+
+@needs_broker
+@pytest.mark.broker
+def test_max_queued_counts_results_not_yet_acknowledged(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # issue 17, flood: max_queued counted only the prompts at the service; those answered
+    # and waiting for the broker to take their result were not counted, yet held in memory and
+    # in the journal (6,000 prompts of 20 kB: a 67 MB journal under the default limit, for
+    # 1,000 x 20 kB pending); and a duplicate_id result marked the original prompt, still in
+    # progress, answered in the journal
+    journal = tmp_path / "journal.jsonl"
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/+")
+    pub = PahoClient(mosquitto.port, "t-prompts")
+    held = _Held()
+    pending: list[int] = []
+
+    async def main() -> None:
+        gw = _GatedPublisher(LocalEndpointService(recorded()), GatewayConfig(
+            port=mosquitto.port, max_queued=3, journal=str(journal)))
+        gw.gate = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(gw.run())
+        try:
+            await asyncio.wait_for(gw.connected.wait(), 10)
+            for i in range(3):
+                pub.publish(TOPIC, json.dumps({"id": f"g{i}", "prompt": f"prompt number {i}"}))
+            # answered by the service, their results not yet acknowledged by the broker
+            await until(lambda: gw.stats.statuses.get("ok") == 3, what="three answers")
+            for i in range(3, 6):
+                pub.publish(TOPIC, json.dumps({"id": f"g{i}", "prompt": f"prompt number {i}"}))
+            await until(lambda: gw.stats.prompts_received == 6, what="six prompts")
+            assert gw.journal is not None
+            pending.append(len(gw.journal.pending()))
+            gw.gate.set()
+            await until(lambda: len(results(sub)) == 6, what="six results")
+            pending.append(len(gw.journal.pending()))
+        finally:
+            task.cancel()
+            await asyncio.wait({task}, timeout=15)
+            await gw.service.aclose()  # type: ignore[attr-defined]
+
+    async def duplicate() -> None:
+        gw = Gateway(held, GatewayConfig(port=mosquitto.port, journal=str(journal)))
+        task = asyncio.get_running_loop().create_task(gw.run())
+        try:
+            await asyncio.wait_for(gw.connected.wait(), 10)
+            pub.publish(TOPIC, json.dumps({"id": "d", "prompt": "first"}))
+            pub.publish(TOPIC, json.dumps({"id": "d", "prompt": "another"}))
+            await until(lambda: gw.stats.results_published >= 1, what="duplicate_id")
+            assert gw.journal is not None
+            pending.append(len(gw.journal.pending()))
+        finally:
+            task.cancel()
+            await asyncio.wait({task}, timeout=15)
+
+    try:
+        asyncio.run(main())
+        statuses = sorted(d[0]["status"] for d in results(sub).values())
+        assert statuses == ["busy", "busy", "busy", "ok", "ok", "ok"]
+        assert {k for k, d in results(sub).items() if d[0]["status"] == "ok"} == {"g0", "g1", "g2"}
+        assert pending == [3, 0]
+        asyncio.run(duplicate())
+        assert results(sub)["d"][0]["status"] == "duplicate_id"
+        assert pending[2] == 1  # "first" is still in progress: the journal keeps it
+    finally:
+        sub.close()
+        pub.close()
+
+
+class _SlowTaking(Gateway):
+    """Takes each prompt in 5 ms: a loaded gateway, that prompts come to faster than it takes
+    them."""
+
+    def handle_prompt(self, payload: bytes) -> None:
+        time.sleep(0.005)
+        super().handle_prompt(payload)
+
+
+@needs_broker
+@pytest.mark.broker
+def test_every_prompt_acknowledged_was_taken_and_journaled(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # issue 17, flood: the MQTT client acknowledged each prompt as it read it and queued it
+    # for the gateway, without limit; the gateway stopping (or the connection dropping when a
+    # result's publication timed out) discarded that queue: neither the broker nor the
+    # journal had those prompts any more (6,000 prompts of 20 kB: 3,249 lost)
+    n = 300
+    journal = tmp_path / "journal.jsonl"
+    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/+")
+    pub = PahoClient(mosquitto.port, "t-prompts")
+    seen: dict[str, int] = {}
+
+    async def gateway(cls: type[Gateway]) -> tuple[Gateway, asyncio.Task[None]]:
+        gw = cls(LocalEndpointService(recorded()),
+                 GatewayConfig(port=mosquitto.port, reconnect_max_s=0.5, journal=str(journal)))
+        task = asyncio.get_running_loop().create_task(gw.run())
+        await asyncio.wait_for(gw.connected.wait(), 10)
+        return gw, task
+
+    async def stop(gw: Gateway, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        await asyncio.wait({task}, timeout=15)
+        await gw.service.aclose()  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        first, task = await gateway(_SlowTaking)
+        infos = [pub.publish(TOPIC, json.dumps({"id": f"s{i}", "prompt": f"p{i}"}))
+                 for i in range(n)]
+        await until(lambda: all(i.is_published() for i in infos), what="the broker has all")
+        await until(lambda: first.stats.prompts_received >= 30, what="taking")
+        await stop(first, task)  # mid-flood
+        seen["first"] = first.stats.prompts_received
+        # the same session and journal: the journal has what was taken, the broker the rest
+        second, task = await gateway(Gateway)
+        try:
+            await until(lambda: len(results(sub)) == n, timeout=60, what=lambda: (
+                f"all {n} results; {n - len(results(sub))} missing; first {first.stats}; "
+                f"second {second.stats}"))
+        finally:
+            await stop(second, task)
+
+    try:
+        asyncio.run(main())
+        assert set(results(sub)) == {f"s{i}" for i in range(n)}
+        assert seen["first"] < n  # stopped mid-flood
     finally:
         sub.close()
         pub.close()

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_gateway import MOSQUITTO, Mosquitto, PahoClient, free_port, needs_broker
 
 from linkstack.errors import ConfigError
-from linkstack.gateway.journal import PromptJournal
+from linkstack.gateway.journal import COMPACT_BYTES, PromptJournal
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "sims" / "scenarios" / "gemma-recorded.json"
@@ -38,6 +40,69 @@ def test_pending_prompts_survive_reopening_and_the_file_is_compacted(tmp_path: P
     assert json.loads(again.pending()[0])["prompt"] == "p0 é"
     assert len(path.read_text().splitlines()) == 2  # rewritten with the pending ones
     assert again.skipped == 0
+
+
+def _prompt(key: str, size: int = 20_000) -> bytes:
+    return json.dumps({"id": key, "prompt": "x" * size}).encode()
+
+
+def test_answered_prompts_are_compacted_away_while_running(tmp_path: Path) -> None:
+    # issue 17: 3,000 prompts of 20 kB left a 62 MB journal of answered prompts behind them
+    path = tmp_path / "journal.jsonl"
+    j = PromptJournal(path)
+    window = 5  # prompts taken and not answered at any time
+    record = len(_prompt("p0000")) + 40  # a taken record, about
+    largest = 0
+    for i in range(300):  # 6 MB of prompts through the journal
+        j.taken(f"p{i:04}", _prompt(f"p{i:04}"))
+        if i >= window:
+            old = f"p{i - window:04}"
+            j.result(old, json.dumps({"id": old, "status": "ok", "text": "y"}).encode())
+            j.answered(old)
+        assert j.size == path.stat().st_size
+        largest = max(largest, j.size)
+    assert largest < COMPACT_BYTES + 2 * record
+    assert j.compactions >= 4
+    again = PromptJournal(path)
+    assert [json.loads(p)["id"] for p, _ in again.pending_results()] == [
+        f"p{i:04}" for i in range(295, 300)]
+    assert again.skipped == 0
+
+
+KEYS = st.sampled_from(["a", "b", "c", "d"])
+OPS = st.lists(st.tuples(st.sampled_from(["taken", "result", "answered"]), KEYS,
+                         st.integers(0, 3000)), max_size=40)
+
+
+@given(ops=OPS)
+def test_compaction_keeps_exactly_the_pending_prompts_and_results(ops: list[tuple[str, str, int]],
+                                                                  tmp_path_factory: Any) -> None:
+    """Whatever the order of records, the journal reopened (from a copy, after every record)
+    has the pending prompts, in the order taken, with the results known — compacting at every
+    opportunity (``compact_bytes=0``) or never."""
+    folder = tmp_path_factory.mktemp("j")
+    for compact in (0, 1 << 40):
+        path = folder / f"journal{compact}.jsonl"
+        j = PromptJournal(path, compact_bytes=compact)
+        model: dict[str, tuple[bytes, bytes | None]] = {}
+        for op, key, size in ops:
+            if op == "taken":
+                j.taken(key, _prompt(key, size))
+                model.setdefault(key, (_prompt(key, size), None))
+            elif op == "result":
+                j.result(key, f'{{"id": "{key}", "n": {size}}}'.encode())
+                if key in model and model[key][1] is None:
+                    model[key] = (model[key][0], f'{{"id": "{key}", "n": {size}}}'.encode())
+            else:
+                j.answered(key)
+                model.pop(key, None)
+            assert j.size == path.stat().st_size
+            if compact == 0:  # answered records are never the larger part
+                live = sum(len(p) + len(r or b"") for p, r in model.values())
+                assert j.size <= 2 * (live + 100 * len(model)) + 100
+            copy = folder / "copy.jsonl"
+            copy.write_bytes(path.read_bytes())
+            assert PromptJournal(copy).pending_results() == list(model.values())
 
 
 def test_the_journal_is_private_to_its_owner(tmp_path: Path) -> None:

@@ -51,8 +51,10 @@ Delivery guarantees (at least once, end to end, across broker restarts):
   and delivered on reconnection — across a broker restart too, *if the broker persists its
   state* (mosquitto: ``persistence true`` and a ``persistence_location``; the state is written
   on a clean shutdown and every ``autosave_interval``).
-- A prompt is acknowledged (PUBACK) when it reaches the gateway; from then on the gateway owns
-  it: it is carried over the link even while the broker is away, and its result waits in the
+- A prompt is acknowledged (PUBACK) once the gateway has taken it (and written it to its
+  journal, if it keeps one), within the MQTT client's message callback: no prompt waits
+  acknowledged and untaken in a client-side queue. From then on the gateway owns it: it is
+  carried over the link even while the broker is away, and its result waits in the
   gateway's outbox until the broker acknowledges the result's PUBLISH (QoS 1). After a
   reconnection the outbox is published again from its first unacknowledged message, so a
   result may arrive twice (QoS 1 semantics), never zero times.
@@ -70,6 +72,20 @@ Delivery guarantees (at least once, end to end, across broker restarts):
   redelivered prompt gets the remembered result, a journaled result is published as it was,
   and an id names one prompt: another prompt with a used id is ``duplicate_id``), so a
   subscriber that keeps the ids it has seen and drops a repeat gets each result once.
+
+Flood: at most ``max_queued`` prompts (``--max-queued``, 1000 by default) are taken and not
+answered at once (at the service, or their result waiting for the broker's acknowledgement);
+one more gets ``busy`` at once and is neither kept nor journaled (send it again later). The
+gateway's memory thus grows with ``max_queued`` times the prompt size, not with the flood,
+and its journal, compacted as prompts are answered, stays under about twice the pending
+prompts' records (:mod:`linkstack.gateway.journal`). Measured with ``bench/gateway_flood.py``
+(a real mosquitto, the simulated service answering about 60 prompts/s, 3,000 prompts of
+20 kB, one run on a loaded machine): with the default limit the gateway's RSS went from 86 to
+141 MB and its journal peaked at 21.5 MB (ended at 0.7 MB), 1,999 prompts answered ``busy``;
+without a limit (``max_queued`` 100000) RSS 87 to 208 MB, journal peak 64 MB. Before, the
+MQTT client acknowledged and queued every prompt it read, without limit, and that queue was
+lost with the connection (6,000 prompts: 3,249 never answered), and the journal kept every
+answered prompt until the next start (62 MB after 3,000).
 
 Security (:mod:`linkstack.gateway.security`): with ``tls=True`` (``mqtts://``) the connection
 is TLS 1.2+ with the broker's certificate verified (``ca_file``) and its host name checked; the
@@ -265,9 +281,10 @@ class GatewayConfig:
         keepalive_s: MQTT keep-alive.
         latency_window: results kept for the latency percentiles.
         remember_results: results kept to answer redelivered prompts.
-        max_queued: prompts taken and not yet answered (forwarded or waiting for a slot) at
-            most; one more is answered ``busy`` at once and not kept, so that a flood of
-            prompts cannot grow the gateway's memory (or its journal) without bound.
+        max_queued: prompts taken and not yet answered (forwarded, waiting for a slot, or
+            their result waiting for the broker's acknowledgement) at most; one more is
+            answered ``busy`` at once and not kept, so that a flood of prompts cannot grow
+            the gateway's memory (or its journal) without bound.
         connect_timeout_s: give up (:class:`ConfigError`) when no connection to the broker
             succeeded this many seconds after the start (None: retry for ever). Every
             failed attempt is logged with the delay before the next.
@@ -364,7 +381,7 @@ class _Outgoing:
     payload: bytes
     retain: bool = False
     kind: str = "result"
-    key: str | None = None  # the prompt it answers (journal), None for status and malformed
+    key: str | None = None  # the prompt it answers (journal), None for status, busy...
 
 
 class Gateway:
@@ -388,6 +405,8 @@ class Gateway:
         self._outbox: deque[_Outgoing] = deque()
         self._outbox_ready = asyncio.Event()
         self._in_progress: dict[str, str] = {}  # id -> fingerprint of its prompt
+        # ids taken whose result the broker has not acknowledged yet (max_queued counts them)
+        self._unanswered: set[str] = set()
         self._done: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # id -> (fp, result)
         self._latencies: deque[float] = deque(maxlen=self.config.latency_window)
         self._slots = asyncio.Semaphore(self.config.max_in_flight)
@@ -455,7 +474,10 @@ class Gateway:
             while len(self._done) > self.config.remember_results:
                 self._done.popitem(last=False)
         self.stats.statuses[result.status] = self.stats.statuses.get(result.status, 0) + 1
-        self._queue(_Outgoing(self.result_topic(request_id), payload, key=key))
+        # only the answer of a prompt taken answers it (journal, max_queued): not a busy or
+        # duplicate_id result, whose id may be another prompt's, taken and in progress
+        self._queue(_Outgoing(self.result_topic(request_id), payload,
+                              key=key if fingerprint is not None else None))
 
     # -- incoming ----------------------------------------------------------------------------
     def handle_prompt(self, payload: bytes) -> None:
@@ -496,15 +518,16 @@ class Gateway:
             self.stats.duplicates += 1
             self._queue(_Outgoing(self.result_topic(request.id), done[1], key=key))
             return
-        if len(self._in_progress) >= self.config.max_queued:
+        if len(self._unanswered) >= self.config.max_queued:
             self.stats.busy += 1
             self._queue_result(request.id, ServiceResult(
-                "busy", f"gateway busy: {len(self._in_progress)} prompts taken and not yet "
+                "busy", f"gateway busy: {len(self._unanswered)} prompts taken and not yet "
                 "answered (max_queued); send it again later", {}, 0.0))
             return
         if self.journal is not None:
             self.journal.taken(key, payload)
         self._in_progress[key] = fingerprint
+        self._unanswered.add(key)
         task = asyncio.get_running_loop().create_task(self._forward(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -518,6 +541,7 @@ class Gateway:
             self.handle_prompt(payload)
             return
         self._done[request.key] = (request.fingerprint, result)
+        self._unanswered.add(request.key)
         self._queue(_Outgoing(self.result_topic(request.id), result, key=request.key))
 
     async def _forward(self, request: PromptRequest) -> None:
@@ -625,7 +649,7 @@ class Gateway:
         async with aiomqtt.Client(cfg.host, cfg.port, identifier=cfg.identifier,
                                   clean_session=False, will=will, keepalive=cfg.keepalive_s,
                                   timeout=10.0, tls_context=self._tls, username=cfg.username,
-                                  password=cfg.password,
+                                  password=cfg.password, queue_type=self._intake_queue(),
                                   logger=self._client_log) as client:  # type: ignore[arg-type]
             await client.subscribe(self.prompt_topic, qos=1)
             self._client_log.hold = False
@@ -635,9 +659,10 @@ class Gateway:
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._publisher(client))
-                    async for message in client.messages:
-                        if message.topic.matches(self.prompt_topic):
-                            self.handle_prompt(_payload_bytes(message.payload))
+                    # the prompts are taken as they arrive (_intake_queue): this only waits
+                    # for the connection to end
+                    async for _ in client.messages:
+                        pass
                     raise aiomqtt.MqttError("message stream ended")
             except asyncio.CancelledError:
                 # stopping: say so (retained) before the clean disconnect, which discards the
@@ -648,6 +673,21 @@ class Gateway:
                         await client.publish(self.status_topic, json.dumps(offline).encode(),
                                              qos=1, retain=True)
                 raise
+
+    def _intake_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """The MQTT client's incoming queue, which takes each prompt as the client hands it
+        over, holding none: within the client's message callback, so before the client
+        acknowledges it (PUBACK). Through the client's own queue, a prompt acknowledged and
+        not yet taken was held in memory, and lost when the connection dropped (a flood of
+        6,000 prompts of 20 kB lost 3,249 so when a result's publication timed out)."""
+        gateway = self
+
+        class Intake(asyncio.Queue[aiomqtt.Message]):
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                if item.topic.matches(gateway.prompt_topic):
+                    gateway.handle_prompt(_payload_bytes(item.payload))
+
+        return Intake
 
     async def _publisher(self, client: aiomqtt.Client) -> None:
         """Publish the outbox in order; an item leaves it only once the broker acknowledged
@@ -670,8 +710,10 @@ class Gateway:
                 self.stats.partials_published += 1
             if item.kind == "result":
                 self.stats.results_published += 1
-                if self.journal is not None and item.key is not None:
-                    self.journal.answered(item.key)
+                if item.key is not None:
+                    self._unanswered.discard(item.key)
+                    if self.journal is not None:
+                        self.journal.answered(item.key)
 
     async def _status_loop(self) -> None:
         while True:
