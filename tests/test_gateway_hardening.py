@@ -16,15 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_gateway import (
-    MOSQUITTO,
     Mosquitto,
     PahoClient,
+    broker,
     free_port,
     needs_broker,
     recorded,
@@ -41,18 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "sims" / "scenarios" / "gemma-recorded.json"
 TOPIC = "linkstack/sat1/prompt"
 
-
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A real broker on a free loopback port (test_gateway.Mosquitto)."""
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto is not installed")
-    broker = Mosquitto(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+__all__ = ["broker"]  # the real-mosquitto fixture of test_gateway, used by name below
 
 
 UNREADABLE = [
@@ -71,10 +59,10 @@ def test_unreadable_json_is_malformed_not_an_exception(payload: bytes) -> None:
 
 @needs_broker
 @pytest.mark.broker
-def test_unreadable_prompts_get_error_results_and_the_gateway_goes_on(mosquitto: Mosquitto) -> None:
+def test_unreadable_prompts_get_error_results_and_the_gateway_goes_on(broker: Mosquitto) -> None:
     service = LocalEndpointService(recorded())
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
-    pub = PahoClient(mosquitto.port, "t-prompts")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
 
     async def body(gw: Gateway) -> None:
         for payload in UNREADABLE:
@@ -90,7 +78,7 @@ def test_unreadable_prompts_get_error_results_and_the_gateway_goes_on(mosquitto:
         )
 
     try:
-        gw = asyncio.run(with_gateway(mosquitto, service, body))
+        gw = asyncio.run(with_gateway(broker, service, body))
         got = results(sub)
         assert [d["status"] for d in got["_"]] == ["malformed"] * len(UNREADABLE)
         assert all(d["text"].startswith("not readable") for d in got["_"])
@@ -105,11 +93,11 @@ def test_unreadable_prompts_get_error_results_and_the_gateway_goes_on(mosquitto:
 
 @needs_broker
 @pytest.mark.broker
-def test_an_id_names_one_prompt(mosquitto: Mosquitto) -> None:
+def test_an_id_names_one_prompt(broker: Mosquitto) -> None:
     backend = recorded()
     service = LocalEndpointService(backend)
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
-    pub = PahoClient(mosquitto.port, "t-prompts")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
     first = json.dumps({"id": "same", "prompt": "prompt number 1"})
 
     async def body(gw: Gateway) -> None:
@@ -123,7 +111,7 @@ def test_an_id_names_one_prompt(mosquitto: Mosquitto) -> None:
         await until(lambda: len(results(sub).get("same", [])) == 4, what="four results")
 
     try:
-        gw = asyncio.run(with_gateway(mosquitto, service, body))
+        gw = asyncio.run(with_gateway(broker, service, body))
         docs = results(sub)["same"]
         assert [d["status"] for d in docs] == ["ok", "duplicate_id", "duplicate_id", "ok"]
         assert docs[3] == docs[0] and docs[0]["text"] == "answer number 1"
@@ -154,10 +142,10 @@ class _Held:
 
 @needs_broker
 @pytest.mark.broker
-def test_intake_is_bounded_by_max_queued(mosquitto: Mosquitto) -> None:
+def test_intake_is_bounded_by_max_queued(broker: Mosquitto) -> None:
     service = _Held()
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
-    pub = PahoClient(mosquitto.port, "t-prompts")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
+    pub = PahoClient(broker.port, "t-prompts")
 
     async def body(gw: Gateway) -> None:
         for i in range(10):
@@ -171,7 +159,7 @@ def test_intake_is_bounded_by_max_queued(mosquitto: Mosquitto) -> None:
         await until(lambda: len(results(sub)["f9"]) == 2, what="f9 again")
 
     try:
-        gw = asyncio.run(with_gateway(mosquitto, service, body, max_queued=3, max_in_flight=1))
+        gw = asyncio.run(with_gateway(broker, service, body, max_queued=3, max_in_flight=1))
         got = results(sub)
         statuses = {k: [d["status"] for d in v] for k, v in got.items()}
         ok = [k for k, v in statuses.items() if v[0] == "ok"]
@@ -199,7 +187,7 @@ class _GatedPublisher(Gateway):
 @needs_broker
 @pytest.mark.broker
 def test_max_queued_counts_results_not_yet_acknowledged(
-    mosquitto: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
     # issue 17, flood: max_queued counted only the prompts at the service; those answered
     # and waiting for the broker to take their result were not counted, yet held in memory and
@@ -207,14 +195,14 @@ def test_max_queued_counts_results_not_yet_acknowledged(
     # 1,000 x 20 kB pending); and a duplicate_id result marked the original prompt, still in
     # progress, answered in the journal
     journal = tmp_path / "journal.jsonl"
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/+")
-    pub = PahoClient(mosquitto.port, "t-prompts")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/+")
+    pub = PahoClient(broker.port, "t-prompts")
     held = _Held()
     pending: list[int] = []
 
     async def main() -> None:
         gw = _GatedPublisher(LocalEndpointService(recorded()), GatewayConfig(
-            port=mosquitto.port, max_queued=3, journal=str(journal)))
+            port=broker.port, max_queued=3, journal=str(journal)))
         gw.gate = asyncio.Event()
         task = asyncio.get_running_loop().create_task(gw.run())
         try:
@@ -237,7 +225,7 @@ def test_max_queued_counts_results_not_yet_acknowledged(
             await gw.service.aclose()  # type: ignore[attr-defined]
 
     async def duplicate() -> None:
-        gw = Gateway(held, GatewayConfig(port=mosquitto.port, journal=str(journal)))
+        gw = Gateway(held, GatewayConfig(port=broker.port, journal=str(journal)))
         task = asyncio.get_running_loop().create_task(gw.run())
         try:
             await asyncio.wait_for(gw.connected.wait(), 10)
@@ -276,7 +264,7 @@ class _SlowTaking(Gateway):
 @needs_broker
 @pytest.mark.broker
 def test_every_prompt_acknowledged_was_taken_and_journaled(
-    mosquitto: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
     # issue 17, flood: the MQTT client acknowledged each prompt as it read it and queued it
     # for the gateway, without limit; the gateway stopping (or the connection dropping when a
@@ -284,13 +272,13 @@ def test_every_prompt_acknowledged_was_taken_and_journaled(
     # journal had those prompts any more (6,000 prompts of 20 kB: 3,249 lost)
     n = 300
     journal = tmp_path / "journal.jsonl"
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/+")
-    pub = PahoClient(mosquitto.port, "t-prompts")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/+")
+    pub = PahoClient(broker.port, "t-prompts")
     seen: dict[str, int] = {}
 
     async def gateway(cls: type[Gateway]) -> tuple[Gateway, asyncio.Task[None]]:
         gw = cls(LocalEndpointService(recorded()),
-                 GatewayConfig(port=mosquitto.port, reconnect_max_s=0.5, journal=str(journal)))
+                 GatewayConfig(port=broker.port, reconnect_max_s=0.5, journal=str(journal)))
         task = asyncio.get_running_loop().create_task(gw.run())
         await asyncio.wait_for(gw.connected.wait(), 10)
         return gw, task
@@ -405,7 +393,7 @@ def test_the_journal_keeps_a_result_until_the_broker_has_it(tmp_path: Path) -> N
 
 
 def test_a_journaled_result_is_published_again_as_it_was(
-    mosquitto: Mosquitto, tmp_path: Path
+    broker: Mosquitto, tmp_path: Path
 ) -> None:
     from linkstack.gateway.journal import PromptJournal
 
@@ -425,13 +413,13 @@ def test_a_journaled_result_is_published_again_as_it_was(
     earlier.taken("k2", json.dumps({"id": "k2", "prompt": "prompt number 2"}).encode())
     backend = recorded()
     service = LocalEndpointService(backend)
-    sub = PahoClient(mosquitto.port, "t-results", "linkstack/sat1/result/#")
+    sub = PahoClient(broker.port, "t-results", "linkstack/sat1/result/#")
 
     async def body(gw: Gateway) -> None:
         await until(lambda: {"k1", "k2"} <= set(results(sub)), what="both results")
 
     try:
-        gw = asyncio.run(with_gateway(mosquitto, service, body, journal=str(journal)))
+        gw = asyncio.run(with_gateway(broker, service, body, journal=str(journal)))
         got = {
             r.topic.rsplit("/", 1)[1]: r.payload for r in sub.snapshot() if "/result/" in r.topic
         }
