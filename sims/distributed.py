@@ -84,6 +84,15 @@ LOCAL_CLUSTER_QUIET: dict[str, Any] = {
 }
 """Options of an embedded ``LocalCluster`` that keep it off fixed ports."""
 
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    # A worker's statistical profiler wakes every 10 ms and walks the task thread's stack
+    # while holding the GIL: on rows of ~100 ms of pure Python that costs the rows time
+    # (measured: ~15 % per row with it on). An embedded cluster has no dashboard to show it.
+    "distributed.worker.profile.enabled": False,
+}
+"""Dask configuration of an embedded cluster (its worker processes get it from the nanny);
+an external cluster keeps its own."""
+
 LOCAL_CLUSTER_LOG_LEVEL = logging.CRITICAL
 """Dask's own log level in an embedded cluster: what matters reaches the command as results
 (a run that could not be computed is reported as lost), and Dask's messages about restarting
@@ -159,9 +168,12 @@ def chunk_size(n: int, parallelism: int) -> int:
 
 
 def _preload(modules: Sequence[str]) -> str:
-    """Import ``modules`` on a worker (once, before its first task); its linkstack version."""
+    """Import ``modules`` on a worker (once, before its first task), and call the
+    ``warm_up()`` of each that has one; the worker's linkstack version."""
     for name in modules:
-        importlib.import_module(name)
+        warm = getattr(importlib.import_module(name), "warm_up", None)
+        if callable(warm):
+            warm()
     from linkstack import __version__
 
     return __version__
@@ -175,8 +187,8 @@ def _one_line(exc: BaseException) -> str:
 class DaskRunner:
     """Items as ``dask.distributed`` tasks: on the cluster at ``scheduler``, or on an embedded
     ``LocalCluster`` of ``workers`` processes started on first use. On connecting, every
-    worker imports ``preload`` (so that the first tasks do not pay for it) and must run this
-    client's linkstack version."""
+    worker imports ``preload`` and runs its ``warm_up()`` (so that the first tasks do not pay
+    for either) and must run this client's linkstack version."""
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
@@ -207,7 +219,8 @@ class DaskRunner:
             from dask.distributed import LocalCluster
 
             assert self.workers is not None
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                                  **LOCAL_CLUSTER_CONFIG}):
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                              processes=True, host="127.0.0.1",
                                              silence_logs=LOCAL_CLUSTER_LOG_LEVEL,

@@ -71,6 +71,7 @@ from linkstack.sims.roundtrip import percentile, run_roundtrip
 from linkstack.sims.scenario import (
     Scenario,
     apply_overrides,
+    load_scenario,
     parse_scenario,
     read_scenario_source,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "scenario_digest",
     "short_label",
     "split_values",
+    "warm_up",
     "write_failures_csv",
     "write_samples_csv",
     "write_sweep_csv",
@@ -445,14 +447,19 @@ class RowResult:
 
 def plan_rows(base: Mapping[str, Any], overrides: Sequence[str], memo: MemoBackend, *,
               prompts: Sequence[str] | None = None, n_prompts: int | None = None,
-              repeat: int = 1) -> list[Row]:
+              repeat: int = 1, effective: Mapping[str, Any] | None = None,
+              first: Scenario | None = None) -> list[Row]:
     """The ``repeat`` runs of one setting, with their keys; runs the model (through the memo)
     on every prompt they will send, so that the workers only replay. Raises
     :class:`ConfigError` for a setting that does not validate, and whatever the model
-    raises."""
-    first = prepare(base, overrides)
+    raises. ``effective`` (``apply_overrides(base, overrides)``) and ``first`` (its parsed
+    scenario) are given by a caller that has them already."""
+    if effective is None:
+        effective = apply_overrides(base, overrides)
+    if first is None:
+        first = parse_scenario(effective)
     texts = prompt_list(first, prompts, n_prompts)
-    digest = scenario_digest(apply_overrides(base, overrides))
+    digest = scenario_digest(effective)
     rows = []
     for r, seed in enumerate(repeat_seeds(first.seed, repeat)):
         params = generation_params(replace(first, seed=seed))
@@ -489,6 +496,18 @@ def run_row(context: RowContext, row: Row) -> RowResult:
                 text += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
         return RowResult(row.key, None, time.perf_counter() - t0, worker, __version__,
                          " ".join(text.split()), type(exc).__name__, linkstack)
+
+
+def warm_up() -> None:
+    """One short round trip of the default scenario with a canned answer, run once by each
+    Dask worker before its first row (:class:`~linkstack.sims.distributed.DaskRunner`'s
+    ``preload``): the first round trip in a process pays about 35 ms more than the next ones
+    (first calls that build code tables and caches), which would otherwise fall on the first
+    rows of a sweep."""
+    from linkstack.payload.backend import Generation, RecordedBackend
+
+    backend = RecordedBackend({}, default=Generation("Warm.", 4, 2, 0.01))
+    run_roundtrip(load_scenario("default"), backend, prompts=["warm up"])
 
 
 class RunFailed(LinkstackError):
@@ -760,7 +779,8 @@ def run_sweep(source: str | Path | Mapping[str, Any], varies: Sequence[str | Var
     points = grid(parsed)
     by_label = {v.label: v for v in parsed}
     # validate every point before running anything
-    firsts = [prepare(base, _point_overrides(point, by_label)) for point in points]
+    effective = [apply_overrides(base, _point_overrides(point, by_label)) for point in points]
+    firsts = [parse_scenario(e) for e in effective]
     texts = prompt_list(firsts[0], prompts, n_prompts) if firsts else []
     store = store if store is not None else RowStore(None)
     if fresh:
@@ -770,10 +790,11 @@ def run_sweep(source: str | Path | Mapping[str, Any], varies: Sequence[str | Var
     store.load_memo(memo)
     failures: list[Failure] = []
     plans: list[list[Row] | None] = []
-    for point in points:
+    for point, point_effective, first in zip(points, effective, firsts, strict=True):
         try:
             plans.append(plan_rows(base, _point_overrides(point, by_label), memo,
-                                   prompts=prompts, n_prompts=n_prompts, repeat=repeat))
+                                   prompts=prompts, n_prompts=n_prompts, repeat=repeat,
+                                   effective=point_effective, first=first))
         except Exception as exc:  # the model failed on a prompt of this point
             failures.append(Failure(point, None, None, f"model: {exc}", type(exc).__name__))
             plans.append(None)
