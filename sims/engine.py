@@ -180,7 +180,8 @@ class Scheduler:
 
     def __init__(self, clock: trio.testing.MockClock) -> None:
         self._clock = clock
-        self._heap: list[list[Any]] = []  # [t_ns, seq, fn or None if cancelled, args]
+        # [t_ns, seq, fn or None if cancelled, args(, exact seconds: call_at_s)]
+        self._heap: list[list[Any]] = []
         self._seq = 0
         self._lot = trio.lowlevel.ParkingLot()
         self.jumps = 0
@@ -198,6 +199,19 @@ class Scheduler:
         if heap[0] is entry and self._lot:  # the scheduler sleeps: wake it to re-plan
             self._lot.unpark_all()
         return entry
+
+    def call_at_s(self, t_s: float, fn: Callable[..., object], *args: Any) -> TimerHandle:
+        """:meth:`call_at` at a time in float seconds, kept exact: when the scheduler jumps
+        the clock to this callback, it sets it to ``t_s`` itself rather than to the nearest
+        nanosecond, as ``trio.sleep_until(t_s)`` would. Callbacks are still ordered by
+        nanosecond, then by posting order."""
+        self._seq += 1
+        entry = [to_ns(t_s), self._seq, fn, args, t_s]
+        heap = self._heap
+        heapq.heappush(heap, entry)
+        if heap[0] is entry and self._lot:
+            self._lot.unpark_all()
+        return TimerHandle(entry)
 
     def call_later(self, delay_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return self.call_at(now_ns() + delay_ns, fn, *args)
@@ -224,7 +238,7 @@ class Scheduler:
             current = now_ns()
             if runner is None or _others_runnable(runner):
                 if t_ns > current:
-                    await self._sleep_until(t_ns)
+                    await self._sleep_until(t_ns, heap[0])
                     continue
                 runq = None
                 next_deadline = None
@@ -235,30 +249,35 @@ class Scheduler:
             # Run due callbacks; jump the clock to the next one as long as nothing else
             # in trio could run first: no task woken (by a callback), no earlier deadline.
             while heap:
-                t_ns = heap[0][0]
-                if t_ns > current:
+                first = heap[0]
+                t_ns = first[0]
+                # (an exact time later than the clock within its nanosecond moves it too)
+                if t_ns > current or (len(first) > 4 and first[4] > clock.current_time()):
                     if runq is None or runq or entry_size() > 0:
                         break
+                    t_s = first[4] if len(first) > 4 else t_ns / NS_PER_S
                     deadline = next_deadline()
-                    if deadline != inf and t_ns / NS_PER_S >= deadline:
+                    if deadline != inf and t_s >= deadline:
                         break
                     if direct:
-                        clock._virtual_base = t_ns / NS_PER_S
+                        clock._virtual_base = t_s
                     else:  # pragma: no cover - depends on the trio version
-                        clock.jump(max(0.0, t_ns / NS_PER_S - clock.current_time()))
+                        clock.jump(max(0.0, t_s - clock.current_time()))
                     self.jumps += 1
                     current = t_ns
-                _, _, fn, args = pop(heap)
+                entry = pop(heap)
+                fn = entry[2]
                 if fn is not None:
-                    fn(*args)
+                    fn(*entry[3])
             else:
                 continue
-            await self._sleep_until(t_ns)
+            await self._sleep_until(t_ns, heap[0])
 
-    async def _sleep_until(self, t_ns: int) -> None:
-        """Sleep like any task until ``t_ns`` (or until a new earlier callback is posted)."""
+    async def _sleep_until(self, t_ns: int, entry: list[Any]) -> None:
+        """Sleep like any task until ``t_ns`` (or until a new earlier callback is posted);
+        ``entry`` is the callback due then (its exact seconds, if it has them, are kept)."""
         self.sleeps += 1
-        with trio.move_on_at(t_ns / NS_PER_S):
+        with trio.move_on_at(entry[4] if len(entry) > 4 else t_ns / NS_PER_S):
             await self._lot.park()
 
 

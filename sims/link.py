@@ -521,6 +521,14 @@ class Direction:
         while queue and queue[0][0] + (queue[0][1] - 1) * queue[0][2] <= t:
             queue.popleft()
 
+    def room_at_ns(self, t_ns: int) -> int:
+        """Earliest time >= ``t_ns`` at which :meth:`send_nowait` of one unit neither blocks
+        nor is dropped for want of room: ``t_ns`` itself unless a bounded ``block`` queue is
+        full then (a ``drop`` queue drops instead: its sender never waits)."""
+        if self.queue_capacity is None or self.queue_policy == "drop":
+            return t_ns
+        return self._room_at(1, t_ns)
+
     def _room_at(self, k: int, t: int) -> int:
         """Earliest time >= t at which k more units fit in the queue."""
         assert self.queue_capacity is not None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,91 @@ class Port:
         dec = self.coding_s(len(delivery.unit))
         if dec:
             await trio.sleep(dec)
+        now = engine.now()
+        rec = self.endpoint.receive(delivery.unit, now)
+        if rec.accepted:
+            self.run.account(self.hop, unit, delivery, (t_code0, t_code1), (arrival, now))
+        self.kick()  # acks, CLCWs
+        if rec.packets:
+            self.on_packets(rec.packets, now)
+
+
+class CallbackPort(Port):
+    """A :class:`Port` run by the simulation's scheduler instead of by tasks, for endpoints
+    whose coding takes no virtual time (``coding_rate`` infinite: the constellation's
+    ASSUMPTION).
+
+    The same steps as :meth:`Port.transmit_loop` and :meth:`Port.receive`, as callbacks:
+    :meth:`kick` posts one *pump* at the current instant (timers due, then every unit
+    ``poll`` gives is sent with ``send_nowait``), the endpoint's next deadline is one
+    scheduler timer, and :meth:`deliver` is the direction's ``on_delivery``. Nothing
+    waits in trio, so a unit crosses a hop with no task switch at all: on a constellation,
+    where hops carry a few units each, the tasks' switches cost more than the stack.
+    Units that a full ``block`` queue cannot take yet wait here, in order, and the port
+    polls its endpoint again only once they are all sent, as the task does while
+    :meth:`Direction.send` waits."""
+
+    def __init__(self, run: Accountant, endpoint: HopEndpoint, tx: Direction, hop: str,
+                 on_packets: Callable[[list[bytes], float], None],
+                 quiet: Callable[[], bool] | None = None) -> None:
+        super().__init__(run, endpoint, tx, hop, math.inf, on_packets, quiet=quiet)
+        self._scheduler = engine.current_simulation().scheduler
+        self._held: deque[Unit] = deque()  # polled, waiting for room in the queue
+        self._pump_posted = False
+        self._timer: engine.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    def kick(self) -> None:
+        if not self._pump_posted:
+            self._pump_posted = True
+            self._scheduler.post(engine.now_ns(), self._pump, ())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._pump()
+
+    def _pump(self) -> None:
+        self._pump_posted = False
+        ep = self.endpoint
+        now = engine.now()
+        deadline = ep.next_deadline()
+        if deadline is not None and deadline <= now:
+            ep.on_timer(now)
+        held = self._held
+        if not held:
+            held.extend(ep.poll(now))
+        tx = self.tx
+        t_ns = engine.now_ns()
+        while held:
+            room = tx.room_at_ns(t_ns)
+            if room > t_ns:  # a full 'block' queue: go on when it has room
+                self._pump_posted = True
+                self._scheduler.post(room, self._pump, ())
+                break
+            unit = held.popleft()
+            if self.capture is not None:
+                self.capture.unit(unit.data, now)
+            tx.send_nowait(unit.data, (unit, now, now))
+        deadline = None if self.quiet is not None and self.quiet() else ep.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            # at the deadline's exact float time (Scheduler.call_at_s), as the task's
+            # move_on_at: rounded to the nanosecond it could fall just short of it
+            self._timer = None if deadline is None else self._scheduler.call_at_s(
+                max(deadline, now), self._on_timer)
+
+    async def transmit_loop(self) -> None:
+        raise RuntimeError("a CallbackPort has no transmit task: kick() it")
+
+    def deliver(self, delivery: Delivery) -> None:
+        """What arrived on the direction this port receives (its ``on_delivery``)."""
+        if delivery.erased:
+            return
+        unit, t_code0, t_code1 = delivery.meta
+        arrival = delivery.t_arrival / NS
         now = engine.now()
         rec = self.endpoint.receive(delivery.unit, now)
         if rec.accepted:

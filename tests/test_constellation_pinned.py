@@ -5,7 +5,11 @@ per hop) must not change a single result: the same scenario and seed give the sa
 statuses, placements, routes, totals and breakdowns, to the last bit of every float. The
 expected records in ``tests/data/constellation_pinned.json`` were written by the simulator as it
 was before that work (commit 1d56057), with the model replayed from
-``sims/scenarios/gemma-recorded.json``. Four runs cover the code paths: the 2,800-satellite
+``sims/scenarios/gemma-recorded.json``; they were rewritten once since, when the run moved from
+tasks to scheduler callbacks: the two walker runs came out bit-identical, and the ring's
+differ only where several prompts stored at one station leave at the same instant, when its
+contact begins -- they now leave in the order they arrived (the callbacks' posting order),
+where before they left in the order trio happened to wake their tasks. Four runs cover the code paths: the 2,800-satellite
 shell under ``nearest-free`` (ingress answers, placements by snapshot shortest paths when the
 ingress is loaded), the shell with everything sent to one satellite and inter-plane links cut
 above 20 deg (routes of ~20 ISL hops that change as links break), and the 12-satellite ring with

@@ -325,3 +325,78 @@ def test_real_model_streams_through_the_default_scenario() -> None:
     assert p.status == "ok" and p.segments >= 2
     assert 0 < p.ttft_s < p.total_s - 0.1
     assert sum(p.breakdown.values()) == pytest.approx(p.total_s, abs=1e-9)
+
+
+# -- CallbackPort: the task-free port of the constellation -----------------------------------
+
+
+class _NoAccounting:
+    def account(self, *args: object) -> None:
+        return None
+
+
+def _hop_through_ports(callback: bool, capacity: int | None, ber: float = 0.0
+                       ) -> list[tuple[float, bytes]]:
+    """30 packets over the default scenario's RF hop (COP-1 up, TM with the CLCW down), with
+    the uplink's queue bounded to ``capacity`` ('block'), through Port tasks or CallbackPorts:
+    what reaches the spacecraft, and when."""
+    import dataclasses
+
+    import trio
+
+    from linkstack.sims import engine
+    from linkstack.sims.roundtrip import CallbackPort, Port
+    from linkstack.sims.topology import build_endpoints
+    from linkstack.spp.packet import SpacePacket
+
+    hop = plan_path(load_scenario("default"))[0]
+    fwd = dataclasses.replace(hop.forward, queue_capacity=capacity, queue_policy="block",
+                              ber=ber)
+    hop = dataclasses.replace(hop, forward=fwd)
+    packets = [SpacePacket(0x100, i, bytes([i]) * (40 + 13 * i)).encode() for i in range(30)]
+    got: list[tuple[float, bytes]] = []
+
+    async def main() -> None:
+        near, far = build_endpoints(hop)
+        run = _NoAccounting()
+        on_far = lambda ps, t: got.extend((t, p) for p in ps)  # noqa: E731
+        async with trio.open_nursery() as nursery:
+            if callback:
+                ports: dict[str, CallbackPort] = {}
+                up = fwd.build_direction(on_delivery=lambda d: ports["far"].deliver(d))
+                down = hop.back.build_direction(on_delivery=lambda d: ports["near"].deliver(d))
+                ports["near"] = CallbackPort(run, near, up, hop.back.name, lambda ps, t: None)
+                ports["far"] = CallbackPort(run, far, down, fwd.name, on_far)
+                first: Port = ports["near"]
+                ports["far"].kick()
+            else:
+                up, down = fwd.build_direction(), hop.back.build_direction()
+                first = Port(run, near, up, hop.back.name, math.inf, lambda ps, t: None)
+                second = Port(run, far, down, fwd.name, math.inf, on_far)
+                for d, port in ((up, second), (down, first)):
+                    async def pump(d=d, port=port) -> None:  # type: ignore[no-untyped-def]
+                        async for delivery in d.receive_channel:
+                            await port.receive(delivery)
+                    nursery.start_soon(pump)
+                nursery.start_soon(first.transmit_loop)
+                nursery.start_soon(second.transmit_loop)
+            await trio.sleep(1.0)
+            for i, p in enumerate(packets):
+                near.send_packet(p, i, now=engine.now())
+            first.kick()
+            await trio.sleep(120.0)
+            nursery.cancel_scope.cancel()
+
+    engine.run_simulation(main, seed=3)
+    assert [p for _, p in got] == packets  # every packet once, in order
+    return got
+
+
+@pytest.mark.parametrize("capacity", [None, 1, 4])
+@pytest.mark.parametrize("ber", [0.0, 3e-5])
+def test_callback_port_carries_what_the_task_port_carries_at_the_same_times(
+        capacity: int | None, ber: float) -> None:
+    """A CallbackPort is Port's transmit task and receive step as scheduler callbacks: over a
+    COP-1 hop, with or without a full 'block' queue holding units back, and with bit errors
+    that make FOP-1 retransmit, the same packets arrive at the same virtual times."""
+    assert _hop_through_ports(True, capacity, ber) == _hop_through_ports(False, capacity, ber)

@@ -114,6 +114,33 @@ def test_scheduler_runs_callbacks_at_their_times_in_order() -> None:
     assert log == [("a", 1_000), ("b", 1_000), ("task", 2_000), ("c", 3_000)]
 
 
+def test_call_at_s_keeps_float_times_exact() -> None:
+    """Scheduler.call_at_s: the clock reads the exact float time in the callback (0.1 + 0.2 is
+    not 0.3, and to_ns would round it to 300_000_000 ns); callbacks still run in nanosecond,
+    then posting, order, interleaved with call_at ones; a cancelled one never runs."""
+    seen: list[tuple[str, float]] = []
+
+    async def main() -> None:
+        sched = current_simulation().scheduler
+
+        def record(tag: str) -> None:
+            seen.append((tag, now()))
+
+        t = 0.1 + 0.2
+        sched.call_at_s(t, record, "exact")
+        sched.call_at(to_ns(t), record, "same ns, posted later")
+        sched.call_at_s(0.25 + 4e-10, record, "first")  # 250_000_000 ns, rounded down
+        sched.call_at_s(1e-9 / 4, record, "within the first ns")
+        sched.call_at_s(0.5, record, "never").cancel()
+        await trio.sleep(1.0)
+
+    run_simulation(main, seed=0)
+    assert seen == [("within the first ns", 1e-9 / 4), ("first", 0.25 + 4e-10),
+                    ("exact", 0.1 + 0.2),
+                    ("same ns, posted later", 0.1 + 0.2)]
+    assert 0.1 + 0.2 != 0.3
+
+
 def test_scheduler_interleaves_with_task_deadlines() -> None:
     """Callbacks and task wake-ups happen at their exact times, whatever their order."""
     log: list[tuple[str, int]] = []

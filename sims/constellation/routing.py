@@ -229,13 +229,26 @@ class _Snapshots:
     def __init__(self, arr: _Arrays, n: int, *, common: int = 16) -> None:
         self.n = n
         bounds, counts = np.unique(np.concatenate((arr.start, arr.end)), return_counts=True)
+        self.bounds = bounds
         self.times = bounds[counts >= common]
         stable = np.isin(arr.start, self.times) & np.isin(arr.end, self.times)
         self.stable = _Columns(arr, stable)
         self.volatile = _Columns(arr, ~stable)
         self.cache: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
+        self.last: tuple[tuple[int, float], csr_matrix] | None = None
 
     def graph(self, t_s: float, size_bits: float) -> csr_matrix:
+        """The snapshot at ``t_s``. The contacts up (``start <= t < end``) are the same set
+        between two consecutive start or end times of the plan, so the last graph is kept
+        and given again while ``t_s`` stays between the same two."""
+        span = (int(np.searchsorted(self.bounds, t_s, side="right")), size_bits)
+        if self.last is not None and self.last[0] == span:
+            return self.last[1]
+        graph = self._graph(t_s, size_bits)
+        self.last = (span, graph)
+        return graph
+
+    def _graph(self, t_s: float, size_bits: float) -> csr_matrix:
         n = self.n
         b = int(np.searchsorted(self.times, t_s, side="right"))
         part = self.cache.get((b, size_bits))
@@ -802,7 +815,9 @@ class RoutingTable:
         excluded_nodes: Iterable[int] = (),
         excluded_links: Iterable[tuple[int, int]] = (),
     ) -> csr_matrix:
-        """Link delays of the contacts up at ``t_s`` (see :func:`snapshot_graph`)."""
+        """Link delays of the contacts up at ``t_s`` (see :func:`snapshot_graph`). Without
+        exclusions the matrix may be the one given for an earlier time with the same contacts
+        up: read it, do not modify it."""
         excluded_nodes = tuple(excluded_nodes)
         excluded_links = tuple(excluded_links)
         if not excluded_nodes and not excluded_links:

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +84,8 @@ from linkstack.sims.constellation.orbits import (
 from linkstack.sims.constellation.plan import ContactPlan
 from linkstack.sims.constellation.routing import Route, RoutingTable
 from linkstack.sims.constellation.scenario import ConstellationScenario
-from linkstack.sims.link import Delivery, Direction
-from linkstack.sims.roundtrip import Port, percentile
+from linkstack.sims.link import Delivery
+from linkstack.sims.roundtrip import CallbackPort, percentile
 from linkstack.sims.topology import Hop, build_endpoints, rf_config
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE
 
@@ -255,7 +255,8 @@ class Crossing:
     to: int
     record: HopRecord
     left: int
-    done: trio.Event = field(default_factory=trio.Event)
+    on_done: Callable[[], None]
+    finished: bool = False
 
     @property
     def end(self) -> float | None:
@@ -269,6 +270,35 @@ class _Message:
     packets: int
     created: float
     crossings: list[Crossing] = field(default_factory=list)
+
+
+@dataclass
+class _Carry:
+    """A message on its way from ``node`` to any of ``dests`` (:meth:`_ConstellationRun._carry`);
+    ``on_done(node)`` once it is there (None: no route before the plan's horizon)."""
+
+    msg: _Message
+    packets: list[bytes]
+    node: int
+    dests: frozenset[int]
+    table: RoutingTable
+    on_done: Callable[[int | None], None]
+    hint: Route | None = None
+    cancelled: bool = False
+
+
+@dataclass
+class _Prompt:
+    """One prompt from its station until it is answered, refused or timed out."""
+
+    record: PromptRecord
+    station: int
+    text: str
+    msg: _Message
+    packets: list[bytes]
+    timeout: engine.TimerHandle
+    ingress: Route | None = None
+    carry: _Carry | None = None
 
 
 @dataclass
@@ -351,25 +381,25 @@ class _Hop:
         self.kinds = {a: "uplink" if rf else "isl", b: "downlink" if rf else "isl"}
         near, far = build_endpoints(self.hop)
         con = world.constellation
+        # ASSUMPTION: coding takes no virtual time here (the chain models it, in [run]), so
+        # both ends are driven by the scheduler's callbacks (CallbackPort), not by tasks
         up = fwd.build_direction(
             propagation=con.delay(a, b),
-            visibility=DownIntervals.from_visible(world.windows(a, b)))
+            visibility=DownIntervals.from_visible(world.windows(a, b)),
+            on_delivery=lambda d: self.ports[b].deliver(d))  # type: ignore[arg-type]
         down = back.build_direction(
             propagation=con.delay(b, a),
-            visibility=DownIntervals.from_visible(world.windows(b, a)))
-        rate_a = run.coding_rate(a)
-        rate_b = run.coding_rate(b)
+            visibility=DownIntervals.from_visible(world.windows(b, a)),
+            on_delivery=lambda d: self.ports[a].deliver(d))  # type: ignore[arg-type]
         self.ports = {
-            a: Port(run, near, up, back.name, rate_a, run.arrival_handler(a)),
-            b: Port(run, far, down, fwd.name, rate_b, run.arrival_handler(b),
-                    quiet=(lambda: bool(near.idle)) if rf else None),  # type: ignore[attr-defined]
+            a: CallbackPort(run, near, up, back.name, run.arrival_handler(a)),
+            b: CallbackPort(run, far, down, fwd.name, run.arrival_handler(b),
+                            quiet=(lambda: bool(near.idle)) if rf else None),  # type: ignore[attr-defined]
         }
         self.direction_names = {a: fwd.name, b: back.name}  # what node X sends on
         self.limit = (rf_config(self.hop).max_packet_length - PRIMARY_HEADER_SIZE) if rf else None
-        run.nursery.start_soon(run.receiver, up, self.ports[b])
-        run.nursery.start_soon(run.receiver, down, self.ports[a])
-        run.nursery.start_soon(self.ports[a].transmit_loop)
-        run.nursery.start_soon(self.ports[b].transmit_loop)
+        self.ports[a].kick()  # the first pump: timers the endpoints start with
+        self.ports[b].kick()
 
 
 class _ConstellationRun:
@@ -385,7 +415,6 @@ class _ConstellationRun:
         self.packet_owner: dict[bytes, tuple[str, int]] = {}
         self.current: dict[tuple[tuple[str, int], str], Crossing] = {}
         self.endpoints: dict[int, ModelEndpoint] = {}
-        self.onboard_wake: dict[int, trio.Event] = {}
         self.load: dict[int, int] = dict.fromkeys(world.computing, 0)
         self.by_load: list[set[int]] = [set(world.computing)]  # satellites by prompts assigned
         self.compute_of: dict[int, int] = {}
@@ -393,11 +422,12 @@ class _ConstellationRun:
         self.inference: dict[int, tuple[float, float]] = {}
         self.results: dict[int, tuple[Result, float, int]] = {}
         self.answers: dict[int, _Message] = {}
-        self.result_events: dict[int, trio.Event] = {}
+        self.pending: dict[int, _Prompt] = {}  # request id -> a prompt not finished yet
         self.records: list[PromptRecord] = []
         self.transport = TransportConfig(max_data_length=self._max_data_length())
         self.client = PromptClient(self.transport, timeout_s=self.sc.traffic.timeout_s)
-        self.nursery: trio.Nursery
+        self.scheduler: engine.Scheduler  # the running simulation's (main() sets it)
+        self.all_done: trio.Event
 
     # -- wiring ------------------------------------------------------------------------------
     def _max_data_length(self) -> int:
@@ -406,9 +436,6 @@ class _ConstellationRun:
         probe = Hop("probe", "rf", up, sc.links["downlink"])
         return min(1024, rf_config(probe).max_packet_length - PRIMARY_HEADER_SIZE)
 
-    def coding_rate(self, node: int) -> float:
-        return math.inf  # ASSUMPTION: coding compute is free here (the chain runs it in [run])
-
     def hop(self, a: int, b: int) -> _Hop:
         key = (a, b) if (self.world.is_station(a) or (not self.world.is_station(b) and a < b)) \
             else (b, a)
@@ -416,10 +443,6 @@ class _ConstellationRun:
         if hop is None:
             hop = self.hops[key] = _Hop(self, *key)
         return hop
-
-    async def receiver(self, direction: Direction, port: Port) -> None:
-        async for delivery in direction.receive_channel:
-            await port.receive(delivery)  # type: ignore[arg-type]
 
     def account(self, hop: str, unit: Unit, d: Delivery, coding: tuple[float, float],
                 decoding: tuple[float, float]) -> None:
@@ -443,30 +466,42 @@ class _ConstellationRun:
                     continue
                 msg = self.messages[key]
                 crossing = msg.crossings[-1] if msg.crossings else None
-                if crossing is None or crossing.to != node or crossing.done.is_set():
+                if crossing is None or crossing.to != node or crossing.finished:
                     continue
                 crossing.left -= 1
                 if crossing.left == 0:
                     crossing.record.end = now
+                    crossing.finished = True
                     self.current.pop((key, crossing.record.hop), None)
-                    crossing.done.set()
+                    crossing.on_done()
         return arrived
 
     # -- main --------------------------------------------------------------------------------
+    #
+    # Everything below runs as callbacks of the simulation's scheduler (engine.Scheduler):
+    # a prompt's arrival, its wait for a contact, each hop it crosses (CallbackPort), the
+    # inference and the answer's way home. No task waits for any of it, so the scheduler
+    # runs the whole constellation ahead in virtual time without a task switch; the only
+    # task besides it is main(), waiting for the last prompt.
+
     async def main(self) -> ConstellationReport:
         sc = self.sc
-        async with trio.open_nursery() as nursery:
-            self.nursery = nursery
-            async with trio.open_nursery() as prompts:
-                for t0, station, text in self.arrivals:
-                    if t0 > engine.now():
-                        await trio.sleep_until(t0)
-                    prompts.start_soon(self._prompt, station, text, t0)
-            nursery.cancel_scope.cancel()
+        self.scheduler = engine.current_simulation().scheduler
+        self.all_done = trio.Event()
+        if self.arrivals:
+            self.scheduler.call_at_s(self.arrivals[0][0], self._arrive, 0)
+            await self.all_done.wait()
         self.records.sort(key=lambda r: (r.t0_s, r.request_id))
         return ConstellationReport(sc.name, sc.routing.policy, sc.duration_s, self.records,
                                    len(self.hops), len(self.world.satellites),
                                    len(self.world.stations), len(self.world.plan.contacts))
+
+    def _arrive(self, i: int) -> None:
+        """Prompt ``i`` of the traffic leaves its user now; the next one is posted."""
+        _, station, text = self.arrivals[i]
+        if i + 1 < len(self.arrivals):
+            self.scheduler.call_at_s(self.arrivals[i + 1][0], self._arrive, i + 1)
+        self._prompt(station, text, engine.now())
 
     def _message(self, key: tuple[str, int], packets: list[bytes], now: float) -> _Message:
         octets = sum(len(p) - PRIMARY_HEADER_SIZE for p in packets)
@@ -480,7 +515,7 @@ class _ConstellationRun:
             self.packet_owner.pop(bytes(p), None)
         self.messages.pop(msg.key, None)
 
-    async def _prompt(self, station: int, text: str, t0: float) -> None:
+    def _prompt(self, station: int, text: str, t0: float) -> None:
         tr = self.sc.traffic
         params = GenerationParams(max_tokens=tr.max_tokens, temperature=tr.temperature,
                                   seed=self.sc.seed)
@@ -489,39 +524,67 @@ class _ConstellationRun:
         self.records.append(record)
         self.origin_of[rid] = station
         msg = self._message(("prompt", rid), packets, t0)
-        done = self.result_events[rid] = trio.Event()
-        with trio.move_on_after(tr.timeout_s):
-            # stored at the station until a satellite is in view, then placed (step 3)
-            ingress = self._table_for().route(station, self.world.satellite_set, t0,
-                                              size_bits=msg.octets * 8)
-            if ingress is not None and ingress.departures_s[0] > t0:
-                await trio.sleep_until(ingress.departures_s[0])
-            compute = self._place(station, engine.now(), msg,
-                                  None if ingress is None else ingress.dst)
-            if compute is None:
-                record.status = "no_route"
-                return
-            self.compute_of[rid] = compute
-            record.compute = self.world.name(compute)
-            arrived = await self._carry(msg, packets, station, frozenset({compute}),
-                                        self._table_for(), hint=ingress)
-            if arrived is None:
-                record.status = "no_route"
-                self._unload(rid)
-                return
-            ep = self._endpoint(compute)
-            now = engine.now()
-            for p in packets:
-                for ev in ep.receive_packet(p, now, source=("prompt", rid)):
-                    if isinstance(ev, ResultSent):  # a rejection (BUSY, too long, ...)
-                        self._unload(rid)
-                        self.nursery.start_soon(self._answer, compute, ev.result.request_id,
-                                                list(ev.packets), now)
-            ep.forget_source(("prompt", rid))
-            self.onboard_wake[compute].set()
-            await done.wait()
-        self._forget(msg, packets)
-        self._finish(record, station, msg)
+        timeout = self.scheduler.call_at_s(t0 + tr.timeout_s, self._end_prompt, rid)
+        prompt = self.pending[rid] = _Prompt(record, station, text, msg, packets, timeout)
+        # stored at the station until a satellite is in view, then placed (step 3)
+        prompt.ingress = ingress = self._table_for().route(
+            station, self.world.satellite_set, t0, size_bits=msg.octets * 8)
+        if ingress is not None and ingress.departures_s[0] > t0:
+            self.scheduler.call_at_s(ingress.departures_s[0], self._placed, rid)
+        else:
+            self._placed(rid)
+
+    def _placed(self, rid: int) -> None:
+        prompt = self.pending.get(rid)
+        if prompt is None:  # timed out while it waited for a satellite
+            return
+        ingress = prompt.ingress
+        compute = self._place(prompt.station, engine.now(), prompt.msg,
+                              None if ingress is None else ingress.dst)
+        if compute is None:
+            prompt.record.status = "no_route"
+            self._end_prompt(rid)
+            return
+        self.compute_of[rid] = compute
+        prompt.record.compute = self.world.name(compute)
+        prompt.carry = self._carry(prompt.msg, prompt.packets, prompt.station,
+                                   frozenset({compute}), self._table_for(),
+                                   lambda at: self._uplinked(rid, compute, at), hint=ingress)
+
+    def _uplinked(self, rid: int, compute: int, at: int | None) -> None:
+        prompt = self.pending.get(rid)
+        if prompt is None:
+            return
+        if at is None:
+            prompt.record.status = "no_route"
+            self._unload(rid)
+            self._end_prompt(rid)
+            return
+        ep = self._endpoint(compute)
+        now = engine.now()
+        refused: list[ResultSent] = []
+        for p in prompt.packets:
+            for ev in ep.receive_packet(p, now, source=("prompt", rid)):
+                if isinstance(ev, ResultSent):  # a rejection (BUSY, too long, ...)
+                    refused.append(ev)
+        ep.forget_source(("prompt", rid))
+        for ev in refused:
+            self._unload(rid)
+            self._answer(compute, ev.result.request_id, list(ev.packets), now)
+        self._serve(compute)
+
+    def _end_prompt(self, rid: int) -> None:
+        """The prompt is answered, refused, unroutable or out of time: report it (once)."""
+        prompt = self.pending.pop(rid, None)
+        if prompt is None:
+            return
+        prompt.timeout.cancel()
+        if prompt.carry is not None:
+            prompt.carry.cancelled = True  # what is in flight on a hop still lands, unowned
+        self._forget(prompt.msg, prompt.packets)
+        self._finish(prompt.record, prompt.station, prompt.msg)
+        if not self.pending and len(self.records) == len(self.arrivals):
+            self.all_done.set()
 
     def _table_for(self) -> RoutingTable:
         return self.world.table_no_isl if self.sc.routing.policy == "no-isl" else self.world.table
@@ -586,44 +649,66 @@ class _ConstellationRun:
         if sat is not None:
             self._move(sat, -1)
 
-    async def _carry(self, msg: _Message, packets: list[bytes], node: int,
-                     dests: frozenset[int], table: RoutingTable, hint: Route | None = None
-                     ) -> int | None:
-        """Move ``msg`` from ``node`` hop by hop until it is at one of ``dests``. ``hint`` is
-        a route from ``node`` computed at this very instant (the ingress route, when the entry
-        satellite computes): it is taken instead of asking again."""
-        size = msg.octets * 8
-        while node not in dests:
-            now = engine.now()
-            # A* bounds are cached per destination set: worth it for sets asked again and again
-            # (all stations, the fixed satellite), not for a one-off computing satellite
-            guided = len(dests) > 1 or self.sc.routing.policy == "fixed"
-            if hint is not None and hint.src == node and hint.dst in dests:
-                route, hint = hint, None
+    def _carry(self, msg: _Message, packets: list[bytes], node: int, dests: frozenset[int],
+               table: RoutingTable, on_done: Callable[[int | None], None],
+               hint: Route | None = None) -> _Carry:
+        """Move ``msg`` from ``node`` hop by hop until it is at one of ``dests``, then
+        ``on_done(node)``. ``hint`` is a route from ``node`` computed at this very instant
+        (the ingress route, when the entry satellite computes): it is taken instead of asking
+        again. Cancelling the returned carry stops it at the next node."""
+        carry = _Carry(msg, packets, node, dests, table, on_done, hint)
+        self._step(carry)
+        return carry
+
+    def _step(self, c: _Carry) -> None:
+        """Route ``c`` from where it is now, and hand it to the next hop or wait for it."""
+        if c.cancelled:
+            return
+        node = c.node
+        if node in c.dests:
+            c.on_done(node)
+            return
+        now = engine.now()
+        hint, c.hint = c.hint, None
+        if hint is not None and hint.src == node and hint.dst in c.dests:
+            route: Route | None = hint
+        else:
+            # A* bounds are cached per destination set: worth it for sets asked again and
+            # again (all stations, the fixed satellite), not for a one-off computing satellite
+            guided = len(c.dests) > 1 or self.sc.routing.policy == "fixed"
+            route = self._route(c.table, node, c.dests, now, c.msg.octets * 8, guided=guided)
+        if route is None:
+            if now + ROUTE_RETRY_S > self.world.plan.horizon_s:
+                c.on_done(None)
             else:
-                route = self._route(table, node, dests, now, size, guided=guided)
-            if route is None:
-                if now + ROUTE_RETRY_S > self.world.plan.horizon_s:
-                    return None
-                await trio.sleep(ROUTE_RETRY_S)
-                continue
-            contact = route.contacts[0]
-            if route.departures_s[0] > now:
-                await trio.sleep_until(route.departures_s[0])
-            hop = self.hop(node, contact.to)
-            now = engine.now()
-            name = hop.direction_names[node]
-            crossing = Crossing(hop.kinds[node], node, contact.to, HopRecord(name, start=now),
-                                len(packets))
-            msg.crossings.append(crossing)
-            self.current[(msg.key, name)] = crossing
-            port = hop.ports[node]
-            for p in packets:
-                port.endpoint.send_packet(p, msg.key, now=now)
-            port.kick()
-            await crossing.done.wait()
-            node = contact.to
-        return node
+                self.scheduler.call_at_s(now + ROUTE_RETRY_S, self._step, c)
+            return
+        to = route.contacts[0].to
+        if route.departures_s[0] > now:  # stored at the node until the contact begins
+            self.scheduler.call_at_s(route.departures_s[0], self._depart, c, to)
+        else:
+            self._depart(c, to)
+
+    def _depart(self, c: _Carry, to: int) -> None:
+        if c.cancelled:
+            return
+        node = c.node
+        hop = self.hop(node, to)
+        now = engine.now()
+        name = hop.direction_names[node]
+        msg = c.msg
+        crossing = Crossing(hop.kinds[node], node, to, HopRecord(name, start=now),
+                            len(c.packets), lambda: self._crossed(c, to))
+        msg.crossings.append(crossing)
+        self.current[(msg.key, name)] = crossing
+        port = hop.ports[node]
+        for p in c.packets:
+            port.endpoint.send_packet(p, msg.key, now=now)
+        port.kick()
+
+    def _crossed(self, c: _Carry, to: int) -> None:
+        c.node = to
+        self._step(c)
 
     def _route(self, table: RoutingTable, node: int, dests: frozenset[int], now: float,
                size: float, *, guided: bool = True) -> Route | None:
@@ -638,21 +723,15 @@ class _ConstellationRun:
                                  concurrency=self.sc.slots, timeout_s=None,
                                  profile=self.profile)
             ep = self.endpoints[sat] = ModelEndpoint(self.backend, cfg)
-            self.onboard_wake[sat] = trio.Event()
-            self.nursery.start_soon(self._onboard, sat)
         return ep
 
-    async def _onboard(self, sat: int) -> None:
+    def _serve(self, sat: int) -> None:
+        """Start every job the satellite's endpoint has a free slot for."""
         ep = self.endpoints[sat]
-        while True:
-            job = ep.next_job(engine.now())
-            if job is None:
-                await self.onboard_wake[sat].wait()
-                self.onboard_wake[sat] = trio.Event()
-                continue
-            self.nursery.start_soon(self._infer, sat, job)
+        while (job := ep.next_job(engine.now())) is not None:
+            self._infer(sat, job)
 
-    async def _infer(self, sat: int, job: Any) -> None:
+    def _infer(self, sat: int, job: Any) -> None:
         ep = self.endpoints[sat]
         start = engine.now()
         generation = self.backend.generate(job.prompt.text, job.prompt.params)
@@ -661,36 +740,51 @@ class _ConstellationRun:
             ep.running)
         rid = job.prompt.request_id
         self.inference[rid] = (start, virtual)
-        await trio.sleep(virtual)
-        done = engine.now()
-        packets = ep.complete(job, generation, done)
-        self._unload(rid)
-        self.onboard_wake[sat].set()
-        await self._answer(sat, rid, packets, done)
+        self.scheduler.call_at_s(start + virtual, self._inferred, sat, job,
+                               generation)
 
-    async def _answer(self, sat: int, rid: int, packets: list[bytes], now: float) -> None:
+    def _inferred(self, sat: int, job: Any, generation: Any) -> None:
+        done = engine.now()
+        rid = job.prompt.request_id
+        packets = self.endpoints[sat].complete(job, generation, done)
+        self._unload(rid)
+        self._answer(sat, rid, packets, done)
+        self._serve(sat)
+
+    def _answer(self, sat: int, rid: int, packets: list[bytes], now: float) -> None:
         world = self.world
         msg = self._message(("result", rid), packets, now)
         self.answers[rid] = msg
         origin = self.origin_of[rid]
         dests = world.station_set if self.sc.routing.downlink == "any" else frozenset({origin})
-        at = await self._carry(msg, packets, sat, dests, self._table_for())
+        self._carry(msg, packets, sat, dests, self._table_for(),
+                    lambda at: self._landed(rid, msg, packets, at))
+
+    def _landed(self, rid: int, msg: _Message, packets: list[bytes], at: int | None) -> None:
+        """The answer is at station ``at``: over the terrestrial network to the user's."""
         if at is None:
             return
-        backhaul = self._backhaul_s(at, origin)
+        backhaul = self._backhaul_s(at, self.origin_of[rid])
         if backhaul:
-            await trio.sleep(backhaul)
+            self.scheduler.call_at_s((engine.now() + backhaul), self._delivered,
+                                   msg, packets, at)
+        else:
+            self._delivered(msg, packets, at)
+
+    def _delivered(self, msg: _Message, packets: list[bytes], at: int) -> None:
         now = engine.now()
+        rid = msg.key[1]
+        finished: list[int] = []
         for p in packets:
             for ev in self.client.receive_packet(p, now, source=("result", rid)):
                 result = getattr(ev, "result", None)
                 if isinstance(result, Result):
                     self.results[result.request_id] = (result, now, at)
-                    event = self.result_events.get(result.request_id)
-                    if event is not None:
-                        event.set()
+                    finished.append(result.request_id)
         self.client.forget_source(("result", rid))
         self._forget(msg, packets)
+        for done in finished:
+            self._end_prompt(done)
 
     def _backhaul_s(self, a: int, b: int) -> float:
         if a == b:
