@@ -9,11 +9,12 @@ was before that work (commit 1d56057), with the model replayed from
 tasks to scheduler callbacks: the two walker runs came out bit-identical, and the ring's
 differ only where several prompts stored at one station leave at the same instant, when its
 contact begins -- they now leave in the order they arrived (the callbacks' posting order),
-where before they left in the order trio happened to wake their tasks. Four runs cover the code paths: the 2,800-satellite
-shell under ``nearest-free`` (ingress answers, placements by snapshot shortest paths when the
-ingress is loaded), the shell with everything sent to one satellite and inter-plane links cut
-above 20 deg (routes of ~20 ISL hops that change as links break), and the 12-satellite ring with
-and without ISL routing (store and forward over long waits).
+where before they left in the order trio happened to wake their tasks. Four runs cover the
+code paths: the 2,800-satellite shell under ``nearest-free`` (ingress answers, placements by
+snapshot shortest paths when the ingress is loaded), the shell with everything sent to one
+satellite and inter-plane links cut above 20 deg (routes of ~20 ISL hops that change as links
+break), and the 12-satellite ring with and without ISL routing (store and forward over long
+waits).
 
 To rewrite the file after an intended change of results:
 ``LINKSTACK_PIN_WRITE=1 pytest tests/test_constellation_pinned.py``.
