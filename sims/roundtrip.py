@@ -204,17 +204,20 @@ class Port:
                     await self.wake.wait()
 
     async def receive(self, delivery: Delivery) -> None:
-        unit, t_code0, t_code1 = delivery.meta
         if delivery.erased:
             return
-        arrival = delivery.t_arrival / NS
         dec = self.coding_s(len(delivery.unit))
         if dec:
             await trio.sleep(dec)
-        now = engine.now()
+        self._take(delivery, engine.now())
+
+    def _take(self, delivery: Delivery, now: float) -> None:
+        """The endpoint takes a unit that arrived and was decoded by ``now``."""
+        unit, t_code0, t_code1 = delivery.meta
         rec = self.endpoint.receive(delivery.unit, now)
         if rec.accepted:
-            self.run.account(self.hop, unit, delivery, (t_code0, t_code1), (arrival, now))
+            self.run.account(self.hop, unit, delivery, (t_code0, t_code1),
+                             (delivery.t_arrival / NS, now))
         self.kick()  # acks, CLCWs
         if rec.packets:
             self.on_packets(rec.packets, now)
@@ -292,17 +295,8 @@ class CallbackPort(Port):
 
     def deliver(self, delivery: Delivery) -> None:
         """What arrived on the direction this port receives (its ``on_delivery``)."""
-        if delivery.erased:
-            return
-        unit, t_code0, t_code1 = delivery.meta
-        arrival = delivery.t_arrival / NS
-        now = engine.now()
-        rec = self.endpoint.receive(delivery.unit, now)
-        if rec.accepted:
-            self.run.account(self.hop, unit, delivery, (t_code0, t_code1), (arrival, now))
-        self.kick()  # acks, CLCWs
-        if rec.packets:
-            self.on_packets(rec.packets, now)
+        if not delivery.erased:
+            self._take(delivery, engine.now())
 
 
 class _Run:
