@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import zstandard
@@ -18,6 +19,7 @@ from linkstack.payload.messages import (
     MAX_STOP_SEQUENCES,
     FinishReason,
     GenerationParams,
+    PartialResult,
     Prompt,
     Result,
     Status,
@@ -58,6 +60,9 @@ results = st.builds(
     prompt_tokens=u32, completion_tokens=u32, queue_time_us=u64, inference_time_us=u64,
     finish_reason=st.sampled_from(FinishReason),
 )
+partials = st.builds(PartialResult, request_id=u32, segment=st.integers(0, 0xFFFF),
+                     text_offset=st.integers(0, 4096), text=random_text,
+                     completion_tokens=u32, elapsed_us=u64)
 
 
 def _flag_should_be(text: str) -> bool:
@@ -330,23 +335,46 @@ def test_limits_are_inclusive() -> None:
     assert Prompt.decode(p.encode()) == p
 
 
-@given(st.one_of(prompts.map(Prompt.encode), results.map(Result.encode), st.binary(max_size=60)),
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Parsed values with the flags as {name: int}, construct's Container or the fast
+    layout's record alike (constant spare bits left out)."""
+    out = {k: v for k, v in values.items() if not k.startswith("_")}
+    flags = out["flags"]
+    names = [n for n in ("priority", "text_compressed") if hasattr(flags, n)]
+    out["flags"] = {n: int(getattr(flags, n)) for n in names}
+    return out
+
+
+_LAYOUTS = ((m.PROMPT_STRUCT, m._PROMPT_FAST), (m.RESULT_STRUCT, m._RESULT_FAST),
+            (m.PARTIAL_STRUCT, m._PARTIAL_FAST))
+
+
+@given(st.one_of(prompts.map(Prompt.encode), results.map(Result.encode),
+                 partials.map(PartialResult.encode), st.binary(max_size=60)),
        st.data())
-@settings(max_examples=150)
-def test_compiled_fast_path_agrees_with_the_declaration(wire: bytes, data: st.DataObject) -> None:
-    """The compiled struct (hot path) and the field-by-field walk of the declaration accept
-    the same octets and read the same values."""
-    if wire and data.draw(st.booleans()):
+@settings(max_examples=300)
+def test_fast_layout_agrees_with_the_declaration(wire: bytes, data: st.DataObject) -> None:
+    """The fast layout (hot path) and the field-by-field walk of the declaration accept the
+    same octets and read the same values, for every message type, whole or with one octet
+    changed, cut short or lengthened; and from those values both build the same octets."""
+    mutation = data.draw(st.sampled_from(["none", "flip", "cut", "grow"]))
+    if wire and mutation == "flip":
         i = data.draw(st.integers(0, len(wire) - 1))
         wire = wire[:i] + bytes([wire[i] ^ data.draw(st.integers(1, 255))]) + wire[i + 1:]
-    for decl, fast in ((m.PROMPT_STRUCT, m._PROMPT_FAST), (m.RESULT_STRUCT, m._RESULT_FAST)):
+    elif wire and mutation == "cut":
+        wire = wire[:data.draw(st.integers(0, len(wire) - 1))]
+    elif mutation == "grow":
+        wire += data.draw(st.binary(min_size=1, max_size=3))
+    for decl, fast in _LAYOUTS:
         try:
             walked, _ = m._walk(decl, wire)
         except DecodeError:
             walked = None
-        compiled = m._fast_parse(fast, wire)
+        parsed = m._fast_parse(fast, wire)
         if walked is None:
-            assert compiled is None
+            assert parsed is None
         else:
-            assert compiled is not None
-            assert {k: v for k, v in compiled.items() if not k.startswith("_")} == walked
+            assert parsed is not None
+            assert _plain(parsed) == _plain(walked)
+            values = {k: v for k, v in walked.items() if not k.startswith("_")}
+            assert fast.build(values) == decl.build(values) == wire
