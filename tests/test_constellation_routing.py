@@ -266,18 +266,22 @@ def test_cached_snapshots_are_the_plain_ones_entry_for_entry(
     plan=plans(),
     data=st.data(),
     reach=st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.5, math.inf]),
+    local=st.sampled_from([0.0, 0.25, 1.0, math.inf]),
 )
 def test_nearest_candidate_is_the_argmin_of_the_snapshot_tree(
-    plan: tuple[int, list[Contact]], data: st.DataObject, reach: float
+    plan: tuple[int, list[Contact]], data: st.DataObject, reach: float, local: float
 ) -> None:
-    # RoutingTable.nearest first runs Dijkstra only out to `reach` of delay; it must pick the
-    # candidate argmin over the full tree picks (the first of equals), or report none.
+    # RoutingTable.nearest first runs its own Dijkstra out to `local` of delay, then scipy's
+    # out to `reach`, then the whole graph; it must pick the candidate argmin over the full
+    # tree picks (the first of equals), or report none.
     n, contacts = plan
     src = data.draw(st.integers(0, n - 1), label="src")
     t = data.draw(st.integers(0, 40), label="t") / 2
     cands = data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
     candidates = np.array(cands, dtype=np.intp)
     table = RoutingTable(contacts, n)
+    table.local_reach_s = local
+    table.many_pairs = data.draw(st.sampled_from([1, 64]), label="many_pairs")
     delays = table.snapshot_paths(t, src).delays_s[candidates]
     best, delay = table.nearest(t, src, candidates, reach_s=reach)
     if math.isfinite(delays.min()):

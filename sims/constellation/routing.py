@@ -449,6 +449,8 @@ class RoutingTable:
         self._columns: dict[int, tuple[_OneHop, np.ndarray, list[int]]] = {}
         self.many_pairs: int = 64
         """Sources with at least this many pairs are relaxed from numpy columns."""
+        self.local_reach_s: float = 0.006
+        """:meth:`nearest` first searches this far (in delay) itself, without a snapshot."""
 
     # -- earliest arrival ---------------------------------------------------------------------
 
@@ -832,10 +834,18 @@ class RoutingTable:
         """Index into ``candidates`` of the node nearest to ``src`` on the topology at ``t_s``
         (least link delay; the first of equals), and its delay (inf: none is reachable).
 
-        The same answer as ``argmin`` over :meth:`snapshot_paths` delays, cheaper: Dijkstra
-        first stops at ``reach_s`` of delay (:func:`scipy.sparse.csgraph.dijkstra`'s
-        ``limit``, under which its distances are exact); only when no candidate lies strictly
-        closer than that does it search the whole graph."""
+        The same answer as ``argmin`` over :meth:`snapshot_paths` delays, cheaper, in up to
+        three stages that each stop at a delay and answer only if a candidate lies strictly
+        closer: a Dijkstra of its own over the table's pairs out to :attr:`local_reach_s`
+        (a few ISL hops: no snapshot matrix is built; usually a neighbour answers), then
+        :func:`scipy.sparse.csgraph.dijkstra` on the snapshot out to ``reach_s`` (its
+        ``limit``, under which its distances are exact), then the whole graph."""
+        local = min(reach_s, self.local_reach_s)
+        if local > 0:
+            delays = self._reach(t_s, int(src), local)[candidates]
+            best = int(np.argmin(delays))
+            if delays[best] < local:
+                return best, float(delays[best])
         graph = self.snapshot_graph(t_s)
         for reach in (reach_s, _INF):
             dist = dijkstra(graph, directed=True, indices=src, limit=reach)
@@ -844,6 +854,58 @@ class RoutingTable:
             if delays[best] < reach or reach == _INF:
                 return best, float(delays[best])
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reach(self, t_s: float, src: int, reach_s: float) -> np.ndarray:
+        """Least link delay from ``src`` to every node within ``reach_s`` on the topology at
+        ``t_s`` (inf beyond): Dijkstra over the table's own pair lists, relaxing only the
+        nodes it settles, instead of building the whole snapshot matrix for scipy. An edge
+        is the least ``owlt_s`` of the pair's contacts up at ``t_s`` (``start <= t < end``),
+        the snapshot matrix's entry; a node with many pairs (a ground station) is relaxed
+        from numpy columns."""
+        dist = np.full(self.n_nodes, _INF)
+        best: dict[int, float] = {src: 0.0}
+        heap = [(0.0, src)]
+        pop, push = heapq.heappop, heapq.heappush
+        done: set[int] = set()
+        while heap:
+            d, v = pop(heap)
+            if d > reach_s:
+                break
+            if v in done:
+                continue
+            done.add(v)
+            dist[v] = d
+            for w, owlt in self._edges_up(v, t_s):
+                nd = d + owlt
+                if nd <= reach_s and nd < best.get(w, _INF):
+                    best[w] = nd
+                    push(heap, (nd, w))
+        return dist
+
+    def _edges_up(self, v: int, t_s: float) -> list[tuple[int, float]]:
+        """``(to, least owlt)`` of ``v``'s pairs with a contact up at ``t_s``."""
+        pairs = self._out[v]
+        if len(pairs) >= self.many_pairs:
+            cols = self._columns.get(v)
+            if cols is None:
+                firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
+                _evict(self._columns)
+                self._columns[v] = cols = (_OneHop(pairs), firsts, [p[0] for p in pairs])
+            hop, firsts, tos = cols
+            owlt = np.where((hop.start <= t_s) & (t_s < hop.end), hop.owlt, _INF)
+            least = np.minimum.reduceat(owlt, firsts)
+            return [(tos[i], float(least[i])) for i in np.flatnonzero(least < _INF).tolist()]
+        out = []
+        for w, starts, ends, owlts, _, pmax, _, _, _ in pairs:
+            k = bisect_right(starts, t_s) - 1
+            least = _INF
+            while k >= 0 and pmax[k] > t_s:
+                if ends[k] > t_s and owlts[k] < least:
+                    least = owlts[k]
+                k -= 1
+            if least < _INF:
+                out.append((w, least))
+        return out
 
     def snapshot_paths(self, t_s: float, src: int, *, size_bits: float = 0.0) -> SnapshotPaths:
         """Single-source shortest paths on the topology frozen at ``t_s``."""
