@@ -352,8 +352,7 @@ class _Layout:
             flush()
             if inner is _FLAGS or inner is _PROMPT_FLAGS:
                 header = BitHeader(LAYER, inner)
-                self.steps.append(("flags", name, header,
-                                   _flags_type(header.names)))  # type: ignore[arg-type]
+                self.steps.append(("flags", name, header, _flags_type(header.names)))
             elif inner is _SHORT_UTF8:
                 self.steps.append(("string", name))
             elif inner is _STRINGS:
@@ -546,7 +545,8 @@ def _encode_text(text: str, limit: int, compress: bool | None) -> tuple[bool, in
 
 def _build(struct: Any, values: dict[str, Any]) -> bytes:
     try:
-        return struct.build(values)
+        built: bytes = struct.build(values)
+        return built
     except c.ConstructError as exc:  # the range checks before this should make it unreachable
         path = getattr(exc, "path", None) or "message"
         raise EncodeError(str(exc).replace("\n", " "), layer=LAYER, field=str(path)) from None
