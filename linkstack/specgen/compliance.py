@@ -389,7 +389,7 @@ BOOKS: tuple[Book, ...] = (
         Feature("PAY-1", "Prompt and Result layouts, one construct declaration each",
                 "messages.py", S,
                 _t("test_payload_messages.py", "test_prompt_vector", "test_result_vector",
-                   "test_compiled_fast_path_agrees_with_the_declaration")),
+                   "test_fast_layout_agrees_with_the_declaration")),
         Feature("PAY-2", "zstd text compression, bounded inflation", "messages.py", S,
                 _t("test_payload_messages.py", "test_compressed_text_layout",
                    "test_decompression_bomb_is_refused")),
