@@ -190,10 +190,13 @@ class Scheduler:
     def call_at(self, t_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return TimerHandle(self.post(t_ns, fn, args))
 
-    def post(self, t_ns: int, fn: Callable[..., object], args: tuple[Any, ...]) -> list[Any]:
-        """:meth:`call_at` without a handle (the simulators' per-unit fast path)."""
+    def post(self, t_ns: int, fn: Callable[..., object], args: tuple[Any, ...],
+             exact_s: float | None = None) -> list[Any]:
+        """:meth:`call_at` without a handle (the simulators' per-unit fast path); ``exact_s``:
+        see :meth:`call_at_s`."""
         self._seq += 1
-        entry = [t_ns, self._seq, fn, args]
+        entry = [t_ns, self._seq, fn, args] if exact_s is None else [
+            t_ns, self._seq, fn, args, exact_s]
         heap = self._heap
         heapq.heappush(heap, entry)
         if heap[0] is entry and self._lot:  # the scheduler sleeps: wake it to re-plan
@@ -205,13 +208,7 @@ class Scheduler:
         the clock to this callback, it sets it to ``t_s`` itself rather than to the nearest
         nanosecond, as ``trio.sleep_until(t_s)`` would. Callbacks are still ordered by
         nanosecond, then by posting order."""
-        self._seq += 1
-        entry = [to_ns(t_s), self._seq, fn, args, t_s]
-        heap = self._heap
-        heapq.heappush(heap, entry)
-        if heap[0] is entry and self._lot:
-            self._lot.unpark_all()
-        return TimerHandle(entry)
+        return TimerHandle(self.post(to_ns(t_s), fn, args, t_s))
 
     def call_later(self, delay_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return self.call_at(now_ns() + delay_ns, fn, *args)

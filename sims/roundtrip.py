@@ -180,13 +180,21 @@ class Port:
     def kick(self) -> None:
         self.wake.set()
 
+    def _timers_due(self, now: float) -> None:
+        """Run the endpoint's timer if its deadline has come."""
+        deadline = self.endpoint.next_deadline()
+        if deadline is not None and deadline <= now:
+            self.endpoint.on_timer(now)
+
+    def _wake_at(self) -> float | None:
+        """When the port must look at its endpoint again unkicked (None: only when kicked)."""
+        return None if self.quiet is not None and self.quiet() else self.endpoint.next_deadline()
+
     async def transmit_loop(self) -> None:
         ep = self.endpoint
         while True:
             now = engine.now()
-            deadline = ep.next_deadline()
-            if deadline is not None and deadline <= now:
-                ep.on_timer(now)
+            self._timers_due(now)
             for unit in ep.poll(now):
                 t0 = engine.now()
                 if self.capture is not None:
@@ -196,7 +204,7 @@ class Port:
                     await trio.sleep(enc)
                 await self.tx.send(unit.data, (unit, t0, t0 + enc))
             self.wake = trio.Event()
-            deadline = None if self.quiet is not None and self.quiet() else ep.next_deadline()
+            deadline = self._wake_at()
             if deadline is None:  # no timer: no cancel scope to enter and leave
                 await self.wake.wait()
             else:
@@ -260,14 +268,11 @@ class CallbackPort(Port):
 
     def _pump(self) -> None:
         self._pump_posted = False
-        ep = self.endpoint
         now = engine.now()
-        deadline = ep.next_deadline()
-        if deadline is not None and deadline <= now:
-            ep.on_timer(now)
+        self._timers_due(now)
         held = self._held
         if not held:
-            held.extend(ep.poll(now))
+            held.extend(self.endpoint.poll(now))
         tx = self.tx
         t_ns = engine.now_ns()
         while held:
@@ -280,7 +285,7 @@ class CallbackPort(Port):
             if self.capture is not None:
                 self.capture.unit(unit.data, now)
             tx.send_nowait(unit.data, (unit, now, now))
-        deadline = None if self.quiet is not None and self.quiet() else ep.next_deadline()
+        deadline = self._wake_at()
         if deadline != self._timer_at:
             if self._timer is not None:
                 self._timer.cancel()

@@ -690,13 +690,7 @@ class RoutingTable:
         pairs = self._out[src]
         if len(pairs) < self.many_pairs:
             return pairs
-        cols = self._columns.get(src)
-        if cols is None:
-            cols = _OneHop(pairs)
-            firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
-            _evict(self._columns)
-            self._columns[src] = cols = (cols, firsts, [p[0] for p in pairs])
-        hop, firsts, tos = cols
+        hop, firsts, tos = self._pair_columns(src)
         depart = np.maximum(hop.start, t0_s)
         done = depart + size_bits / hop.rate if size_bits else depart
         arrival = done + hop.owlt
@@ -708,6 +702,17 @@ class RoutingTable:
             if not (w in ex_nodes or (src, w) in ex_links):
                 keep.append(pairs[i])
         return keep
+
+    def _pair_columns(self, v: int) -> tuple[_OneHop, np.ndarray, list[int]]:
+        """The contacts out of ``v`` as numpy columns (cached), the index of each pair's first
+        contact in them, and each pair's ``to`` node: for nodes with many pairs."""
+        cols = self._columns.get(v)
+        if cols is None:
+            pairs = self._out[v]
+            firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
+            _evict(self._columns)
+            self._columns[v] = cols = (_OneHop(pairs), firsts, [p[0] for p in pairs])
+        return cols
 
     def _direct(
         self,
@@ -886,12 +891,7 @@ class RoutingTable:
         """``(to, least owlt)`` of ``v``'s pairs with a contact up at ``t_s``."""
         pairs = self._out[v]
         if len(pairs) >= self.many_pairs:
-            cols = self._columns.get(v)
-            if cols is None:
-                firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
-                _evict(self._columns)
-                self._columns[v] = cols = (_OneHop(pairs), firsts, [p[0] for p in pairs])
-            hop, firsts, tos = cols
+            hop, firsts, tos = self._pair_columns(v)
             owlt = np.where((hop.start <= t_s) & (t_s < hop.end), hop.owlt, _INF)
             least = np.minimum.reduceat(owlt, firsts)
             return [(tos[i], float(least[i])) for i in np.flatnonzero(least < _INF).tolist()]

@@ -293,7 +293,6 @@ class _Prompt:
 
     record: PromptRecord
     station: int
-    text: str
     msg: _Message
     packets: list[bytes]
     timeout: engine.TimerHandle
@@ -525,7 +524,7 @@ class _ConstellationRun:
         self.origin_of[rid] = station
         msg = self._message(("prompt", rid), packets, t0)
         timeout = self.scheduler.call_at_s(t0 + tr.timeout_s, self._end_prompt, rid)
-        prompt = self.pending[rid] = _Prompt(record, station, text, msg, packets, timeout)
+        prompt = self.pending[rid] = _Prompt(record, station, msg, packets, timeout)
         # stored at the station until a satellite is in view, then placed (step 3)
         prompt.ingress = ingress = self._table_for().route(
             station, self.world.satellite_set, t0, size_bits=msg.octets * 8)
