@@ -315,13 +315,14 @@ class _Layout:
 
     The declarations above stay the reference (the walker reports errors along them, the
     specs are generated from them); this reads their fields once and runs the same layout
-    with :mod:`struct` and slicing, about ten times faster than construct's compiled parser
-    on these short messages, which every prompt and answer crosses twice. Runs of fixed-size
-    integers (and constants) are one :class:`struct.Struct`; the flags octet is a
-    :class:`~linkstack.bitfields.BitHeader`; the length-prefixed strings, string list and
-    text are the three sub-declarations named above. A field of any other kind is refused
-    when the module loads, so the two cannot drift apart silently; a property test checks
-    that both accept the same octets, read the same values and build the same octets.
+    with :mod:`struct` and slicing, about three times faster than construct's compiled
+    parser on these short messages (7 against 21 µs), which every prompt and answer crosses
+    twice. Runs of fixed-size integers (and constants) are one :class:`struct.Struct`; the
+    flags octet is a :class:`~linkstack.bitfields.BitHeader`; the length-prefixed strings,
+    string list and text are the three sub-declarations named above. A field of any other
+    kind is refused when the module loads, so the two cannot drift apart silently; a
+    property test checks that both accept the same octets, read the same values and build
+    the same octets.
 
     :meth:`parse` returns the values (flags as an object with one attribute per flag) or None
     when the octets are not a valid message: the caller then walks the declaration, which
@@ -403,7 +404,7 @@ class _Layout:
                     values[step[1]] = items
                 elif kind == "text":
                     n = int.from_bytes(buf[pos:pos + 4], "big")
-                    if pos + 4 > end or pos + 4 + n > end:
+                    if pos + 4 + n > end:  # (also when fewer than 4 octets are left)
                         return None
                     values[step[1]] = buf[pos + 4:pos + 4 + n]
                     pos += 4 + n
@@ -469,16 +470,11 @@ class _Offsets:
         return self._offsets[name]
 
 
-def _fast_parse(fast: _Layout, buf: bytes) -> dict[str, Any] | None:
-    """Parse with the fast layout; None if it fails (the walker then says why)."""
-    return fast.parse(buf)
-
-
 def _parse(struct: c.Struct, fast: _Layout, buf: bytes) -> tuple[Any, _Offsets]:
     """Parse with the fast layout of the declaration (specs/architecture.md principle 2); on any
     failure, walk the declaration field by field, which raises the DecodeError naming the field
     and offset."""
-    values = _fast_parse(fast, buf)
+    values = fast.parse(buf)
     if values is None:
         walked, offsets = _walk(struct, buf)  # raises; returns only if the two disagree
         return walked, _Offsets(struct, buf, offsets)
