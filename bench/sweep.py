@@ -124,9 +124,6 @@ def main() -> int:
     kwargs: dict[str, Any] = {"n_prompts": args.prompts, "repeat": args.repeat}
     run_sweep("default", VARY, memo, runner=_PlanOnly(), **kwargs)  # the model, untimed
 
-    def sweep(runner: Any) -> tuple[SweepResult, float]:
-        return _timed_sweep(memo, kwargs, runner)
-
     load_before = load()
     ceiling = host_ceiling(args.workers)
     runner = DaskRunner(workers=args.workers)
@@ -142,7 +139,7 @@ def main() -> int:
             times: list[tuple[float, float]] = []
             for _ in range(args.rounds):  # interleaved: a slow spell of the host hits both
                 serial, t_serial = alone.apply(_timed_sweep, (replay, kwargs, None))
-                parallel, t_parallel = sweep(runner)
+                parallel, t_parallel = _timed_sweep(memo, kwargs, runner)
                 times.append((t_serial, t_parallel))
         finally:
             runner.close()
