@@ -59,7 +59,14 @@ from linkstack.cfdp.entity import (
 )
 from linkstack.cfdp.filestore import MemoryFilestore
 from linkstack.cfdp.models import InstallResult, Manifest, ModelInfo, ModelRegistry
-from linkstack.cfdp.transport import CFDP_APID, PduPacketizer, max_pdu_length, pdu_of
+from linkstack.cfdp.transport import (
+    CFDP_APID,
+    GROUND_ENTITY,
+    ONBOARD_ENTITY,
+    PduPacketizer,
+    max_pdu_length,
+    pdu_of,
+)
 from linkstack.errors import ConfigError, DecodeError
 from linkstack.hops.base import HopEndpoint, Reception, Unit
 from linkstack.sims import engine
@@ -84,10 +91,6 @@ __all__ = [
     "run_upload",
 ]
 
-GROUND_ENTITY = 1
-"""CFDP entity ID of the ground station."""
-ONBOARD_ENTITY = 2
-"""CFDP entity ID of the satellite's file service."""
 NS = 1_000_000_000
 _DAY = 86400.0
 

@@ -14,10 +14,16 @@ from linkstack.spp.packet import MAX_DATA_FIELD_LENGTH, PRIMARY_HEADER_SIZE, Pac
 from linkstack.spp.pdu import PduPacketizer as _PduPacketizer
 from linkstack.spp.pdu import pdu_of as _pdu_of
 
-__all__ = ["CFDP_APID", "PduPacketizer", "max_pdu_length", "pdu_of"]
+__all__ = ["CFDP_APID", "GROUND_ENTITY", "ONBOARD_ENTITY", "PduPacketizer", "max_pdu_length",
+           "pdu_of"]
 
 CFDP_APID = 0x102
 """APID of CFDP PDU packets (both directions; the Packet Type tells TC from TM)."""
+
+GROUND_ENTITY = 1
+"""CFDP entity ID of the ground station."""
+ONBOARD_ENTITY = 2
+"""CFDP entity ID of the satellite's file service."""
 
 
 def max_pdu_length(max_packet_length: int) -> int:

@@ -37,7 +37,14 @@ from linkstack.cfdp.entity import (
 )
 from linkstack.cfdp.filestore import MemoryFilestore
 from linkstack.cfdp.models import InstallResult, Manifest, ModelRegistry
-from linkstack.cfdp.transport import CFDP_APID, PduPacketizer, max_pdu_length, pdu_of
+from linkstack.cfdp.transport import (
+    CFDP_APID,
+    GROUND_ENTITY,
+    ONBOARD_ENTITY,
+    PduPacketizer,
+    max_pdu_length,
+    pdu_of,
+)
 from linkstack.drivers.service import wait_event
 from linkstack.drivers.udp import Address, HopLink, _Node
 from linkstack.errors import DecodeError
@@ -54,10 +61,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-GROUND_ENTITY = 1
-ONBOARD_ENTITY = 2
-
 
 def entity_config(entity_id: int, hop: RfHopConfig, *, timer_s: float = 5.0) -> EntityConfig:
     """CFDP settings of an entity on the RF hop: PDUs that fit one TC frame's packet."""
