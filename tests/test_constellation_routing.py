@@ -197,6 +197,8 @@ def test_one_hop_answer_is_the_searchs_to_the_contact(
     t0 = data.draw(st.integers(0, 30), label="t0") / 2
     deadline = data.draw(st.sampled_from([None, 5.0, 12.5, 1e9]), label="deadline")
     table = RoutingTable(contacts, n)
+    # the columns' time windows: answers inside one, and the fall-back to all the columns
+    table.one_hop_window_s = data.draw(st.sampled_from([0.5, 1.5, 30.0]), label="window")
     limit = math.inf if deadline is None else deadline
     for guided in (True, False):
         want = table._search(src, set(dests), t0, size_bits, set(), set(), limit, guided)
@@ -225,6 +227,7 @@ def test_direct_hop_bound_changes_no_route(
     deadline = data.draw(st.sampled_from([None, 4.0, 12.5]), label="deadline")
     table = RoutingTable(contacts, n)
     table.many_pairs = 1  # the source's pairs from numpy columns (RoutingTable._first_pairs)
+    table.one_hop_window_s = data.draw(st.sampled_from([0.5, 1.5, 30.0]), label="window")
     plain = RoutingTable(contacts, n)
     plain.many_pairs = 10**9
     plain._direct = lambda *args: math.inf  # type: ignore[method-assign]
@@ -236,6 +239,36 @@ def test_direct_hop_bound_changes_no_route(
             "deadline_s": deadline,
         }
         assert table.route(src, dests, t0, **kw) == plain.route(src, dests, t0, **kw)
+
+
+@given(
+    plan=plans(),
+    data=st.data(),
+    size_bits=st.sampled_from([0.0, 0.0, 1.0, 2.0, 4.0]),
+)
+def test_a_via_node_bounds_the_search_and_changes_no_route(
+    plan: tuple[int, list[Contact]], data: st.DataObject, size_bits: float
+) -> None:
+    # route(..., via=v) first routes src -> v -> destinations and searches only up to that
+    # route's arrival: any v (on the best route, off it, unreachable, excluded) gives the
+    # same route, ties included, as the search without it.
+    n, contacts = plan
+    src = data.draw(st.integers(0, n - 1), label="src")
+    others = [v for v in range(n) if v != src]
+    # via bounds the search when no direct hop does: often destinations src has no pair with
+    far = sorted(set(others) - {c.to for c in contacts if c.frm == src})
+    pool = far if far and data.draw(st.booleans(), label="far") else others
+    dests = data.draw(st.sets(st.sampled_from(pool), min_size=1, max_size=3), label="dests")
+    via = data.draw(st.integers(0, n - 1), label="via")
+    t0 = data.draw(st.integers(0, 30), label="t0") / 2
+    excluded = data.draw(st.sets(st.sampled_from(others), max_size=1), label="excluded")
+    deadline = data.draw(st.sampled_from([None, 4.0, 12.5]), label="deadline")
+    table = RoutingTable(contacts, n)
+    table.many_pairs = data.draw(st.sampled_from([1, 64]), label="many_pairs")
+    for guided in (True, False):
+        kw = {"size_bits": size_bits, "excluded_nodes": excluded, "guided": guided,
+              "deadline_s": deadline}
+        assert table.route(src, dests, t0, via=via, **kw) == table.route(src, dests, t0, **kw)
 
 
 @given(
@@ -282,12 +315,26 @@ def test_nearest_candidate_is_the_argmin_of_the_snapshot_tree(
     table = RoutingTable(contacts, n)
     table.local_reach_s = local
     table.many_pairs = data.draw(st.sampled_from([1, 64]), label="many_pairs")
+    table.one_hop_window_s = data.draw(st.sampled_from([0.5, 1.5, 30.0]), label="window")
     delays = table.snapshot_paths(t, src).delays_s[candidates]
     best, delay = table.nearest(t, src, candidates, reach_s=reach)
     if math.isfinite(delays.min()):
         assert best == int(np.argmin(delays)) and delay == delays.min()
     else:
         assert delay == math.inf
+
+
+def test_nearest_settles_every_candidate_as_near_as_the_first() -> None:
+    # nearest()'s own Dijkstra stops after the first candidate it settles, but only once every
+    # node as near is settled: of two candidates at equal delay it must answer the first in
+    # the candidates' order (argmin), not the one the heap happens to settle first.
+    contacts = [Contact(0.0, 10.0, 0, 1, 1.0, 0.5), Contact(0.0, 10.0, 0, 2, 1.0, 0.5),
+                Contact(0.0, 10.0, 0, 3, 1.0, 0.25), Contact(0.0, 10.0, 3, 2, 1.0, 0.25)]
+    table = RoutingTable(contacts, 4)
+    table.local_reach_s = 1.0
+    for order in ([2, 1], [1, 2]):
+        best, delay = table.nearest(1.0, 0, np.array(order, dtype=np.intp), reach_s=1.0)
+        assert (best, delay) == (0, 0.5)
 
 
 def test_cached_snapshot_keeps_the_least_delay_of_a_pair_in_both_parts() -> None:

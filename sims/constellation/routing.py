@@ -96,6 +96,7 @@ __all__ = [
 _INF = math.inf
 _COLUMNS = operator.attrgetter("start_s", "end_s", "frm", "to", "rate_bps", "owlt_s")
 _GUIDE_CACHE_SIZE = 256
+_WINDOW_CACHE_SIZE = 8
 
 
 def hop_arrival(contact: Contact, ready_s: float, size_bits: float = 0.0) -> float | None:
@@ -308,38 +309,117 @@ class _OneHop:
     search settles the lowest node number first (heap order), and within one pair keeps the
     first strictly best contact of its scan: the contacts already started (start <= ready)
     latest first, then the later ones in start order.
+
+    A ground station has a contact with every satellite that passes over it, thousands over
+    an hour's plan, but only a few dozen are up at any instant. Queries therefore look first
+    at a *window*: the contacts that overlap ``[k W, (k + 1) W)`` (``W`` =
+    ``window_s``, ``k`` the query time's window), kept in the columns' order and cached
+    per window. Any contact that can deliver at ``x < (k + 1) W`` to a message ready at
+    ``t0`` in that window is in it (it departs in ``[t0, x]``: it starts before ``x`` and ends
+    after ``t0``), so an answer arriving before the window's end is the whole columns' answer,
+    ties included; otherwise the whole columns are searched.
     """
 
-    __slots__ = ("contacts", "end", "k", "owlt", "rate", "start", "to")
+    __slots__ = (
+        "_windows",
+        "contacts",
+        "end",
+        "k",
+        "owlt",
+        "pair",
+        "rate",
+        "start",
+        "to",
+        "window_s",
+    )
 
-    def __init__(self, pairs: Sequence[_Pair]) -> None:
+    def __init__(self, pairs: Sequence[_Pair], window_s: float = 30.0) -> None:
         self.to = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in pairs])
         self.k = np.concatenate([np.arange(len(p[1]), dtype=np.int64) for p in pairs])
+        self.pair = np.concatenate([np.full(len(p[1]), i, dtype=np.int64)
+                                    for i, p in enumerate(pairs)])
         self.start = np.array([x for p in pairs for x in p[1]], dtype=float)
         self.end = np.array([x for p in pairs for x in p[2]], dtype=float)
         self.owlt = np.array([x for p in pairs for x in p[3]], dtype=float)
         self.rate = np.array([x for p in pairs for x in p[4]], dtype=float)
         self.contacts: list[Contact] = [c for p in pairs for c in p[8]]
+        self.window_s = window_s
+        self._windows: dict[int, _Window] = {}
+
+    def window(self, t_s: float) -> tuple[_Window, float]:
+        """The window of ``t_s`` (cached) and its end time."""
+        w = self.window_s
+        k = math.floor(t_s / w)
+        while k * w > t_s:  # the quotient rounded up
+            k -= 1
+        while (k + 1) * w <= t_s:
+            k += 1
+        win = self._windows.get(k)
+        if win is None:
+            idx = np.flatnonzero((self.start < (k + 1) * w) & (self.end > k * w))
+            win = _Window(self, idx)
+            _evict(self._windows, _WINDOW_CACHE_SIZE)
+            self._windows[k] = win
+        return win, (k + 1) * w
+
+    def arrivals(self, t0_s: float, size_bits: float) -> np.ndarray:
+        """Arrival over every contact of a message ready at ``t0_s`` (inf: unusable)."""
+        return _arrivals(self, t0_s, size_bits)
 
     def route(self, src: int, t0_s: float, size_bits: float, limit: float) -> Route | None:
-        depart = np.maximum(self.start, t0_s)
-        done = depart + size_bits / self.rate if size_bits else depart
-        arrival = done + self.owlt
-        arrival[(depart >= self.end) | (done > self.end)] = _INF
-        j = int(np.argmin(arrival))
-        best = float(arrival[j])
+        win, win_end = self.window(t0_s)
+        j, best = _earliest(win, t0_s, size_bits)
+        if best < win_end:
+            j = int(win.idx[j])
+        else:
+            j, best = _earliest(self, t0_s, size_bits)
         if best == _INF or best > limit:
             return None
-        tied = np.flatnonzero(arrival == best)
-        if len(tied) > 1:
-            to = int(self.to[tied].min())
-            tied = tied[self.to[tied] == to]
-            started = tied[self.start[tied] <= t0_s]
-            j = int(started[-1]) if len(started) else int(tied[0])
         c = self.contacts[j]
         return Route(
             src, t0_s, size_bits, (c,), (t0_s if t0_s > c.start_s else c.start_s,), (best,)
         )
+
+
+class _Window:
+    """The contacts of a :class:`_OneHop` that overlap one time window (columns' order);
+    ``idx`` maps them back to the whole columns."""
+
+    __slots__ = ("end", "idx", "owlt", "pair", "rate", "start", "to")
+
+    def __init__(self, hop: _OneHop, idx: np.ndarray) -> None:
+        self.idx = idx
+        self.start, self.end = hop.start[idx], hop.end[idx]
+        self.owlt, self.rate = hop.owlt[idx], hop.rate[idx]
+        self.to, self.pair = hop.to[idx], hop.pair[idx]
+
+
+def _arrivals(cols: _OneHop | _Window, t0_s: float, size_bits: float) -> np.ndarray:
+    """The hop rule (:func:`hop_arrival`) over columns, the search's float operations."""
+    depart = np.maximum(cols.start, t0_s)
+    done = depart + size_bits / cols.rate if size_bits else depart
+    arrival: np.ndarray = done + cols.owlt
+    arrival[(depart >= cols.end) | (done > cols.end)] = _INF
+    return arrival
+
+
+def _earliest(cols: _OneHop | _Window, t0_s: float, size_bits: float) -> tuple[int, float]:
+    """Index (in ``cols``) of the contact the search would take first, and its arrival
+    (inf: none is usable): least arrival, then lowest ``to``, then the pair's scan order."""
+    if not len(cols.start):
+        return -1, _INF
+    arrival = _arrivals(cols, t0_s, size_bits)
+    j = int(np.argmin(arrival))
+    best = float(arrival[j])
+    if best == _INF:
+        return j, best
+    tied = np.flatnonzero(arrival == best)
+    if len(tied) > 1:
+        to = int(cols.to[tied].min())
+        tied = tied[cols.to[tied] == to]
+        started = tied[cols.start[tied] <= t0_s]
+        j = int(started[-1]) if len(started) else int(tied[0])
+    return j, best
 
 
 class RoutingTable:
@@ -446,9 +526,11 @@ class RoutingTable:
         self._one_hop: dict[tuple[int, frozenset[int]], _OneHop | None] = {}
         self._snapshots: _Snapshots | None = None
         self._pair_index: list[dict[int, _Pair] | None] = [None] * n
-        self._columns: dict[int, tuple[_OneHop, np.ndarray, list[int]]] = {}
+        self._columns: dict[int, _OneHop] = {}
         self.many_pairs: int = 64
         """Sources with at least this many pairs are relaxed from numpy columns."""
+        self.one_hop_window_s: float = 30.0
+        """Width of the time windows of a node's contact columns (:class:`_OneHop`), s."""
         self.local_reach_s: float = 0.006
         """:meth:`nearest` first searches this far (in delay) itself, without a snapshot."""
 
@@ -465,6 +547,7 @@ class RoutingTable:
         excluded_links: Iterable[tuple[int, int]] = (),
         deadline_s: float | None = None,
         guided: bool = True,
+        via: int | None = None,
     ) -> Route | None:
         """The earliest-arrival route from ``src`` to any of ``destinations``, or None.
 
@@ -476,6 +559,13 @@ class RoutingTable:
         (the default) orders the search by exact lower bounds (A*); ``False`` runs the plain
         time-dependent Dijkstra -- the same answer, slower on large plans. Only the plan's
         contacts exist: nothing is assumed beyond its horizon.
+
+        ``via`` is a node the caller expects a good route to cross (a ground station's next
+        satellite, say). It never changes the answer: when no direct hop into the
+        destinations bounds the search, the table routes ``src -> via`` (one direct hop) and
+        ``via -> destinations`` first, and the arrival of that route, which exists, bounds the
+        search instead (labels arriving later are not queued), so a query from a node with
+        hundreds of pairs does not queue them all.
         """
         n = self.n_nodes
         src = int(src)
@@ -509,7 +599,8 @@ class RoutingTable:
             hop = self._first_hops(src, destinations)
             if hop is not None:
                 return hop.route(src, t0_s, size_bits, limit)
-        return self._search(src, dests, t0_s, size_bits, ex_nodes, ex_links, limit, guided)
+        return self._search(src, dests, t0_s, size_bits, ex_nodes, ex_links, limit, guided,
+                            via)
 
     def _first_hops(self, src: int, dests: frozenset[int]) -> _OneHop | None:
         """The contacts out of ``src`` as columns, when every one of them ends in ``dests``.
@@ -524,7 +615,7 @@ class RoutingTable:
         pairs = self._out[src]
         hop = None
         if pairs and all(p[0] in dests and p[0] != src for p in pairs):
-            hop = _OneHop(pairs)
+            hop = self._pair_columns(src)
         _evict(self._one_hop)
         self._one_hop[key] = hop
         return hop
@@ -539,7 +630,9 @@ class RoutingTable:
         ex_links: set[tuple[int, int]],
         limit: float,
         guided: bool,
+        via: int | None = None,
     ) -> Route | None:
+        """The search of :meth:`route` (``via``: see there)."""
         out = self._out
         excluding = bool(ex_nodes or ex_links)
         # A* bounds (see _guide); unguided, every bound is zero and keys are the labels.
@@ -570,6 +663,8 @@ class RoutingTable:
         # arrival is already later never completes before the search returns and is not queued
         # (it is still recorded as the best queued label of its node, as the search would).
         bound = self._direct(src, dests, t0_s, size_bits, ex_nodes, ex_links)
+        if bound == _INF and via is not None:
+            bound = self._via(src, dests, t0_s, size_bits, ex_nodes, ex_links, limit, guided, via)
         queued: dict[int, tuple[float, int]] = {src: (t0_s, 0)}
         first_pairs = self._first_pairs(src, t0_s, size_bits, ex_nodes, ex_links, limit, bound)
         # Labels: (parent label, contact crossed, arrival); label 0 is the source.
@@ -670,6 +765,27 @@ class RoutingTable:
                 push(heap, (kt, kh, best, nh, w, len(labels) - 1))
         return None
 
+    def _via(
+        self,
+        src: int,
+        dests: set[int],
+        t0_s: float,
+        size_bits: float,
+        ex_nodes: set[int],
+        ex_links: set[tuple[int, int]],
+        limit: float,
+        guided: bool,
+        via: int,
+    ) -> float:
+        """Arrival of the route ``src -> via`` (one direct hop) ``-> dests``; inf if none."""
+        if via == src or not 0 <= via < self.n_nodes or via in ex_nodes or via in dests:
+            return _INF
+        first = self._direct(src, {via}, t0_s, size_bits, ex_nodes, ex_links)
+        if first == _INF or first > limit:
+            return _INF
+        rest = self._search(via, dests, first, size_bits, ex_nodes, ex_links, limit, guided)
+        return _INF if rest is None else rest.arrival_s
+
     def _first_pairs(
         self,
         src: int,
@@ -690,28 +806,28 @@ class RoutingTable:
         pairs = self._out[src]
         if len(pairs) < self.many_pairs:
             return pairs
-        hop, firsts, tos = self._pair_columns(src)
-        depart = np.maximum(hop.start, t0_s)
-        done = depart + size_bits / hop.rate if size_bits else depart
-        arrival = done + hop.owlt
-        arrival[(depart >= hop.end) | (done > hop.end)] = _INF
-        best = np.minimum.reduceat(arrival, firsts)
+        hop = self._pair_columns(src)
+        cutoff = min(bound, limit)
+        win, win_end = hop.window(t0_s)
+        if cutoff < win_end:  # every contact arriving by the cutoff is in the window
+            arrival = _arrivals(win, t0_s, size_bits)
+            pair_ids = np.unique(win.pair[arrival <= cutoff])
+        else:
+            arrival = hop.arrivals(t0_s, size_bits)
+            pair_ids = np.unique(hop.pair[arrival <= cutoff])
         keep: list[_Pair] = []
-        for i in np.flatnonzero(best <= min(bound, limit)).tolist():
-            w = tos[i]
+        for i in pair_ids.tolist():
+            w = pairs[i][0]
             if not (w in ex_nodes or (src, w) in ex_links):
                 keep.append(pairs[i])
         return keep
 
-    def _pair_columns(self, v: int) -> tuple[_OneHop, np.ndarray, list[int]]:
-        """The contacts out of ``v`` as numpy columns (cached), the index of each pair's first
-        contact in them, and each pair's ``to`` node: for nodes with many pairs."""
+    def _pair_columns(self, v: int) -> _OneHop:
+        """The contacts out of ``v`` as numpy columns (cached): for nodes with many pairs."""
         cols = self._columns.get(v)
         if cols is None:
-            pairs = self._out[v]
-            firsts = np.cumsum([0] + [len(p[1]) for p in pairs[:-1]])
             _evict(self._columns)
-            self._columns[v] = cols = (_OneHop(pairs), firsts, [p[0] for p in pairs])
+            self._columns[v] = cols = _OneHop(self._out[v], self.one_hop_window_s)
         return cols
 
     def _direct(
@@ -847,7 +963,7 @@ class RoutingTable:
         ``limit``, under which its distances are exact), then the whole graph."""
         local = min(reach_s, self.local_reach_s)
         if local > 0:
-            delays = self._reach(t_s, int(src), local)[candidates]
+            delays = self._reach(t_s, int(src), local, set(candidates.tolist()))[candidates]
             best = int(np.argmin(delays))
             if delays[best] < local:
                 return best, float(delays[best])
@@ -860,22 +976,28 @@ class RoutingTable:
                 return best, float(delays[best])
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _reach(self, t_s: float, src: int, reach_s: float) -> np.ndarray:
+    def _reach(self, t_s: float, src: int, reach_s: float, targets: set[int] | None = None
+               ) -> np.ndarray:
         """Least link delay from ``src`` to every node within ``reach_s`` on the topology at
         ``t_s`` (inf beyond): Dijkstra over the table's own pair lists, relaxing only the
         nodes it settles, instead of building the whole snapshot matrix for scipy. An edge
         is the least ``owlt_s`` of the pair's contacts up at ``t_s`` (``start <= t < end``),
         the snapshot matrix's entry; a node with many pairs (a ground station) is relaxed
-        from numpy columns."""
+        from numpy columns. With ``targets``, the search stops after the nodes as near as
+        the first target it settles (so every target at that least delay is settled, and
+        the nodes not settled are left at inf)."""
         dist = np.full(self.n_nodes, _INF)
         best: dict[int, float] = {src: 0.0}
         heap = [(0.0, src)]
         pop, push = heapq.heappop, heapq.heappush
         done: set[int] = set()
+        stop = reach_s
         while heap:
             d, v = pop(heap)
-            if d > reach_s:
+            if d > stop:
                 break
+            if targets is not None and v in targets:
+                stop = d  # no target lies nearer than the first one settled
             if v in done:
                 continue
             done.add(v)
@@ -891,10 +1013,14 @@ class RoutingTable:
         """``(to, least owlt)`` of ``v``'s pairs with a contact up at ``t_s``."""
         pairs = self._out[v]
         if len(pairs) >= self.many_pairs:
-            hop, firsts, tos = self._pair_columns(v)
-            owlt = np.where((hop.start <= t_s) & (t_s < hop.end), hop.owlt, _INF)
-            least = np.minimum.reduceat(owlt, firsts)
-            return [(tos[i], float(least[i])) for i in np.flatnonzero(least < _INF).tolist()]
+            hop = self._pair_columns(v)
+            win, _ = hop.window(t_s)  # every contact up at t_s is in its window
+            up = (win.start <= t_s) & (t_s < win.end)
+            best: dict[int, float] = {}
+            for i, o in zip(win.pair[up].tolist(), win.owlt[up].tolist(), strict=True):
+                if o < best.get(i, _INF):
+                    best[i] = o
+            return [(pairs[i][0], best[i]) for i in sorted(best)]
         out = []
         for w, starts, ends, owlts, _, pmax, _, _, _ in pairs:
             k = bisect_right(starts, t_s) - 1
@@ -943,9 +1069,9 @@ def _floats(values: np.ndarray) -> array[float]:
     return array("d", np.asarray(values, dtype=float).tobytes())
 
 
-def _evict(cache: dict[Any, Any]) -> None:
+def _evict(cache: dict[Any, Any], size: int = _GUIDE_CACHE_SIZE) -> None:
     """Drop the oldest entry of a full cache (dicts keep insertion order)."""
-    if len(cache) >= _GUIDE_CACHE_SIZE:
+    if len(cache) >= size:
         del cache[next(iter(cache))]
 
 

@@ -675,7 +675,10 @@ class _ConstellationRun:
             # A* bounds are cached per destination set: worth it for sets asked again and
             # again (all stations, the fixed satellite), not for a one-off computing satellite
             guided = len(c.dests) > 1 or self.sc.routing.policy == "fixed"
-            route = self._route(c.table, node, c.dests, now, c.msg.octets * 8, guided=guided)
+            # the entry satellite bounds the search from a station (the same route comes out)
+            via = hint.dst if hint is not None and hint.src == node else None
+            route = self._route(c.table, node, c.dests, now, c.msg.octets * 8, guided=guided,
+                                via=via)
         if route is None:
             if now + ROUTE_RETRY_S > self.world.plan.horizon_s:
                 c.on_done(None)
@@ -710,9 +713,9 @@ class _ConstellationRun:
         self._step(c)
 
     def _route(self, table: RoutingTable, node: int, dests: frozenset[int], now: float,
-               size: float, *, guided: bool = True) -> Route | None:
+               size: float, *, guided: bool = True, via: int | None = None) -> Route | None:
         """Earliest arrival; ground stations are ends, never relays (down and up again)."""
-        return table.route(node, dests, now, size_bits=size, guided=guided,
+        return table.route(node, dests, now, size_bits=size, guided=guided, via=via,
                            excluded_nodes=self.world.station_set - dests - {node})
 
     def _endpoint(self, sat: int) -> ModelEndpoint:
