@@ -534,6 +534,8 @@ class Constellation:
         self._station_up = (
             np.array([st.up for st in self.stations]) if self.stations else np.zeros((0, 3))
         )
+        self._station_xyz: list[list[float]] = self._station_pos.tolist()
+        self._rows: dict[tuple[int, int], list[float]] = {}  # (node, k) -> _pv[.., k:k+2]
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -663,8 +665,14 @@ class Constellation:
 
     def _position_scalar(self, node: int, t: float) -> np.ndarray:
         """:meth:`position_km` for one node and one time, without the vector machinery."""
+        return np.array(self._position_xyz(node, t))
+
+    def _position_xyz(self, node: int, t: float) -> list[float]:
+        """The position of one node at one time as three floats: the cubic Hermite
+        interpolation of :meth:`satellite_states` in plain float arithmetic (a few
+        microseconds; the light time of every frame on a hop asks for two)."""
         if node < self.n_stations:
-            return self._station_pos[node].copy()
+            return self._station_xyz[node]
         if not 0.0 <= t <= self.times_s[-1]:
             raise ValueError(f"t={t!r} s is outside the propagated span [0, {self.times_s[-1]}]")
         h = self.step_s
@@ -672,8 +680,17 @@ class Constellation:
         s = (t - k * h) / h
         s2 = s * s
         s3 = s2 * s
-        w = np.array([2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, 3 * s2 - 2 * s3, s3 - s2])
-        return w @ self._pv[node - self.n_stations, k : k + 2].reshape(4, 3)
+        w0, w1, w2, w3 = 2 * s3 - 3 * s2 + 1, s3 - 2 * s2 + s, 3 * s2 - 2 * s3, s3 - s2
+        rows = self._rows.get((node, k))
+        if rows is None:
+            if len(self._rows) >= 1 << 16:
+                self._rows.clear()
+            rows = self._rows[(node, k)] = self._pv[node - self.n_stations, k : k + 2].ravel(
+            ).tolist()
+        ax, ay, az, avx, avy, avz, bx, by, bz, bvx, bvy, bvz = rows
+        return [w0 * ax + w1 * avx + w2 * bx + w3 * bvx,
+                w0 * ay + w1 * avy + w2 * by + w3 * bvy,
+                w0 * az + w1 * avz + w2 * bz + w3 * bvz]
 
     def grid_states(self, nodes: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact (SGP4) Earth-fixed positions and velocities of ``nodes[i]`` at grid index ``k[i]``.
@@ -753,10 +770,9 @@ class Constellation:
         A float ``t`` takes a scalar path (a few microseconds); an array ``t`` is vectorised.
         """
         if isinstance(t, float | int):
-            d = self._position_scalar(self.node(b), float(t)) - self._position_scalar(
-                self.node(a), float(t)
-            )
-            return math.sqrt(float(d @ d))
+            pb = self._position_xyz(self.node(b), float(t))
+            pa = self._position_xyz(self.node(a), float(t))
+            return math.dist(pa, pb)
         tt = np.asarray(t, dtype=float)
         pa, _ = self.states(np.asarray(self.node(a)), tt, velocity=False)
         pb, _ = self.states(np.asarray(self.node(b)), tt, velocity=False)
@@ -840,8 +856,10 @@ class NodeDelay:
     b: int
 
     def delay_ns(self, t_ns: int) -> int:
-        d = self.constellation.range_km(self.a, self.b, t_ns / NS_PER_S)
-        return round(float(d) / SPEED_OF_LIGHT_KM_S * NS_PER_S)
+        t = t_ns / NS_PER_S
+        con = self.constellation  # (a and b were checked when the delay was made)
+        d = math.dist(con._position_xyz(self.a, t), con._position_xyz(self.b, t))
+        return round(d / SPEED_OF_LIGHT_KM_S * NS_PER_S)
 
     def delay_ns_array(self, t_ns: np.ndarray) -> np.ndarray:
         d = self.constellation.range_km(self.a, self.b, np.asarray(t_ns, np.float64) / NS_PER_S)

@@ -963,7 +963,9 @@ class RoutingTable:
         ``limit``, under which its distances are exact), then the whole graph."""
         local = min(reach_s, self.local_reach_s)
         if local > 0:
-            delays = self._reach(t_s, int(src), local, set(candidates.tolist()))[candidates]
+            mask = np.zeros(self.n_nodes, dtype=np.uint8)
+            mask[candidates] = 1
+            delays = self._reach(t_s, int(src), local, mask.tobytes())[candidates]
             best = int(np.argmin(delays))
             if delays[best] < local:
                 return best, float(delays[best])
@@ -976,16 +978,16 @@ class RoutingTable:
                 return best, float(delays[best])
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _reach(self, t_s: float, src: int, reach_s: float, targets: set[int] | None = None
+    def _reach(self, t_s: float, src: int, reach_s: float, targets: bytes | None = None
                ) -> np.ndarray:
         """Least link delay from ``src`` to every node within ``reach_s`` on the topology at
         ``t_s`` (inf beyond): Dijkstra over the table's own pair lists, relaxing only the
         nodes it settles, instead of building the whole snapshot matrix for scipy. An edge
         is the least ``owlt_s`` of the pair's contacts up at ``t_s`` (``start <= t < end``),
         the snapshot matrix's entry; a node with many pairs (a ground station) is relaxed
-        from numpy columns. With ``targets``, the search stops after the nodes as near as
-        the first target it settles (so every target at that least delay is settled, and
-        the nodes not settled are left at inf)."""
+        from numpy columns. With ``targets`` (octet ``v`` non-zero: node ``v`` is one), the
+        search stops after the nodes as near as the first target it settles (so every target
+        at that least delay is settled, and the nodes not settled are left at inf)."""
         dist = np.full(self.n_nodes, _INF)
         best: dict[int, float] = {src: 0.0}
         heap = [(0.0, src)]
@@ -996,7 +998,7 @@ class RoutingTable:
             d, v = pop(heap)
             if d > stop:
                 break
-            if targets is not None and v in targets:
+            if targets is not None and targets[v]:
                 stop = d  # no target lies nearer than the first one settled
             if v in done:
                 continue
