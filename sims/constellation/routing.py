@@ -72,7 +72,7 @@ import math
 import operator
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -950,66 +950,81 @@ class RoutingTable:
         return self._arrays.snapshot(t_s, self.n_nodes, size_bits, excluded_nodes, excluded_links)
 
     def nearest(
-        self, t_s: float, src: int, candidates: np.ndarray, *, reach_s: float = 0.03
+        self,
+        t_s: float,
+        src: int,
+        candidates: Collection[int],
+        *,
+        reach_s: float = 0.03,
+        mask: bytes | bytearray | None = None,
     ) -> tuple[int, float]:
-        """Index into ``candidates`` of the node nearest to ``src`` on the topology at ``t_s``
-        (least link delay; the first of equals), and its delay (inf: none is reachable).
+        """The candidate node nearest to ``src`` on the topology at ``t_s`` (least link
+        delay; of equals, the first in ``candidates``' order), and its delay (inf: none is
+        reachable; the node is then ``candidates``' first).
 
-        The same answer as ``argmin`` over :meth:`snapshot_paths` delays, cheaper, in up to
-        three stages that each stop at a delay and answer only if a candidate lies strictly
-        closer: a Dijkstra of its own over the table's pairs out to :attr:`local_reach_s`
-        (a few ISL hops: no snapshot matrix is built; usually a neighbour answers), then
+        The same answer as the first ``argmin`` over :meth:`snapshot_paths` delays, cheaper, in
+        up to three stages that each stop at a delay and answer only if a candidate lies
+        strictly closer: a Dijkstra of its own over the table's pairs out to
+        :attr:`local_reach_s` (a few ISL hops: no snapshot matrix is built; it stops at the
+        first candidate, once every node as near is settled), then
         :func:`scipy.sparse.csgraph.dijkstra` on the snapshot out to ``reach_s`` (its
-        ``limit``, under which its distances are exact), then the whole graph."""
+        ``limit``, under which its distances are exact), then the whole graph. ``mask``
+        (octet ``v`` non-zero exactly for the candidates) saves building it from
+        ``candidates`` when the caller keeps one."""
         local = min(reach_s, self.local_reach_s)
         if local > 0:
-            mask = np.zeros(self.n_nodes, dtype=np.uint8)
-            mask[candidates] = 1
-            delays = self._reach(t_s, int(src), local, mask.tobytes())[candidates]
-            best = int(np.argmin(delays))
-            if delays[best] < local:
-                return best, float(delays[best])
+            if mask is None:
+                marks = np.zeros(self.n_nodes, dtype=np.uint8)
+                marks[np.fromiter(candidates, dtype=np.intp, count=len(candidates))] = 1
+                mask = marks.tobytes()
+            found, delay = self._reach(t_s, int(src), local, mask)
+            if found and delay < local:
+                if len(found) == 1:
+                    return found[0], delay
+                tied = set(found)
+                return next(v for v in candidates if v in tied), delay
+        cands = np.fromiter(candidates, dtype=np.intp, count=len(candidates))
         graph = self.snapshot_graph(t_s)
         for reach in (reach_s, _INF):
             dist = dijkstra(graph, directed=True, indices=src, limit=reach)
-            delays = np.asarray(dist)[candidates]
+            delays = np.asarray(dist)[cands]
             best = int(np.argmin(delays))
             if delays[best] < reach or reach == _INF:
-                return best, float(delays[best])
+                return int(cands[best]), float(delays[best])
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _reach(self, t_s: float, src: int, reach_s: float, targets: bytes | None = None
-               ) -> np.ndarray:
-        """Least link delay from ``src`` to every node within ``reach_s`` on the topology at
-        ``t_s`` (inf beyond): Dijkstra over the table's own pair lists, relaxing only the
-        nodes it settles, instead of building the whole snapshot matrix for scipy. An edge
-        is the least ``owlt_s`` of the pair's contacts up at ``t_s`` (``start <= t < end``),
-        the snapshot matrix's entry; a node with many pairs (a ground station) is relaxed
-        from numpy columns. With ``targets`` (octet ``v`` non-zero: node ``v`` is one), the
-        search stops after the nodes as near as the first target it settles (so every target
-        at that least delay is settled, and the nodes not settled are left at inf)."""
-        dist = np.full(self.n_nodes, _INF)
+    def _reach(self, t_s: float, src: int, reach_s: float, targets: bytes | bytearray
+               ) -> tuple[list[int], float]:
+        """The targets nearest to ``src`` within ``reach_s`` on the topology at ``t_s``
+        (octet ``v`` of ``targets`` non-zero: node ``v`` is one), all at the same least link
+        delay, and that delay (none, inf: no target that near): Dijkstra over the table's
+        own pair lists, relaxing only the nodes it settles, instead of building the whole
+        snapshot matrix for scipy; it stops once every node as near as the first target it
+        settles is settled. An edge is the least ``owlt_s`` of the pair's contacts up at
+        ``t_s`` (``start <= t < end``), the snapshot matrix's entry; a node with many pairs (a
+        ground station) is relaxed from numpy columns."""
         best: dict[int, float] = {src: 0.0}
         heap = [(0.0, src)]
         pop, push = heapq.heappop, heapq.heappush
         done: set[int] = set()
+        found: list[int] = []
         stop = reach_s
         while heap:
             d, v = pop(heap)
             if d > stop:
                 break
-            if targets is not None and targets[v]:
-                stop = d  # no target lies nearer than the first one settled
             if v in done:
                 continue
             done.add(v)
-            dist[v] = d
+            if targets[v]:
+                found.append(v)
+                stop = d  # no target lies nearer than the first one settled
             for w, owlt in self._edges_up(v, t_s):
                 nd = d + owlt
                 if nd <= reach_s and nd < best.get(w, _INF):
                     best[w] = nd
                     push(heap, (nd, w))
-        return dist
+        return found, (best[found[0]] if found else _INF)
 
     def _edges_up(self, v: int, t_s: float) -> list[tuple[int, float]]:
         """``(to, least owlt)`` of ``v``'s pairs with a contact up at ``t_s``."""

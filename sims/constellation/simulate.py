@@ -416,6 +416,9 @@ class _ConstellationRun:
         self.endpoints: dict[int, ModelEndpoint] = {}
         self.load: dict[int, int] = dict.fromkeys(world.computing, 0)
         self.by_load: list[set[int]] = [set(world.computing)]  # satellites by prompts assigned
+        self.level_mask: list[bytearray] = [bytearray(len(world.plan.nodes))]  # by_load as bytes
+        for sat in world.computing:
+            self.level_mask[0][sat] = 1
         self.compute_of: dict[int, int] = {}
         self.origin_of: dict[int, int] = {}  # request id -> the user's station
         self.inference: dict[int, tuple[float, float]] = {}
@@ -617,10 +620,9 @@ class _ConstellationRun:
         level = self.by_load[least]
         if ingress in level:
             return self._assign(ingress)
-        candidates = np.fromiter(level, dtype=np.intp, count=len(level))
-        best, delay = world.table.nearest(now, ingress, candidates)
+        best, delay = world.table.nearest(now, ingress, level, mask=self.level_mask[least])
         if math.isfinite(delay):
-            return self._assign(int(candidates[best]))
+            return self._assign(best)
         route = self._route(world.table, station, frozenset(level), now, size)
         return None if route is None else self._assign(route.dst)
 
@@ -638,9 +640,12 @@ class _ConstellationRun:
         load = self.load.get(sat, 0)
         if sat in self.world.computing:
             self.by_load[load].discard(sat)
+            self.level_mask[load][sat] = 0
             while len(self.by_load) <= load + step:
                 self.by_load.append(set())
+                self.level_mask.append(bytearray(len(self.level_mask[0])))
             self.by_load[load + step].add(sat)
+            self.level_mask[load + step][sat] = 1
         self.load[sat] = load + step
 
     def _unload(self, rid: int) -> None:
