@@ -236,6 +236,7 @@ class RfGround:
                  downlink_sdls: HopSdls | None = None) -> None:
         self.config = config
         self.frames = config.uplink_frames()
+        self._max_packet = self.frames.capacity(config.vcid)  # config.max_packet_length
         self.uplink = config.uplink_chain()
         downlink = config.downlink_chain()
         self.decoder = downlink.decoder()
@@ -260,11 +261,11 @@ class RfGround:
 
     # -- sending ---------------------------------------------------------------------------
     def send_packet(self, packet: bytes, tag: object = None, *, now: float) -> None:
-        if len(packet) > self.config.max_packet_length:
+        if len(packet) > self._max_packet:
             raise ConfigError(
                 f"a {len(packet)}-octet packet does not fit one "
                 f"{self.frames.layer.upper()} frame "
-                f"({self.config.max_packet_length} octets)", key="packet")
+                f"({self._max_packet} octets)", key="packet")
         self._handles += 1
         self._sdus[self._handles] = (bytes(packet), tag)
         self.operator.offer(self._handles)
