@@ -511,6 +511,13 @@ class RoutingTable:
             into[to].extend(cs)
 
         self._max_rate: float = float(arr.rate.max()) if contacts else 1.0
+        # per node, over the contacts into it: the least OWLT and the fastest rate
+        in_owlt = np.full(n, _INF)
+        in_rate = np.zeros(n)
+        np.minimum.at(in_owlt, arr.to, arr.owlt)
+        np.maximum.at(in_rate, arr.to, arr.rate)
+        self._in_owlt: list[float] = in_owlt.tolist()
+        self._in_rate: list[float] = in_rate.tolist()
         # Reverse static graph (to -> frm, least OWLT of the pair) for the A* bounds; scipy's
         # csgraph treats the explicit zeros _csr keeps as edges, so zero-OWLT pairs stay in.
         self._reverse = _csr(arr.to, arr.frm, arr.owlt, n)
@@ -665,6 +672,8 @@ class RoutingTable:
         bound = self._direct(src, dests, t0_s, size_bits, ex_nodes, ex_links)
         if bound == _INF and via is not None:
             bound = self._via(src, dests, t0_s, size_bits, ex_nodes, ex_links, limit, guided, via)
+        # Unguided, with a bound: a relay reached at `a` delivers no sooner than `a + tail`.
+        tail = self._last_hop_s(dests, size_bits) if not guided and bound < _INF else -_INF
         queued: dict[int, tuple[float, int]] = {src: (t0_s, 0)}
         first_pairs = self._first_pairs(src, t0_s, size_bits, ex_nodes, ex_links, limit, bound)
         # Labels: (parent label, contact crossed, arrival); label 0 is the source.
@@ -741,6 +750,8 @@ class RoutingTable:
                 if best > bound:
                     continue  # can only complete after the direct hop's arrival (see above)
                 if not guided or w in dests:
+                    if best + tail > bound and w not in dests:
+                        continue  # nor can a relay this late: the last hop alone takes tail
                     kt, kh = best, nh
                 else:
                     hops_left = g_hops[w]
@@ -764,6 +775,16 @@ class RoutingTable:
                 labels.append((lid, cs[bk], best))
                 push(heap, (kt, kh, best, nh, w, len(labels) - 1))
         return None
+
+    def _last_hop_s(self, dests: set[int], size_bits: float) -> float:
+        """A lower bound on the last hop into ``dests``: the least OWLT of a contact into
+        them plus the transmission at the fastest such rate, less the float margin (inf: no
+        contact enters them)."""
+        owlt = min(self._in_owlt[d] for d in dests)
+        rate = max(self._in_rate[d] for d in dests)
+        if rate <= 0.0:
+            return _INF
+        return max(0.0, owlt + (size_bits / rate if size_bits else 0.0) - self._margin_s)
 
     def _via(
         self,
