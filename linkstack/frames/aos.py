@@ -43,6 +43,7 @@ from linkstack.errors import (
     TruncatedError,
     UncorrectableError,
 )
+from linkstack.fast_dataclass import fast_init
 from linkstack.frames.tm import FHP_IDLE_DATA, FHP_NO_PACKET_START
 
 LAYER = "aos"
@@ -336,6 +337,7 @@ class AosChannelConfig:
 DEFAULT_CONFIG = AosChannelConfig()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class AosFrame:
     """One AOS Transfer Frame (732.0-B-4 §4.1).

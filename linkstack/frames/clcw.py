@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import construct as c
 
 from linkstack.bitfields import BitHeader
+from linkstack.fast_dataclass import fast_init
 
 LAYER = "clcw"
 
@@ -42,6 +43,7 @@ CLCW_SIZE = 4
 COP_1 = 0b01
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Clcw:
     """A decoded CLCW. ``report_value`` is FARM-1's V(R), the next expected N(S)."""
@@ -69,5 +71,6 @@ class Clcw:
     def decode(cls, buf: bytes, offset: int = 0) -> Clcw:
         (status, cop, vcid, no_rf, no_lock, lockout, wait, retransmit, farm_b,
          vr) = HEADER.unpack(buf, offset)
-        return cls(vcid, vr, bool(lockout), bool(wait), bool(retransmit), farm_b,
-                   bool(no_rf), bool(no_lock), status, cop)
+        # The flags are single bits: ``== 1`` is bool() without the call.
+        return cls(vcid, vr, lockout == 1, wait == 1, retransmit == 1, farm_b, no_rf == 1,
+                   no_lock == 1, status, cop)

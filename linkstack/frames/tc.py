@@ -32,6 +32,7 @@ import construct as c
 from linkstack.bitfields import BitHeader
 from linkstack.codecs.crc import check_fecf, compute_fecf
 from linkstack.errors import ConfigError, DecodeError, EncodeError, TruncatedError
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE as SPP_HEADER_SIZE
 from linkstack.spp.packet import SequenceFlags
 
@@ -150,8 +151,10 @@ class TcChannelConfig:
 
 
 DEFAULT_CONFIG = TcChannelConfig()
+_SEQUENCE_FLAGS = tuple(SequenceFlags(i) for i in range(4))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TcFrame:
     """One TC Transfer Frame (232.0-B-4 §4.1).
@@ -286,9 +289,10 @@ class TcFrame:
                     offset=pos,
                 )
             seq, map_id = SEGMENT.unpack(frame, pos)
-            flags = SequenceFlags(seq)
+            flags = _SEQUENCE_FLAGS[seq]  # SequenceFlags(seq) for the 2-bit value, by table
             pos += SEGMENT_HEADER_SIZE
-        return cls(scid, vcid, fsn, bytes(frame[pos:end]), bool(bypass), bool(ctrl), map_id, flags)
+        # bypass and ctrl are single bits: ``== 1`` is bool() without the call.
+        return cls(scid, vcid, fsn, bytes(frame[pos:end]), bypass == 1, ctrl == 1, map_id, flags)
 
 
 def tc_frame_length(buf: bytes, offset: int = 0) -> int:
@@ -375,6 +379,7 @@ def bc_frame(scid: int, vcid: int, command: BcCommand | bytes, frame_sequence_nu
 # --------------------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MapSegment:
     """One segment of a MAP SDU: the Segment Header's Sequence Flags and the data."""
@@ -404,6 +409,7 @@ def segment_map_sdu(sdu: bytes, capacity: int) -> list[MapSegment]:
     return out
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MapSduReceived:
     """A complete MAP SDU, delivered to MAP ``map_id`` of VC ``vcid``."""
@@ -413,6 +419,7 @@ class MapSduReceived:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SegmentsDiscarded:
     """Octets thrown away because segments arrived in a wrong order or did not fit."""

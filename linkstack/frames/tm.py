@@ -38,6 +38,7 @@ import construct as c
 from linkstack.bitfields import BitHeader
 from linkstack.codecs.crc import compute_fecf, crc16_ccitt
 from linkstack.errors import ChecksumError, ConfigError, DecodeError, EncodeError, TruncatedError
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.packet import PRIMARY_HEADER_SIZE as SPP_HEADER_SIZE
 
 LAYER = "tm"
@@ -132,6 +133,7 @@ class TmChannelConfig:
 DEFAULT_CONFIG = TmChannelConfig()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TmFrame:
     """One TM Transfer Frame (132.0-B-3 §4.1).
@@ -199,16 +201,20 @@ class TmFrame:
                     layer=LAYER, field="segment_length_id",
                 )
             _check_fhp(self.first_header_pointer, capacity)
-        out = HEADER.pack(
-            self.scid, self.vcid, int(self.ocf is not None), self.mc_frame_count,
+        ocf = self.ocf
+        parts = [HEADER.pack(
+            self.scid, self.vcid, int(ocf is not None), self.mc_frame_count,
             self.vc_frame_count, int(sec is not None), int(self.synchronization_flag),
             int(self.packet_order_flag), self.segment_length_id, self.first_header_pointer,
-        )
+        )]
         if sec is not None:
-            out += SECONDARY_ID.pack(len(sec)) + bytes(sec)
-        out += bytes(self.data_field)
-        if self.ocf is not None:
-            out += bytes(self.ocf)
+            parts.append(SECONDARY_ID.pack(len(sec)))
+            parts.append(bytes(sec))
+        parts.append(bytes(self.data_field))  # (no copy when it is bytes already)
+        if ocf is not None:
+            parts.append(bytes(ocf))
+        # One join instead of a copy of the growing frame per part (the same octets).
+        out = b"".join(parts)
         if config.has_fecf:
             out += compute_fecf(out, FECF_SIZE)
         return out
@@ -264,8 +270,9 @@ class TmFrame:
                 f"{fhp} points beyond the {end - pos}-octet data field",
                 layer=LAYER, field="first_header_pointer", offset=4,
             )
-        return cls(scid, vcid, mc, vc, fhp, bytes(buf[pos:end]), ocf, sec, bool(sync),
-                   bool(pof), slid)
+        # sync and pof are single bits: ``== 1`` is bool() without the call.
+        return cls(scid, vcid, mc, vc, fhp, bytes(buf[pos:end]), ocf, sec, sync == 1,
+                   pof == 1, slid)
 
 
 def tm_frame_header_fields(buf: bytes, offset: int = 0) -> tuple[int, ...]:
@@ -295,6 +302,7 @@ def _check_fhp(fhp: int, zone_length: int, *, layer: str = LAYER,
 # --------------------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PacketZone:
     """A data field split at packet boundaries.

@@ -39,6 +39,7 @@ import construct as c
 from linkstack.bitfields import BitHeader
 from linkstack.codecs.crc import check_fecf, compute_fecf
 from linkstack.errors import ConfigError, DecodeError, EncodeError, TruncatedError
+from linkstack.fast_dataclass import fast_init
 
 LAYER = "uslp"
 
@@ -207,6 +208,7 @@ class UslpChannelConfig:
 DEFAULT_CONFIG = UslpChannelConfig()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UslpFrame:
     """One USLP Transfer Frame (732.1-B-2 §4.1).

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic
 
 from linkstack.errors import ConfigError, DecodeError
+from linkstack.fast_dataclass import fast_init
 from linkstack.mux.packet_zone import (
     ExtractorEvent,
     FhpConvention,
@@ -26,6 +27,7 @@ from linkstack.mux.packet_zone import (
 from linkstack.mux.scheduler import K, VcScheduler
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OutgoingFrame:
     """A frame ready for the coding layer, with the tags of the packets it carries.
@@ -123,6 +125,7 @@ class ZoneDemultiplexer:
         return ex.feed(frame_count, first_header_pointer, zone)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OcfReceived:
     """The OCF of a good frame (a CLCW for COP-1: ``Clcw.decode(ocf)``)."""
@@ -131,6 +134,7 @@ class OcfReceived:
     ocf: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FrameRejected:
     """A frame failed its checks (FECF, header, spacecraft) and was dropped."""
@@ -138,6 +142,7 @@ class FrameRejected:
     error: DecodeError
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FrameDuplicate:
     """A good frame identical, octet for octet, to one received shortly before (a ground

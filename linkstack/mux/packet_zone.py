@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from linkstack.errors import ConfigError
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.packet import IDLE_APID, SEQUENCE_COUNT_MODULUS, idle_packet
 
 FHP_NO_PACKET_START_TM = 0x7FF
@@ -50,6 +51,7 @@ class FhpConvention:
         raise ConfigError(f"no first header pointer on layer {layer!r}", key="layer")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Zone:
     """One built packet zone: its bytes, its FHP and how many octets of it are idle fill."""
@@ -167,6 +169,7 @@ class PacketExtracted(NamedTuple):
     packet: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class FrameGap:
     """Frames were lost on ``vcid``: the VC frame count jumped from ``expected`` to ``received``.
@@ -184,6 +187,7 @@ class FrameGap:
     discarded_count: int | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PacketsLost:
     """Packets of ``apid`` with sequence counts ``first``..``last`` (inclusive, mod 16384) never
@@ -196,6 +200,7 @@ class PacketsLost:
     count: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ZoneError:
     """A zone was inconsistent (e.g. the FHP points past the end, or a packet header is

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
+from linkstack.fast_dataclass import fast_init
 from linkstack.frames.tc import (
     MapReassembler,
     MapSduReceived,
@@ -33,6 +34,7 @@ from linkstack.mux.scheduler import VcScheduler
 from linkstack.spp.packet import SequenceFlags
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TcOutgoing:
     """One TC frame to hand to FOP-1 (AD) or send as it is (BD), with its packet's tag."""

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
+from linkstack.fast_dataclass import fast_init
 from linkstack.frames.tm import FRAME_COUNT_MODULUS, MAX_VCID, TmChannelConfig, TmFrame
 from linkstack.mux.channel import (
     DUPLICATE_WINDOW,
@@ -106,6 +107,7 @@ class TmMultiplexer:
         return out
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MasterChannelGap:
     """The Master Channel Frame Count jumped: ``lost`` frames of any VC never arrived."""

@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
+from linkstack.fast_dataclass import fast_init
 from linkstack.payload.messages import (
     UNKNOWN_REQUEST_ID,
     GenerationParams,
@@ -99,6 +100,7 @@ class PendingRequest:
     """When the first partial result with text arrived."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResultReceived:
     """The Result for one of our requests. ``round_trip_s`` = arrival − send time;
@@ -113,6 +115,7 @@ class ResultReceived:
     segments: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PartialReceived:
     """A PartialResult for one of our requests. ``new_text`` is what it made contiguous (""
@@ -125,6 +128,7 @@ class PartialReceived:
     elapsed_s: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnmatchedPartial:
     """A PartialResult for no pending request (its Result already came, or not ours)."""
@@ -132,6 +136,7 @@ class UnmatchedPartial:
     partial: PartialResult
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnmatchedResult:
     """A Result for no pending request: late (after its timeout), duplicated, not ours, or a
@@ -140,6 +145,7 @@ class UnmatchedResult:
     result: Result
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestTimedOut:
     """No Result arrived within ``timeout_s`` of sending."""

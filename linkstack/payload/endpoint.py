@@ -62,6 +62,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from linkstack.errors import ConfigError, DecodeError, ProtocolError
+from linkstack.fast_dataclass import fast_init
 from linkstack.payload.backend import (
     FlightProfile,
     Generation,
@@ -182,6 +183,7 @@ class Job:
 
 # -- events --------------------------------------------------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PromptQueued:
     """A prompt passed every check and waits for :meth:`ModelEndpoint.next_job`."""
@@ -192,6 +194,7 @@ class PromptQueued:
     queue_depth: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ResultSent:
     """The endpoint produced a Result without running the model (a rejection or timeout).
@@ -203,6 +206,7 @@ class ResultSent:
     packets: list[bytes]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DuplicatePrompt:
     """A prompt whose request id is already queued or running: ignored (no second answer)."""

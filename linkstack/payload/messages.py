@@ -78,6 +78,7 @@ import math
 import struct as _struct
 import threading
 from collections import namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -87,6 +88,7 @@ import zstandard
 
 from linkstack.bitfields import BitHeader
 from linkstack.errors import DecodeError, EncodeError, TruncatedError
+from linkstack.fast_dataclass import fast_init, fast_new
 
 LAYER = "payload"
 
@@ -139,6 +141,11 @@ class FinishReason(IntEnum):
     """End-of-sequence token or a stop sequence."""
     LENGTH = 2
     """``max_tokens`` reached."""
+
+
+_U64_MAX = 2**64 - 1
+_STATUSES: dict[int, Status] = {int(s): s for s in Status}
+_FINISH_REASONS: dict[int, FinishReason] = {int(f): f for f in FinishReason}
 
 
 # -- the declarations ----------------------------------------------------------------------
@@ -217,7 +224,9 @@ _local = threading.local()  # zstd contexts are not thread-safe: one per thread
 
 
 def _compressor(level: int) -> zstandard.ZstdCompressor:
-    cache: dict[int, zstandard.ZstdCompressor] = _local.__dict__.setdefault("c", {})
+    cache: dict[int, zstandard.ZstdCompressor] | None = _local.__dict__.get("c")
+    if cache is None:
+        cache = _local.c = {}
     cctx = cache.get(level)
     if cctx is None:
         cctx = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
@@ -314,19 +323,21 @@ class _Layout:
     """Fast parse and build of one message, derived from its ``construct`` declaration.
 
     The declarations above stay the reference (the walker reports errors along them, the
-    specs are generated from them); this reads their fields once and runs the same layout
-    with :mod:`struct` and slicing, about three times faster than construct's compiled
-    parser on these short messages (7 against 21 µs), which every prompt and answer crosses
-    twice. Runs of fixed-size integers (and constants) are one :class:`struct.Struct`; the
-    flags octet is a :class:`~linkstack.bitfields.BitHeader`; the length-prefixed strings,
-    string list and text are the three sub-declarations named above. A field of any other
-    kind is refused when the module loads, so the two cannot drift apart silently; a
-    property test checks that both accept the same octets, read the same values and build
-    the same octets.
+    specs are generated from them); this reads their fields once, when the module loads, and
+    generates two plain Python functions for the message, :attr:`parse` and :attr:`build`,
+    which run the same layout with :mod:`struct` and slicing, unrolled: no loop over the
+    fields, no dispatch on their kind at each call (``compile``/``exec`` of source written
+    from :attr:`steps`; :meth:`source` shows it). Runs of fixed-size integers (and constants)
+    are one :class:`struct.Struct`; the flags octet is unpacked and packed inline with the
+    shifts, masks and constants of its :class:`~linkstack.bitfields.BitHeader`; the
+    length-prefixed strings, string list and text are the three sub-declarations named above.
+    A field of any other kind is refused when the module loads, so the two cannot drift apart
+    silently; a property test checks that both accept the same octets, read the same values
+    and build the same octets.
 
-    :meth:`parse` returns the values (flags as an object with one attribute per flag) or None
+    :attr:`parse` returns the values (flags as an object with one attribute per flag) or None
     when the octets are not a valid message: the caller then walks the declaration, which
-    says which field is wrong and where. :meth:`build` falls back to the declaration for
+    says which field is wrong and where. :attr:`build` falls back to the declaration for
     values it cannot pack (construct then names the field).
     """
 
@@ -353,6 +364,8 @@ class _Layout:
             flush()
             if inner is _FLAGS or inner is _PROMPT_FLAGS:
                 header = BitHeader(LAYER, inner)
+                if header.size != 1:
+                    raise TypeError(f"flags field {name!r} is not one octet")
                 self.steps.append(("flags", name, header, _flags_type(header.names)))
             elif inner is _SHORT_UTF8:
                 self.steps.append(("string", name))
@@ -365,82 +378,151 @@ class _Layout:
             else:
                 raise TypeError(f"no fast layout for field {name!r} ({inner!r})")
         flush()
+        self._namespace: dict[str, Any] = {
+            "_bytes": bytes, "_U32": _struct.Struct(">I"),
+            "_struct_error": _struct.error, "_fallback": self._fallback,
+        }
+        self._sources: dict[str, str] = {}
+        self.parse: Callable[[bytes], dict[str, Any] | None] = self._compile(
+            "parse", self._parse_source())
+        self.build: Callable[[dict[str, Any]], bytes] = self._compile(
+            "build", self._build_source())
 
-    def parse(self, buf: bytes) -> dict[str, Any] | None:
-        values: dict[str, Any] = {}
-        pos = 0
-        end = len(buf)
-        try:
-            for step in self.steps:
-                kind = step[0]
-                if kind == "fixed":
-                    fmt, names, consts = step[1], step[2], step[3]
-                    got = fmt.unpack_from(buf, pos)
-                    for n, k, v in zip(names, consts, got, strict=True):
-                        if k is not None and v != k:
-                            return None
-                        values[n] = v
-                    pos += fmt.size
-                elif kind == "flags":
-                    header, make = step[2], step[3]
-                    values[step[1]] = make(*header.unpack(buf, pos))
-                    pos += header.size
-                elif kind == "string":
-                    n = buf[pos]
-                    if pos + 1 + n > end:
-                        return None
-                    values[step[1]] = buf[pos + 1:pos + 1 + n].decode("utf-8")
-                    pos += 1 + n
-                elif kind == "strings":
-                    count = buf[pos]
-                    pos += 1
-                    items = []
-                    for _ in range(count):
-                        n = buf[pos]
-                        if pos + 1 + n > end:
-                            return None
-                        items.append(buf[pos + 1:pos + 1 + n].decode("utf-8"))
-                        pos += 1 + n
-                    values[step[1]] = items
-                elif kind == "text":
-                    n = int.from_bytes(buf[pos:pos + 4], "big")
-                    if pos + 4 + n > end:  # (also when fewer than 4 octets are left)
-                        return None
-                    values[step[1]] = buf[pos + 4:pos + 4 + n]
-                    pos += 4 + n
-                elif pos != end:  # "end"
-                    return None
-                else:
-                    values[step[1]] = None
-        except (_struct.error, IndexError, UnicodeDecodeError, DecodeError):
-            return None
-        return values
+    def source(self, name: str) -> str:
+        """The generated source of ``"parse"`` or ``"build"`` (for reading and debugging)."""
+        return self._sources[name]
 
-    def build(self, values: dict[str, Any]) -> bytes:
-        out: list[bytes] = []
-        try:
-            for step in self.steps:
-                kind = step[0]
-                if kind == "fixed":
-                    out.append(step[1].pack(*[values[n] if k is None else k
-                                              for n, k in zip(step[2], step[3], strict=True)]))
-                elif kind == "flags":
-                    out.append(step[2].pack_dict(values[step[1]]))
-                elif kind == "string":
-                    raw = values[step[1]].encode("utf-8")
-                    out.append(bytes((len(raw),)) + raw)
-                elif kind == "strings":
-                    items = values[step[1]]
-                    out.append(bytes((len(items),)))
-                    for item in items:
-                        raw = item.encode("utf-8")
-                        out.append(bytes((len(raw),)) + raw)
-                elif kind == "text":
-                    data = values[step[1]]
-                    out.append(len(data).to_bytes(4, "big") + data)
-        except (_struct.error, ValueError, OverflowError, UnicodeEncodeError, EncodeError):
-            return _build(self.struct, values)  # construct says which field cannot be packed
-        return b"".join(out)
+    def _fallback(self, values: dict[str, Any]) -> bytes:
+        return _build(self.struct, values)  # construct says which field cannot be packed
+
+    def _compile(self, name: str, src: str) -> Any:
+        self._sources[name] = src
+        exec(compile(src, f"<payload layout {self.struct.subcons[0].name} {name}>", "exec"),
+             self._namespace)
+        return self._namespace.pop(name)
+
+    def _parse_source(self) -> str:
+        """``parse(buf)``: the values of the whole message in ``buf``, or None.
+
+        Equivalent step by step to the declaration: a fixed run is ``unpack_from`` (too few
+        octets: :class:`struct.error`) and its constants are compared; the flags octet's
+        constant bits are compared and its named bits shifted out; a string is its length
+        octet and that many octets of strict UTF-8 that must lie inside the buffer; the string
+        list is its count octet and that many strings; the text is a 32-bit length and that
+        many octets inside the buffer; the end is the end of the buffer. Any failure (short
+        buffer: :class:`IndexError` or :class:`struct.error`; bad UTF-8) returns None.
+        """
+        ns = self._namespace
+        body: list[str] = ["end = len(buf)", "pos = 0"]
+        result: list[str] = []
+        for i, step in enumerate(self.steps):
+            kind = step[0]
+            if kind == "fixed":
+                fmt, names, consts = step[1], step[2], step[3]
+                ns[f"_S{i}"] = fmt
+                targets = [f"v_{n}" for n in names]
+                body.append(f"{', '.join(targets)}, = _S{i}.unpack_from(buf, pos)")
+                for n, k in zip(names, consts, strict=True):
+                    if k is not None:
+                        body.append(f"if v_{n} != {k!r}: return None")
+                    result.append(f"{n!r}: v_{n}")
+                body.append(f"pos += {fmt.size}")
+            elif kind == "flags":
+                name, header = step[1], step[2]
+                ns[f"_F{i}"] = step[3]
+                body.append("w = buf[pos]")
+                for f in header.consts:
+                    body.append(f"if (w >> {f.shift}) & {f.mask} != {f.const}: return None")
+                parts = ", ".join(f"(w >> {f.shift}) & {f.mask}" for f in header.named)
+                body.append(f"v_{name} = _F{i}({parts})")
+                body.append("pos += 1")
+                result.append(f"{name!r}: v_{name}")
+            elif kind == "string":
+                name = step[1]
+                body += ["e = pos + 1 + buf[pos]", "if e > end: return None",
+                         f"v_{name} = buf[pos + 1:e].decode('utf-8')", "pos = e"]
+                result.append(f"{name!r}: v_{name}")
+            elif kind == "strings":
+                name = step[1]
+                body += ["count = buf[pos]", "pos += 1", f"v_{name} = []",
+                         "for _ in range(count):",
+                         "    e = pos + 1 + buf[pos]",
+                         "    if e > end: return None",
+                         f"    v_{name}.append(buf[pos + 1:e].decode('utf-8'))",
+                         "    pos = e"]
+                result.append(f"{name!r}: v_{name}")
+            elif kind == "text":
+                name = step[1]
+                body += ["e = pos + 4 + _U32.unpack_from(buf, pos)[0]",
+                         "if e > end: return None",
+                         f"v_{name} = buf[pos + 4:e]", "pos = e"]
+                result.append(f"{name!r}: v_{name}")
+            else:  # "end"
+                body.append("if pos != end: return None")
+                result.append(f"{step[1]!r}: None")
+        lines = ["def parse(buf):", "    try:"]
+        lines += [f"        {line}" for line in body]
+        lines += ["    except (_struct_error, IndexError, UnicodeDecodeError):",
+                  "        return None",
+                  f"    return {{{', '.join(result)}}}"]
+        return "\n".join(lines) + "\n"
+
+    def _build_source(self) -> str:
+        """``build(values)``: the octets of the message, from the dictionary of its values.
+
+        Equivalent step by step to the declaration: a fixed run is one ``pack`` (constants
+        filled in); the flags octet takes each named bit from the flags mapping, as ``int``,
+        range-checked against its width (missing or out of range: :class:`ValueError`, as
+        :meth:`BitHeader.pack_dict`'s :class:`EncodeError` is); a string is its
+        UTF-8 octets after their length in one octet (over 255: :class:`ValueError`); the
+        string list is its count octet and the strings; the text is its 32-bit length and its
+        octets. Any of those failures builds with the declaration instead, so that construct
+        raises the error naming the field (or builds what it can).
+        """
+        ns = self._namespace
+        body: list[str] = []
+        parts: list[str] = []
+        for i, step in enumerate(self.steps):
+            kind = step[0]
+            p = f"p{i}"
+            if kind == "fixed":
+                fmt, names, consts = step[1], step[2], step[3]
+                ns[f"_S{i}"] = fmt
+                args = [f"values[{n!r}]" if k is None else repr(k)
+                        for n, k in zip(names, consts, strict=True)]
+                body.append(f"{p} = _S{i}.pack({', '.join(args)})")
+            elif kind == "flags":
+                name, header = step[1], step[2]
+                body.append(f"f = values[{name!r}]")
+                terms = [f"{f.const << f.shift}" for f in header.consts if f.const]
+                for j, f in enumerate(header.named):
+                    body.append(f"if {f.name!r} not in f: raise ValueError('missing')")
+                    body.append(f"b{j} = int(f[{f.name!r}])")
+                    terms.append(f"(b{j} << {f.shift})")
+                for j, f in enumerate(header.named):
+                    body.append(f"if not (0 <= b{j} <= {f.mask}): raise ValueError('out of range')")
+                body.append(f"{p} = _bytes(({' | '.join(terms) or '0'},))")
+            elif kind == "string":
+                body += [f"r = values[{step[1]!r}].encode('utf-8')",
+                         f"{p} = _bytes((len(r),)) + r"]
+            elif kind == "strings":
+                body += [f"items = values[{step[1]!r}]", "acc = [_bytes((len(items),))]",
+                         "for item in items:",
+                         "    r = item.encode('utf-8')",
+                         "    acc.append(_bytes((len(r),)) + r)",
+                         f"{p} = b''.join(acc)"]
+            elif kind == "text":
+                body += [f"data = values[{step[1]!r}]",
+                         f"{p} = len(data).to_bytes(4, 'big') + data"]
+            else:  # "end": nothing to write
+                continue
+            parts.append(p)
+        lines = ["def build(values):", "    try:"]
+        lines += [f"        {line}" for line in body]
+        lines += ["    except (_struct_error, ValueError, OverflowError, UnicodeEncodeError):",
+                  "        return _fallback(values)",
+                  f"    return b''.join(({', '.join(parts)},))"]
+        return "\n".join(lines) + "\n"
 
 
 def _flags_type(names: tuple[str, ...]) -> Any:
@@ -528,11 +610,16 @@ def _decode_text(values: Any, offsets: _Offsets, buf_len: int, limit: int) -> st
 
 def _encode_text(text: str, limit: int, compress: bool | None) -> tuple[bool, int, bytes]:
     raw = _utf8(text, "text")
-    if len(raw) > limit:
-        raise EncodeError(f"{len(raw)} octets, at most {limit}", layer=LAYER, field="text")
-    if compress is None:
-        flag, wire = compress_text(raw)
-    elif compress and raw:
+    n = len(raw)
+    if n > limit:
+        raise EncodeError(f"{n} octets, at most {limit}", layer=LAYER, field="text")
+    if compress is None:  # compress_text(raw), inline
+        if raw:
+            packed = _compressor(ZSTD_LEVEL).compress(raw)
+            if len(packed) < n:
+                return True, n, packed
+        return False, n, raw
+    if compress and raw:
         flag, wire = True, _compressor(ZSTD_LEVEL).compress(raw)
     else:
         flag, wire = False, raw
@@ -548,6 +635,17 @@ def _build(struct: Any, values: dict[str, Any]) -> bytes:
         raise EncodeError(str(exc).replace("\n", " "), layer=LAYER, field=str(path)) from None
 
 
+def _encoded_model_id(model_id: str) -> bytes:
+    """The UTF-8 octets of a model id to encode (:func:`_utf8` then the length check of
+    :func:`_check_model_id`, which measures the same octets once the strict encoding has
+    succeeded)."""
+    raw = _utf8(model_id, "model_id")
+    if len(raw) > MAX_MODEL_ID_OCTETS:
+        raise EncodeError(f"{len(raw)} octets, at most {MAX_MODEL_ID_OCTETS}", layer=LAYER,
+                          field="model_id")
+    return raw
+
+
 def _range(value: int, lo: int, hi: int, fld: str) -> None:
     if not isinstance(value, int) or not lo <= value <= hi:
         raise EncodeError(f"{value!r} is outside {lo}..{hi}", layer=LAYER, field=fld)
@@ -555,6 +653,7 @@ def _range(value: int, lo: int, hi: int, fld: str) -> None:
 
 # -- the messages ------------------------------------------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class GenerationParams:
     """Generation parameters of a Prompt.
@@ -593,10 +692,20 @@ class GenerationParams:
         return round(self.temperature * 1000)
 
 
+_decoded_params = fast_new(GenerationParams)
+"""GenerationParams from decoded wire values, without ``__post_init__``: Prompt.decode has
+already checked them against the same limits (max_tokens 1..65535 and seed 0..2**32-1 by
+their field widths and the zero check, 1..4 stop sequences of 1..32 UTF-8 octets each, and a
+temperature ``milli / 1000`` that ``round(t * 1000) / 1000`` maps to itself for every 16-bit
+``milli``, a test checks all 65536), so the checks and the normalisation would change
+nothing."""
+
+
 def _check_request_id(request_id: int) -> None:
     _range(request_id, 0, 0xFFFFFFFF, "request_id")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """A request to the onboard model (message type 0x01). See the module docstring."""
@@ -611,16 +720,20 @@ class Prompt:
     def encode(self, *, compress: bool | None = None) -> bytes:
         """Encode to octets. ``compress=None`` picks zstd only when it is shorter; True/False
         force the choice (for tests). Raises :class:`EncodeError` naming the field."""
-        _check_request_id(self.request_id)
-        _range(self.priority, 0, MAX_PRIORITY, "priority")
-        _utf8(self.model_id, "model_id")
-        _check_model_id(self.model_id, None)
+        # Each range check inline, calling _range (which raises) only when it fails.
+        rid = self.request_id
+        if not (isinstance(rid, int) and 0 <= rid <= 0xFFFFFFFF):
+            _check_request_id(rid)
+        priority = self.priority
+        if not (isinstance(priority, int) and 0 <= priority <= MAX_PRIORITY):
+            _range(priority, 0, MAX_PRIORITY, "priority")
+        _encoded_model_id(self.model_id)
         flag, text_octets, wire = _encode_text(self.text, MAX_PROMPT_OCTETS, compress)
         p = self.params
         return _PROMPT_FAST.build({
             "version": VERSION,
-            "flags": {"spare": 0, "priority": self.priority, "text_compressed": flag},
-            "request_id": self.request_id,
+            "flags": {"spare": 0, "priority": priority, "text_compressed": flag},
+            "request_id": rid,
             "model_id": self.model_id,
             "max_tokens": p.max_tokens,
             "temperature_milli": p.temperature_milli,
@@ -653,12 +766,13 @@ class Prompt:
                 raise DecodeError(f"stop sequence of {n} octets, must be 1..{MAX_STOP_OCTETS}",
                                   layer=LAYER, field="stop_sequences", offset=off)
         text = _decode_text(values, offsets, len(buf), MAX_PROMPT_OCTETS)
-        params = GenerationParams(values["max_tokens"], values["temperature_milli"] / 1000,
-                                  values["seed"], stop)
+        params = _decoded_params(values["max_tokens"], values["temperature_milli"] / 1000,
+                                 values["seed"], stop)
         return cls(values["request_id"], text, values["model_id"], params,
                    values["flags"].priority)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Result:
     """The onboard model's answer, or an error status (message type 0x02)."""
@@ -679,31 +793,45 @@ class Result:
 
     def encode(self, *, compress: bool | None = None) -> bytes:
         """Encode to octets (see :meth:`Prompt.encode`)."""
-        _check_request_id(self.request_id)
-        _range(int(self.status), 0, 0xFF, "status")
-        if int(self.status) not in Status._value2member_map_:
+        # The checks in the same order as ever, each range check inline (calling _range,
+        # which raises, only when it fails).
+        rid = self.request_id
+        if not (isinstance(rid, int) and 0 <= rid <= 0xFFFFFFFF):
+            _check_request_id(rid)
+        status = int(self.status)
+        if not 0 <= status <= 0xFF:
+            _range(status, 0, 0xFF, "status")
+        if status not in _STATUSES:
             raise EncodeError(f"{self.status!r} is not a Status", layer=LAYER, field="status")
-        if int(self.finish_reason) not in FinishReason._value2member_map_:
+        finish = int(self.finish_reason)
+        if finish not in _FINISH_REASONS:
             raise EncodeError(f"{self.finish_reason!r} is not a FinishReason", layer=LAYER,
                               field="finish_reason")
-        _utf8(self.model_id, "model_id")
-        _check_model_id(self.model_id, None)
-        _range(self.prompt_tokens, 0, 0xFFFFFFFF, "prompt_tokens")
-        _range(self.completion_tokens, 0, 0xFFFFFFFF, "completion_tokens")
-        _range(self.queue_time_us, 0, 2**64 - 1, "queue_time_us")
-        _range(self.inference_time_us, 0, 2**64 - 1, "inference_time_us")
+        _encoded_model_id(self.model_id)
+        prompt_tokens = self.prompt_tokens
+        if not (isinstance(prompt_tokens, int) and 0 <= prompt_tokens <= 0xFFFFFFFF):
+            _range(prompt_tokens, 0, 0xFFFFFFFF, "prompt_tokens")
+        completion = self.completion_tokens
+        if not (isinstance(completion, int) and 0 <= completion <= 0xFFFFFFFF):
+            _range(completion, 0, 0xFFFFFFFF, "completion_tokens")
+        queue_us = self.queue_time_us
+        if not (isinstance(queue_us, int) and 0 <= queue_us <= _U64_MAX):
+            _range(queue_us, 0, _U64_MAX, "queue_time_us")
+        inference_us = self.inference_time_us
+        if not (isinstance(inference_us, int) and 0 <= inference_us <= _U64_MAX):
+            _range(inference_us, 0, _U64_MAX, "inference_time_us")
         flag, text_octets, wire = _encode_text(self.text, MAX_RESULT_OCTETS, compress)
         return _RESULT_FAST.build({
             "version": VERSION,
             "flags": {"spare": 0, "text_compressed": flag},
-            "request_id": self.request_id,
-            "status": int(self.status),
-            "finish_reason": int(self.finish_reason),
+            "request_id": rid,
+            "status": status,
+            "finish_reason": finish,
             "model_id": self.model_id,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "queue_time_us": self.queue_time_us,
-            "inference_time_us": self.inference_time_us,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "queue_time_us": queue_us,
+            "inference_time_us": inference_us,
             "text_octets": text_octets,
             "text": wire,
         })
@@ -714,17 +842,17 @@ class Result:
         buf = bytes(buf)
         values, offsets = _parse(RESULT_STRUCT, _RESULT_FAST, buf)
         _check_version(values, offsets)
-        try:
-            status = Status(values["status"])
-        except ValueError:
+        # The members by value (what Status(...) looks up first for an int), without the
+        # enum call.
+        status = _STATUSES.get(values["status"])
+        if status is None:
             raise DecodeError(f"{values['status']} is not a status", layer=LAYER,
-                              field="status", offset=offsets["status"]) from None
-        try:
-            finish = FinishReason(values["finish_reason"])
-        except ValueError:
+                              field="status", offset=offsets["status"])
+        finish = _FINISH_REASONS.get(values["finish_reason"])
+        if finish is None:
             raise DecodeError(f"{values['finish_reason']} is not a finish reason",
                               layer=LAYER, field="finish_reason",
-                              offset=offsets["finish_reason"]) from None
+                              offset=offsets["finish_reason"])
         _check_model_id(values["model_id"], offsets)
         text = _decode_text(values, offsets, len(buf), MAX_RESULT_OCTETS)
         return cls(
@@ -734,6 +862,7 @@ class Result:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PartialResult:
     """One segment of an answer still being generated (message type 0x03).
@@ -791,6 +920,9 @@ class PartialResult:
 
 
 Message = Prompt | Result | PartialResult
+_PROMPT_TYPE = int(MessageType.PROMPT)
+_RESULT_TYPE = int(MessageType.RESULT)
+_PARTIAL_TYPE = int(MessageType.PARTIAL)
 
 
 def decode_message(buf: bytes) -> Message:
@@ -801,11 +933,11 @@ def decode_message(buf: bytes) -> Message:
     if not buf:
         raise TruncatedError("empty message", layer=LAYER, field="message_type", offset=0)
     kind = buf[0]
-    if kind == MessageType.PROMPT:
+    if kind == _PROMPT_TYPE:  # the message types as plain ints (no enum attribute look-ups)
         return Prompt.decode(buf)
-    if kind == MessageType.RESULT:
+    if kind == _RESULT_TYPE:
         return Result.decode(buf)
-    if kind == MessageType.PARTIAL:
+    if kind == _PARTIAL_TYPE:
         return PartialResult.decode(buf)
     raise DecodeError(f"unknown message type {kind:#04x}", layer=LAYER, field="message_type",
                       offset=0)

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError, DecodeError, EncodeError
+from linkstack.fast_dataclass import fast_init
 from linkstack.payload.messages import (
     Message,
     MessageType,
@@ -97,6 +98,7 @@ class TransportConfig:
 
 # -- events ---------------------------------------------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
     """A whole message arrived and decoded."""
@@ -107,6 +109,7 @@ class MessageReceived:
     packets: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageRejected:
     """Octets that do not make a valid message (or packet) of the expected type.
@@ -121,6 +124,7 @@ class MessageRejected:
     octets: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageLost:
     """A segmented message was abandoned by the reassembler (gap, order, size)."""
@@ -131,6 +135,7 @@ class MessageLost:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PacketIgnored:
     """A packet on an APID this receiver does not serve (or an idle packet)."""
@@ -142,6 +147,13 @@ class PacketIgnored:
 TransportEvent = (
     MessageReceived | MessageRejected | MessageLost | PacketIgnored | ReassemblyEvent
 )
+
+
+# The Sequence Flags as module constants: an enum attribute look-up costs more than the
+# comparison it feeds, twice per packet.
+_FIRST = SequenceFlags.FIRST
+_LAST = SequenceFlags.LAST
+_UNSEGMENTED = SequenceFlags.UNSEGMENTED
 
 
 # -- the two ends -----------------------------------------------------------------------------
@@ -212,7 +224,7 @@ class MessageReceiver:
         had = self._open.get(apid)
         out: list[TransportEvent] = []
         dropped = False
-        first_discard = apid in self._reassembler.open_apids()
+        first_discard = self._reassembler.is_open(apid)
         for event in self._reassembler.feed(packet):
             if isinstance(event, PayloadComplete):
                 out.append(self._decode(event))
@@ -221,7 +233,7 @@ class MessageReceiver:
                 # saw); a second one in the same call is this very packet (too large).
                 if first_discard:
                     rid, first_discard = had, False
-                elif packet.sequence_flags == SequenceFlags.UNSEGMENTED:
+                elif packet.sequence_flags == _UNSEGMENTED:
                     rid = peek_request_id(packet.data, self.expect)
                 else:
                     rid = None
@@ -234,12 +246,13 @@ class MessageReceiver:
                     dropped = True
                 out.append(event)
         if not dropped:
-            if packet.sequence_flags == SequenceFlags.FIRST:
+            flags = packet.sequence_flags
+            if flags == _FIRST:
                 self._open[apid] = peek_request_id(packet.data, self.expect)
                 self._opened_at[apid] = now
-            elif packet.sequence_flags in (SequenceFlags.LAST, SequenceFlags.UNSEGMENTED):
+            elif flags in (_LAST, _UNSEGMENTED):
                 self._open.pop(apid, None)
-        if apid not in self._reassembler.open_apids():
+        if not self._reassembler.is_open(apid):
             self._open.pop(apid, None)
             self._opened_at.pop(apid, None)
         return out
@@ -305,7 +318,10 @@ class MessageReceiver:
         return MessageRejected(apid, exc, request_id, len(raw))
 
 
+_PROMPT = MessageType.PROMPT
+
+
 def _is_type(message: Message, expect: MessageType) -> bool:
-    if expect == MessageType.PROMPT:
+    if expect == _PROMPT:
         return isinstance(message, Prompt)
     return isinstance(message, Result | PartialResult)  # both on the result APID

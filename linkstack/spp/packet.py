@@ -20,6 +20,7 @@ import construct as c
 
 from linkstack.bitfields import BitHeader
 from linkstack.errors import EncodeError, TruncatedError
+from linkstack.fast_dataclass import fast_init
 
 LAYER = "spp"
 
@@ -79,6 +80,7 @@ def packet_identification(
     return (int(packet_type) << 12) | (int(bool(secondary_header_flag)) << 11) | apid
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SpacePacket:
     """One Space Packet. ``data`` is the whole Packet Data Field (secondary header + user data)."""

@@ -57,6 +57,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linkstack.errors import ConfigError, EncodeError
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.counters import SequenceCounter
 from linkstack.spp.packet import (
     IDLE_APID,
@@ -82,9 +83,16 @@ __all__ = [
 ]
 
 _HALF = SEQUENCE_COUNT_MODULUS // 2
+# The Sequence Flags as module constants: an enum attribute look-up costs more than the
+# comparison it feeds, several times per packet.
+_FIRST = SequenceFlags.FIRST
+_LAST = SequenceFlags.LAST
+_CONTINUATION = SequenceFlags.CONTINUATION
+_UNSEGMENTED = SequenceFlags.UNSEGMENTED
 
 
 # -- events ----------------------------------------------------------------------------------
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PayloadComplete:
     """A whole payload: one UNSEGMENTED packet or a FIRST..LAST series (§4.1.3.4.2.2)."""
@@ -95,6 +103,7 @@ class PayloadComplete:
     packets: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SequenceGap:
     """The Packet Sequence Count jumped forward: ``missing`` packets were lost (§4.1.3.4.3)."""
@@ -105,6 +114,7 @@ class SequenceGap:
     missing: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SequenceReset:
     """The source restarted its Packet Sequence Count: after ``previous`` came a packet that
@@ -116,6 +126,7 @@ class SequenceReset:
     received: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class DuplicatePacket:
     """A packet identical to the previous one on its APID (same count, same bytes); dropped.
@@ -126,6 +137,7 @@ class DuplicatePacket:
     octets: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OutOfOrder:
     """A packet in the wrong place. ``octets`` is how much of its data field was dropped:
@@ -138,6 +150,7 @@ class OutOfOrder:
     octets: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PartialDiscarded:
     """An incomplete payload was abandoned: ``octets`` data octets in ``packets`` packets."""
@@ -266,6 +279,12 @@ class Reassembler:
         """APIDs with a segmented payload in progress."""
         return sorted(a for a, s in self._apids.items() if s.partial is not None)
 
+    def is_open(self, apid: int) -> bool:
+        """True if a segmented payload is in progress on ``apid`` (``apid in open_apids()``,
+        without sorting every APID)."""
+        state = self._apids.get(apid)
+        return state is not None and state.partial is not None
+
     # -- input -----------------------------------------------------------------------------
     def feed(self, packet: SpacePacket) -> list[ReassemblyEvent]:
         """Take one packet; return what it completed or revealed, in causal order."""
@@ -351,7 +370,7 @@ class Reassembler:
         apid = packet.apid
         flags = packet.sequence_flags
         data = packet.data
-        if flags == SequenceFlags.UNSEGMENTED:
+        if flags == _UNSEGMENTED:
             self._interrupt(state, apid, "unsegmented packet before the last segment", events)
             if len(data) > self.max_payload:
                 events.append(PartialDiscarded(
@@ -360,7 +379,7 @@ class Reassembler:
             else:
                 events.append(PayloadComplete(apid, data, packet.sequence_count, 1))
             return
-        if flags == SequenceFlags.FIRST:
+        if flags == _FIRST:
             if state.partial is not None:
                 events.append(OutOfOrder(apid, packet.sequence_count,
                                          "first segment while a payload is open"))
@@ -370,12 +389,12 @@ class Reassembler:
             return
         partial = state.partial
         if partial is None:
-            kind = "continuation" if flags == SequenceFlags.CONTINUATION else "last"
+            kind = "continuation" if flags == _CONTINUATION else "last"
             events.append(OutOfOrder(apid, packet.sequence_count,
                                      f"{kind} segment without a first segment", len(data)))
             return
         self._add(partial, data)
-        if flags == SequenceFlags.LAST:
+        if flags == _LAST:
             state.partial = None
             if partial.overflow:
                 events.append(PartialDiscarded(

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from linkstack.errors import ConfigError
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.packet import (
     _PACKET_TYPES,
     _SEQUENCE_FLAGS,
@@ -47,6 +48,7 @@ from linkstack.spp.packet import (
 __all__ = ["BytesSkipped", "PacketReceived", "PacketStreamParser", "StreamEvent"]
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PacketReceived:
     """A complete packet that started at absolute stream ``offset``."""
@@ -58,6 +60,7 @@ class PacketReceived:
 _NO_HEADER = "no plausible packet header"
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class BytesSkipped:
     """``octets`` octets from absolute stream ``offset`` on were not part of any packet."""
