@@ -1,8 +1,8 @@
 """The per-message fast paths agree exactly with their references.
 
-- :func:`linkstack.bitfields.fast_init` (the faster ``__init__`` of the frozen dataclasses made
+- :func:`linkstack.fast_dataclass.fast_init` (the faster ``__init__`` of the frozen dataclasses made
   on every frame and message) against the dataclass's own ``__init__``;
-- :func:`linkstack.bitfields.fast_new` and the decoded GenerationParams that skip
+- :func:`linkstack.fast_dataclass.fast_new` and the decoded GenerationParams that skip
   ``__post_init__`` against the validating constructor;
 - the generated parse and build of the payload messages (``_Layout``) against the
   ``construct`` declarations, for bad values too;
@@ -41,7 +41,7 @@ _MODULES = (
     "linkstack.frames.tc", "linkstack.frames.tm", "linkstack.frames.uslp",
     "linkstack.spp.packet", "linkstack.spp.segmentation", "linkstack.spp.stream",
     "linkstack.mux.channel", "linkstack.mux.packet_zone", "linkstack.mux.tc",
-    "linkstack.mux.tm",
+    "linkstack.mux.tm", "linkstack.hops.base",
 )
 
 
@@ -63,7 +63,7 @@ def test_the_hot_classes_have_the_fast_init() -> None:
     names = {c.__name__ for c in FAST_CLASSES}
     assert {"TmFrame", "TcFrame", "Clcw", "SpacePacket", "Prompt", "Result", "PartialResult",
             "GenerationParams", "OutgoingFrame", "Zone", "PayloadComplete",
-            "MessageReceived", "ResultReceived", "PromptQueued"} <= names
+            "MessageReceived", "ResultReceived", "PromptQueued", "Unit"} <= names
 
 
 @pytest.mark.parametrize("cls", FAST_CLASSES, ids=lambda c: c.__name__)

@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from linkstack.fast_dataclass import fast_init
 from linkstack.spp.packet import packet_length
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Unit:
     """One coded unit for the physical channel.
