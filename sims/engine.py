@@ -123,10 +123,11 @@ def derive_rng(seed: int, name: str) -> np.random.Generator:
 class TimerHandle:
     """A callback posted to the :class:`Scheduler`; :meth:`cancel` withdraws it."""
 
-    __slots__ = ("_entry",)
+    __slots__ = ("_entry", "_scheduler")
 
-    def __init__(self, entry: list[Any]) -> None:
+    def __init__(self, entry: list[Any], scheduler: Scheduler | None = None) -> None:
         self._entry = entry  # the scheduler's heap entry [t_ns, seq, fn, args]
+        self._scheduler = scheduler
 
     @property
     def t_ns(self) -> int:
@@ -137,7 +138,10 @@ class TimerHandle:
         return self._entry[2] is None
 
     def cancel(self) -> None:
-        self._entry[2] = None
+        if self._entry[2] is not None:
+            self._entry[2] = None
+            if self._scheduler is not None:
+                self._scheduler._cancelled += 1
 
 
 def _runner() -> Any:
@@ -183,12 +187,13 @@ class Scheduler:
         # [t_ns, seq, fn or None if cancelled, args(, exact seconds: call_at_s)]
         self._heap: list[list[Any]] = []
         self._seq = 0
+        self._cancelled = 0  # cancelled entries still in the heap
         self._lot = trio.lowlevel.ParkingLot()
         self.jumps = 0
         self.sleeps = 0
 
     def call_at(self, t_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
-        return TimerHandle(self.post(t_ns, fn, args))
+        return TimerHandle(self.post(t_ns, fn, args), self)
 
     def post(self, t_ns: int, fn: Callable[..., object], args: tuple[Any, ...],
              exact_s: float | None = None) -> list[Any]:
@@ -198,6 +203,8 @@ class Scheduler:
         entry = [t_ns, self._seq, fn, args] if exact_s is None else [
             t_ns, self._seq, fn, args, exact_s]
         heap = self._heap
+        if self._cancelled > 256 and 2 * self._cancelled > len(heap):
+            self._compact()
         heapq.heappush(heap, entry)
         if heap[0] is entry and self._lot:  # the scheduler sleeps: wake it to re-plan
             self._lot.unpark_all()
@@ -208,14 +215,23 @@ class Scheduler:
         the clock to this callback, it sets it to ``t_s`` itself rather than to the nearest
         nanosecond, as ``trio.sleep_until(t_s)`` would. Callbacks are still ordered by
         nanosecond, then by posting order."""
-        return TimerHandle(self.post(to_ns(t_s), fn, args, t_s))
+        return TimerHandle(self.post(to_ns(t_s), fn, args, t_s), self)
 
     def call_later(self, delay_ns: int, fn: Callable[..., object], *args: Any) -> TimerHandle:
         return self.call_at(now_ns() + delay_ns, fn, *args)
 
     def pending(self) -> int:
-        """Number of posted callbacks not yet run (cancelled ones included)."""
+        """Number of posted callbacks not yet run (cancelled ones not yet dropped included)."""
         return len(self._heap)
+
+    def _compact(self) -> None:
+        """Drop the cancelled entries (a timeout cancelled long before it was due stays in
+        the heap until then; a constellation run cancels one per prompt). In place: the run
+        loop holds the list. Entries keep (time, posting order), so the order is unchanged."""
+        heap = self._heap
+        heap[:] = [e for e in heap if e[2] is not None]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     async def run(self) -> None:
         heap = self._heap
@@ -266,6 +282,8 @@ class Scheduler:
                 fn = entry[2]
                 if fn is not None:
                     fn(*entry[3])
+                else:
+                    self._cancelled -= 1
             else:
                 continue
             await self._sleep_until(t_ns, heap[0])

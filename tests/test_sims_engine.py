@@ -205,6 +205,38 @@ def test_timer_handles_report_time_and_cancellation() -> None:
     assert run_simulation(main, seed=0) == (7_000, False, True, 0)
 
 
+@settings(max_examples=30, deadline=None)
+@given(times=st.lists(st.integers(1, 50), min_size=300, max_size=900),
+       cancel=st.lists(st.booleans(), min_size=900, max_size=900))
+def test_cancelled_callbacks_are_dropped_and_the_rest_keep_their_order(
+        times: list[int], cancel: list[bool]) -> None:
+    # Many callbacks cancelled long before they are due (a prompt's timeout) are dropped from
+    # the heap once they are over half of it (Scheduler._compact); the live ones still run at
+    # their times, those of one time in posting order.
+    log: list[tuple[int, int]] = []
+
+    async def main() -> int:
+        scheduler = current_simulation().scheduler
+        handles = [call_at(t * 1_000, lambda i=i: log.append((now_ns(), i)))
+                   for i, t in enumerate(times)]
+        for handle, drop in zip(handles, cancel, strict=False):
+            if drop:
+                handle.cancel()
+        call_at(0, lambda: None)  # a post after the cancellations: compacts if they are many
+        most = scheduler.pending()
+        await engine.sleep_until_ns(60_000)
+        return most
+
+    most = run_simulation(main, seed=0)
+    live = [i for i in range(len(times)) if not (i < len(cancel) and cancel[i])]
+    assert log == sorted((times[i] * 1_000, i) for i in live)
+    dropped = len(times) - len(live)
+    if dropped > 256 and 2 * dropped > len(times):
+        assert most == len(live) + 1
+    else:
+        assert most == len(times) + 1
+
+
 def test_callback_exception_ends_the_simulation() -> None:
     def boom() -> None:
         raise KeyError("boom")
