@@ -433,7 +433,12 @@ class FrameSynchronizer(MarkerScanner):
 
     Feed byte chunks with :meth:`feed` (or :meth:`feed_batches`); at the end of the stream call
     :meth:`flush` to get the CADUs still held and the last skipped bits.
+
+    A locked stream fed one CADU per call takes a fast path (:meth:`_feed_next_cadu`) with
+    the same events, counters and state; ``_fast_paths = False`` (tests) turns it off.
     """
+
+    _fast_paths: bool = True
 
     def __init__(
         self,
@@ -509,6 +514,11 @@ class FrameSynchronizer(MarkerScanner):
 
     def feed_batches(self, data: bytes | bytearray | memoryview) -> list[SyncEvent | FrameBatch]:
         """Like :meth:`feed`, with runs of CADUs as :class:`FrameBatch` arrays."""
+        if (self._state is SyncState.LOCK and self._held_first is None and self._fast_paths
+                and self._unconfirmed is None and isinstance(data, bytes | bytearray)):
+            fast = self._feed_next_cadu(bytes(data))
+            if fast is not None:
+                return fast
         self.stats.bits_in += self._append(data) * 8
         out: list[SyncEvent | FrameBatch] = []
         self._run(out, final=False)
@@ -563,6 +573,46 @@ class FrameSynchronizer(MarkerScanner):
         return out
 
     # -- internals -------------------------------------------------------------------------
+
+    def _feed_next_cadu(self, data: bytes) -> list[SyncEvent | FrameBatch] | None:
+        """Fast path of :meth:`feed_batches` for a locked stream fed CADU by CADU.
+
+        Taken when the synchronizer is in LOCK with nothing held or unconfirmed, the
+        predicted marker is octet-aligned and is the first octet of ``data`` (every octet
+        still buffered lies before it: they are only the slip window), ``data`` holds one
+        CADU but not two, and that marker is within ``lock_tolerance`` (current polarity).
+        The general path would then check exactly this one marker, deliver exactly this
+        CADU as a one-CADU :class:`FrameBatch` (nothing else fits in the rest of
+        ``data``), and trim the buffer to the octets from ``_pos - slip_window`` on, all of
+        which lie in ``data`` (the slip window is under half a CADU). This does the same
+        with one integer compare and no realignment or concatenation of the buffer.
+        Returns None (nothing done) when the case does not apply.
+        """
+        pos = self._pos
+        n = self.cadu_length
+        if pos & 7 or pos >> 3 != self._buf.size or not n <= len(data) < 2 * n:
+            return None
+        errors = ((int.from_bytes(data[:ASM_OCTETS], "big") ^ self.asm).bit_count())
+        if self._inverted:
+            errors = 32 - errors
+        if errors > self.lock_tolerance:
+            return None
+        self.stats.bits_in += len(data) * 8
+        cadus = np.frombuffer(data, dtype=np.uint8, count=n).reshape(1, n)  # read-only
+        if self._inverted:
+            cadus = cadus ^ np.uint8(0xFF)
+        batch = FrameBatch(cadus, np.array([self._base + pos], dtype=np.int64),
+                           np.array([errors], dtype=np.int64), self._inverted, True, False)
+        self.stats.frames += 1
+        self._misses = 0
+        # _trim after the general path: keep the octets from (pos + L - slip_window) on
+        end = pos + self._bits
+        drop = (end - self.slip_window) >> 3
+        kept = drop - self._buf.size  # the first octet of data kept
+        self._buf = np.frombuffer(data[kept:], dtype=np.uint8)
+        self._base += drop * 8
+        self._pos = end - drop * 8
+        return [batch]
 
     def _marker_confirms(self, pos: int) -> bool:
         """The marker at ``pos`` is there, within the lock tolerance (current polarity)."""

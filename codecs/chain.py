@@ -68,6 +68,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from linkstack.codecs.asm import (
+    ASM_BYTES,
     ASM_OCTETS,
     FrameBatch,
     FrameSynchronizer,
@@ -439,6 +440,15 @@ class CodingChain:
                                   f"carries {fl}", layer="tm", field="frame")
         if not frames:
             return b""
+        if len(frames) == 1:
+            # One CADU (encode_frame): the codeblock of ReedSolomon.encode (the same octets
+            # as a row of encode_many), randomized and prefixed as bytes, not via arrays.
+            block = b"".join(frames)
+            if self.rs is not None:
+                block = self.rs.encode(block)
+            if self.randomize:
+                block = TM_RANDOMIZER.apply(block)
+            return ASM_BYTES + block
         data = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), fl)
         blocks = self.rs.encode_many(data) if self.rs is not None else data.copy()
         if self.randomize:
@@ -497,7 +507,13 @@ class ChainDecoder:
     Events: :class:`FrameDecoded`, :class:`CodedUnitRejected`, and the synchronizer's
     :class:`SyncLocked`, :class:`SyncLost`, :class:`Slip`, :class:`SearchSkipped`. Call
     :meth:`flush` at the end of the stream.
+
+    A one-CADU batch with a clean codeblock takes a fast path (:meth:`_tm_one`) with the
+    same events and counters; ``_fast_paths = False`` (tests) turns it off (the synchronizer
+    and the CLTU decoder have their own switch).
     """
+
+    _fast_paths: bool = True
 
     def __init__(self, chain: CodingChain) -> None:
         self.chain = chain
@@ -650,6 +666,9 @@ class ChainDecoder:
             if not isinstance(item, FrameBatch):
                 out.append(item)
                 continue
+            if (self._fast_paths and item.cadus.shape[0] == 1 and not self._erased.size
+                    and self._tm_one(out, item)):
+                continue
             blocks = item.cadus[:, ASM_OCTETS:]
             if chain.randomize:
                 blocks = TM_RANDOMIZER.apply_array(blocks)
@@ -706,6 +725,33 @@ class ChainDecoder:
                     self._frames += 1
                     self._corrected += total
         return out
+
+    def _tm_one(self, out: list[ChainEvent], item: FrameBatch) -> bool:
+        """Fast path of :meth:`_tm` for a one-CADU batch with no erasure pending (a receiver
+        fed CADU by CADU): de-randomize the codeblock with one XOR (131.0-B-3 §9) and, with
+        RS, check it by recomputing its parity (:meth:`ReedSolomon._clean_one`, §4.3).
+        A clean codeblock gives exactly what the general path gives (no symbol corrected in
+        any codeword, the same frame octets, the same FECF check); anything else returns
+        False and is left to the general path (nothing appended, no counter touched)."""
+        chain = self.chain
+        rs = chain.rs
+        block = item.cadus[0, ASM_OCTETS:]
+        if chain.randomize:
+            block = np.bitwise_xor(block, TM_RANDOMIZER.sequence(block.shape[0]))
+        if rs is not None and not rs._clean_one(block):
+            return False
+        fl = chain.frame_length
+        assert fl is not None
+        frame = block[:fl].tobytes()
+        offset = int(item.bit_offsets[0])
+        errors = int(item.marker_errors[0])
+        per = (0,) * rs.interleave if rs is not None else ()
+        if chain.fecf:
+            self._accept(out, frame, 0, offset, errors, item, block, per)
+            return True
+        out.append(FrameDecoded(frame, 0, offset, errors, item.flywheel, item.inverted, per))
+        self._frames += 1
+        return True
 
     # -- TC --------------------------------------------------------------------------------
 

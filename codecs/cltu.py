@@ -31,6 +31,7 @@ delivered. One CLTU carries one transfer frame.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,13 @@ TAIL_SEQUENCE = bytes.fromhex("C5C5C5C5C5C5C579")
 
 _START = 0xEB90
 _TAIL_ARRAY = np.frombuffer(TAIL_SEQUENCE, dtype=np.uint8)
+_TAIL_INT = int.from_bytes(TAIL_SEQUENCE, "big")
+_INVERT = bytes(0xFF ^ x for x in range(256))
+"""``bytes.translate`` table complementing every octet (an inverted stream)."""
+_ERROR_POSITION = tuple(int(bch.SINGLE_ERROR_POSITION[s >> 1]) for s in range(256))
+"""Left-aligned syndrome octet (:func:`~linkstack.codecs.bch.syndrome_octets`) → bit
+position of the single error, -1 if none: :data:`~linkstack.codecs.bch.SINGLE_ERROR_POSITION`."""
+_NONZERO = re.compile(b"[^\x00]")
 TAIL_TOLERANCE = 1
 """A rejected codeblock this close (in bits) to the tail sequence is taken as the tail."""
 
@@ -141,6 +149,8 @@ class _Assembler:
 
         The codeblock that ends the CLTU (tail / rejected) counts as consumed.
         """
+        if blocks.shape[0] <= bch.SMALL_BATCH:
+            return self.take_octets(blocks.tobytes(), blocks.shape[0], mode, limit)
         m = min(blocks.shape[0], limit - self.codeblocks + 1)
         blocks = blocks[:m]
         res = bch.decode_array(blocks, mode)
@@ -154,6 +164,56 @@ class _Assembler:
         if k < m and res.rejected[k]:
             tail_errors = int(np.bitwise_count(blocks[k] ^ _TAIL_ARRAY).sum())
             if tail_errors <= TAIL_TOLERANCE:
+                return k + 1, EndReason.TAIL
+            return k + 1, EndReason.UNCORRECTABLE
+        if self.codeblocks >= limit and k < m:
+            return k, EndReason.TOO_LONG
+        return k, None
+
+    def take_octets(
+        self, raw: bytes, m: int, mode: BchMode, limit: int
+    ) -> tuple[int, EndReason | None]:
+        """:meth:`take` of the ``m`` codeblocks in ``raw`` (``8·m`` octets), on ``bytes``.
+
+        For a CLTU's few dozen codeblocks numpy's fixed cost per call dominates, so the
+        syndromes come from :func:`~linkstack.codecs.bch.syndrome_octets` (a fixed number of
+        ``bytes`` operations) and only the codeblocks with a non-zero syndrome are looked at,
+        in order. The decisions are those of :func:`~linkstack.codecs.bch.decode_array`
+        (231.0-B-3 §3): a zero syndrome accepts; in CORRECT mode a single-error syndrome
+        corrects (flips the bit when it is an information bit), any other rejects; in
+        DETECT mode any non-zero syndrome rejects. The first rejected codeblock ends the
+        CLTU, as in :meth:`take`.
+        """
+        room = limit - self.codeblocks
+        m = min(m, room + 1)
+        syndromes = bch.syndrome_octets(raw[: m * CODEBLOCK_OCTETS]) if m > 0 else b""
+        rejected = m  # first rejected codeblock
+        corrected = 0
+        fixes: list[tuple[int, int]] = []
+        for hit in _NONZERO.finditer(syndromes):
+            i = hit.start()
+            position = -1 if mode is BchMode.DETECT else _ERROR_POSITION[syndromes[i]]
+            if position < 0:
+                rejected = i
+                break
+            if i < room:
+                corrected += 1
+                if position < INFO_OCTETS * 8:
+                    fixes.append((i, position))
+        k = min(rejected, room)
+        if k:
+            info = np.frombuffer(raw, dtype=np.uint8, count=k * CODEBLOCK_OCTETS)
+            info = info.reshape(k, CODEBLOCK_OCTETS)[:, :INFO_OCTETS]
+            if fixes:
+                info = info.copy()
+                for i, position in fixes:
+                    info[i, position >> 3] ^= 0x80 >> (position & 7)
+            self.chunks.append(info.tobytes())
+            self.codeblocks += k
+            self.corrected += corrected
+        if k < m and k == rejected:
+            end = raw[k * CODEBLOCK_OCTETS : (k + 1) * CODEBLOCK_OCTETS]
+            if (int.from_bytes(end, "big") ^ _TAIL_INT).bit_count() <= TAIL_TOLERANCE:
                 return k + 1, EndReason.TAIL
             return k + 1, EndReason.UNCORRECTABLE
         if self.codeblocks >= limit and k < m:
@@ -243,7 +303,14 @@ class CltuDecoder(MarkerScanner):
         detect_inverted: also accept the complemented start sequence and re-invert the CLTU.
         max_codeblocks: a CLTU with this many accepted codeblocks and no tail is ended
             (``too_long``); default 147, the longest TC frame.
+
+    A start sequence right where the search resumes is taken without the vectorized scan
+    (:meth:`_start_here`), and up to :data:`~linkstack.codecs.bch.SMALL_BATCH` codeblocks
+    are decoded on ``bytes`` (:meth:`_Assembler.take_octets`): the same events and counters.
+    ``_fast_paths = False`` (tests) turns the first off; the second follows the threshold.
     """
+
+    _fast_paths: bool = True
 
     def __init__(
         self,
@@ -309,9 +376,13 @@ class CltuDecoder(MarkerScanner):
         while True:
             total = self._buf.size * 8
             if self._state is _State.SEARCH:
-                found = self._search(out, _START, 16, self.start_tolerance)
+                found = self._start_here() if self._fast_paths else None
                 if found is None:
-                    return
+                    found = self._search(out, _START, 16, self.start_tolerance)
+                    if found is None:
+                        return
+                else:
+                    self._emit_skip(out)
                 p, inverted = found
                 self._start = p
                 self._inverted = inverted
@@ -323,10 +394,16 @@ class CltuDecoder(MarkerScanner):
                 return
             m = min(m, self.max_codeblocks - self._asm.codeblocks + 1)
             blocks = extract_octets(self._buf, self._pos, m * CODEBLOCK_OCTETS)
-            if self._inverted:
-                blocks = blocks ^ np.uint8(0xFF)
-            used, reason = self._asm.take(blocks.reshape(m, CODEBLOCK_OCTETS), self.mode,
-                                          self.max_codeblocks)
+            if m <= bch.SMALL_BATCH:
+                raw = blocks.tobytes()
+                if self._inverted:
+                    raw = raw.translate(_INVERT)
+                used, reason = self._asm.take_octets(raw, m, self.mode, self.max_codeblocks)
+            else:
+                if self._inverted:
+                    blocks = blocks ^ np.uint8(0xFF)
+                used, reason = self._asm.take(blocks.reshape(m, CODEBLOCK_OCTETS), self.mode,
+                                              self.max_codeblocks)
             if reason is EndReason.UNCORRECTABLE:
                 # search again from the rejected codeblock: a new start sequence may be in it
                 self._pos += (used - 1) * block_bits
@@ -335,6 +412,25 @@ class CltuDecoder(MarkerScanner):
                 self._pos += used * block_bits
                 if reason is not None:
                     self._finish(out, reason, (self._pos - self._start) // 8)
+
+    def _start_here(self) -> tuple[int, bool] | None:
+        """SEARCH fast path: the start sequence, exact and upright, octet-aligned at
+        ``_pos`` (a CLTU fed right after the previous one).
+
+        :func:`~linkstack.codecs.asm.find_pattern` tests the positions from ``_pos`` on and
+        returns the first within tolerance (a clean match is within any tolerance and is
+        not taken as inverted), so it would return ``_pos`` itself, not inverted, with no
+        bit skipped: the same as :meth:`_search` minus its vectorized window scan. Returns
+        None when the case does not apply (then :meth:`_search` runs).
+        """
+        pos = self._pos
+        q = pos >> 3
+        if pos & 7 or q + 2 > self._buf.size:
+            return None
+        if self._buf[q] != 0xEB or self._buf[q + 1] != 0x90:
+            return None
+        self._skip(0)  # opens a skip run at _pos if none is open, as _search does
+        return pos, False
 
     def _trim(self) -> None:
         drop = max(0, self._pos) // 8

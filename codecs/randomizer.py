@@ -40,6 +40,9 @@ PERIOD_BITS = 255
 PERIOD_OCTETS = 255
 """After 255 octets (8 bit periods) the octet sequence repeats."""
 
+_SMALL_OCTETS = 512
+"""Inputs of :meth:`Randomizer.apply` up to this long are XOR-ed as Python integers."""
+
 
 def lfsr_sequence(exponents: tuple[int, ...], nbits: int) -> np.ndarray:
     """Return ``nbits`` output bits (uint8 0/1) of the LFSR with characteristic polynomial
@@ -95,7 +98,16 @@ class Randomizer:
         return self._tile[:length]
 
     def apply(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Randomize (or de-randomize: it is the same XOR) one CADU codeblock / TC frame."""
+        """Randomize (or de-randomize: it is the same XOR) one CADU codeblock / TC frame.
+
+        Up to :data:`_SMALL_OCTETS` octets of ``bytes``/``bytearray`` (a TC frame), the XOR
+        is done on two big integers (the data and the sequence's first octets): the same
+        octets without numpy's fixed cost per call; longer inputs take one numpy XOR.
+        """
+        n = len(data)
+        if n <= _SMALL_OCTETS and isinstance(data, bytes | bytearray):
+            mixed = int.from_bytes(data, "big") ^ int.from_bytes(self._bytes[:n], "big")
+            return mixed.to_bytes(n, "big")
         arr = np.frombuffer(data, dtype=np.uint8)
         out: np.ndarray = np.bitwise_xor(arr, self.sequence(arr.size))
         return out.tobytes()

@@ -298,6 +298,11 @@ class ReedSolomon:
         q = virtual_fill
         self._parity_rows = self._t.parity[q * 256 :]
         self._data_base = np.arange(self._ks, dtype=np.uint16) * 256
+        # One codeblock (see _parity_one): the same rows as 2E/8 uint64 words each, and the
+        # row base of every data octet of a codeblock, [ks, I] (position-major, wire order).
+        self._parity_words = self._parity_rows.view(_WORD).reshape(-1, 2 * e // 8)
+        self._one_base = np.repeat(
+            np.arange(self._ks, dtype=np.intp) * 256, interleave).reshape(self._ks, interleave)
         self._parity_base = np.arange(2 * e, dtype=np.uint16) * 256
         self._chunk = max(1, _CODEWORD_CHUNK // interleave)
 
@@ -345,8 +350,8 @@ class ReedSolomon:
         """Wire-basis parity of data laid out [rows, ks, I] → uint8 [rows, I, 2E]."""
         rows, ks, depth = data3.shape
         if rows == 1:
-            by_position = data3[0]  # (ks, I): already position-major
-        elif depth == 1:
+            return self._parity_one(data3[0])[None]
+        if depth == 1:
             by_position = np.ascontiguousarray(data3[:, :, 0].T)  # (ks, rows)
         else:
             # Move whole I-octet groups at once (a void view), then flatten (ks, rows·I).
@@ -354,6 +359,31 @@ class ReedSolomon:
             by_position = np.ascontiguousarray(groups.T).view(np.uint8).reshape(ks, rows * depth)
         words = _xor_gather(self._parity_rows, self._data_base, by_position, self.parity_length)
         return words.view(np.uint8).reshape(rows, depth, self.parity_length)
+
+    def _parity_one(self, symbols: _U8) -> _U8:
+        """Wire-basis parity of one codeblock's data ``symbols[ks, d]`` (position-major: octet
+        ``p·d + j`` is symbol p of codeword j; d is I, or 1 for single codewords) → uint8
+        [d, 2E].
+
+        The single-codeblock form of :func:`_xor_gather` (the same table rows XOR-ed, so the
+        same parity, §4.3): the row indices come from one add, the rows are gathered as
+        uint64 words straight in [position, codeword, word] order, and one reduction over
+        the positions leaves every codeword's 2E octets. No blocking: one codeblock gathers
+        at most I·k rows (8·239 = 1912 rows of 2E octets).
+        """
+        ks, depth = symbols.shape
+        index = np.add(self._one_base[:, :depth], symbols)
+        words = self._parity_words.take(index.reshape(-1), axis=0).reshape(ks, -1)
+        parity: _U8 = np.bitwise_xor.reduce(words, axis=0).view(np.uint8)
+        return parity.reshape(depth, self.parity_length)
+
+    def _clean_one(self, codeblock: _U8) -> bool:
+        """One codeblock (uint8 [codeblock_length], wire order) has zero syndromes in every
+        codeword: its recomputed parity equals the received parity (the clean-channel check
+        of :meth:`decode_many`, for one codeblock, §4.3)."""
+        dl = self.data_length
+        parity = self._parity_one(codeblock[:dl].reshape(self._ks, self.interleave))
+        return bool(parity.T.tobytes() == codeblock[dl:].tobytes())
 
     # ------------------------------------------------------------------ decoding
 
@@ -452,6 +482,12 @@ class ReedSolomon:
         self._check_length(arr.shape[1], 0)
         m = arr.shape[0]
         i_depth, ks, ns, nroots = self.interleave, self._ks, self._ns, self.parity_length
+        if m == 1 and erasures is None and self._clean_one(arr[0]):
+            # One clean codeblock (the common case of a receiver fed CADU by CADU): the
+            # check below would find no codeword to correct; skip its batch bookkeeping.
+            return RsBatchResult(np.array(arr[:, : self.data_length], dtype=np.uint8, order="C"),
+                                 np.zeros((1, i_depth), dtype=np.int64),
+                                 np.zeros((1, i_depth), dtype=np.bool_))
         data = np.array(arr[:, : self.data_length], dtype=np.uint8, order="C")
         data3 = data.reshape(m, ks, i_depth)
         corrected = np.zeros((m, i_depth), dtype=np.int64)
