@@ -85,7 +85,7 @@ def split_intervals(
     if end <= start:
         return result
     points = {start, end}
-    clipped: dict[str, list[tuple[float, float]]] = {}
+    active: list[tuple[str, list[tuple[float, float]]]] = []  # components with spans, by priority
     for comp in PRIORITY:
         spans = []
         for a, b in intervals.get(comp, ()):
@@ -94,14 +94,19 @@ def split_intervals(
                 spans.append((a, b))
                 points.add(a)
                 points.add(b)
-        clipped[comp] = spans
+        if spans:
+            active.append((comp, spans))
     edges = sorted(points)
     for lo, hi in itertools.pairwise(edges):
         mid = (lo + hi) / 2
         owner = "arq_wait"
-        for comp in PRIORITY:
-            if any(a <= mid < b for a, b in clipped[comp]):
-                owner = comp
-                break
+        for comp, spans in active:
+            for a, b in spans:
+                if a <= mid < b:
+                    owner = comp
+                    break
+            else:
+                continue
+            break
         result[owner] += hi - lo
     return result

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,3 +75,29 @@ def test_components_sum_to_total(start: float, length: float,
     assert set(out) == set(COMPONENTS)
     assert all(v >= 0 for v in out.values())
     assert sum(out.values()) == pytest.approx(end - start, abs=1e-9)
+
+
+def _owner_at(t: float, spans: dict[str, list[tuple[float, float]]]) -> str:
+    """The component an instant belongs to, straight from the definition: the first in
+    PRIORITY with a span [a, b) holding it, else ``arq_wait``."""
+    for comp in PRIORITY:
+        if any(a <= t < b for a, b in spans.get(comp, ())):
+            return comp
+    return "arq_wait"
+
+
+@given(start=st.floats(0, 50), length=st.floats(0, 60),
+       spans=st.dictionaries(st.sampled_from(PRIORITY), st.lists(span, max_size=6)))
+def test_every_piece_goes_to_the_component_owning_it(
+        start: float, length: float, spans: dict[str, list[tuple[float, float]]]) -> None:
+    # Between consecutive span edges ownership cannot change, so summing each piece into the
+    # owner of its midpoint (in edge order) is the whole answer, to the last bit.
+    end = start + length
+    edges = sorted({start, end} | {x for v in spans.values() for a, b in v
+                                   for x in (max(a, start), min(b, end))
+                                   if min(b, end) > max(a, start)})
+    want = dict.fromkeys(COMPONENTS, 0.0)
+    if end > start:
+        for lo, hi in itertools.pairwise(edges):
+            want[_owner_at((lo + hi) / 2, spans)] += hi - lo
+    assert split_intervals(start, end, spans) == want
