@@ -869,14 +869,22 @@ class RoutingTable:
         else:
             pairs = [p for p in self._out[src] if p[0] in dests]
         best = _INF
-        for w, starts, ends, owlts, rates, _, _, _, _ in pairs:
+        for w, starts, ends, owlts, rates, pmax, omin, rmax, _ in pairs:
             if w in ex_nodes or (src, w) in ex_links:
                 continue
-            for s, e, o, r in zip(starts, ends, owlts, rates, strict=True):
+            # contacts before k all ended by t0_s (pmax: the prefix maximum of the ends); from
+            # k on, in start order, until none can beat the best (it arrives no sooner than
+            # its start + the least transmission and OWLT of the pair)
+            tx_min = size_bits / rmax if size_bits else 0.0
+            for k in range(bisect_right(pmax, t0_s), len(starts)):
+                s = starts[k]
+                if s + tx_min + omin >= best:
+                    break
+                e = ends[k]
                 depart = t0_s if t0_s > s else s
-                tx = size_bits / r if size_bits else 0.0
+                tx = size_bits / rates[k] if size_bits else 0.0
                 if depart < e and depart + tx <= e:
-                    arrival = depart + tx + o
+                    arrival = depart + tx + owlts[k]
                     if arrival < best:
                         best = arrival
         return best
