@@ -594,6 +594,22 @@ def test_ion_export_of_a_real_plan(inclined_ring: Constellation, tmp_path: Path)
     assert all(x[1] == y[0] for x, y in itertools.pairwise(isl))
 
 
+def test_plan_builder_checks_the_contacts_it_makes(inclined_ring: Constellation) -> None:
+    # The builder makes its contacts without running Contact's own checks one by one; it checks
+    # the columns first and refuses a bad one with the constructor's error.
+    good = Window(0, inclined_ring.n_stations, 100.0, 200.0, "ground")
+    plan = build_contact_plan(inclined_ring, ground_rate_bps=1e6, isl_rate_bps=8e6,
+                              windows=[good])
+    # cut at the multiples of max_segment_s (60 s), both directions
+    assert [(c.start_s, c.end_s) for c in plan.contacts] == [
+        (100.0, 120.0), (100.0, 120.0), (120.0, 180.0), (120.0, 180.0), (180.0, 200.0),
+        (180.0, 200.0)]
+    empty = Window(0, inclined_ring.n_stations, 300.0, 300.0, "ground")
+    with pytest.raises(ValueError, match=r"must be after start_s 300\.0"):
+        build_contact_plan(inclined_ring, ground_rate_bps=1e6, isl_rate_bps=8e6,
+                           windows=[good, empty])
+
+
 # -- Walker shells and TLE files -------------------------------------------------------------------
 
 

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from linkstack.fast_dataclass import fast_init
+
 __all__ = ["Contact", "ContactPlan", "NodeKind", "NodeTable"]
 
 NodeKind = str
 """``"ground"`` or ``"satellite"``."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Contact:
     """One directed contact: ``frm`` can reach ``to`` during ``[start_s, end_s)``."""

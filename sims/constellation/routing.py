@@ -94,7 +94,7 @@ __all__ = [
 ]
 
 _INF = math.inf
-_COLUMNS = operator.attrgetter("start_s", "end_s", "frm", "to", "rate_bps", "owlt_s")
+_COLUMNS = tuple(map(operator.attrgetter, ("start_s", "end_s", "frm", "to", "rate_bps", "owlt_s")))
 _GUIDE_CACHE_SIZE = 256
 _WINDOW_CACHE_SIZE = 8
 
@@ -186,9 +186,9 @@ class _Arrays:
     """The contacts of a plan as numpy columns (for snapshots and windowed bounds)."""
 
     def __init__(self, contacts: Sequence[Contact]) -> None:
-        cols = np.array(list(map(_COLUMNS, contacts)), dtype=float).reshape(-1, 6).T
+        n = len(contacts)
         self.start, self.end, frm, to, self.rate, self.owlt = (
-            np.ascontiguousarray(c) for c in cols
+            np.fromiter(map(get, contacts), dtype=float, count=n) for get in _COLUMNS
         )
         self.frm = frm.astype(np.int64)
         self.to = to.astype(np.int64)
