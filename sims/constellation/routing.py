@@ -1004,15 +1004,15 @@ class RoutingTable:
         if local > 0:
             if mask is None:
                 marks = np.zeros(self.n_nodes, dtype=np.uint8)
-                marks[np.fromiter(candidates, dtype=np.intp, count=len(candidates))] = 1
+                marks[_node_array(candidates)] = 1
                 mask = marks.tobytes()
             found, delay = self._reach(t_s, int(src), local, mask)
             if found and delay < local:
                 if len(found) == 1:
                     return found[0], delay
                 tied = set(found)
-                return next(v for v in candidates if v in tied), delay
-        cands = np.fromiter(candidates, dtype=np.intp, count=len(candidates))
+                return next(int(v) for v in candidates if v in tied), delay
+        cands = _node_array(candidates)
         graph = self.snapshot_graph(t_s)
         for reach in (reach_s, _INF):
             dist = dijkstra(graph, directed=True, indices=src, limit=reach)
@@ -1108,6 +1108,13 @@ def _build(
         departures.append(ready if ready > c.start_s else c.start_s)
         ready = arr
     return Route(src, t0_s, size_bits, tuple(contacts), tuple(departures), tuple(arrivals))
+
+
+def _node_array(nodes: Collection[int]) -> np.ndarray:
+    """Node numbers as an index array (an array as it is, any other collection copied)."""
+    if isinstance(nodes, np.ndarray):
+        return nodes.astype(np.intp, copy=False)
+    return np.fromiter(nodes, dtype=np.intp, count=len(nodes))
 
 
 def _floats(values: np.ndarray) -> array[float]:
