@@ -58,7 +58,6 @@ CODE_BITS = 63
 
 FILL_OCTET = 0x55
 """Fill octet of the last codeblock, alternating 0/1 starting with 0 (231.0-B-3 §4)."""
-_FILL_BYTES = bytes((FILL_OCTET,))
 
 
 def _crc7_table() -> np.ndarray:
@@ -207,13 +206,6 @@ def encode(data: bytes) -> bytes:
     if n == 0:
         raise EncodeError("no data to encode", layer="bch", field="information")
     blocks = -(-n // INFO_OCTETS)
-    if isinstance(data, bytes | bytearray) and blocks <= SMALL_BATCH:
-        # bytes columns for the parity (parity_octets), one array copy to interleave it
-        info = bytes(data) + _FILL_BYTES * (blocks * INFO_OCTETS - n)
-        out = np.empty((blocks, CODEBLOCK_OCTETS), dtype=np.uint8)
-        out[:, :INFO_OCTETS] = np.frombuffer(info, dtype=np.uint8).reshape(blocks, INFO_OCTETS)
-        out[:, INFO_OCTETS] = np.frombuffer(parity_octets(info), dtype=np.uint8)
-        return out.tobytes()
     padded = np.full(blocks * INFO_OCTETS, FILL_OCTET, dtype=np.uint8)
     padded[:n] = np.frombuffer(data, dtype=np.uint8)
     return encode_array(padded.reshape(blocks, INFO_OCTETS)).tobytes()

@@ -187,7 +187,8 @@ class Scheduler:
         # [t_ns, seq, fn or None if cancelled, args(, exact seconds: call_at_s)]
         self._heap: list[list[Any]] = []
         self._seq = 0
-        self._cancelled = 0  # cancelled entries still in the heap
+        self._cancelled = 0  # cancelled entries in the heap (at most: a handle cancelled
+        # after its callback ran counts too, until the next compaction recounts)
         self._lot = trio.lowlevel.ParkingLot()
         self.jumps = 0
         self.sleeps = 0

@@ -236,7 +236,7 @@ class RfGround:
                  downlink_sdls: HopSdls | None = None) -> None:
         self.config = config
         self.frames = config.uplink_frames()
-        self._max_packet = self.frames.capacity(config.vcid)  # config.max_packet_length
+        self._max_packet = config.max_packet_length  # read once: the property builds frames
         self.uplink = config.uplink_chain()
         downlink = config.downlink_chain()
         self.decoder = downlink.decoder()

@@ -324,7 +324,6 @@ class _OneHop:
         "_windows",
         "contacts",
         "end",
-        "k",
         "owlt",
         "pair",
         "rate",
@@ -335,7 +334,6 @@ class _OneHop:
 
     def __init__(self, pairs: Sequence[_Pair], window_s: float = 30.0) -> None:
         self.to = np.concatenate([np.full(len(p[1]), p[0], dtype=np.int64) for p in pairs])
-        self.k = np.concatenate([np.arange(len(p[1]), dtype=np.int64) for p in pairs])
         self.pair = np.concatenate([np.full(len(p[1]), i, dtype=np.int64)
                                     for i, p in enumerate(pairs)])
         self.start = np.array([x for p in pairs for x in p[1]], dtype=float)
@@ -361,10 +359,6 @@ class _OneHop:
             _evict(self._windows, _WINDOW_CACHE_SIZE)
             self._windows[k] = win
         return win, (k + 1) * w
-
-    def arrivals(self, t0_s: float, size_bits: float) -> np.ndarray:
-        """Arrival over every contact of a message ready at ``t0_s`` (inf: unusable)."""
-        return _arrivals(self, t0_s, size_bits)
 
     def route(self, src: int, t0_s: float, size_bits: float, limit: float) -> Route | None:
         win, win_end = self.window(t0_s)
@@ -834,7 +828,7 @@ class RoutingTable:
             arrival = _arrivals(win, t0_s, size_bits)
             pair_ids = np.unique(win.pair[arrival <= cutoff])
         else:
-            arrival = hop.arrivals(t0_s, size_bits)
+            arrival = _arrivals(hop, t0_s, size_bits)
             pair_ids = np.unique(hop.pair[arrival <= cutoff])
         keep: list[_Pair] = []
         for i in pair_ids.tolist():
